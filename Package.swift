@@ -1,0 +1,91 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "presence",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "presence-server", targets: ["PresenceServer"]),
+        .library(name: "Redis", targets: ["Redis"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+    ],
+    targets: [
+        // C shim over Debian's libhiredis-dev: hiredis formats commands and parses replies, nothing else.
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        // A Redis client that knows nothing about the service: RESP via hiredis, I/O via SwiftNIO.
+        .target(
+            name: "Redis",
+            dependencies: [
+                "CHiredis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // HTTP layer: configuration, routes, middleware, the application's composition root.
+        .target(
+            name: "PresenceHTTP",
+            dependencies: [
+                "Redis",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The thin executable.
+        .executableTarget(
+            name: "PresenceServer",
+            dependencies: ["PresenceHTTP"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RedisTests",
+            dependencies: [
+                "Redis", "CHiredis", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            resources: [.copy("Scripts")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PresenceHTTPTests",
+            dependencies: [
+                "PresenceHTTP", "Redis", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Test harness: starts real redis-server processes on free ports.
+        .target(
+            name: "TestSupport",
+            dependencies: ["Redis"],
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

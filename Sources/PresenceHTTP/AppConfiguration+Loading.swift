@@ -1,0 +1,147 @@
+import Foundation
+import NIOCore
+import Logging
+import Redis
+
+extension AppConfiguration {
+    /// One configurable setting: its environment variable, the matching flag, its help and how to apply it.
+    public struct Setting: Sendable {
+        /// Environment variable name, e.g. `PORT`.
+        public let name: String
+        /// Value shown in `--help` as the default.
+        public let defaultValue: String
+        /// One line of help.
+        public let help: String
+        let apply: @Sendable (inout AppConfiguration, String) throws(ConfigurationError) -> Void
+
+        /// The flag, derived from the name: `REDIS_URL` → `--redis-url`.
+        public var flag: String { "--" + name.lowercased().replacingOccurrences(of: "_", with: "-") }
+    }
+
+    /// What ``load(arguments:environment:)`` decided.
+    public enum LoadResult: Sendable {
+        /// Start the server with this configuration.
+        case run(AppConfiguration)
+        /// Print this text and exit successfully (`--help`).
+        case help(String)
+    }
+
+    /// Every setting, in `--help` order. Add new ones here.
+    public static let settings: [Setting] = [
+        Setting(name: "HOST", defaultValue: "127.0.0.1", help: "Address to listen on (0.0.0.0 for all interfaces)") {
+            config, value throws(ConfigurationError) in
+            guard !value.isEmpty, !value.contains(" ") else {
+                throw ConfigurationError(setting: "HOST", message: "must be a host name or IP address, got '\(value)'")
+            }
+            config.host = value
+        },
+        Setting(name: "PORT", defaultValue: "8080", help: "TCP port to listen on") { config, value throws(ConfigurationError) in
+            config.port = try integer(value, setting: "PORT", in: 1...65535)
+        },
+        Setting(name: "REDIS_URL", defaultValue: "redis://127.0.0.1:6379",
+                help: "redis://[user:password@]host:port[/db] or unix:///path/to/socket") {
+            config, value throws(ConfigurationError) in
+            do throws(RedisConfigurationError) {
+                let parsed = try RedisConfiguration(url: value)
+                config.redisURL = value
+                config.redis.endpoint = parsed.endpoint
+                config.redis.username = parsed.username
+                config.redis.password = parsed.password
+                config.redis.database = parsed.database
+            } catch {
+                throw ConfigurationError(setting: "REDIS_URL", message: error.message)
+            }
+        },
+        Setting(name: "REDIS_TIMEOUT_MS", defaultValue: "2000",
+                help: "Bounded wait for a Redis command (connection + reply), in milliseconds") {
+            config, value throws(ConfigurationError) in
+            let ms = try integer(value, setting: "REDIS_TIMEOUT_MS", in: 10...600_000)
+            config.redis.commandTimeout = .milliseconds(Int64(ms))
+            config.redis.connectTimeout = .milliseconds(Int64(ms))
+        },
+        Setting(name: "REDIS_CONNECTIONS", defaultValue: "2",
+                help: "Multiplexed Redis connections per worker (commands are pipelined on each)") {
+            config, value throws(ConfigurationError) in
+            config.redis.connectionCount = try integer(value, setting: "REDIS_CONNECTIONS", in: 1...64)
+        },
+        Setting(name: "LOG_LEVEL", defaultValue: "info",
+                help: "trace, debug, info, notice, warning, error or critical") { config, value throws(ConfigurationError) in
+            guard let level = Logger.Level(rawValue: value.lowercased()) else {
+                throw ConfigurationError(
+                    setting: "LOG_LEVEL",
+                    message: "must be one of trace, debug, info, notice, warning, error, critical; got '\(value)'"
+                )
+            }
+            config.logLevel = level
+        },
+    ]
+
+    /// Builds the configuration from command-line arguments (without the program name) and the environment.
+    /// Flags win over environment variables, which win over defaults. Accepts `--flag value` and `--flag=value`.
+    public static func load(arguments: [String], environment: [String: String]) throws(ConfigurationError) -> LoadResult {
+        var flags: [String: String] = [:]
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            if argument == "--help" || argument == "-h" { return .help(helpText) }
+            guard argument.hasPrefix("--") else {
+                throw ConfigurationError(setting: argument, message: "unexpected argument (see --help)")
+            }
+            var flag = argument
+            var value: String?
+            if let eq = argument.firstIndex(of: "=") {
+                flag = String(argument[..<eq])
+                value = String(argument[argument.index(after: eq)...])
+            }
+            guard let setting = settings.first(where: { $0.flag == flag }) else {
+                throw ConfigurationError(setting: flag, message: "unknown option (see --help)")
+            }
+            if value == nil {
+                index += 1
+                guard index < arguments.count else {
+                    throw ConfigurationError(setting: setting.name, message: "\(flag) needs a value")
+                }
+                value = arguments[index]
+            }
+            flags[setting.name] = value
+            index += 1
+        }
+        var config = AppConfiguration()
+        for setting in settings {
+            if let value = flags[setting.name] ?? environment[setting.name] {
+                try setting.apply(&config, value)
+            }
+        }
+        return .run(config)
+    }
+
+    /// The `--help` text: usage and every setting with its flag, variable and default.
+    public static var helpText: String {
+        var lines = [
+            "Usage: presence-server [options]",
+            "",
+            "Realtime presence and rooms service. Every option can also be set by its environment variable;",
+            "a flag wins over the variable.",
+            "",
+            "Options:",
+        ]
+        let width = settings.map { "\($0.flag) <value>".count }.max() ?? 0
+        for setting in settings {
+            let left = "\(setting.flag) <value>".padding(toLength: width, withPad: " ", startingAt: 0)
+            lines.append("  \(left)  \(setting.help)")
+            lines.append("  \(String(repeating: " ", count: width))  env \(setting.name), default \(setting.defaultValue)")
+        }
+        lines.append("  --help".padding(toLength: width + 2, withPad: " ", startingAt: 0) + "  Show this help")
+        return lines.joined(separator: "\n")
+    }
+
+    static func integer(_ value: String, setting: String, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+        guard let number = Int(value.trimmingCharacters(in: .whitespaces)), range.contains(number) else {
+            throw ConfigurationError(
+                setting: setting,
+                message: "must be an integer from \(range.lowerBound) to \(range.upperBound), got '\(value)'"
+            )
+        }
+        return number
+    }
+}

@@ -1,0 +1,34 @@
+import Hummingbird
+import Logging
+
+/// Turns every error into a JSON body `{"error": "..."}` with the right status: the routes' own
+/// ``APIError``s, Hummingbird's errors (unknown route → 404, body too large → 413, ...), and anything
+/// unexpected (500, logged, with no internals leaked to the client).
+public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            return JSONResponse.error(error.message, status: error.status, headers: error.headers)
+        } catch let error as HTTPError {
+            return JSONResponse.error(error.body ?? Self.message(for: error.status), status: error.status, headers: error.headers)
+        } catch let error as any HTTPResponseError {
+            return JSONResponse.error(Self.message(for: error.status), status: error.status)
+        } catch {
+            context.logger.error("Unhandled error", metadata: ["error": "\(String(reflecting: error))"])
+            return JSONResponse.error("Internal server error", status: .internalServerError)
+        }
+    }
+
+    static func message(for status: HTTPResponse.Status) -> String {
+        switch status {
+        case .notFound: return "Not found"
+        case .methodNotAllowed: return "Method not allowed"
+        case .contentTooLarge: return "Request body too large"
+        case .badRequest: return "Bad request"
+        default: return status.reasonPhrase
+        }
+    }
+}

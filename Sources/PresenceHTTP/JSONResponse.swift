@@ -1,0 +1,26 @@
+import Foundation
+import Hummingbird
+import NIOCore
+
+/// Builds JSON responses, errors included, the same way everywhere.
+public enum JSONResponse {
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return encoder
+    }()
+
+    /// `{"error": message}` with `status`.
+    public static func error(_ message: String, status: HTTPResponse.Status, headers: HTTPFields = [:]) -> Response {
+        struct Body: Encodable { let error: String }
+        return make(Body(error: message), status: status, headers: headers)
+    }
+
+    /// `value` encoded as JSON with `status`.
+    public static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        let data = (try? encoder.encode(value)) ?? Data(#"{"error":"Internal server error"}"#.utf8)
+        var fields = headers
+        fields[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

@@ -1,0 +1,45 @@
+import NIOCore
+
+extension RedisClient {
+    /// `PING`; returns when Redis answered.
+    public func ping(timeout: Duration? = nil) async throws {
+        try await send(RedisCommand("PING"), timeout: timeout)
+    }
+
+    /// `GET key`: the value as bytes, `nil` when the key does not exist.
+    public func get(_ key: String) async throws -> ByteBuffer? {
+        switch try await send(RedisCommand("GET", key)) {
+        case .bulkString(let value): return value
+        case .null: return nil
+        case let other: throw RedisError.protocolError("unexpected reply to GET: \(other)")
+        }
+    }
+
+    /// `GET key` decoded as UTF-8.
+    public func getString(_ key: String) async throws -> String? {
+        try await get(key).map { String(buffer: $0) }
+    }
+
+    /// `SET key value [EX seconds]`.
+    public func set(_ key: String, to value: String, expireSeconds: Int? = nil) async throws {
+        var command = RedisCommand("SET", key, value)
+        if let expireSeconds {
+            command.append("EX")
+            command.append(expireSeconds)
+        }
+        try await send(command)
+    }
+
+    /// `DEL key...`; returns how many keys existed.
+    @discardableResult
+    public func delete(_ keys: [String]) async throws -> Int {
+        guard !keys.isEmpty else { return 0 }
+        return try await send(RedisCommand("DEL", keys)).int ?? 0
+    }
+
+    /// `PUBLISH channel message`; returns how many subscribers received it.
+    @discardableResult
+    public func publish(_ message: String, to channel: String) async throws -> Int {
+        try await send(RedisCommand("PUBLISH", channel, message)).int ?? 0
+    }
+}

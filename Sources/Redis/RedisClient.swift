@@ -1,0 +1,109 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// The Redis client: a small set of multiplexed, self-healing connections shared by every caller.
+///
+/// Commands from concurrent tasks are spread round-robin over ``RedisConfiguration/connectionCount``
+/// connections and pipelined on each. Run it as a `Service` (it connects, then closes on graceful shutdown),
+/// or call ``connect()`` and ``close()`` yourself.
+public final class RedisClient: Sendable {
+    /// The configuration the client was made with.
+    public let configuration: RedisConfiguration
+    let connections: [RedisConnection]
+    let eventLoopGroup: any EventLoopGroup
+    let logger: Logger
+    private let next = Atomic<Int>(0)
+
+    /// Creates a client; nothing connects until ``connect()``, ``run()`` or the first command.
+    public init(
+        configuration: RedisConfiguration,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "redis")
+    ) {
+        self.configuration = configuration
+        self.eventLoopGroup = eventLoopGroup
+        self.logger = logger
+        self.connections = (0..<configuration.connectionCount).map { _ in
+            RedisConnection(configuration: configuration, eventLoop: eventLoopGroup.next(), logger: logger)
+        }
+    }
+
+    /// Starts connecting every connection (idempotent).
+    public func connect() {
+        for connection in connections { connection.start() }
+    }
+
+    /// Closes every connection; later commands fail with ``RedisError/shutdown``.
+    public func close() async {
+        for connection in connections {
+            try? await connection.close().get()
+        }
+    }
+
+    /// Sends one command and returns its reply. An error reply throws ``RedisError/server(_:)``;
+    /// every failure is a ``RedisError``.
+    @discardableResult
+    public func send(_ command: RedisCommand, timeout: Duration? = nil) async throws -> RESPValue {
+        let reply = try await raw(command, timeout: timeout)
+        if case .error(let message) = reply { throw RedisError.server(message) }
+        return reply
+    }
+
+    /// Sends one command; the reply comes back as it is, error replies included.
+    public func raw(_ command: RedisCommand, timeout: Duration? = nil) async throws -> RESPValue {
+        do {
+            return try await pick().send(command, timeout: timeout.map(TimeAmount.init)).get()
+        } catch let error as RedisError {
+            throw error
+        } catch {
+            throw RedisError.connectionLost
+        }
+    }
+
+    /// Sends `commands` in one write on one connection and returns all replies in order. Error replies are
+    /// returned as ``RESPValue/error(_:)`` values, not thrown, so one failing command loses no other reply.
+    public func pipeline(_ commands: [RedisCommand], timeout: Duration? = nil) async throws -> [RESPValue] {
+        do {
+            return try await pick().send(batch: commands, timeout: timeout.map(TimeAmount.init)).get()
+        } catch let error as RedisError {
+            throw error
+        } catch {
+            throw RedisError.connectionLost
+        }
+    }
+
+    /// A new pub/sub subscriber on a dedicated connection with this client's configuration.
+    public func makeSubscriber(healthCheckInterval: Duration = .seconds(1)) -> RedisSubscriber {
+        RedisSubscriber(
+            configuration: configuration,
+            eventLoop: eventLoopGroup.next(),
+            logger: logger,
+            healthCheckInterval: TimeAmount(healthCheckInterval)
+        )
+    }
+
+    private func pick() -> RedisConnection {
+        if connections.count == 1 { return connections[0] }
+        let index = next.add(1, ordering: .relaxed).oldValue
+        return connections[index % connections.count]
+    }
+}
+
+extension RedisClient: Service {
+    /// Connects, waits for graceful shutdown, then closes the connections.
+    public func run() async throws {
+        connect()
+        try? await gracefulShutdown()
+        await close()
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

@@ -1,0 +1,60 @@
+# Shared helpers for ops scripts. Source it; do not run it.
+
+# ensure_packages PKG...: installs missing Debian packages with apt-get when root; otherwise prints the exact
+# command to run and fails.
+ensure_packages() {
+    local missing=()
+    for package in "$@"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -eq 0 ]; then
+        echo "ops: installing ${missing[*]}" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "ops: missing packages: ${missing[*]}" >&2
+        echo "ops: run: sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+        return 1
+    fi
+}
+
+# ensure_swift: fails with a clear line when the Swift toolchain is not on PATH.
+ensure_swift() {
+    if ! command -v swift >/dev/null 2>&1; then
+        if [ -x /opt/swift/usr/bin/swift ]; then
+            export PATH="/opt/swift/usr/bin:$PATH"
+        else
+            echo "ops: swift not found on PATH; install Swift 6 (https://swift.org/install)" >&2
+            return 1
+        fi
+    fi
+}
+
+# free_port: prints a TCP port nothing listens on right now.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_for_redis PORT [SECONDS]: waits until redis answers PING on 127.0.0.1:PORT.
+wait_for_redis() {
+    local port=$1 limit=${2:-10} i=0
+    until redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; do
+        i=$((i + 1))
+        if [ $i -gt $((limit * 20)) ]; then
+            echo "ops: redis-server on port $port did not start" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+# start_redis PORT DIR: starts a redis-server child on 127.0.0.1:PORT with its files under DIR and prints its pid.
+start_redis() {
+    local port=$1 dir=$2
+    mkdir -p "$dir"
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --daemonize no \
+        --save "" --appendonly no --loglevel warning --logfile "$dir/redis.log" &
+    echo $!
+}
