@@ -59,6 +59,13 @@ let package = Package(
             dependencies: ["PresenceHTTP"],
             swiftSettings: swiftSettings
         ),
+        // Benchmark driver for ops/bench/redis-client: the redis-benchmark workload through this client.
+        .executableTarget(
+            name: "redis-bench",
+            dependencies: ["Redis", .product(name: "NIOCore", package: "swift-nio")],
+            path: "ops/bench/RedisBench",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "RedisTests",
             dependencies: [

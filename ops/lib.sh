@@ -55,6 +55,6 @@ start_redis() {
     local port=$1 dir=$2
     mkdir -p "$dir"
     redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --daemonize no \
-        --save "" --appendonly no --loglevel warning --logfile "$dir/redis.log" &
+        --save "" --appendonly no --loglevel warning --logfile "$dir/redis.log" </dev/null >/dev/null 2>&1 &
     echo $!
 }

@@ -1,0 +1,22 @@
+-- Refreshes a present user's TTL (heartbeat, typing), optionally replacing the member state.
+--
+-- KEYS[1] room:{id}:members   KEYS[2] room:{id}:presence:<user>   KEYS[3] room:{id}:joined
+-- ARGV[1] user   ARGV[2] ttl (ms)   ARGV[3] new state JSON, or '' to keep it
+--
+-- Returns {expiresAt, now, joinedAt, oldState, newState}, or nil when the user is not present (never joined,
+-- left, or expired).
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local user, ttl = ARGV[1], tonumber(ARGV[2])
+local score = redis.call('ZSCORE', KEYS[1], user)
+if (not score) or tonumber(score) <= now then
+  return nil
+end
+local expiresAt = now + ttl
+redis.call('ZADD', KEYS[1], expiresAt, user)
+local old = redis.call('GET', KEYS[2]) or '{}'
+local new = ARGV[3]
+if new == '' then new = old end
+redis.call('SET', KEYS[2], new, 'PX', ttl)
+local joinedAt = tonumber(redis.call('ZSCORE', KEYS[3], user) or now)
+return {expiresAt, now, joinedAt, old, new}

@@ -1,0 +1,19 @@
+-- Claims the members of one room whose presence expired. Run by every worker's sweeper; ZREM makes the
+-- claim atomic, so each expiry is claimed (and announced) by exactly one worker.
+--
+-- KEYS[1] room:{id}:meta   KEYS[2] room:{id}:members   KEYS[3] room:{id}:joined
+-- ARGV: none
+--
+-- Returns {userCount, {claimed users...}, meta...}.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
+local claimed = {}
+for _, user in ipairs(expired) do
+  if redis.call('ZREM', KEYS[2], user) == 1 then
+    redis.call('ZREM', KEYS[3], user)
+    claimed[#claimed + 1] = user
+  end
+end
+local count = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
+return {count, claimed, redis.call('HGETALL', KEYS[1])}
