@@ -1,3 +1,5 @@
+import Logging
+import Foundation
 import Hummingbird
 import NIOCore
 

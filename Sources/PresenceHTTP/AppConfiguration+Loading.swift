@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import Logging
+import PresenceCore
 import Redis
 
 extension AppConfiguration {
@@ -74,7 +75,67 @@ extension AppConfiguration {
             }
             config.logLevel = level
         },
+        Setting(name: "ALLOWED_ORIGINS", defaultValue: "http://localhost:*,http://127.0.0.1:*",
+                help: "Comma-separated origins allowed to call the API; * = any, and * inside a pattern matches anything") {
+            config, value throws(ConfigurationError) in
+            let origins = list(value)
+            guard !origins.isEmpty else { throw ConfigurationError(setting: "ALLOWED_ORIGINS", message: "must not be empty") }
+            config.allowedOrigins = origins
+        },
+        Setting(name: "ADMIN_USERS", defaultValue: "ryo", help: "Comma-separated usernames with admin rights") {
+            config, value throws(ConfigurationError) in
+            config.chat.admins = Set(list(value).map { $0.lowercased() })
+        },
+        Setting(name: "TOKEN_TTL", defaultValue: "2592000", help: "Session token lifetime in seconds, extended on each use") {
+            config, value throws(ConfigurationError) in
+            config.tokenTTL = .seconds(try integer(value, setting: "TOKEN_TTL", in: 60...(10 * 365 * 86400)))
+        },
+        Setting(name: "CHAT_PRESENCE_TTL", defaultValue: "90", help: "Seconds a chat presence lasts without a heartbeat") {
+            config, value throws(ConfigurationError) in
+            config.chat.presenceTTL = .seconds(try integer(value, setting: "CHAT_PRESENCE_TTL", in: 1...86400))
+        },
+        Setting(name: "HISTORY_LIMIT", defaultValue: "1000", help: "Messages kept per room") {
+            config, value throws(ConfigurationError) in
+            config.chat.historyLimit = try integer(value, setting: "HISTORY_LIMIT", in: 1...1_000_000)
+        },
+        Setting(name: "MESSAGE_RATE_LIMIT", defaultValue: "20", help: "Messages per user per 60 s") {
+            config, value throws(ConfigurationError) in
+            config.chat.messageLimit = try integer(value, setting: "MESSAGE_RATE_LIMIT", in: 1...100_000)
+        },
+        Setting(name: "SEARCH_RATE_LIMIT", defaultValue: "60", help: "User searches per client address per 60 s") {
+            config, value throws(ConfigurationError) in
+            config.searchRateLimit = try integer(value, setting: "SEARCH_RATE_LIMIT", in: 1...1_000_000)
+        },
+        Setting(name: "TRUSTED_PROXIES", defaultValue: "127.0.0.0/8,::1",
+                help: "Addresses or CIDR blocks whose X-Forwarded-For is believed (empty: none)") {
+            config, value throws(ConfigurationError) in
+            let entries = list(value)
+            for entry in entries where ClientAddress.Block(entry) == nil {
+                throw ConfigurationError(setting: "TRUSTED_PROXIES", message: "'\(entry)' is not an IP address or CIDR block")
+            }
+            config.trustedProxies = entries
+        },
+        Setting(name: "DEFAULT_ROOMS", defaultValue: "general,random", help: "Public rooms created at start-up when missing") {
+            config, value throws(ConfigurationError) in
+            let rooms = list(value)
+            for room in rooms where !Validation.isRoomID(room.lowercased().replacingOccurrences(of: " ", with: "-")) {
+                throw ConfigurationError(setting: "DEFAULT_ROOMS", message: "'\(room)' is not a valid room id")
+            }
+            config.chat.defaultRooms = rooms
+        },
+        Setting(name: "SWEEP_INTERVAL_MS", defaultValue: "1000", help: "How often each worker looks for expired presence") {
+            config, value throws(ConfigurationError) in
+            config.sweepInterval = .milliseconds(try integer(value, setting: "SWEEP_INTERVAL_MS", in: 50...60_000))
+        },
+        Setting(name: "BCRYPT_COST", defaultValue: "10", help: "bcrypt work factor for passwords (4-15)") {
+            config, value throws(ConfigurationError) in
+            config.bcryptCost = UInt8(try integer(value, setting: "BCRYPT_COST", in: 4...15))
+        },
     ]
+
+    static func list(_ value: String) -> [String] {
+        value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
 
     /// Builds the configuration from command-line arguments (without the program name) and the environment.
     /// Flags win over environment variables, which win over defaults. Accepts `--flag value` and `--flag=value`.

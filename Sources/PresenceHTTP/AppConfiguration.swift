@@ -1,4 +1,6 @@
+import Foundation
 import Logging
+import PresenceCore
 import Redis
 
 /// Everything the server reads at start-up. Each setting comes from a command-line flag, else an environment
@@ -14,6 +16,20 @@ public struct AppConfiguration: Sendable {
     public var redis: RedisConfiguration
     /// Log level (`LOG_LEVEL`).
     public var logLevel: Logger.Level = .info
+    /// Chat rules: presence TTL, history size, admins, message limit, default rooms.
+    public var chat = ChatSettings()
+    /// Origin patterns allowed to call the API (`ALLOWED_ORIGINS`); `*` in a pattern matches anything.
+    public var allowedOrigins: [String] = ["http://localhost:*", "http://127.0.0.1:*"]
+    /// Session token lifetime, extended on each use (`TOKEN_TTL`, seconds).
+    public var tokenTTL: Duration = .seconds(30 * 24 * 3600)
+    /// Searches per client address per minute (`SEARCH_RATE_LIMIT`).
+    public var searchRateLimit: Int = 60
+    /// Peers whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`): addresses or CIDR blocks.
+    public var trustedProxies: [String] = ["127.0.0.0/8", "::1"]
+    /// How often each worker's sweeper looks for expired presence (`SWEEP_INTERVAL_MS`).
+    public var sweepInterval: Duration = .seconds(1)
+    /// bcrypt work factor (`BCRYPT_COST`).
+    public var bcryptCost: UInt8 = 10
 
     /// The defaults, as `presence-server` starts with no flags and no environment.
     public init() {

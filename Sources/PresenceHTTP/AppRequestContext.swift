@@ -1,11 +1,17 @@
+import Logging
+import Foundation
 import Hummingbird
+import NIOCore
 
 /// The request context of every route.
 public struct AppRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
+    /// The peer's IP address (the load balancer's, behind one), when the request came over a socket.
+    public let peerAddress: String?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
+        self.peerAddress = source.channel.remoteAddress?.ipAddress
     }
 
     /// Bodies larger than this are refused with 413.

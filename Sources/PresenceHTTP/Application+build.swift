@@ -1,32 +1,69 @@
+import Foundation
 import Hummingbird
 import Logging
+import PresenceCore
 import Redis
 import ServiceLifecycle
 import UnixSignals
 
-/// The composition root: builds the Redis client, the router and the application from a configuration.
-/// Services shut down in reverse order: the HTTP server stops accepting and drains in-flight requests first,
-/// then the Redis connections close.
+/// The composition root: builds the Redis client, the domain services, the router and the application from a
+/// configuration. Services shut down in reverse order: the HTTP server stops accepting and drains in-flight
+/// requests first, then the sweeper stops, then the Redis connections close.
 public func buildApplication(configuration: AppConfiguration, logger: Logger? = nil) -> some ApplicationProtocol {
     var logger = logger ?? Logger(label: "presence")
     logger.logLevel = configuration.logLevel
     var redisLogger = logger
     redisLogger[metadataKey: "component"] = "redis"
     let redis = RedisClient(configuration: configuration.redis, logger: redisLogger)
-    let router = buildRouter(redis: redis)
+    let services = AppServices(configuration: configuration, redis: redis, logger: logger)
     return Application(
-        router: router,
+        router: buildRouter(services),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "presence-server"),
-        services: [redis],
+        services: [redis, services.sweeper, StartupTasks(chat: services.chat, logger: logger)],
         logger: logger
     )
 }
 
+/// The domain services one worker runs, wired from the configuration.
+public struct AppServices: Sendable {
+    public let configuration: AppConfiguration
+    public let redis: RedisClient
+    public let users: UserDirectory
+    public let tokens: TokenStore
+    public let chat: ChatService
+    public let sweeper: PresenceSweeper
+    public let searchLimiter: SlidingWindowLimiter
+
+    public init(configuration: AppConfiguration, redis: RedisClient, logger: Logger) {
+        self.configuration = configuration
+        self.redis = redis
+        let users = UserDirectory(redis: redis, hasher: PasswordHasher(cost: configuration.bcryptCost))
+        self.users = users
+        self.tokens = TokenStore(redis: redis, ttl: configuration.tokenTTL)
+        let chat = ChatService(redis: redis, users: users, settings: configuration.chat, logger: logger)
+        self.chat = chat
+        self.searchLimiter = SlidingWindowLimiter(name: "search", limit: configuration.searchRateLimit, window: .seconds(60), redis: redis)
+        self.sweeper = PresenceSweeper(redis: redis, interval: configuration.sweepInterval, logger: logger) { expired in
+            await chat.announceExpired(room: expired.room, users: expired.users, userCount: expired.userCount, meta: expired.meta)
+        }
+    }
+}
+
 /// The router with every route and middleware; separate so tests can drive it without a socket.
-public func buildRouter(redis: RedisClient) -> Router<AppRequestContext> {
+public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self)
+    let table = RouteTable()
     router.add(middleware: JSONErrorMiddleware())
-    HealthController(redis: redis).addRoutes(to: router)
+    router.add(middleware: OriginMiddleware(patterns: services.configuration.allowedOrigins, routes: table))
+    HealthController(redis: services.redis).addRoutes(to: router)
+    let authenticator = Authenticator(tokens: services.tokens)
+    AuthController(users: services.users, tokens: services.tokens, authenticator: authenticator).addRoutes(to: router, table: table)
+    RoomsController(chat: services.chat, authenticator: authenticator).addRoutes(to: router, table: table)
+    PresenceController(chat: services.chat, authenticator: authenticator).addRoutes(to: router, table: table)
+    UsersController(
+        users: services.users, limiter: services.searchLimiter,
+        trustedProxies: services.configuration.trustedProxies.compactMap(ClientAddress.Block.init)
+    ).addRoutes(to: router, table: table)
     return router
 }
 

@@ -1,3 +1,5 @@
+import Logging
+import Foundation
 /// A setting that could not be used; its description is the one line printed at start-up.
 public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The setting's environment name (e.g. `PORT`), or the unknown flag.

@@ -1,3 +1,4 @@
+import Logging
 import Foundation
 import Hummingbird
 import NIOCore
@@ -6,7 +7,7 @@ import NIOCore
 public enum JSONResponse {
     private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }()
 

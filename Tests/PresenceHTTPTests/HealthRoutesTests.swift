@@ -11,11 +11,14 @@ import TestSupport
 @Suite("Health, readiness and JSON errors")
 struct HealthRoutesTests {
     func app(redisURL: String, timeoutMilliseconds: Int64 = 300) throws -> some ApplicationProtocol {
-        var configuration = try RedisConfiguration(url: redisURL)
-        configuration.commandTimeout = .milliseconds(timeoutMilliseconds)
-        configuration.connectTimeout = .milliseconds(timeoutMilliseconds)
-        let redis = RedisClient(configuration: configuration)
-        return Application(router: buildRouter(redis: redis), services: [redis])
+        var configuration = AppConfiguration()
+        configuration.redis = try RedisConfiguration(url: redisURL)
+        configuration.redis.commandTimeout = .milliseconds(timeoutMilliseconds)
+        configuration.redis.connectTimeout = .milliseconds(timeoutMilliseconds)
+        configuration.bcryptCost = 4
+        let redis = RedisClient(configuration: configuration.redis)
+        let services = AppServices(configuration: configuration, redis: redis, logger: Logger(label: "test"))
+        return Application(router: buildRouter(services), services: [redis])
     }
 
     @Test func healthAndReadyWithRedis() async throws {

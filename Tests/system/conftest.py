@@ -136,3 +136,80 @@ def start_server(server_binary):
     yield start
     for s in started:
         s.cleanup()
+
+
+class Worker:
+    """HTTP helper around one presence-server process."""
+
+    def __init__(self, proc: ServerProcess):
+        self.proc = proc
+        self.base = proc.base
+
+    def call(self, method: str, path: str, user=None, json=None, headers=None, **kwargs):
+        h = dict(headers or {})
+        if user is not None:
+            h["Authorization"] = f"Bearer {user.token}"
+            h["X-Username"] = user.name
+        return requests.request(method, self.base + path, json=json, headers=h, timeout=10, **kwargs)
+
+
+class User:
+    def __init__(self, name: str, token: str):
+        self.name = name
+        self.token = token
+
+
+def register(worker: "Worker", name: str, password: str = "password123") -> User:
+    r = worker.call("POST", "/api/auth/register", json={"username": name, "password": password})
+    assert r.status_code == 201, r.text
+    return User(r.json()["username"], r.json()["token"])
+
+
+class Cluster:
+    def __init__(self, redis_proc: RedisProcess, workers):
+        self.redis_proc = redis_proc
+        self.workers = workers
+        self.a, self.b = workers[0], workers[-1]
+
+    def redis(self):
+        import redis as redis_py
+        return redis_py.Redis(port=self.redis_proc.port, decode_responses=True)
+
+
+@pytest.fixture
+def make_cluster(redis_process, start_server):
+    def make(n: int = 2, **env):
+        settings = {"BCRYPT_COST": 4, "ADMIN_USERS": "ryo", "REDIS_URL": redis_process.url}
+        settings.update(env)
+        return Cluster(redis_process, [Worker(start_server(**settings)) for _ in range(n)])
+    return make
+
+
+@pytest.fixture
+def cluster(make_cluster):
+    return make_cluster()
+
+
+class Subscription:
+    """A Redis pub/sub subscription to the service's broadcast channels (ch:<client channel>)."""
+
+    def __init__(self, r, channels):
+        self.client = r  # keep the client alive: collecting it closes the pub/sub connection
+        self.pubsub = r.pubsub()
+        self.pubsub.subscribe(*[f"ch:{c}" for c in channels])
+        for _ in channels:
+            m = self.pubsub.get_message(timeout=2)
+            assert m and m["type"] == "subscribe"
+
+    def events(self, timeout: float = 1.0):
+        import json as json_mod
+        out = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = self.pubsub.get_message(timeout=0.05)
+            if m and m["type"] == "message":
+                out.append(json_mod.loads(m["data"]))
+        return out
+
+    def close(self):
+        self.pubsub.close()

@@ -1,0 +1,50 @@
+import Foundation
+import Logging
+import Redis
+
+/// One event for clients: its name, the client channel it goes to and its data (a JSON object).
+public struct BroadcastEvent: Sendable {
+    public var event: String
+    public var channel: String
+    public var data: JSONValue
+
+    public init(event: String, channel: String, data: JSONValue) {
+        self.event = event
+        self.channel = channel
+        self.data = data
+    }
+
+    /// The pub/sub payload: `{"event": ..., "channel": ..., "data": {...}}`.
+    public var payload: String {
+        JSONValue.object(["event": .string(event), "channel": .string(channel), "data": data]).serialized
+    }
+}
+
+/// Publishes events to Redis pub/sub, one Redis channel per client channel (`ch:<channel>`), so every worker
+/// can deliver them. Publishing is best effort: a failure is logged, never fails the request that caused it
+/// (the state change already happened).
+public struct Broadcaster: Sendable {
+    let redis: RedisClient
+    let logger: Logger
+
+    public init(redis: RedisClient, logger: Logger) {
+        self.redis = redis
+        self.logger = logger
+    }
+
+    /// Publishes `events` in one pipelined round trip.
+    public func publish(_ events: [BroadcastEvent]) async {
+        guard !events.isEmpty else { return }
+        let commands = events.map {
+            RedisCommand("PUBLISH", RedisKeys.broadcastChannel($0.channel), $0.payload)
+        }
+        do {
+            let replies = try await redis.pipeline(commands)
+            for (event, reply) in zip(events, replies) where reply.errorMessage != nil {
+                logger.warning("Publish failed", metadata: ["event": "\(event.event)", "error": "\(reply)"])
+            }
+        } catch {
+            logger.warning("Publish failed", metadata: ["events": "\(events.count)", "error": "\(error)"])
+        }
+    }
+}

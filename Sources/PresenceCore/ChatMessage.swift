@@ -1,0 +1,30 @@
+/// One message of a room's history.
+public struct ChatMessage: Sendable, Equatable, Codable {
+    /// The stream entry id (`<ms>-<seq>`): unique per room, ordered, usable as a cursor.
+    public var id: String
+    public var roomId: String
+    public var username: String
+    public var content: String
+    /// Epoch milliseconds, from Redis's clock (the id's first part).
+    public var timestamp: Int64
+    /// The author's role in support rooms; absent in chat rooms.
+    public var role: String?
+
+    public init(id: String, roomId: String, username: String, content: String, timestamp: Int64, role: String? = nil) {
+        self.id = id
+        self.roomId = roomId
+        self.username = username
+        self.content = content
+        self.timestamp = timestamp
+        self.role = role
+    }
+
+    public var json: JSONValue {
+        var object: [String: JSONValue] = [
+            "id": .string(id), "roomId": .string(roomId), "username": .string(username),
+            "content": .string(content), "timestamp": .int64(timestamp),
+        ]
+        if let role { object["role"] = .string(role) }
+        return .object(object)
+    }
+}

@@ -1,0 +1,235 @@
+import Foundation
+import Logging
+import Redis
+
+/// The chat face: rooms, presence switches and heartbeats, messages, and the events they broadcast.
+/// Decides who may do what; storage is in ``RoomStore``, ``PresenceEngine`` and ``MessageHistory``.
+public struct ChatService: Sendable {
+    public let settings: ChatSettings
+    public let rooms: RoomStore
+    public let presence: PresenceEngine
+    public let history: MessageHistory
+    public let users: UserDirectory
+    public let broadcaster: Broadcaster
+    public let messageLimiter: SlidingWindowLimiter
+    let redis: RedisClient
+    let logger: Logger
+
+    public init(redis: RedisClient, users: UserDirectory, settings: ChatSettings, logger: Logger) {
+        self.settings = settings
+        self.redis = redis
+        self.rooms = RoomStore(redis: redis)
+        self.presence = PresenceEngine(redis: redis)
+        self.history = MessageHistory(redis: redis, limit: settings.historyLimit)
+        self.users = users
+        self.broadcaster = Broadcaster(redis: redis, logger: logger)
+        self.messageLimiter = SlidingWindowLimiter(
+            name: "messages", limit: settings.messageLimit, window: settings.messageWindow, redis: redis
+        )
+        self.logger = logger
+    }
+
+    public func isAdmin(_ user: String) -> Bool { settings.admins.contains(user) }
+
+    // MARK: - Rooms
+
+    /// Creates a room. Public rooms: admins only, id derived from the name. Private rooms: any user, random id,
+    /// the creator among the members, every member registered.
+    public func createRoom(name rawName: String, type: Room.Kind, members rawMembers: [String], by user: String) async throws -> Room {
+        let name = rawName.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !name.isEmpty, name.count <= 64 else { throw DomainError.invalid("Room name must be 1-64 characters") }
+        let room: Room
+        switch type {
+        case .public:
+            guard isAdmin(user) else { throw DomainError.forbidden("Forbidden") }
+            let id = name.lowercased().replacingOccurrences(of: " ", with: "-")
+            guard Validation.isRoomID(id) else { throw DomainError.invalid("Invalid room ID format") }
+            let result = try await rooms.create(id: id, name: name, type: .public, createdBy: user, members: [])
+            guard result.created else { throw DomainError.conflict("Room already exists") }
+            room = result.room
+        case .private:
+            var members: [String] = []
+            for raw in rawMembers {
+                guard let member = Validation.username(raw) else { throw DomainError.invalid("Unknown user: \(raw)") }
+                if !members.contains(member) { members.append(member) }
+            }
+            guard members.count <= 100 else { throw DomainError.invalid("A private room has at most 100 members") }
+            let known = try await users.existing(members)
+            if let unknown = zip(members, known).first(where: { !$1 })?.0 {
+                throw DomainError.invalid("Unknown user: \(unknown)")
+            }
+            if !members.contains(user) { members.append(user) }
+            let id = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
+            room = try await rooms.create(id: String(id), name: name, type: .private, createdBy: user, members: members).room
+        }
+        await broadcaster.publish(room.listChannels.map {
+            BroadcastEvent(event: "room-updated", channel: $0, data: ["room": room.json])
+        })
+        return room
+    }
+
+    /// Creates each default room unless it exists. Several workers starting at once: each room is created once.
+    public func ensureDefaultRooms() async throws {
+        for name in settings.defaultRooms {
+            let id = name.lowercased()
+            guard Validation.isRoomID(id) else { continue }
+            let result = try await rooms.create(id: id, name: name, type: .public, createdBy: "system", members: [])
+            if result.created { logger.info("Created default room", metadata: ["room": "\(id)"]) }
+        }
+    }
+
+    /// Public rooms, plus `viewer`'s private rooms, with current user counts.
+    public func listRooms(for viewer: String?) async throws -> [Room] {
+        let ids = try await rooms.listIDs(for: viewer)
+        return try await rooms.get(Array(Set(ids)).sorted()).filter { room in
+            room.type == .public || (viewer.map { room.members?.contains($0) == true } ?? false)
+        }.sorted { ($0.type == .public ? 0 : 1, $0.createdAt, $0.id) < ($1.type == .public ? 0 : 1, $1.createdAt, $1.id) }
+    }
+
+    /// A room `viewer` may see: 404 when unknown, 403 when private and `viewer` is not a member.
+    public func room(_ id: String, viewer: String?, forbidden: String = "Forbidden") async throws -> Room {
+        guard let room = try await rooms.get(id) else { throw DomainError.roomNotFound }
+        if room.type == .private, !(viewer.map { room.members?.contains($0) == true } ?? false) {
+            throw DomainError.forbidden(forbidden)
+        }
+        return room
+    }
+
+    /// Deletes a public room (admins) or leaves a private one (members; the room goes below two members).
+    public func deleteRoom(_ id: String, by user: String) async throws {
+        let room = try await self.room(id, viewer: user)
+        switch room.type {
+        case .public:
+            guard isAdmin(user) else { throw DomainError.forbidden("Forbidden") }
+            guard let deleted = try await rooms.delete(id) else { throw DomainError.roomNotFound }
+            await broadcaster.publish(deleted.listChannels.map {
+                BroadcastEvent(event: "room-deleted", channel: $0, data: ["roomId": .string(id)])
+            })
+        case .private:
+            guard let result = try await rooms.leavePrivate(id, user: user) else { throw DomainError.roomNotFound }
+            var events: [BroadcastEvent] = []
+            if result.deleted {
+                events += result.before.listChannels.map {
+                    BroadcastEvent(event: "room-deleted", channel: $0, data: ["roomId": .string(id)])
+                }
+            } else {
+                var after = result.before
+                after.members = after.members?.filter { $0 != user }
+                after.userCount = result.userCount
+                events.append(BroadcastEvent(event: "room-deleted", channel: "private-chats-\(user)", data: ["roomId": .string(id)]))
+                events += after.listChannels.map {
+                    BroadcastEvent(event: "room-updated", channel: $0, data: ["room": after.json])
+                }
+            }
+            await broadcaster.publish(events)
+        }
+    }
+
+    // MARK: - Presence
+
+    /// Leaves `previous` (absent or unknown is fine) and enters `next`. `next` is checked (404/403) before
+    /// anything changes; then both scripts go in one pipelined round trip.
+    public func switchRooms(user: String, previous: String?, next: String?) async throws {
+        var nextRoom: Room?
+        if let next {
+            nextRoom = try await room(next, viewer: user, forbidden: "Forbidden - not a room member")
+        }
+        var calls: [RedisScriptCall] = []
+        if let previous { calls.append(presence.leaveCall(room: previous, user: user)) }
+        if let next { calls.append(presence.joinCall(room: next, user: user, ttl: settings.presenceTTL, state: nil)) }
+        let replies = try await redis.run(calls)
+
+        var events: [BroadcastEvent] = []
+        var followUp: [RedisCommand] = []
+        if let previous {
+            let left = try PresenceEngine.parseLeave(replies[0])
+            followUp.append(RedisCommand("SREM", RedisKeys.userPresentRooms(user), previous))
+            if left.wasPresent, var room = Room(meta: left.meta, userCount: left.userCount, members: nil) {
+                if room.type == .private { room = try await rooms.get(previous) ?? room }
+                room.userCount = left.userCount
+                events += presenceEvents(room: room, user: user, action: "left")
+            }
+        }
+        if let next, var room = nextRoom {
+            let joined = try PresenceEngine.parseJoin(replies[replies.count - 1], user: user, ttl: settings.presenceTTL)
+            followUp.append(presence.indexCommand(room: next, user: user, expiresAt: joined.member.expiresAt))
+            followUp.append(RedisCommand("SADD", RedisKeys.userPresentRooms(user), next))
+            room.userCount = joined.userCount
+            if joined.isNew { events += presenceEvents(room: room, user: user, action: "joined") }
+        }
+        followUp.append(Scripts.userTouch.evalsha(keys: [RedisKeys.user(user)], arguments: []))
+        _ = try await redis.pipeline(followUp)
+        await broadcaster.publish(events)
+    }
+
+    /// Refreshes `user`'s presence in `room`, or in every room the user is present in.
+    public func heartbeat(user: String, room: String?) async throws {
+        let roomIDs: [String]
+        if let room {
+            roomIDs = [room]
+        } else {
+            roomIDs = (try await redis.send(RedisCommand("SMEMBERS", RedisKeys.userPresentRooms(user))).array ?? []).compactMap(\.string)
+        }
+        for id in roomIDs {
+            if try await presence.refresh(room: id, user: user, ttl: settings.presenceTTL) == nil, room == nil {
+                try await redis.send(RedisCommand("SREM", RedisKeys.userPresentRooms(user), id))
+            }
+        }
+        try await users.touch(user)
+    }
+
+    /// Users present in a room now.
+    public func presentUsers(in id: String, viewer: String?) async throws -> [PresenceEngine.Member] {
+        _ = try await room(id, viewer: viewer)
+        return try await presence.allMembers(room: id, ttl: settings.presenceTTL)
+    }
+
+    /// Announces members the sweeper found expired (called by ``PresenceSweeper`` on the worker that claimed them).
+    public func announceExpired(room id: String, users: [String], userCount: Int, meta: [String: String]) async {
+        guard var room = Room(meta: meta, userCount: userCount, members: nil) else { return }
+        if room.type == .private, let current = try? await rooms.get(id) { room = current }
+        room.userCount = userCount
+        var events: [BroadcastEvent] = []
+        for user in users { events += presenceEvents(room: room, user: user, action: "left") }
+        await broadcaster.publish(events)
+        _ = try? await redis.pipeline(users.map { RedisCommand("SREM", RedisKeys.userPresentRooms($0), id) })
+    }
+
+    func presenceEvents(room: Room, user: String, action: String) -> [BroadcastEvent] {
+        var events = [BroadcastEvent(
+            event: "presence-update", channel: room.channel,
+            data: ["roomId": .string(room.id), "username": .string(user), "action": .string(action), "userCount": .int(room.userCount)]
+        )]
+        events += room.listChannels.map { BroadcastEvent(event: "room-updated", channel: $0, data: ["room": room.json]) }
+        return events
+    }
+
+    // MARK: - Messages
+
+    /// Posts a message (content already trimmed and checked): private rooms members only, rate limited per user.
+    public func postMessage(room id: String, user: String, content: String) async throws -> ChatMessage {
+        let room = try await self.room(id, viewer: user)
+        let decision = try await messageLimiter.check(user)
+        guard decision.allowed else { throw DomainError.rateLimited(decision) }
+        let message = try await history.append(room: id, username: user, content: content)
+        try? await users.touch(user)
+        await broadcaster.publish(messageEvents(room: room, message: message))
+        return message
+    }
+
+    /// The `room-message` events for a message: the room's channel, and for private rooms each member's channel.
+    public func messageEvents(room: Room, message: ChatMessage) -> [BroadcastEvent] {
+        let data: JSONValue = ["roomId": .string(room.id), "message": message.json]
+        var events = [BroadcastEvent(event: "room-message", channel: room.channel, data: data)]
+        if room.type == .private {
+            events += room.listChannels.map { BroadcastEvent(event: "room-message", channel: $0, data: data) }
+        }
+        return events
+    }
+
+    /// Messages newest first, older than `before`.
+    public func messages(room id: String, viewer: String?, limit: Int, before: String?) async throws -> [ChatMessage] {
+        _ = try await room(id, viewer: viewer)
+        return try await history.newest(room: id, count: limit, before: before)
+    }
+}

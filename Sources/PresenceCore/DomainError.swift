@@ -1,0 +1,15 @@
+/// Why a domain operation was refused. The HTTP layer maps each case to a status and a message.
+public enum DomainError: Error, Sendable, Equatable {
+    /// The room does not exist (404 "Room not found").
+    case roomNotFound
+    /// The caller may not do this; carries the client message (403).
+    case forbidden(String)
+    /// Conflicts with existing state, e.g. "Username taken" (409).
+    case conflict(String)
+    /// Bad input, with a message naming what is wrong (400).
+    case invalid(String)
+    /// Wrong username or password, unknown or expired token (401).
+    case unauthorized(String)
+    /// A rate limit refused the request.
+    case rateLimited(SlidingWindowLimiter.Decision)
+}

@@ -1,0 +1,79 @@
+import Redis
+
+/// Each room's messages in a Redis stream (`room:{id}:history`), capped at the last `limit` entries. Entry ids
+/// are the message ids: unique per room, time-ordered, and usable as `before` / `after` cursors.
+public struct MessageHistory: Sendable {
+    let redis: RedisClient
+    /// Messages kept per room.
+    public let limit: Int
+
+    public init(redis: RedisClient, limit: Int) {
+        self.redis = redis
+        self.limit = limit
+    }
+
+    /// Appends a message; throws ``DomainError/roomNotFound`` when the room does not exist.
+    public func append(room: String, username: String, content: String, role: String? = nil) async throws -> ChatMessage {
+        var arguments = [String(limit), "username", username, "content", content]
+        if let role { arguments += ["role", role] }
+        let reply = try await redis.run(
+            [RedisScriptCall(Scripts.historyAppend, keys: [RedisKeys.roomMeta(room), RedisKeys.roomHistory(room)], arguments: arguments)]
+        )[0]
+        if let message = reply.errorMessage {
+            if message.hasPrefix("NOROOM") { throw DomainError.roomNotFound }
+            throw RedisError.server(message)
+        }
+        guard let id = reply.string else { throw RedisError.protocolError("unexpected XADD reply \(reply)") }
+        return ChatMessage(id: id, roomId: room, username: username, content: content, timestamp: Self.timestamp(of: id), role: role)
+    }
+
+    /// Up to `count` messages older than `before` (or the newest), newest first.
+    public func newest(room: String, count: Int, before: String?) async throws -> [ChatMessage] {
+        let start = before.map { "(" + $0 } ?? "+"
+        let reply = try await redis.send(RedisCommand("XREVRANGE", RedisKeys.roomHistory(room), start, "-", "COUNT", String(count)))
+        return Self.parse(reply, room: room)
+    }
+
+    /// Up to `count` messages newer than `after` (or the oldest), oldest first.
+    public func oldest(room: String, count: Int, after: String?) async throws -> [ChatMessage] {
+        let start = after.map { "(" + $0 } ?? "-"
+        let reply = try await redis.send(RedisCommand("XRANGE", RedisKeys.roomHistory(room), start, "+", "COUNT", String(count)))
+        return Self.parse(reply, room: room)
+    }
+
+    /// Number of messages kept for the room.
+    public func count(room: String) async throws -> Int {
+        try await redis.send(RedisCommand("XLEN", RedisKeys.roomHistory(room))).int ?? 0
+    }
+
+    /// `true` when `id` has the shape of a message id (`<ms>-<seq>`).
+    public static func isValidID(_ id: String) -> Bool {
+        let parts = id.split(separator: "-", omittingEmptySubsequences: false)
+        return id.count <= 41 && parts.count == 2 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCIIDigit) }
+            && UInt64(parts[0]) != nil && UInt64(parts[1]) != nil
+    }
+
+    static func timestamp(of id: String) -> Int64 {
+        Int64(id.split(separator: "-").first ?? "") ?? 0
+    }
+
+    static func parse(_ reply: RESPValue, room: String) -> [ChatMessage] {
+        (reply.array ?? []).compactMap { entry in
+            guard let pair = entry.array, pair.count == 2, let id = pair[0].string, let fields = pair[1].array else { return nil }
+            var values: [String: String] = [:]
+            var index = 0
+            while index + 1 < fields.count {
+                if let key = fields[index].string, let value = fields[index + 1].string { values[key] = value }
+                index += 2
+            }
+            return ChatMessage(
+                id: id, roomId: room, username: values["username"] ?? "", content: values["content"] ?? "",
+                timestamp: timestamp(of: id), role: values["role"]
+            )
+        }
+    }
+}
+
+extension Character {
+    var isASCIIDigit: Bool { isASCII && isNumber }
+}

@@ -1,0 +1,245 @@
+import Foundation
+import Redis
+
+/// Who is in which room, in Redis, shared by every worker: the one presence engine behind both chat rooms and
+/// support rooms.
+///
+/// A user is present in a room while the key `room:{id}:presence:<user>` lives (native TTL). The room's sorted set
+/// `room:{id}:members` (scored by expiry) counts and lists them in O(log N); `room:{id}:joined` keeps join order.
+/// Every change is one Lua script over the room's hash tag, on Redis's clock. Each entry also goes into
+/// `presence:expiries`, the work list of ``PresenceSweeper``, which announces members whose presence expired.
+public struct PresenceEngine: Sendable {
+    /// A present member as the engine knows it.
+    public struct Member: Sendable, Equatable {
+        public var username: String
+        public var joinedAt: Int64
+        public var expiresAt: Int64
+        /// Last refresh (join, heartbeat, switch...): `expiresAt - ttl`.
+        public var lastSeen: Int64
+        /// The member's state (JSON object) stored with the presence key, e.g. role and typing for support rooms.
+        public var state: JSONValue
+    }
+
+    /// The result of entering a room.
+    public struct JoinResult: Sendable {
+        /// `true` when the user was not present before (announce it).
+        public var isNew: Bool
+        public var userCount: Int
+        public var member: Member
+        /// The state before this call (`{}` for a new member).
+        public var previousState: JSONValue
+        /// The room's metadata hash.
+        public var meta: [String: String]
+    }
+
+    /// The result of leaving a room.
+    public struct LeaveResult: Sendable {
+        /// `true` when this call removed a present member (announce it); `false` when the user was not there.
+        public var wasPresent: Bool
+        public var userCount: Int
+        public var state: JSONValue
+        public var meta: [String: String]
+    }
+
+    /// The result of a refresh of a present member.
+    public struct RefreshResult: Sendable {
+        public var member: Member
+        public var previousState: JSONValue
+    }
+
+    let redis: RedisClient
+
+    public init(redis: RedisClient) {
+        self.redis = redis
+    }
+
+    // MARK: - Script calls (for pipelining several rooms in one round trip)
+
+    func joinCall(room: String, user: String, ttl: Duration, state: JSONValue?) -> RedisScriptCall {
+        RedisScriptCall(
+            Scripts.presenceJoin,
+            keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
+                   RedisKeys.roomPresence(room, user)],
+            arguments: [user, String(ttl.milliseconds), state?.serialized ?? ""]
+        )
+    }
+
+    func leaveCall(room: String, user: String) -> RedisScriptCall {
+        RedisScriptCall(
+            Scripts.presenceLeave,
+            keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
+                   RedisKeys.roomPresence(room, user)],
+            arguments: [user]
+        )
+    }
+
+    /// Puts a presence into the sweeper's work list. `GT`: of two concurrent refreshes the later expiry wins,
+    /// whatever order their ZADDs arrive in.
+    func indexCommand(room: String, user: String, expiresAt: Int64) -> RedisCommand {
+        RedisCommand("ZADD", RedisKeys.presenceExpiries, "GT", String(expiresAt), "\(room):\(user)")
+    }
+
+    // MARK: - Operations
+
+    /// Enters `room` (or refreshes presence there). `state` replaces the member's state; `nil` keeps it.
+    /// Throws ``DomainError/roomNotFound`` when the room does not exist.
+    public func join(room: String, user: String, ttl: Duration, state: JSONValue? = nil) async throws -> JoinResult {
+        let reply = try await redis.run([joinCall(room: room, user: user, ttl: ttl, state: state)])[0]
+        let result = try Self.parseJoin(reply, user: user, ttl: ttl)
+        try await redis.send(indexCommand(room: room, user: user, expiresAt: result.member.expiresAt))
+        return result
+    }
+
+    static func parseJoin(_ reply: RESPValue, user: String, ttl: Duration) throws -> JoinResult {
+        if let message = reply.errorMessage {
+            if message.hasPrefix("NOROOM") { throw DomainError.roomNotFound }
+            throw RedisError.server(message)
+        }
+        guard let v = reply.array, v.count == 7, let isNew = v[0].int, let count = v[1].int,
+              let joinedAt = v[2].int, let expiresAt = v[3].int, let state = v[5].string else {
+            throw RedisError.protocolError("unexpected join reply \(reply)")
+        }
+        let member = Member(
+            username: user, joinedAt: Int64(joinedAt), expiresAt: Int64(expiresAt),
+            lastSeen: Int64(expiresAt) - ttl.milliseconds, state: JSONValue.parse(Array(state.utf8)) ?? [:]
+        )
+        return JoinResult(
+            isNew: isNew == 1, userCount: count, member: member,
+            previousState: isNew == 1 ? [:] : member.state, meta: Self.hash(v[6])
+        )
+    }
+
+    /// Leaves `room` at once. Not being there is not an error (``LeaveResult/wasPresent`` is `false`).
+    public func leave(room: String, user: String) async throws -> LeaveResult {
+        try Self.parseLeave(try await redis.run([leaveCall(room: room, user: user)])[0])
+    }
+
+    static func parseLeave(_ reply: RESPValue) throws -> LeaveResult {
+        if let message = reply.errorMessage { throw RedisError.server(message) }
+        guard let v = reply.array, v.count == 4, let removed = v[0].int, let count = v[1].int, let state = v[2].string else {
+            throw RedisError.protocolError("unexpected leave reply \(reply)")
+        }
+        return LeaveResult(
+            wasPresent: removed == 1, userCount: count,
+            state: JSONValue.parse(Array(state.utf8)) ?? [:], meta: Self.hash(v[3])
+        )
+    }
+
+    /// Refreshes a present member's TTL, optionally replacing its state. `nil` when the user is not present.
+    public func refresh(room: String, user: String, ttl: Duration, state: JSONValue? = nil) async throws -> RefreshResult? {
+        let reply = try await redis.run(
+            Scripts.presenceRefresh,
+            keys: [RedisKeys.roomMembers(room), RedisKeys.roomPresence(room, user), RedisKeys.roomJoined(room)],
+            arguments: [user, String(ttl.milliseconds), state?.serialized ?? ""]
+        )
+        if reply.isNull { return nil }
+        guard let v = reply.array, v.count == 5, let expiresAt = v[0].int, let joinedAt = v[2].int,
+              let old = v[3].string, let new = v[4].string else {
+            throw RedisError.protocolError("unexpected refresh reply \(reply)")
+        }
+        try await redis.send(indexCommand(room: room, user: user, expiresAt: Int64(expiresAt)))
+        let member = Member(
+            username: user, joinedAt: Int64(joinedAt), expiresAt: Int64(expiresAt),
+            lastSeen: Int64(expiresAt) - ttl.milliseconds, state: JSONValue.parse(Array(new.utf8)) ?? [:]
+        )
+        return RefreshResult(member: member, previousState: JSONValue.parse(Array(old.utf8)) ?? [:])
+    }
+
+    /// Users present in `room` now, in join order, one page at a time. The cursor is opaque.
+    public func members(room: String, ttl: Duration, limit: Int, cursor: String? = nil) async throws -> (members: [Member], nextCursor: String?) {
+        var cursorAt = ""
+        var cursorUser = ""
+        if let cursor {
+            guard let decoded = Self.decodeCursor(cursor) else { throw DomainError.invalid("Invalid cursor") }
+            (cursorAt, cursorUser) = decoded
+        }
+        let reply = try await redis.run(
+            Scripts.presenceList,
+            keys: [RedisKeys.roomMembers(room), RedisKeys.roomJoined(room)],
+            arguments: [cursorAt, cursorUser, String(limit)]
+        )
+        guard let v = reply.array, v.count == 4, let lastAt = v[1].string, let lastUser = v[2].string,
+              let page = v[3].array else {
+            throw RedisError.protocolError("unexpected list reply \(reply)")
+        }
+        var members: [Member] = []
+        var index = 0
+        while index + 2 < page.count {
+            guard let user = page[index].string, let joinedAt = page[index + 1].int, let expiresAt = page[index + 2].int else {
+                break
+            }
+            members.append(Member(
+                username: user, joinedAt: Int64(joinedAt), expiresAt: Int64(expiresAt),
+                lastSeen: Int64(expiresAt) - ttl.milliseconds, state: [:]
+            ))
+            index += 3
+        }
+        let next = lastAt.isEmpty ? nil : Self.encodeCursor(at: lastAt, user: lastUser)
+        return (members, next)
+    }
+
+    /// The states of `users` in `room` (their presence keys), `{}` for those without one.
+    public func states(room: String, users: [String]) async throws -> [JSONValue] {
+        guard !users.isEmpty else { return [] }
+        var command = RedisCommand("MGET")
+        for user in users { command.append(RedisKeys.roomPresence(room, user)) }
+        let reply = try await redis.send(command)
+        return (reply.array ?? []).map { value in value.string.flatMap { JSONValue.parse(Array($0.utf8)) } ?? [:] }
+    }
+
+    /// Users present in `room` now (any order), with their last refresh.
+    public func allMembers(room: String, ttl: Duration) async throws -> [Member] {
+        var all: [Member] = []
+        var cursor: String?
+        repeat {
+            let page = try await members(room: room, ttl: ttl, limit: 500, cursor: cursor)
+            all += page.members
+            cursor = page.nextCursor
+        } while cursor != nil
+        return all
+    }
+
+    /// The number of users present in each room, in one round trip.
+    public func counts(rooms: [String]) async throws -> [Int] {
+        guard !rooms.isEmpty else { return [] }
+        let calls = rooms.map {
+            RedisScriptCall(Scripts.presenceCount, keys: [RedisKeys.roomMembers($0)], arguments: [])
+        }
+        return try await redis.run(calls).map { $0.int ?? 0 }
+    }
+
+    static func hash(_ value: RESPValue) -> [String: String] {
+        guard let flat = value.array else { return [:] }
+        var result: [String: String] = [:]
+        var index = 0
+        while index + 1 < flat.count {
+            if let key = flat[index].string, let value = flat[index + 1].string { result[key] = value }
+            index += 2
+        }
+        return result
+    }
+
+    static func encodeCursor(at: String, user: String) -> String {
+        Data("\(at):\(user)".utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static func decodeCursor(_ cursor: String) -> (String, String)? {
+        var base64 = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64 += "=" }
+        guard cursor.count <= 200, let data = Data(base64Encoded: base64),
+              let text = String(data: data, encoding: .utf8), let colon = text.firstIndex(of: ":") else { return nil }
+        let at = String(text[..<colon])
+        let user = String(text[text.index(after: colon)...])
+        guard Int64(at) != nil, !user.isEmpty else { return nil }
+        return (at, user)
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds.
+    public var milliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -1,0 +1,40 @@
+/// Every Redis key the service uses, in one place (documented in `docs/redis-keys.md`).
+///
+/// All keys of one room share the hash tag `{<roomId>}`, all keys of one user `{<username>}`, so each Lua script
+/// touches a single hash slot and the same code runs on Redis Cluster.
+public enum RedisKeys {
+    /// Hash: `id`, `name`, `type`, `createdAt`, `createdBy`, kind-specific fields.
+    public static func roomMeta(_ room: String) -> String { "room:{\(room)}:meta" }
+    /// Sorted set: present user → presence expiry (epoch ms). Counting and listing in O(log N).
+    public static func roomMembers(_ room: String) -> String { "room:{\(room)}:members" }
+    /// Sorted set: present user → join time (epoch ms), for listing in join order.
+    public static func roomJoined(_ room: String) -> String { "room:{\(room)}:joined" }
+    /// String with native TTL: one user's presence (and state, JSON) in a room.
+    public static func roomPresence(_ room: String, _ user: String) -> String { "room:{\(room)}:presence:\(user)" }
+    /// Set: the users allowed in a private room.
+    public static func roomAccess(_ room: String) -> String { "room:{\(room)}:access" }
+    /// Stream: the room's messages, newest last, capped at `HISTORY_LIMIT`.
+    public static func roomHistory(_ room: String) -> String { "room:{\(room)}:history" }
+
+    /// Set: ids of the public rooms.
+    public static let publicRooms = "rooms:public"
+    /// Sorted set: `"<roomId>:<user>"` → presence expiry (epoch ms); the sweeper's work list.
+    public static let presenceExpiries = "presence:expiries"
+
+    /// Hash: `username`, `passwordHash`, `createdAt`, `lastActive`.
+    public static func user(_ name: String) -> String { "user:{\(name)}" }
+    /// Set: ids of the rooms a user entered and has not left (may lag behind expiry; heartbeats prune it).
+    public static func userPresentRooms(_ name: String) -> String { "user:{\(name)}:present" }
+    /// Set: ids of the private rooms a user belongs to.
+    public static func userRooms(_ name: String) -> String { "user:{\(name)}:rooms" }
+    /// Sorted set (all scores 0): usernames starting with a 2-character prefix, queried with ZRANGEBYLEX.
+    public static func usersPrefix(_ prefix: some StringProtocol) -> String { "users:prefix:\(prefix)" }
+    /// String with TTL (sliding): SHA-256 (hex) of a session token → username.
+    public static func token(_ sha256Hex: String) -> String { "token:{\(sha256Hex)}" }
+
+    /// Sorted set: one sliding-window log per (limit, subject): member per accepted request, scored by time (ms).
+    public static func rateLimit(_ name: String, _ subject: String) -> String { "ratelimit:\(name):{\(subject)}" }
+
+    /// The pub/sub channel carrying events for one client channel (`chats-public`, `room-general`, ...).
+    public static func broadcastChannel(_ clientChannel: String) -> String { "ch:\(clientChannel)" }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import Redis
+
+/// Chat rooms in Redis: metadata, access lists of private rooms, the registry of public rooms and each user's
+/// private rooms. Knows storage, not permissions (``ChatService`` decides who may do what).
+public struct RoomStore: Sendable {
+    let redis: RedisClient
+
+    public init(redis: RedisClient) {
+        self.redis = redis
+    }
+
+    /// Creates a room unless it exists; returns the room and whether this call created it.
+    public func create(id: String, name: String, type: Room.Kind, createdBy: String, members: [String]) async throws -> (room: Room, created: Bool) {
+        let call = RedisScriptCall(
+            Scripts.roomCreate,
+            keys: [RedisKeys.roomMeta(id), RedisKeys.roomAccess(id)],
+            arguments: [id, name, type.rawValue, createdBy] + (type == .private ? members : [])
+        )
+        var indexes: [RedisCommand] = []
+        if type == .public {
+            indexes.append(RedisCommand("SADD", RedisKeys.publicRooms, id))
+        } else {
+            indexes += members.map { RedisCommand("SADD", RedisKeys.userRooms($0), id) }
+        }
+        let reply = try await redis.run([call])[0]
+        guard let v = reply.array, v.count == 2, let created = v[0].int, let createdAt = v[1].int else {
+            throw RedisError.protocolError("unexpected room_create reply \(reply)")
+        }
+        if created == 1 {
+            _ = try await redis.pipeline(indexes)
+            let room = Room(
+                id: id, name: name, type: type, createdAt: Int64(createdAt), createdBy: createdBy, userCount: 0,
+                members: type == .private ? members.sorted() : nil
+            )
+            return (room, true)
+        }
+        guard let existing = try await get(id) else { throw DomainError.roomNotFound }
+        return (existing, false)
+    }
+
+    func getCall(_ id: String) -> RedisScriptCall {
+        RedisScriptCall(
+            Scripts.roomGet,
+            keys: [RedisKeys.roomMeta(id), RedisKeys.roomMembers(id), RedisKeys.roomAccess(id)],
+            arguments: []
+        )
+    }
+
+    /// The room with its current user count; `nil` when it does not exist (or is not a chat room).
+    public func get(_ id: String) async throws -> Room? {
+        try Self.parseGet(try await redis.run([getCall(id)])[0])
+    }
+
+    /// Several rooms in one round trip; missing ones are skipped.
+    public func get(_ ids: [String]) async throws -> [Room] {
+        guard !ids.isEmpty else { return [] }
+        return try await redis.run(ids.map(getCall)).compactMap { try Self.parseGet($0) }
+    }
+
+    static func parseGet(_ reply: RESPValue) throws -> Room? {
+        if reply.isNull { return nil }
+        if let message = reply.errorMessage { throw RedisError.server(message) }
+        guard let v = reply.array, v.count == 3, let count = v[1].int else {
+            throw RedisError.protocolError("unexpected room_get reply \(reply)")
+        }
+        return Room(meta: PresenceEngine.hash(v[0]), userCount: count, members: (v[2].array ?? []).compactMap(\.string))
+    }
+
+    /// Ids of the public rooms and of `user`'s private rooms.
+    public func listIDs(for user: String?) async throws -> [String] {
+        var commands = [RedisCommand("SMEMBERS", RedisKeys.publicRooms)]
+        if let user { commands.append(RedisCommand("SMEMBERS", RedisKeys.userRooms(user))) }
+        let replies = try await redis.pipeline(commands)
+        return replies.flatMap { ($0.array ?? []).compactMap(\.string) }
+    }
+
+    /// Deletes a room and everything in it; returns the room as it was, or `nil` when it did not exist.
+    public func delete(_ id: String) async throws -> Room? {
+        let reply = try await redis.run(
+            Scripts.roomDelete,
+            keys: [RedisKeys.roomMeta(id), RedisKeys.roomMembers(id), RedisKeys.roomJoined(id),
+                   RedisKeys.roomAccess(id), RedisKeys.roomHistory(id)],
+            arguments: [RedisKeys.roomPresence(id, "")]
+        )
+        if reply.isNull { return nil }
+        guard let v = reply.array, v.count == 2 else { throw RedisError.protocolError("unexpected room_delete reply \(reply)") }
+        let access = (v[1].array ?? []).compactMap(\.string)
+        let room = Room(meta: PresenceEngine.hash(v[0]), userCount: 0, members: access)
+        var cleanup = [RedisCommand("SREM", RedisKeys.publicRooms, id)]
+        cleanup += access.map { RedisCommand("SREM", RedisKeys.userRooms($0), id) }
+        _ = try await redis.pipeline(cleanup)
+        return room
+    }
+
+    /// `user` leaves a private room for good. Returns the room before and whether it was deleted (fewer than two
+    /// members left), or `nil` when the room does not exist.
+    public func leavePrivate(_ id: String, user: String) async throws -> (before: Room, deleted: Bool, userCount: Int)? {
+        let reply = try await redis.run(
+            Scripts.roomLeavePrivate,
+            keys: [RedisKeys.roomMeta(id), RedisKeys.roomMembers(id), RedisKeys.roomJoined(id),
+                   RedisKeys.roomAccess(id), RedisKeys.roomHistory(id)],
+            arguments: [user, RedisKeys.roomPresence(id, "")]
+        )
+        if reply.isNull { return nil }
+        guard let v = reply.array, v.count == 4, let deleted = v[0].int, let count = v[3].int,
+              let room = Room(meta: PresenceEngine.hash(v[1]), userCount: count, members: (v[2].array ?? []).compactMap(\.string))
+        else {
+            throw RedisError.protocolError("unexpected room_leave_private reply \(reply)")
+        }
+        var cleanup = [RedisCommand("SREM", RedisKeys.userRooms(user), id)]
+        if deleted == 1 { cleanup += (room.members ?? []).map { RedisCommand("SREM", RedisKeys.userRooms($0), id) } }
+        _ = try await redis.pipeline(cleanup)
+        return (room, deleted == 1, count)
+    }
+}

@@ -1,0 +1,30 @@
+import Foundation
+import Redis
+
+/// The Lua scripts of the domain, loaded once from the target's `Scripts/` resources.
+enum Scripts {
+    static let presenceJoin = load("presence_join")
+    static let presenceRefresh = load("presence_refresh")
+    static let presenceLeave = load("presence_leave")
+    static let presenceSweep = load("presence_sweep")
+    static let presenceList = load("presence_list")
+    static let presenceCount = load("presence_count")
+    static let expiryDue = load("expiry_due")
+    static let expiryAck = load("expiry_ack")
+    static let rateLimitSliding = load("ratelimit_sliding")
+    static let roomCreate = load("room_create")
+    static let roomGet = load("room_get")
+    static let roomDelete = load("room_delete")
+    static let roomLeavePrivate = load("room_leave_private")
+    static let userRegister = load("user_register")
+    static let userTouch = load("user_touch")
+    static let historyAppend = load("history_append")
+
+    private static func load(_ name: String) -> RedisScript {
+        do {
+            return try RedisScript(resource: name, in: .module, subdirectory: "Scripts")
+        } catch {
+            fatalError("missing Lua resource \(name).lua: \(error)")
+        }
+    }
+}

@@ -1,0 +1,26 @@
+-- Sliding-window log rate limiter: at most ARGV[1] accepted requests in any window of ARGV[2] ms.
+-- Checks and records in one step, on Redis's clock. Rejected requests are not recorded, so they never push
+-- the window back.
+--
+-- KEYS[1] ratelimit:<name>:{<subject>}   sorted set: one member per accepted request, scored by its time (ms)
+-- ARGV[1] limit   ARGV[2] window (ms)   ARGV[3] a unique id for this request (no same-millisecond collisions)
+--
+-- Returns {allowed (1|0), remaining, ms until the oldest counted request leaves the window (0 if none), limit}.
+--
+-- redis-cli --eval ratelimit_sliding.lua 'ratelimit:ai:{alice}' , 5 60000 req-1
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+local allowed = 0
+if count < limit then
+  redis.call('ZADD', KEYS[1], now, t[1] .. t[2] .. ':' .. ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], window)
+  count = count + 1
+  allowed = 1
+end
+local reset = 0
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if oldest[2] then reset = tonumber(oldest[2]) + window - now end
+return {allowed, limit - count, reset, limit}

@@ -1,0 +1,12 @@
+-- Creates a user record unless the name is taken.
+--
+-- KEYS[1] user:{name}
+-- ARGV[1] username   ARGV[2] password hash (bcrypt)
+-- Returns the creation time (ms), or 0 when the name is taken.
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[1], 'username', ARGV[1], 'passwordHash', ARGV[2], 'createdAt', now, 'lastActive', now)
+return now

@@ -1,0 +1,61 @@
+import Foundation
+import Redis
+
+/// An exact sliding-window rate limiter shared by every worker: at any instant at most `limit` accepted requests
+/// in the preceding `window`, per subject. One Lua script (one round trip) per check, on Redis's clock.
+public struct SlidingWindowLimiter: Sendable {
+    /// The outcome of one check.
+    public struct Decision: Sendable, Equatable {
+        /// Whether the request may proceed (it has been counted).
+        public var allowed: Bool
+        /// Requests still allowed in the current window.
+        public var remaining: Int
+        /// Milliseconds until the oldest counted request leaves the window (0 when none is counted).
+        public var resetMilliseconds: Int
+        /// The limit.
+        public var limit: Int
+
+        /// Whole seconds until a slot frees up, at least 1: the `Retry-After` of a rejection.
+        public var retryAfterSeconds: Int { max(1, (resetMilliseconds + 999) / 1000) }
+        /// Seconds until the oldest counted request leaves the window, rounded up (0 when none).
+        public var resetSeconds: Int { (resetMilliseconds + 999) / 1000 }
+    }
+
+    /// Name of the limit (`ai`, `messages`, `search`): part of the key and of the `RateLimit` headers.
+    public let name: String
+    public let limit: Int
+    public let window: Duration
+    let redis: RedisClient
+
+    public init(name: String, limit: Int, window: Duration, redis: RedisClient) {
+        self.name = name
+        self.limit = limit
+        self.window = window
+        self.redis = redis
+    }
+
+    /// Checks and, when allowed, records one request of `subject`.
+    public func check(_ subject: String) async throws -> Decision {
+        let windowMs = Int(window.components.seconds) * 1000 + Int(window.components.attoseconds / 1_000_000_000_000_000)
+        let reply = try await redis.run(
+            Scripts.rateLimitSliding,
+            keys: [RedisKeys.rateLimit(name, subject)],
+            arguments: [String(limit), String(windowMs), UUID().uuidString]
+        )
+        guard let values = reply.array, values.count == 4,
+              let allowed = values[0].int, let remaining = values[1].int, let reset = values[2].int else {
+            throw RedisError.protocolError("unexpected rate limiter reply \(reply)")
+        }
+        return Decision(allowed: allowed == 1, remaining: max(0, remaining), resetMilliseconds: max(0, reset), limit: limit)
+    }
+
+    /// The `RateLimit-Policy` header value, e.g. `"ai";q=5;w=60`.
+    public var policyHeader: String {
+        "\"\(name)\";q=\(limit);w=\(window.components.seconds)"
+    }
+
+    /// The `RateLimit` header value for a decision, e.g. `"ai";r=4;t=60`.
+    public func header(for decision: Decision) -> String {
+        "\"\(name)\";r=\(decision.remaining);t=\(decision.resetSeconds)"
+    }
+}

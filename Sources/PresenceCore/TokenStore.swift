@@ -1,0 +1,57 @@
+import Crypto
+import Foundation
+import Redis
+
+/// Session tokens: 32 random bytes, hex, handed to the client once. Redis keeps only their SHA-256
+/// (`token:{<sha256>}` → username) with a sliding expiry: each use pushes it back by the TTL.
+public struct TokenStore: Sendable {
+    let redis: RedisClient
+    public let ttl: Duration
+
+    public init(redis: RedisClient, ttl: Duration) {
+        self.redis = redis
+        self.ttl = ttl
+    }
+
+    /// Issues a new token for `user`.
+    public func issue(for user: String) async throws -> String {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        let token = Self.hex(bytes)
+        try await redis.send(RedisCommand("SET", RedisKeys.token(Self.digest(token)), user, "EX", String(ttl.components.seconds)))
+        return token
+    }
+
+    /// The user a token belongs to, refreshing its expiry; `nil` for an unknown or expired token.
+    public func user(for token: String) async throws -> String? {
+        guard token.utf8.count == 64, token.utf8.allSatisfy(Self.isHexDigit) else { return nil }
+        let reply = try await redis.send(
+            RedisCommand("GETEX", RedisKeys.token(Self.digest(token)), "EX", String(ttl.components.seconds))
+        )
+        return reply.string
+    }
+
+    /// Revokes a token at once, for every worker.
+    public func revoke(_ token: String) async throws {
+        try await redis.send(RedisCommand("DEL", RedisKeys.token(Self.digest(token))))
+    }
+
+    static func digest(_ token: String) -> String {
+        hex(Array(SHA256.hash(data: Array(token.utf8))))
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func isHexDigit(_ b: UInt8) -> Bool {
+        (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9")) || (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "f"))
+    }
+}

@@ -1,0 +1,32 @@
+/// Username and room id rules.
+public enum Validation {
+    /// 3–30 characters, a letter first, then letters or digits, with single `-` or `_` only between letters/digits
+    /// (`^[a-z](?:[a-z0-9]|[-_](?=[a-z0-9])){2,29}$`, case-insensitive). Returns the lowercased name, or `nil`.
+    public static func username(_ raw: String) -> String? {
+        let name = raw.lowercased()
+        let bytes = Array(name.utf8)
+        guard (3...30).contains(bytes.count), isLetter(bytes[0]) else { return nil }
+        for (index, byte) in bytes.enumerated() {
+            if isLetter(byte) || isDigit(byte) { continue }
+            guard byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_"), index > 0, index + 1 < bytes.count,
+                  isLetter(bytes[index + 1]) || isDigit(bytes[index + 1]) else { return nil }
+        }
+        return name
+    }
+
+    /// `^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`.
+    public static func isRoomID(_ id: String) -> Bool {
+        let bytes = Array(id.utf8)
+        guard (1...64).contains(bytes.count), isLetter(lower(bytes[0])) || isDigit(bytes[0]) else { return false }
+        return bytes.allSatisfy { isLetter(lower($0)) || isDigit($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
+    }
+
+    /// `true` when every character may appear in a username (lowercase letters, digits, `-`, `_`).
+    public static func isUsernameAlphabet(_ text: String) -> Bool {
+        text.utf8.allSatisfy { isLetter($0) || isDigit($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") }
+    }
+
+    static func isLetter(_ b: UInt8) -> Bool { b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z") }
+    static func isDigit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
+    static func lower(_ b: UInt8) -> UInt8 { (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z")) ? b + 32 : b }
+}

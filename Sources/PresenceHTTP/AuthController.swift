@@ -1,0 +1,57 @@
+import Logging
+import Foundation
+import Hummingbird
+import PresenceCore
+
+/// `POST /api/auth/register`, `/api/auth/login`, `/api/auth/logout`.
+struct AuthController {
+    let users: UserDirectory
+    let tokens: TokenStore
+    let authenticator: Authenticator
+
+    func addRoutes(to router: Router<AppRequestContext>, table: RouteTable) {
+        table.add("/api/auth/register", .post)
+        router.post("/api/auth/register") { request, context in
+            let body = try await JSONBody.read(request, context: context)
+            let (username, password) = try credentials(body)
+            try await domain { try await users.register(username: username, password: password) }
+            let token = try await tokens.issue(for: username)
+            context.logger.info("User registered", metadata: ["user": "\(username)"])
+            return JSONResponse.make(["username": username, "token": token], status: .created)
+        }
+        table.add("/api/auth/login", .post)
+        router.post("/api/auth/login") { request, context in
+            let body = try await JSONBody.read(request, context: context)
+            let rawName = try body.string("username")
+            let password = try body.string("password")
+            guard let username = Validation.username(rawName), try await users.verify(username: username, password: password) else {
+                throw APIError(.unauthorized, "Invalid credentials")
+            }
+            let token = try await tokens.issue(for: username)
+            try? await users.touch(username)
+            return JSONResponse.make(["username": username, "token": token])
+        }
+        table.add("/api/auth/logout", .post)
+        router.post("/api/auth/logout") { request, _ in
+            _ = try await authenticator.authenticate(request)
+            if let header = request.headers[.authorization], let token = Authenticator.bearer(header) {
+                try await tokens.revoke(token)
+            }
+            return JSONResponse.make(["success": true])
+        }
+    }
+
+    func credentials(_ body: JSONBody) throws -> (String, String) {
+        let rawName = try body.string("username")
+        let password = try body.string("password")
+        guard let username = Validation.username(rawName) else {
+            throw APIError.badRequest(
+                "Invalid username: 3-30 characters, a letter first, then letters or digits with single - or _ between them"
+            )
+        }
+        guard (8...128).contains(password.count) else {
+            throw APIError.badRequest("Password must be 8-128 characters")
+        }
+        return (username, password)
+    }
+}

@@ -1,0 +1,43 @@
+import HTTPTypes
+import Logging
+import Foundation
+import Hummingbird
+import PresenceCore
+
+/// Checks `Authorization: Bearer <token>` + `X-Username` against the token store.
+public struct Authenticator: Sendable {
+    let tokens: TokenStore
+
+    /// The authenticated username (lowercased), or the error the contract asks for: neither header → 401
+    /// "Authentication required"; one of them → 400; unknown, expired or another user's token → 401 "Invalid token".
+    public func authenticate(_ request: Request) async throws -> String {
+        let authorization = request.headers[.authorization]
+        let username = request.headers[HTTPField.Name("X-Username")!]
+        switch (authorization, username) {
+        case (nil, nil):
+            throw APIError(.unauthorized, "Authentication required")
+        case (nil, _), (_, nil):
+            throw APIError(.badRequest, "Both Authorization and X-Username headers are required")
+        case (let authorization?, let username?):
+            guard let token = Self.bearer(authorization) else { throw APIError(.unauthorized, "Invalid token") }
+            guard let owner = try await tokens.user(for: token), owner == username.lowercased() else {
+                throw APIError(.unauthorized, "Invalid token")
+            }
+            return owner
+        }
+    }
+
+    /// The username when the request carries credentials, `nil` when it carries none; bad credentials still fail.
+    public func optionalUser(_ request: Request) async throws -> String? {
+        if request.headers[.authorization] == nil && request.headers[HTTPField.Name("X-Username")!] == nil { return nil }
+        return try await authenticate(request)
+    }
+
+    /// The bearer token of the request, if any.
+    public static func bearer(_ header: String) -> String? {
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        let token = parts[1].trimmingCharacters(in: .whitespaces)
+        return token.isEmpty ? nil : token
+    }
+}

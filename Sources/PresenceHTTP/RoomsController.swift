@@ -1,0 +1,99 @@
+import Logging
+import Foundation
+import Hummingbird
+import PresenceCore
+
+/// `/api/rooms`: list, create, get, delete, present users, messages.
+struct RoomsController {
+    let chat: ChatService
+    let authenticator: Authenticator
+
+    func addRoutes(to router: Router<AppRequestContext>, table: RouteTable) {
+        table.add("/api/rooms", .get)
+        router.get("/api/rooms") { request, _ in
+            let viewer = try await authenticator.optionalUser(request)
+            let rooms = try await chat.listRooms(for: viewer)
+            return JSONResponse.make(["rooms": JSONValue.array(rooms.map(\.json))])
+        }
+        table.add("/api/rooms", .post)
+        router.post("/api/rooms") { request, context in
+            let user = try await authenticator.authenticate(request)
+            let body = try await JSONBody.read(request, context: context)
+            let name = try body.string("name")
+            let typeText = try body.string("type")
+            guard let type = Room.Kind(rawValue: typeText) else {
+                throw APIError.badRequest("Field 'type' must be \"public\" or \"private\"")
+            }
+            let members = try body.optionalStrings("members") ?? []
+            let room = try await domain { try await chat.createRoom(name: name, type: type, members: members, by: user) }
+            return JSONResponse.make(["room": room.json], status: .created)
+        }
+        table.add("/api/rooms/:id", .get)
+        router.get("/api/rooms/:id") { request, context in
+            let id = try roomID(context)
+            let viewer = try await authenticator.optionalUser(request)
+            let room = try await domain { try await chat.room(id, viewer: viewer) }
+            return JSONResponse.make(["room": room.json])
+        }
+        table.add("/api/rooms/:id", .delete)
+        router.delete("/api/rooms/:id") { request, context in
+            let id = try roomID(context)
+            let user = try await authenticator.authenticate(request)
+            try await domain { try await chat.deleteRoom(id, by: user) }
+            return JSONResponse.make(["success": true])
+        }
+        table.add("/api/rooms/:id/users", .get)
+        router.get("/api/rooms/:id/users") { request, context in
+            let id = try roomID(context)
+            let viewer = try await authenticator.optionalUser(request)
+            let members = try await domain { try await chat.presentUsers(in: id, viewer: viewer) }
+            let users: [JSONValue] = members.sorted { $0.username < $1.username }.map {
+                ["username": .string($0.username), "lastSeen": .int64($0.lastSeen)]
+            }
+            return JSONResponse.make(["users": JSONValue.array(users)])
+        }
+        table.add("/api/rooms/:id/messages", .get)
+        router.get("/api/rooms/:id/messages") { request, context in
+            let id = try roomID(context)
+            let viewer = try await authenticator.optionalUser(request)
+            let limit = try Query.int(request, "limit", default: 20, range: 1...100)
+            let before = request.uri.queryParameters.get("before")
+            if let before, !MessageHistory.isValidID(before) {
+                throw APIError.badRequest("Invalid 'before' cursor: expected a message id")
+            }
+            let messages = try await domain { try await chat.messages(room: id, viewer: viewer, limit: limit, before: before) }
+            return JSONResponse.make(["messages": JSONValue.array(messages.map(\.json))])
+        }
+        table.add("/api/rooms/:id/messages", .post)
+        router.post("/api/rooms/:id/messages") { request, context in
+            let id = try roomID(context)
+            let user = try await authenticator.authenticate(request)
+            let body = try await JSONBody.read(request, context: context)
+            let content = try body.string("content").trimmingCharacters(in: .whitespacesAndNewlines)
+            guard (1...1000).contains(content.count) else {
+                throw APIError.badRequest("Field 'content' must be 1-1000 characters")
+            }
+            let message = try await domain { try await chat.postMessage(room: id, user: user, content: content) }
+            return JSONResponse.make(["message": message.json], status: .created)
+        }
+    }
+}
+
+/// The `:id` parameter, checked against the room id rule.
+func roomID(_ context: AppRequestContext) throws -> String {
+    guard let id = context.parameters.get("id"), Validation.isRoomID(id) else {
+        throw APIError.badRequest("Invalid room ID format")
+    }
+    return id
+}
+
+/// Query string helpers.
+enum Query {
+    static func int(_ request: Request, _ name: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
+        guard let text = request.uri.queryParameters.get(name) else { return value }
+        guard let number = Int(text), number >= range.lowerBound else {
+            throw APIError.badRequest("Query parameter '\(name)' must be an integer from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return min(number, range.upperBound)
+    }
+}

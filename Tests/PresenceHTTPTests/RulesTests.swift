@@ -1,0 +1,59 @@
+import PresenceCore
+@testable import PresenceHTTP
+import Testing
+
+@Suite("Validation rules")
+struct ValidationTests {
+    @Test(arguments: ["abc", "Alice", "a-b-c", "a_b1", "z9z", String(repeating: "a", count: 30)])
+    func validUsernames(name: String) {
+        #expect(Validation.username(name) == name.lowercased())
+    }
+
+    @Test(arguments: ["ab", "1abc", "-abc", "abc-", "a--b", "a_-b", "ab c", "abé", "abc_", String(repeating: "a", count: 31), ""])
+    func invalidUsernames(name: String) {
+        #expect(Validation.username(name) == nil)
+    }
+
+    @Test func roomIDs() {
+        #expect(Validation.isRoomID("general"))
+        #expect(Validation.isRoomID("A1_b-c"))
+        #expect(Validation.isRoomID(String(repeating: "x", count: 64)))
+        #expect(!Validation.isRoomID(String(repeating: "x", count: 65)))
+        #expect(!Validation.isRoomID("-x"))
+        #expect(!Validation.isRoomID("_x"))
+        #expect(!Validation.isRoomID("a b"))
+        #expect(!Validation.isRoomID("a/b"))
+        #expect(!Validation.isRoomID(""))
+    }
+
+    @Test func messageIDs() {
+        #expect(MessageHistory.isValidID("1704067320000-0"))
+        #expect(!MessageHistory.isValidID("1704067320000"))
+        #expect(!MessageHistory.isValidID("abc-1"))
+        #expect(!MessageHistory.isValidID("1-"))
+    }
+}
+
+@Suite("Origins and client addresses")
+struct OriginAndAddressTests {
+    @Test func originPatterns() {
+        #expect(OriginMiddleware.matches("http://localhost:3000", pattern: "http://localhost:*"))
+        #expect(OriginMiddleware.matches("http://127.0.0.1:8080", pattern: "http://127.0.0.1:*"))
+        #expect(!OriginMiddleware.matches("http://localhost.evil.com", pattern: "http://localhost:*"))
+        #expect(!OriginMiddleware.matches("https://localhost:3000", pattern: "http://localhost:*"))
+        #expect(OriginMiddleware.matches("https://anything.example", pattern: "*"))
+        #expect(OriginMiddleware.matches("https://os.ryo.lu", pattern: "https://os.ryo.lu"))
+        #expect(!OriginMiddleware.matches("https://os.ryo.lu.evil", pattern: "https://os.ryo.lu"))
+    }
+
+    @Test func forwardedForOnlyFromTrustedPeers() {
+        let trusted = ["127.0.0.0/8", "::1", "10.0.0.0/8"].compactMap(ClientAddress.Block.init)
+        #expect(ClientAddress.resolve(peer: "127.0.0.1", forwardedFor: "203.0.113.9", trusted: trusted) == "203.0.113.9")
+        #expect(ClientAddress.resolve(peer: "198.51.100.7", forwardedFor: "203.0.113.9", trusted: trusted) == "198.51.100.7")
+        #expect(ClientAddress.resolve(peer: "127.0.0.1", forwardedFor: "1.1.1.1, 203.0.113.9, 10.1.2.3", trusted: trusted) == "203.0.113.9")
+        #expect(ClientAddress.resolve(peer: "::1", forwardedFor: nil, trusted: trusted) == "::1")
+        #expect(ClientAddress.resolve(peer: "127.0.0.1", forwardedFor: "garbage", trusted: trusted) == "127.0.0.1")
+        #expect(ClientAddress.Block("10.0.0.0/33") == nil)
+        #expect(ClientAddress.Block("nope") == nil)
+    }
+}
