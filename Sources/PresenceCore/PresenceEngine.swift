@@ -95,8 +95,8 @@ public struct PresenceEngine: Sendable {
             if message.hasPrefix("NOROOM") { throw DomainError.roomNotFound }
             throw RedisError.server(message)
         }
-        guard let v = reply.array, v.count == 7, let isNew = v[0].int, let count = v[1].int,
-              let joinedAt = v[2].int, let expiresAt = v[3].int, let state = v[5].string else {
+        guard let v = reply.array, v.count == 8, let isNew = v[0].int, let count = v[1].int,
+              let joinedAt = v[2].int, let expiresAt = v[3].int, let state = v[5].string, let old = v[7].string else {
             throw RedisError.protocolError("unexpected join reply \(reply)")
         }
         let member = Member(
@@ -105,7 +105,7 @@ public struct PresenceEngine: Sendable {
         )
         return JoinResult(
             isNew: isNew == 1, userCount: count, member: member,
-            previousState: isNew == 1 ? [:] : member.state, meta: Self.hash(v[6])
+            previousState: JSONValue.parse(Array(old.utf8)) ?? [:], meta: Self.hash(v[6])
         )
     }
 

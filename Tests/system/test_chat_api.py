@@ -446,3 +446,50 @@ def test_untrusted_peer_cannot_spoof_forwarded_for(make_cluster):
     c = make_cluster(1, SEARCH_RATE_LIMIT=2, TRUSTED_PROXIES="10.9.9.9")
     codes = [c.a.call("GET", "/api/users?search=al", headers={"X-Forwarded-For": f"198.51.100.{i}"}).status_code for i in range(3)]
     assert codes == [200, 200, 429]
+
+
+# ---------------------------------------------------------------- key schema
+
+def documented_patterns():
+    import os
+    import re
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "redis-keys.md")
+    patterns = []
+    in_keys = False
+    for line in open(path):
+        if line.startswith("## "):
+            in_keys = line.strip() == "## Keys"
+        if in_keys and line.startswith("| `"):
+            pattern = line.split("`")[1]
+            regex = "^" + re.sub(r"<[^>]+>", ".+?", re.escape(pattern).replace(r"\<", "<").replace(r"\>", ">")) + "$"
+            patterns.append((pattern, re.compile(regex)))
+    return patterns
+
+
+def test_every_key_a_full_scenario_creates_is_documented(make_cluster):
+    c = make_cluster(2, CHAT_PRESENCE_TTL=1, SWEEP_INTERVAL_MS=200, MESSAGE_RATE_LIMIT=50)
+    a, b = c.a, c.b
+    ryo, alice, bob = (register(a, n) for n in ["ryo", "alice", "bobby"])
+    b.call("POST", "/api/auth/login", json={"username": "alice", "password": "password123"})
+    a.call("POST", "/api/rooms", user=ryo, json={"name": "Lobby", "type": "public"})
+    dm = a.call("POST", "/api/rooms", user=alice, json={"name": "dm", "type": "private", "members": ["bobby"]}).json()["room"]
+    switch(a, alice, None, "lobby")
+    switch(b, bob, None, dm["id"])
+    a.call("POST", "/api/presence/heartbeat", user=alice, json={})
+    a.call("POST", "/api/rooms/lobby/messages", user=alice, json={"content": "hi"})
+    b.call("POST", f"/api/rooms/{dm['id']}/messages", user=bob, json={"content": "hi"})
+    b.call("GET", "/api/users?search=al")
+    r = c.redis()
+    keys = set(r.scan_iter(count=1000))
+    time.sleep(2)  # let presence expire and be swept
+    keys |= set(r.scan_iter(count=1000))
+    patterns = documented_patterns()
+    assert len(patterns) >= 10
+    undocumented = [k for k in keys if not any(rx.match(k) for _, rx in patterns)]
+    assert undocumented == []
+    # And the scenario did exercise the main patterns.
+    for must in ["room:{lobby}:meta", "room:{lobby}:history", "user:{alice}", "users:prefix:al", "rooms:public",
+                 f"room:{{{dm['id']}}}:access", "user:{alice}:present", "ratelimit:messages:{alice}"]:
+        assert must in keys, must
+    assert any(k.startswith("token:{") for k in keys)
+    assert any(k.startswith("room:{lobby}:presence:") for k in keys)

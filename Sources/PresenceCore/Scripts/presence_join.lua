@@ -6,7 +6,7 @@
 -- KEYS[4] room:{id}:presence:<user>  string with native TTL: the member's state (JSON)
 -- ARGV[1] user   ARGV[2] ttl (ms)   ARGV[3] member state JSON ('' keeps the current one, '{}' when none)
 --
--- Returns {joined (1 = was not present), userCount, joinedAt, expiresAt, now, state, meta...}
+-- Returns {joined (1 = was not present), userCount, joinedAt, expiresAt, now, state, {meta...}, previous state}
 -- or the error NOROOM when the room does not exist.
 --
 -- redis-cli --eval presence_join.lua 'room:{general}:meta' 'room:{general}:members' \
@@ -34,11 +34,11 @@ else
 end
 redis.call('ZADD', KEYS[2], expiresAt, user)
 
+local old = '{}'
+if joined == 0 then old = redis.call('GET', KEYS[4]) or '{}' end
 local state = ARGV[3]
-if state == '' then
-  state = (joined == 0 and redis.call('GET', KEYS[4])) or '{}'
-end
+if state == '' then state = old end
 redis.call('SET', KEYS[4], state, 'PX', ttl)
 
 local count = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
-return {joined, count, joinedAt, expiresAt, now, state, redis.call('HGETALL', KEYS[1])}
+return {joined, count, joinedAt, expiresAt, now, state, redis.call('HGETALL', KEYS[1]), old}
