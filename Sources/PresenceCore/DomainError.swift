@@ -10,6 +10,12 @@ public enum DomainError: Error, Sendable, Equatable {
     case invalid(String)
     /// Wrong username or password, unknown or expired token (401).
     case unauthorized(String)
+    /// The support room is closed (410 "Room closed").
+    case roomClosed
+    /// A domain-level not-found with its message (404), e.g. "User not found".
+    case notFound(String)
+    /// The caller is not present in the room (409 "Not in room").
+    case notPresent
     /// A rate limit refused the request.
     case rateLimited(SlidingWindowLimiter.Decision)
 }

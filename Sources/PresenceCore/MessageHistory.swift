@@ -21,6 +21,7 @@ public struct MessageHistory: Sendable {
         )[0]
         if let message = reply.errorMessage {
             if message.hasPrefix("NOROOM") { throw DomainError.roomNotFound }
+            if message.hasPrefix("CLOSED") { throw DomainError.roomClosed }
             throw RedisError.server(message)
         }
         guard let id = reply.string else { throw RedisError.protocolError("unexpected XADD reply \(reply)") }

@@ -93,6 +93,7 @@ public struct PresenceEngine: Sendable {
     static func parseJoin(_ reply: RESPValue, user: String, ttl: Duration) throws -> JoinResult {
         if let message = reply.errorMessage {
             if message.hasPrefix("NOROOM") { throw DomainError.roomNotFound }
+            if message.hasPrefix("CLOSED") { throw DomainError.roomClosed }
             throw RedisError.server(message)
         }
         guard let v = reply.array, v.count == 8, let isNew = v[0].int, let count = v[1].int,

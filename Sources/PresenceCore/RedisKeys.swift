@@ -32,6 +32,11 @@ public enum RedisKeys {
     /// String with TTL (sliding): SHA-256 (hex) of a session token → username.
     public static func token(_ sha256Hex: String) -> String { "token:{\(sha256Hex)}" }
 
+    /// String (JSON): the snapshot written when a support room closes.
+    public static func roomSnapshot(_ room: String) -> String { "room:{\(room)}:snapshot" }
+    /// Set: usernames of support agents (admins count as agents without being listed).
+    public static let supportAgents = "support:agents"
+
     /// Sorted set: one sliding-window log per (limit, subject): member per accepted request, scored by time (ms).
     public static func rateLimit(_ name: String, _ subject: String) -> String { "ratelimit:\(name):{\(subject)}" }
 

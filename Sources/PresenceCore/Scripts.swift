@@ -19,6 +19,10 @@ enum Scripts {
     static let userRegister = load("user_register")
     static let userTouch = load("user_touch")
     static let historyAppend = load("history_append")
+    static let supportOpen = load("support_open")
+    static let supportMetadata = load("support_metadata")
+    static let supportClose = load("support_close")
+    static let supportReopen = load("support_reopen")
 
     private static func load(_ name: String) -> RedisScript {
         do {

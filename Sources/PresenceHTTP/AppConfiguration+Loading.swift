@@ -94,6 +94,10 @@ extension AppConfiguration {
             config, value throws(ConfigurationError) in
             config.chat.presenceTTL = .seconds(try integer(value, setting: "CHAT_PRESENCE_TTL", in: 1...86400))
         },
+        Setting(name: "SUPPORT_PRESENCE_TTL", defaultValue: "45", help: "Seconds a support-room presence lasts without a heartbeat") {
+            config, value throws(ConfigurationError) in
+            config.support.presenceTTL = .seconds(try integer(value, setting: "SUPPORT_PRESENCE_TTL", in: 1...86400))
+        },
         Setting(name: "HISTORY_LIMIT", defaultValue: "1000", help: "Messages kept per room") {
             config, value throws(ConfigurationError) in
             config.chat.historyLimit = try integer(value, setting: "HISTORY_LIMIT", in: 1...1_000_000)

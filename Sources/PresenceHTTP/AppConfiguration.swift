@@ -18,6 +18,8 @@ public struct AppConfiguration: Sendable {
     public var logLevel: Logger.Level = .info
     /// Chat rules: presence TTL, history size, admins, message limit, default rooms.
     public var chat = ChatSettings()
+    /// Support rules: presence TTL (admins and history size follow the chat settings).
+    public var support = SupportSettings()
     /// Origin patterns allowed to call the API (`ALLOWED_ORIGINS`); `*` in a pattern matches anything.
     public var allowedOrigins: [String] = ["http://localhost:*", "http://127.0.0.1:*"]
     /// Session token lifetime, extended on each use (`TOKEN_TTL`, seconds).

@@ -31,6 +31,7 @@ public struct AppServices: Sendable {
     public let users: UserDirectory
     public let tokens: TokenStore
     public let chat: ChatService
+    public let support: SupportService
     public let sweeper: PresenceSweeper
     public let searchLimiter: SlidingWindowLimiter
 
@@ -42,9 +43,18 @@ public struct AppServices: Sendable {
         self.tokens = TokenStore(redis: redis, ttl: configuration.tokenTTL)
         let chat = ChatService(redis: redis, users: users, settings: configuration.chat, logger: logger)
         self.chat = chat
+        var supportSettings = configuration.support
+        supportSettings.admins = configuration.chat.admins
+        supportSettings.historyLimit = configuration.chat.historyLimit
+        let support = SupportService(redis: redis, users: users, settings: supportSettings, logger: logger)
+        self.support = support
         self.searchLimiter = SlidingWindowLimiter(name: "search", limit: configuration.searchRateLimit, window: .seconds(60), redis: redis)
         self.sweeper = PresenceSweeper(redis: redis, interval: configuration.sweepInterval, logger: logger) { expired in
-            await chat.announceExpired(room: expired.room, users: expired.users, userCount: expired.userCount, meta: expired.meta)
+            if expired.meta["type"] == "support" {
+                await support.announceExpired(room: expired.room, users: expired.users, meta: expired.meta)
+            } else {
+                await chat.announceExpired(room: expired.room, users: expired.users, userCount: expired.userCount, meta: expired.meta)
+            }
         }
     }
 }
@@ -60,6 +70,7 @@ public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
     AuthController(users: services.users, tokens: services.tokens, authenticator: authenticator).addRoutes(to: router, table: table)
     RoomsController(chat: services.chat, authenticator: authenticator).addRoutes(to: router, table: table)
     PresenceController(chat: services.chat, authenticator: authenticator).addRoutes(to: router, table: table)
+    SupportController(support: services.support, authenticator: authenticator).addRoutes(to: router, table: table)
     UsersController(
         users: services.users, limiter: services.searchLimiter,
         trustedProxies: services.configuration.trustedProxies.compactMap(ClientAddress.Block.init)

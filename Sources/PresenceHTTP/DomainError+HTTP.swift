@@ -12,6 +12,9 @@ extension DomainError {
         case .conflict(let message): return APIError(.conflict, message)
         case .invalid(let message): return APIError(.badRequest, message)
         case .unauthorized(let message): return APIError(.unauthorized, message)
+        case .roomClosed: return APIError(.gone, "Room closed")
+        case .notFound(let message): return APIError(.notFound, message)
+        case .notPresent: return APIError(.conflict, "Not in room")
         case .rateLimited(let decision):
             var headers = HTTPFields()
             headers[.retryAfter] = String(decision.retryAfterSeconds)

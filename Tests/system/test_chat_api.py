@@ -479,6 +479,11 @@ def test_every_key_a_full_scenario_creates_is_documented(make_cluster):
     a.call("POST", "/api/rooms/lobby/messages", user=alice, json={"content": "hi"})
     b.call("POST", f"/api/rooms/{dm['id']}/messages", user=bob, json={"content": "hi"})
     b.call("GET", "/api/users?search=al")
+    a.call("PUT", "/api/admin/agents/bobby", user=ryo)
+    a.call("POST", "/support/T-1/metadata", user=bob, json={"priority": "high"})
+    b.call("POST", "/support/T-1/join", user=alice, json={})
+    b.call("POST", "/support/T-1/messages", user=alice, json={"content": "help"})
+    a.call("POST", "/support/T-1/close", user=bob, json={})
     r = c.redis()
     keys = set(r.scan_iter(count=1000))
     time.sleep(2)  # let presence expire and be swept
@@ -489,7 +494,8 @@ def test_every_key_a_full_scenario_creates_is_documented(make_cluster):
     assert undocumented == []
     # And the scenario did exercise the main patterns.
     for must in ["room:{lobby}:meta", "room:{lobby}:history", "user:{alice}", "users:prefix:al", "rooms:public",
-                 f"room:{{{dm['id']}}}:access", "user:{alice}:present", "ratelimit:messages:{alice}"]:
+                 f"room:{{{dm['id']}}}:access", "user:{alice}:present", "ratelimit:messages:{alice}",
+                 "room:{ticket_T-1}:meta", "room:{ticket_T-1}:snapshot", "room:{ticket_T-1}:history", "support:agents"]:
         assert must in keys, must
     assert any(k.startswith("token:{") for k in keys)
     assert any(k.startswith("room:{lobby}:presence:") for k in keys)

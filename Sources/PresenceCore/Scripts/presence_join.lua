@@ -7,12 +7,15 @@
 -- ARGV[1] user   ARGV[2] ttl (ms)   ARGV[3] member state JSON ('' keeps the current one, '{}' when none)
 --
 -- Returns {joined (1 = was not present), userCount, joinedAt, expiresAt, now, state, {meta...}, previous state}
--- or the error NOROOM when the room does not exist.
+-- or the error NOROOM when the room does not exist, CLOSED when it is a closed support room.
 --
 -- redis-cli --eval presence_join.lua 'room:{general}:meta' 'room:{general}:members' \
 --   'room:{general}:joined' 'room:{general}:presence:alice' , alice 90000 ''
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return redis.error_reply('NOROOM room does not exist')
+end
+if redis.call('HGET', KEYS[1], 'closed') == '1' then
+  return redis.error_reply('CLOSED room is closed')
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

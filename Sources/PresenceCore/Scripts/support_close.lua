@@ -1,0 +1,44 @@
+-- Closes a support room in one step: removes live state (presence, members), marks it closed and writes the
+-- snapshot (metadata, the members present at close with their roles, closedAt, closedBy, message count).
+-- History and snapshot stay unless asked otherwise.
+--
+-- KEYS[1] meta   KEYS[2] members   KEYS[3] joined   KEYS[4] history   KEYS[5] snapshot
+-- ARGV[1] closed by   ARGV[2] presence key prefix 'room:{ticket_<id>}:presence:'
+-- ARGV[3] '1' to delete the history   ARGV[4] '1' to delete the snapshot
+-- Returns nil when the room does not exist, 'ALREADY' when closed, else {snapshot JSON, {present users...}}.
+if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+if redis.call('HGET', KEYS[1], 'closed') == '1' then return 'ALREADY' end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local present = {}
+local members = {}
+for _, user in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')) do
+  local state = redis.call('GET', ARGV[2] .. user)
+  local role = 'customer'
+  if state then
+    local ok, decoded = pcall(cjson.decode, state)
+    if ok and type(decoded) == 'table' and decoded['role'] then role = decoded['role'] end
+  end
+  present[#present + 1] = user
+  members[#members + 1] = {username = user, role = role}
+end
+for _, user in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  redis.call('DEL', ARGV[2] .. user)
+end
+redis.call('DEL', KEYS[2], KEYS[3])
+local meta = redis.call('HGETALL', KEYS[1])
+local m = {}
+for i = 1, #meta, 2 do m[meta[i]] = meta[i + 1] end
+local snapshot = {
+  roomId = m['id'], ticketId = m['ticketId'],
+  metadata = {ticketId = m['ticketId'], priority = m['priority'] or cjson.null,
+              assignedAgentId = m['assignedAgentId'] or cjson.null, status = m['status'] or 'open'},
+  createdAt = tonumber(m['createdAt']), closedAt = now, closedBy = ARGV[1],
+  messageCount = redis.call('XLEN', KEYS[4]),
+}
+if #members > 0 then snapshot['members'] = members end
+local encoded = cjson.encode(snapshot)
+redis.call('HSET', KEYS[1], 'closed', '1', 'closedAt', now, 'closedBy', ARGV[1])
+if ARGV[3] == '1' then redis.call('DEL', KEYS[4]) end
+if ARGV[4] == '1' then redis.call('DEL', KEYS[5]) else redis.call('SET', KEYS[5], encoded) end
+return {encoded, present}

@@ -1,0 +1,284 @@
+import Logging
+import Redis
+
+/// The support face: ticket rooms with roles, typing state, assignment metadata and transcripts that outlive the
+/// room. Built on the same ``PresenceEngine``, ``MessageHistory`` and ``Broadcaster`` as chat.
+public struct SupportService: Sendable {
+    public let settings: SupportSettings
+    public let presence: PresenceEngine
+    public let history: MessageHistory
+    public let broadcaster: Broadcaster
+    public let users: UserDirectory
+    let redis: RedisClient
+    let logger: Logger
+
+    public init(redis: RedisClient, users: UserDirectory, settings: SupportSettings, logger: Logger) {
+        self.settings = settings
+        self.redis = redis
+        self.users = users
+        self.presence = PresenceEngine(redis: redis)
+        self.history = MessageHistory(redis: redis, limit: settings.historyLimit)
+        self.broadcaster = Broadcaster(redis: redis, logger: logger)
+        self.logger = logger
+    }
+
+    /// `ticket_<ticketId>`, or ``DomainError/invalid(_:)`` when the ticket id breaks `^[A-Za-z0-9_-]{1,64}$`.
+    public static func roomID(ticket: String) throws -> String {
+        let ok = (1...64).contains(ticket.utf8.count) && ticket.utf8.allSatisfy {
+            ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 95 || $0 == 45
+        }
+        guard ok else { throw DomainError.invalid("Invalid ticket ID format") }
+        return "ticket_\(ticket)"
+    }
+
+    // MARK: - Agents
+
+    /// Whether `user` is an agent (admins always are).
+    public func isAgent(_ user: String) async throws -> Bool {
+        if settings.admins.contains(user) { return true }
+        return try await redis.send(RedisCommand("SISMEMBER", RedisKeys.supportAgents, user)).int == 1
+    }
+
+    public func isAdmin(_ user: String) -> Bool { settings.admins.contains(user) }
+
+    /// Makes a registered user an agent (admins only).
+    public func addAgent(_ name: String, by user: String) async throws {
+        guard isAdmin(user) else { throw DomainError.forbidden("Forbidden") }
+        guard try await users.existing([name]).first == true else { throw DomainError.notFound("User not found") }
+        try await redis.send(RedisCommand("SADD", RedisKeys.supportAgents, name))
+    }
+
+    /// Removes an agent (admins only); returns whether it was one.
+    @discardableResult
+    public func removeAgent(_ name: String, by user: String) async throws -> Bool {
+        guard isAdmin(user) else { throw DomainError.forbidden("Forbidden") }
+        return try await redis.send(RedisCommand("SREM", RedisKeys.supportAgents, name)).int == 1
+    }
+
+    /// The agents (admins only), sorted.
+    public func agents(by user: String) async throws -> [String] {
+        guard isAdmin(user) else { throw DomainError.forbidden("Forbidden") }
+        return (try await redis.send(RedisCommand("SMEMBERS", RedisKeys.supportAgents)).array ?? []).compactMap(\.string).sorted()
+    }
+
+    // MARK: - Access
+
+    /// The room, after the access rule: 404 when it never existed, 403 unless `user` is its customer, an agent or
+    /// an admin, 410 when closed and `live` is required.
+    func access(_ room: String, user: String, live: Bool) async throws -> (SupportRoom, isAgent: Bool) {
+        let replies = try await redis.pipeline([
+            RedisCommand("HGETALL", RedisKeys.roomMeta(room)),
+            RedisCommand("SISMEMBER", RedisKeys.supportAgents, user),
+        ])
+        let meta = PresenceEngine.hash(replies[0])
+        guard meta["type"] == "support" else { throw DomainError.roomNotFound }
+        let ticket = SupportRoom(meta: meta)
+        let agent = isAdmin(user) || replies[1].int == 1
+        guard agent || ticket.customer == user else { throw DomainError.forbidden("Forbidden") }
+        if live && ticket.closed { throw DomainError.roomClosed }
+        return (ticket, agent)
+    }
+
+    // MARK: - Routes
+
+    /// Joins (creating the room on first use); joining again refreshes presence, updates the role, clears typing.
+    public func join(ticket: String, user: String, role: SupportMember.Role) async throws -> SupportMember {
+        let room = try Self.roomID(ticket: ticket)
+        let agent = try await isAgent(user)
+        if role != .customer && !agent { throw DomainError.forbidden("Forbidden") }
+        let opened = try await redis.run(
+            Scripts.supportOpen, keys: [RedisKeys.roomMeta(room)],
+            arguments: [room, ticket, user, role == .customer ? "customer" : ""]
+        )
+        guard let v = opened.array, v.count == 2 else { throw RedisError.protocolError("unexpected support_open reply") }
+        let ticketRoom = SupportRoom(meta: PresenceEngine.hash(v[1]))
+        guard ticketRoom.id == room else { throw DomainError.roomNotFound }
+        guard agent || ticketRoom.customer == user else { throw DomainError.forbidden("Forbidden") }
+        if ticketRoom.closed { throw DomainError.roomClosed }
+        let result = try await presence.join(
+            room: room, user: user, ttl: settings.presenceTTL, state: SupportMember.state(role: role, typing: false)
+        )
+        let member = SupportMember(result.member)
+        if result.isNew {
+            await broadcaster.publish([event("member-joined", ticketRoom, ["member": member.json])])
+        } else if result.previousState != result.member.state {
+            await broadcaster.publish([event("member-updated", ticketRoom, ["member": member.json])])
+        }
+        return member
+    }
+
+    /// Sets the typing flag of a present member (and refreshes its TTL); broadcasts only on change.
+    public func typing(ticket: String, user: String, typing: Bool) async throws -> SupportMember {
+        let room = try Self.roomID(ticket: ticket)
+        let (ticketRoom, _) = try await access(room, user: user, live: true)
+        let current = try await presence.states(room: room, users: [user]).first ?? [:]
+        let role = current["role"]?.string.flatMap(SupportMember.Role.init(rawValue:)) ?? .customer
+        guard let refreshed = try await presence.refresh(
+            room: room, user: user, ttl: settings.presenceTTL, state: SupportMember.state(role: role, typing: typing)
+        ) else { throw DomainError.notPresent }
+        let member = SupportMember(refreshed.member)
+        if refreshed.previousState != refreshed.member.state {
+            await broadcaster.publish([event("member-updated", ticketRoom, ["member": member.json])])
+        }
+        return member
+    }
+
+    /// Refreshes presence; returns the new expiry.
+    public func heartbeat(ticket: String, user: String) async throws -> Int64 {
+        let room = try Self.roomID(ticket: ticket)
+        _ = try await access(room, user: user, live: true)
+        guard let refreshed = try await presence.refresh(room: room, user: user, ttl: settings.presenceTTL) else {
+            throw DomainError.notPresent
+        }
+        return refreshed.member.expiresAt
+    }
+
+    /// Leaves at once (not being there is fine).
+    public func leave(ticket: String, user: String) async throws {
+        let room = try Self.roomID(ticket: ticket)
+        let (ticketRoom, _) = try await access(room, user: user, live: true)
+        let left = try await presence.leave(room: room, user: user)
+        if left.wasPresent {
+            await broadcaster.publish([event("member-left", ticketRoom, ["username": .string(user), "reason": "left"])])
+        }
+    }
+
+    /// A partial metadata update by an agent or admin; `null` clears a field. Creates the room when missing.
+    public func updateMetadata(ticket: String, user: String, priority: String??, assignedAgentId: String??, status: String?) async throws -> SupportRoom {
+        let room = try Self.roomID(ticket: ticket)
+        guard try await isAgent(user) else { throw DomainError.forbidden("Forbidden") }
+        var fields: [String] = []
+        if let priority {
+            if let value = priority, !["low", "normal", "high", "urgent"].contains(value) {
+                throw DomainError.invalid("Field 'priority' must be one of low, normal, high, urgent, or null")
+            }
+            fields += ["priority", priority ?? ""]
+        }
+        if let assignedAgentId {
+            if let agent = assignedAgentId {
+                guard let name = Validation.username(agent), try await isAgent(name) else {
+                    throw DomainError.invalid("Field 'assignedAgentId' must be an agent's username or null")
+                }
+                fields += ["assignedAgentId", name]
+            } else {
+                fields += ["assignedAgentId", ""]
+            }
+        }
+        if let status {
+            guard ["open", "pending", "resolved"].contains(status) else {
+                throw DomainError.invalid("Field 'status' must be one of open, pending, resolved")
+            }
+            fields += ["status", status]
+        }
+        let reply = try await redis.run(
+            Scripts.supportMetadata, keys: [RedisKeys.roomMeta(room)], arguments: [room, ticket, user] + fields
+        )
+        guard let v = reply.array, v.count == 2, let changed = v[0].int else {
+            throw RedisError.protocolError("unexpected support_metadata reply \(reply)")
+        }
+        let ticketRoom = SupportRoom(meta: PresenceEngine.hash(v[1]))
+        guard ticketRoom.id == room else { throw DomainError.roomNotFound }
+        if changed == 1 {
+            await broadcaster.publish([event("metadata-updated", ticketRoom, ["room": ticketRoom.json])])
+        }
+        return ticketRoom
+    }
+
+    /// Present members, oldest join first, one page at a time.
+    public func members(ticket: String, user: String, limit: Int, cursor: String?) async throws -> (members: [SupportMember], nextCursor: String?) {
+        let room = try Self.roomID(ticket: ticket)
+        _ = try await access(room, user: user, live: true)
+        let page = try await presence.members(room: room, ttl: settings.presenceTTL, limit: limit, cursor: cursor)
+        let states = try await presence.states(room: room, users: page.members.map(\.username))
+        let members = zip(page.members, states).map { member, state in
+            var member = member
+            member.state = state
+            return SupportMember(member)
+        }
+        return (members, page.nextCursor)
+    }
+
+    /// Posts to the transcript; the author's role is their role in the room (agents default to agent).
+    public func postMessage(ticket: String, user: String, content: String) async throws -> ChatMessage {
+        let room = try Self.roomID(ticket: ticket)
+        let (ticketRoom, agent) = try await access(room, user: user, live: true)
+        let state = try await presence.states(room: room, users: [user]).first ?? [:]
+        let role = state["role"]?.string ?? (agent && ticketRoom.customer != user ? "agent" : "customer")
+        let message = try await history.append(room: room, username: user, content: content, role: role)
+        await broadcaster.publish([event("room-message", ticketRoom, ["roomId": .string(room), "message": message.json])])
+        return message
+    }
+
+    /// The transcript, oldest first, after `after`. Readable after close; 404 once the room is gone.
+    public func messages(ticket: String, user: String, limit: Int, after: String?) async throws -> [ChatMessage] {
+        let room = try Self.roomID(ticket: ticket)
+        _ = try await access(room, user: user, live: false)
+        return try await history.oldest(room: room, count: limit, after: after)
+    }
+
+    /// Closes the room: live state goes in one step, a snapshot is written; history and snapshot stay unless asked.
+    public func close(ticket: String, user: String, deleteHistory: Bool, deleteSnapshot: Bool) async throws -> JSONValue {
+        let room = try Self.roomID(ticket: ticket)
+        let (ticketRoom, agent) = try await access(room, user: user, live: false)
+        guard agent else { throw DomainError.forbidden("Forbidden") }
+        let reply = try await redis.run(
+            Scripts.supportClose,
+            keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
+                   RedisKeys.roomHistory(room), RedisKeys.roomSnapshot(room)],
+            arguments: [user, RedisKeys.roomPresence(room, ""), deleteHistory ? "1" : "0", deleteSnapshot ? "1" : "0"]
+        )
+        if reply.isNull { throw DomainError.roomNotFound }
+        if reply.string == "ALREADY" { throw DomainError.roomClosed }
+        guard let v = reply.array, v.count == 2, let encoded = v[0].string else {
+            throw RedisError.protocolError("unexpected support_close reply \(reply)")
+        }
+        let snapshot = Self.normalize(snapshot: encoded)
+        var events = (v[1].array ?? []).compactMap(\.string).map {
+            event("member-left", ticketRoom, ["username": .string($0), "reason": "closed"])
+        }
+        events.append(event("room-closed", ticketRoom, ["roomId": .string(room), "snapshot": snapshot]))
+        await broadcaster.publish(events)
+        return snapshot
+    }
+
+    /// Reopens a closed room (agents and admins).
+    public func reopen(ticket: String, user: String) async throws -> SupportRoom {
+        let room = try Self.roomID(ticket: ticket)
+        let (_, agent) = try await access(room, user: user, live: false)
+        guard agent else { throw DomainError.forbidden("Forbidden") }
+        let reply = try await redis.run(Scripts.supportReopen, keys: [RedisKeys.roomMeta(room)], arguments: [])
+        guard let v = reply.array, v.count == 2, let was = v[0].int else { throw DomainError.roomNotFound }
+        let ticketRoom = SupportRoom(meta: PresenceEngine.hash(v[1]))
+        if was == 1 { await broadcaster.publish([event("room-reopened", ticketRoom, ["room": ticketRoom.json])]) }
+        return ticketRoom
+    }
+
+    /// The snapshot written at close; 404 when there is none (never closed, or deleted).
+    public func snapshot(ticket: String, user: String) async throws -> JSONValue {
+        let room = try Self.roomID(ticket: ticket)
+        _ = try await access(room, user: user, live: false)
+        guard let text = try await redis.send(RedisCommand("GET", RedisKeys.roomSnapshot(room))).string else {
+            throw DomainError.notFound("Snapshot not found")
+        }
+        return Self.normalize(snapshot: text)
+    }
+
+    /// Announces members of a support room whose presence expired (from the sweeper).
+    public func announceExpired(room: String, users: [String], meta: [String: String]) async {
+        let ticketRoom = SupportRoom(meta: meta)
+        await broadcaster.publish(users.map {
+            event("member-left", ticketRoom, ["username": .string($0), "reason": "expired"])
+        })
+    }
+
+    func event(_ name: String, _ room: SupportRoom, _ data: JSONValue) -> BroadcastEvent {
+        BroadcastEvent(event: name, channel: room.channel, data: data)
+    }
+
+    /// cjson writes an empty table as `{}`: make `members` always an array.
+    static func normalize(snapshot text: String) -> JSONValue {
+        guard case .object(var object) = JSONValue.parse(Array(text.utf8)) else { return [:] }
+        if case .array = object["members"] {} else { object["members"] = .array([]) }
+        return .object(object)
+    }
+}
