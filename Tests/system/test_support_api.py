@@ -190,6 +190,17 @@ def test_metadata_partial_updates_and_validation(cluster):
         assert r.status_code == 400, bad
     assert meta(a.call("POST", "/support/M-1/metadata", user=agent, json={})) == \
         {"ticketId": "M-1", "priority": None, "assignedAgentId": "ryo", "status": "pending"}
+    # Two agents changing different fields at the same moment, through two workers: both win.
+    import threading
+    for round_ in range(10):
+        prio, status = ["low", "urgent"][round_ % 2], ["open", "resolved"][round_ % 2]
+        t1 = threading.Thread(target=a.call, args=("POST", "/support/M-1/metadata"), kwargs={"user": agent, "json": {"priority": prio}})
+        t2 = threading.Thread(target=b.call, args=("POST", "/support/M-1/metadata"), kwargs={"user": ryo, "json": {"status": status}})
+        t1.start(); t2.start(); t1.join(); t2.join()
+        got = b.call("GET", "/support/M-1/messages", user=agent)  # any route; then read the metadata
+        assert got.status_code == 200
+        m = cluster.redis().hgetall("room:{ticket_M-1}:meta")
+        assert (m["priority"], m["status"]) == (prio, status)
 
 
 def test_expired_member_leaves_exactly_once(make_cluster):
