@@ -36,11 +36,20 @@ public struct SlidingWindowLimiter: Sendable {
 
     /// Checks and, when allowed, records one request of `subject`.
     public func check(_ subject: String) async throws -> Decision {
+        try await evaluate(subject, peek: false)
+    }
+
+    /// The current state for `subject` without recording anything.
+    public func peek(_ subject: String) async throws -> Decision {
+        try await evaluate(subject, peek: true)
+    }
+
+    private func evaluate(_ subject: String, peek: Bool) async throws -> Decision {
         let windowMs = Int(window.components.seconds) * 1000 + Int(window.components.attoseconds / 1_000_000_000_000_000)
         let reply = try await redis.run(
             Scripts.rateLimitSliding,
             keys: [RedisKeys.rateLimit(name, subject)],
-            arguments: [String(limit), String(windowMs), UUID().uuidString]
+            arguments: [String(limit), String(windowMs), UUID().uuidString, peek ? "peek" : "check"]
         )
         guard let values = reply.array, values.count == 4,
               let allowed = values[0].int, let remaining = values[1].int, let reset = values[2].int else {

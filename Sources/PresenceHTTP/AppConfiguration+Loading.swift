@@ -127,6 +127,36 @@ extension AppConfiguration {
             }
             config.chat.defaultRooms = rooms
         },
+        Setting(name: "AI_BASE_URL", defaultValue: "(unset: offline responder)",
+                help: "OpenAI-compatible API base URL for Ryo's replies, e.g. https://api.openai.com/v1") {
+            config, value throws(ConfigurationError) in
+            if value.isEmpty { config.ai.baseURL = nil; return }
+            guard let url = URL(string: value), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
+                throw ConfigurationError(setting: "AI_BASE_URL", message: "must be an http(s) URL, got '\(value)'")
+            }
+            config.ai.baseURL = value
+        },
+        Setting(name: "AI_API_KEY", defaultValue: "(unset)", help: "Bearer key for the AI API") {
+            config, value throws(ConfigurationError) in
+            config.ai.apiKey = value.isEmpty ? nil : value
+        },
+        Setting(name: "AI_MODEL", defaultValue: "gpt-4o-mini", help: "Model name sent to the AI API") {
+            config, value throws(ConfigurationError) in
+            guard !value.isEmpty else { throw ConfigurationError(setting: "AI_MODEL", message: "must not be empty") }
+            config.ai.model = value
+        },
+        Setting(name: "AI_TIMEOUT", defaultValue: "20", help: "Seconds to wait for the AI API") {
+            config, value throws(ConfigurationError) in
+            config.ai.timeout = .seconds(try integer(value, setting: "AI_TIMEOUT", in: 1...600))
+        },
+        Setting(name: "AI_RATE_LIMIT", defaultValue: "5", help: "Ryo replies per user per AI_RATE_WINDOW") {
+            config, value throws(ConfigurationError) in
+            config.ai.rateLimit = try integer(value, setting: "AI_RATE_LIMIT", in: 1...100_000)
+        },
+        Setting(name: "AI_RATE_WINDOW", defaultValue: "60", help: "Seconds of the Ryo reply sliding window") {
+            config, value throws(ConfigurationError) in
+            config.ai.rateWindow = .seconds(try integer(value, setting: "AI_RATE_WINDOW", in: 1...86400))
+        },
         Setting(name: "SWEEP_INTERVAL_MS", defaultValue: "1000", help: "How often each worker looks for expired presence") {
             config, value throws(ConfigurationError) in
             config.sweepInterval = .milliseconds(try integer(value, setting: "SWEEP_INTERVAL_MS", in: 50...60_000))

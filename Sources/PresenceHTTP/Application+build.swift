@@ -32,6 +32,7 @@ public struct AppServices: Sendable {
     public let tokens: TokenStore
     public let chat: ChatService
     public let support: SupportService
+    public let ryo: RyoService
     public let sweeper: PresenceSweeper
     public let searchLimiter: SlidingWindowLimiter
 
@@ -48,6 +49,16 @@ public struct AppServices: Sendable {
         supportSettings.historyLimit = configuration.chat.historyLimit
         let support = SupportService(redis: redis, users: users, settings: supportSettings, logger: logger)
         self.support = support
+        let provider: any AIProvider = configuration.ai.baseURL.map {
+            OpenAICompatibleProvider(
+                baseURL: $0, apiKey: configuration.ai.apiKey, model: configuration.ai.model, timeout: configuration.ai.timeout
+            )
+        } ?? OfflineRyoResponder()
+        self.ryo = RyoService(
+            provider: provider,
+            limiter: SlidingWindowLimiter(name: "ai", limit: configuration.ai.rateLimit, window: configuration.ai.rateWindow, redis: redis),
+            chat: chat, logger: logger
+        )
         self.searchLimiter = SlidingWindowLimiter(name: "search", limit: configuration.searchRateLimit, window: .seconds(60), redis: redis)
         self.sweeper = PresenceSweeper(redis: redis, interval: configuration.sweepInterval, logger: logger) { expired in
             if expired.meta["type"] == "support" {
@@ -70,6 +81,7 @@ public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
     AuthController(users: services.users, tokens: services.tokens, authenticator: authenticator).addRoutes(to: router, table: table)
     RoomsController(chat: services.chat, authenticator: authenticator).addRoutes(to: router, table: table)
     PresenceController(chat: services.chat, authenticator: authenticator).addRoutes(to: router, table: table)
+    RyoController(ryo: services.ryo, authenticator: authenticator).addRoutes(to: router, table: table)
     SupportController(support: services.support, authenticator: authenticator).addRoutes(to: router, table: table)
     UsersController(
         users: services.users, limiter: services.searchLimiter,

@@ -4,6 +4,7 @@
 --
 -- KEYS[1] ratelimit:<name>:{<subject>}   sorted set: one member per accepted request, scored by its time (ms)
 -- ARGV[1] limit   ARGV[2] window (ms)   ARGV[3] a unique id for this request (no same-millisecond collisions)
+-- ARGV[4] 'peek' to only read the state (nothing recorded, allowed = whether one more would pass)
 --
 -- Returns {allowed (1|0), remaining, ms until the oldest counted request leaves the window (0 if none), limit}.
 --
@@ -14,7 +15,9 @@ local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local count = redis.call('ZCARD', KEYS[1])
 local allowed = 0
-if count < limit then
+if ARGV[4] == 'peek' then
+  if count < limit then allowed = 1 end
+elseif count < limit then
   redis.call('ZADD', KEYS[1], now, t[1] .. t[2] .. ':' .. ARGV[3])
   redis.call('PEXPIRE', KEYS[1], window)
   count = count + 1
