@@ -201,7 +201,19 @@ public struct ChatService: Sendable {
             data: ["roomId": .string(room.id), "username": .string(user), "action": .string(action), "userCount": .int(room.userCount)]
         )]
         events += room.listChannels.map { BroadcastEvent(event: "room-updated", channel: $0, data: ["room": room.json]) }
+        events.append(Self.memberEvent(channel: "presence-room-\(room.id)", user: user, action: action))
         return events
+    }
+
+    /// `pusher_internal:member_added` / `member_removed` for a presence channel's subscribers.
+    public static func memberEvent(channel: String, user: String, action: String) -> BroadcastEvent {
+        if action == "joined" {
+            return BroadcastEvent(
+                event: "pusher_internal:member_added", channel: channel,
+                data: ["user_id": .string(user), "user_info": ["username": .string(user)]]
+            )
+        }
+        return BroadcastEvent(event: "pusher_internal:member_removed", channel: channel, data: ["user_id": .string(user)])
     }
 
     // MARK: - Messages

@@ -11,6 +11,8 @@ public enum RedisKeys {
     public static func roomJoined(_ room: String) -> String { "room:{\(room)}:joined" }
     /// String with native TTL: one user's presence (and state, JSON) in a room.
     public static func roomPresence(_ room: String, _ user: String) -> String { "room:{\(room)}:presence:\(user)" }
+    /// Sorted set: one user's WebSockets in a presence channel of the room → expiry (ms), refreshed by their worker.
+    public static func roomSockets(_ room: String, _ user: String) -> String { "room:{\(room)}:sockets:\(user)" }
     /// Set: the users allowed in a private room.
     public static func roomAccess(_ room: String) -> String { "room:{\(room)}:access" }
     /// Stream: the room's messages, newest last, capped at `HISTORY_LIMIT`.
@@ -39,6 +41,13 @@ public enum RedisKeys {
 
     /// Sorted set: one sliding-window log per (limit, subject): member per accepted request, scored by time (ms).
     public static func rateLimit(_ name: String, _ subject: String) -> String { "ratelimit:\(name):{\(subject)}" }
+
+    /// Sorted set: client channels with at least one subscribed socket somewhere → expiry (ms).
+    public static let pusherChannels = "pusher:channels"
+    /// Sorted set: socket ids subscribed to a client channel → expiry (ms), refreshed by their worker.
+    public static func pusherChannelSockets(_ channel: String) -> String { "pusher:channel:{\(channel)}:sockets" }
+    /// The pub/sub channel every worker listens to for control messages (terminate connections).
+    public static let pusherControl = "pusher:control"
 
     /// The pub/sub channel carrying events for one client channel (`chats-public`, `room-general`, ...).
     public static func broadcastChannel(_ clientChannel: String) -> String { "ch:\(clientChannel)" }

@@ -2,7 +2,7 @@ import Foundation
 import Redis
 
 /// The Lua scripts of the domain, loaded once from the target's `Scripts/` resources.
-enum Scripts {
+public enum Scripts {
     static let presenceJoin = load("presence_join")
     static let presenceRefresh = load("presence_refresh")
     static let presenceLeave = load("presence_leave")
@@ -23,6 +23,12 @@ enum Scripts {
     static let supportMetadata = load("support_metadata")
     static let supportClose = load("support_close")
     static let supportReopen = load("support_reopen")
+    public static let expiringTouch = load("expiring_touch")
+    static let expiringMembers = load("expiring_members")
+    /// `expiring_members.lua`, for the HTTP layer's occupancy queries.
+    public static var expiringMembersPublic: RedisScript { expiringMembers }
+    static let socketDetach = load("socket_detach")
+    static let channelRoomOpen = load("channel_room_open")
 
     private static func load(_ name: String) -> RedisScript {
         do {

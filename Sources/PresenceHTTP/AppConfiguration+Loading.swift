@@ -157,6 +157,21 @@ extension AppConfiguration {
             config, value throws(ConfigurationError) in
             config.ai.rateWindow = .seconds(try integer(value, setting: "AI_RATE_WINDOW", in: 1...86400))
         },
+        Setting(name: "PUSHER_APP_ID", defaultValue: "presence", help: "Pusher app id (HTTP API path /apps/<id>)") {
+            config, value throws(ConfigurationError) in
+            guard !value.isEmpty, !value.contains("/") else { throw ConfigurationError(setting: "PUSHER_APP_ID", message: "must be a non-empty id") }
+            config.pusher.appId = value
+        },
+        Setting(name: "PUSHER_KEY", defaultValue: "presence-key (development)", help: "Pusher app key clients connect with") {
+            config, value throws(ConfigurationError) in
+            guard !value.isEmpty, !value.contains("/") else { throw ConfigurationError(setting: "PUSHER_KEY", message: "must be a non-empty key") }
+            config.pusher.key = value
+        },
+        Setting(name: "PUSHER_SECRET", defaultValue: "presence-secret (development)", help: "Pusher app secret (signs channel auth and the HTTP API)") {
+            config, value throws(ConfigurationError) in
+            guard value.count >= 8 else { throw ConfigurationError(setting: "PUSHER_SECRET", message: "must be at least 8 characters") }
+            config.pusher.secret = value
+        },
         Setting(name: "SWEEP_INTERVAL_MS", defaultValue: "1000", help: "How often each worker looks for expired presence") {
             config, value throws(ConfigurationError) in
             config.sweepInterval = .milliseconds(try integer(value, setting: "SWEEP_INTERVAL_MS", in: 50...60_000))

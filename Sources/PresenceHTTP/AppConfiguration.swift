@@ -20,6 +20,8 @@ public struct AppConfiguration: Sendable {
     public var chat = ChatSettings()
     /// Ryo replies: the model (none = the offline responder) and the per-user limiter.
     public var ai = AISettings()
+    /// The Pusher app (credentials, protocol limits).
+    public var pusher = PusherSettings()
     /// Support rules: presence TTL (admins and history size follow the chat settings).
     public var support = SupportSettings()
     /// Origin patterns allowed to call the API (`ALLOWED_ORIGINS`); `*` in a pattern matches anything.

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import PresenceCore
 import Redis
@@ -16,10 +17,15 @@ public func buildApplication(configuration: AppConfiguration, logger: Logger? = 
     redisLogger[metadataKey: "component"] = "redis"
     let redis = RedisClient(configuration: configuration.redis, logger: redisLogger)
     let services = AppServices(configuration: configuration, redis: redis, logger: logger)
+    if configuration.pusher.usesDevelopmentDefaults {
+        logger.warning("PUSHER_KEY / PUSHER_SECRET are the development defaults: set your own before exposing this service")
+    }
+    let router = buildRouter(services)
     return Application(
-        router: buildRouter(services),
+        router: router,
+        server: .http1WebSocketUpgrade(webSocketRouter: router),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "presence-server"),
-        services: [redis, services.sweeper, StartupTasks(chat: services.chat, logger: logger)],
+        services: [redis, services.sweeper, services.hub, StartupTasks(chat: services.chat, logger: logger)],
         logger: logger
     )
 }
@@ -33,6 +39,9 @@ public struct AppServices: Sendable {
     public let chat: ChatService
     public let support: SupportService
     public let ryo: RyoService
+    public let channelPresence: ChannelPresence
+    let hub: RealtimeHub
+    let signer: PusherSigner
     public let sweeper: PresenceSweeper
     public let searchLimiter: SlidingWindowLimiter
 
@@ -59,10 +68,16 @@ public struct AppServices: Sendable {
             limiter: SlidingWindowLimiter(name: "ai", limit: configuration.ai.rateLimit, window: configuration.ai.rateWindow, redis: redis),
             chat: chat, logger: logger
         )
+        let channelPresence = ChannelPresence(redis: redis, chat: chat, ttl: configuration.chat.presenceTTL)
+        self.channelPresence = channelPresence
+        self.hub = RealtimeHub(redis: redis, presence: channelPresence, settings: configuration.pusher, logger: logger)
+        self.signer = PusherSigner(key: configuration.pusher.key, secret: configuration.pusher.secret)
         self.searchLimiter = SlidingWindowLimiter(name: "search", limit: configuration.searchRateLimit, window: .seconds(60), redis: redis)
         self.sweeper = PresenceSweeper(redis: redis, interval: configuration.sweepInterval, logger: logger) { expired in
             if expired.meta["type"] == "support" {
                 await support.announceExpired(room: expired.room, users: expired.users, meta: expired.meta)
+            } else if expired.meta["type"] == "channel", let channel = expired.meta["channel"] {
+                await chat.broadcaster.publish(expired.users.map { ChatService.memberEvent(channel: channel, user: $0, action: "left") })
             } else {
                 await chat.announceExpired(room: expired.room, users: expired.users, userCount: expired.userCount, meta: expired.meta)
             }
@@ -83,6 +98,19 @@ public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
     PresenceController(chat: services.chat, authenticator: authenticator).addRoutes(to: router, table: table)
     RyoController(ryo: services.ryo, authenticator: authenticator).addRoutes(to: router, table: table)
     SupportController(support: services.support, authenticator: authenticator).addRoutes(to: router, table: table)
+    PusherAuthController(chat: services.chat, support: services.support, signer: services.signer, authenticator: authenticator)
+        .addRoutes(to: router, table: table)
+    PusherAPIController(redis: services.redis, presence: services.channelPresence, settings: services.configuration.pusher, signer: services.signer)
+        .addRoutes(to: router, table: table)
+    let connection = PusherConnection(
+        hub: services.hub, redis: services.redis, presence: services.channelPresence,
+        settings: services.configuration.pusher, signer: services.signer, logger: Logger(label: "pusher")
+    )
+    router.ws("/app/:key") { _, _ in .upgrade([:]) } onUpgrade: { inbound, outbound, context in
+        let key = context.requestContext.parameters.get("key")
+        let version = context.request.uri.queryParameters.get("protocol").flatMap { Int($0) }
+        try await connection.run(inbound: inbound, outbound: outbound, key: key, protocolVersion: version)
+    }
     UsersController(
         users: services.users, limiter: services.searchLimiter,
         trustedProxies: services.configuration.trustedProxies.compactMap(ClientAddress.Block.init)

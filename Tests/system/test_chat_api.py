@@ -484,8 +484,16 @@ def test_every_key_a_full_scenario_creates_is_documented(make_cluster):
     b.call("POST", "/support/T-1/join", user=alice, json={})
     b.call("POST", "/support/T-1/messages", user=alice, json={"content": "help"})
     a.call("POST", "/support/T-1/close", user=bob, json={})
+    import websocket as ws_client
+    port = int(a.base.rsplit(":", 1)[1])
+    sock = ws_client.create_connection(f"ws://127.0.0.1:{port}/app/presence-key?protocol=7", timeout=5)
+    sock.recv()
+    sock.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": "room-lobby"}}))
+    sock.recv()
+    auth = a.call("POST", "/pusher/auth", user=alice, data={"socket_id": "1.1", "channel_name": "presence-room-lobby"}).json()
     r = c.redis()
     keys = set(r.scan_iter(count=1000))
+    sock.close()
     time.sleep(2)  # let presence expire and be swept
     keys |= set(r.scan_iter(count=1000))
     patterns = documented_patterns()

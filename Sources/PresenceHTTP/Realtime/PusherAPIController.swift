@@ -1,0 +1,151 @@
+import Foundation
+import Hummingbird
+import Logging
+import PresenceCore
+import Redis
+
+/// The Pusher HTTP API for app backends (`/apps/{app_id}/...`), signed as Pusher specifies. Occupancy, user counts
+/// and presence members come from Redis, so every worker answers the same.
+struct PusherAPIController {
+    let redis: RedisClient
+    let presence: ChannelPresence
+    let settings: PusherSettings
+    let signer: PusherSigner
+
+    func addRoutes(to router: Router<AppRequestContext>, table: RouteTable) {
+        table.add("/apps/:appId/events", .post)
+        router.post("/apps/:appId/events") { request, context in
+            let body = try await verified(request, context)
+            guard case .object(let event) = JSONValue.parse(body.readableBytesView) else { throw APIError.badRequest("Invalid JSON body") }
+            try await trigger([event])
+            return JSONResponse.make([:] as JSONValue)
+        }
+        table.add("/apps/:appId/batch_events", .post)
+        router.post("/apps/:appId/batch_events") { request, context in
+            let body = try await verified(request, context)
+            guard case .array(let batch)? = JSONValue.parse(body.readableBytesView)?["batch"] else {
+                throw APIError.badRequest("Expected {\"batch\": [...]}")
+            }
+            guard batch.count <= 10 else { throw APIError.badRequest("At most 10 events per batch") }
+            try await trigger(batch.map { $0.object ?? [:] })
+            return JSONResponse.make(["batch": .array(batch.map { _ in [:] as JSONValue })] as JSONValue)
+        }
+        table.add("/apps/:appId/channels", .get)
+        router.get("/apps/:appId/channels") { request, context in
+            _ = try await verified(request, context)
+            let prefix = request.uri.queryParameters.get("filter_by_prefix") ?? ""
+            let info = Set((request.uri.queryParameters.get("info") ?? "").split(separator: ",").map(String.init))
+            if info.contains("user_count") && !prefix.hasPrefix("presence-") {
+                throw APIError.badRequest("info=user_count needs filter_by_prefix=presence-")
+            }
+            var channels: [String: JSONValue] = [:]
+            for channel in try await liveChannels() where channel.hasPrefix(prefix) {
+                guard try await subscriptionCount(channel) > 0 else { continue }
+                var attributes: [String: JSONValue] = [:]
+                if info.contains("user_count") { attributes["user_count"] = .int(try await presence.members(channel: channel).count) }
+                channels[channel] = .object(attributes)
+            }
+            return JSONResponse.make(["channels": .object(channels)] as JSONValue)
+        }
+        table.add("/apps/:appId/channels/:channel", .get)
+        router.get("/apps/:appId/channels/:channel") { request, context in
+            _ = try await verified(request, context)
+            let channel = try channelName(context)
+            let info = Set((request.uri.queryParameters.get("info") ?? "").split(separator: ",").map(String.init))
+            let count = try await subscriptionCount(channel)
+            var result: [String: JSONValue] = ["occupied": .bool(count > 0)]
+            if info.contains("subscription_count") { result["subscription_count"] = .int(count) }
+            if info.contains("user_count") {
+                guard channel.hasPrefix("presence-") else { throw APIError.badRequest("user_count is only for presence channels") }
+                result["user_count"] = .int(try await presence.members(channel: channel).count)
+            }
+            return JSONResponse.make(JSONValue.object(result))
+        }
+        table.add("/apps/:appId/channels/:channel/users", .get)
+        router.get("/apps/:appId/channels/:channel/users") { request, context in
+            _ = try await verified(request, context)
+            let channel = try channelName(context)
+            guard channel.hasPrefix("presence-") else { throw APIError.badRequest("Users are only listed for presence channels") }
+            let users = try await presence.members(channel: channel)
+            return JSONResponse.make(["users": .array(users.map { ["id": .string($0)] })] as JSONValue)
+        }
+        table.add("/apps/:appId/users/:userId/terminate_connections", .post)
+        router.post("/apps/:appId/users/:userId/terminate_connections") { request, context in
+            _ = try await verified(request, context)
+            let user = context.parameters.get("userId") ?? ""
+            try await redis.publish(JSONValue.object(["terminate": .string(user)]).serialized, to: RedisKeys.pusherControl)
+            return JSONResponse.make([:] as JSONValue)
+        }
+    }
+
+    func channelName(_ context: AppRequestContext) throws -> String {
+        guard let channel = context.parameters.get("channel"), PusherProtocol.isValidChannel(channel) else {
+            throw APIError.badRequest("Invalid channel name")
+        }
+        return channel
+    }
+
+    /// Publishes events given as Pusher's `{name, data, channel | channels, socket_id?}`.
+    func trigger(_ events: [[String: JSONValue]]) async throws {
+        var commands: [RedisCommand] = []
+        for event in events {
+            guard let name = event["name"]?.string, (1...200).contains(name.count) else {
+                throw APIError.badRequest("Event 'name' is required (at most 200 characters)")
+            }
+            guard let data = event["data"]?.string else { throw APIError.badRequest("Event 'data' must be a string") }
+            guard data.utf8.count <= 10 * 1024 else { throw APIError(.contentTooLarge, "Event 'data' is over 10 KB") }
+            var channels: [String] = []
+            if let channel = event["channel"]?.string { channels = [channel] }
+            if case .array(let list)? = event["channels"] { channels += list.compactMap(\.string) }
+            guard !channels.isEmpty, channels.count <= 100 else { throw APIError.badRequest("Give 1 to 100 channels") }
+            guard channels.allSatisfy(PusherProtocol.isValidChannel) else { throw APIError.badRequest("Invalid channel name") }
+            for channel in channels {
+                var payload: [String: JSONValue] = ["event": .string(name), "channel": .string(channel), "data": .string(data)]
+                if let socket = event["socket_id"]?.string { payload["socket_id"] = .string(socket) }
+                commands.append(RedisCommand("PUBLISH", RedisKeys.broadcastChannel(channel), JSONValue.object(payload).serialized))
+            }
+        }
+        _ = try await redis.pipeline(commands)
+    }
+
+    func liveChannels() async throws -> [String] {
+        let reply = try await redis.run(Scripts.expiringMembersPublic, keys: [RedisKeys.pusherChannels], arguments: [])
+        return (reply.array?.last?.array ?? []).compactMap(\.string)
+    }
+
+    func subscriptionCount(_ channel: String) async throws -> Int {
+        let reply = try await redis.run(Scripts.expiringMembersPublic, keys: [RedisKeys.pusherChannelSockets(channel)], arguments: [])
+        return reply.array?.first?.int ?? 0
+    }
+
+    /// Checks Pusher's request signature and returns the body: `auth_key`, `auth_timestamp` (±600 s),
+    /// `auth_version=1.0`, `body_md5` when there is a body, and `auth_signature` = HMAC-SHA256 of
+    /// `METHOD\nPATH\n<sorted query without auth_signature>`. Anything wrong → 401.
+    func verified(_ request: Request, _ context: AppRequestContext) async throws -> ByteBuffer {
+        guard context.parameters.get("appId") == settings.appId else { throw APIError(.notFound, "Unknown app") }
+        var request = request
+        let body = try await request.collectBody(upTo: 1 << 20)
+        var params: [(String, String)] = []
+        var signature: String?
+        for (key, value) in request.uri.queryParameters {
+            if key == "auth_signature" { signature = String(value) } else { params.append((String(key).lowercased(), String(value))) }
+        }
+        let lookup = Dictionary(params, uniquingKeysWith: { a, _ in a })
+        guard lookup["auth_key"] == settings.key, lookup["auth_version"] == "1.0", let signature else {
+            throw APIError(.unauthorized, "Invalid authentication: auth_key, auth_version=1.0 and auth_signature are required")
+        }
+        guard let timestamp = lookup["auth_timestamp"].flatMap(Int.init),
+              abs(Int(Date().timeIntervalSince1970) - timestamp) <= 600 else {
+            throw APIError(.unauthorized, "Invalid authentication: auth_timestamp missing or more than 600 s off")
+        }
+        if body.readableBytes > 0, lookup["body_md5"] != PusherSigner.md5(body.readableBytesView) {
+            throw APIError(.unauthorized, "Invalid authentication: body_md5 does not match the body")
+        }
+        let query = params.sorted { $0.0 < $1.0 }.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
+        let expected = signer.hmac("\(request.method.rawValue)\n\(request.uri.path)\n\(query)")
+        guard PusherSigner.constantTimeEqual(signature, expected) else {
+            throw APIError(.unauthorized, "Invalid signature")
+        }
+        return body
+    }
+}

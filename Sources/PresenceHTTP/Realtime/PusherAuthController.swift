@@ -1,0 +1,89 @@
+import Foundation
+import Hummingbird
+import Logging
+import PresenceCore
+
+/// `POST /pusher/auth`: signs private and presence channel subscriptions for authenticated users.
+struct PusherAuthController {
+    let chat: ChatService
+    let support: SupportService
+    let signer: PusherSigner
+    let authenticator: Authenticator
+
+    func addRoutes(to router: Router<AppRequestContext>, table: RouteTable) {
+        table.add("/pusher/auth", .post)
+        router.post("/pusher/auth") { request, context in
+            let user = try await authenticator.authenticate(request)
+            let fields = try await Self.fields(request, context: context)
+            guard let socketID = fields["socket_id"], Self.isSocketID(socketID) else {
+                throw APIError.badRequest("Field 'socket_id' must look like 1234.5678")
+            }
+            guard let channel = fields["channel_name"], PusherProtocol.isValidChannel(channel) else {
+                throw APIError.badRequest("Field 'channel_name' must be a valid channel name")
+            }
+            guard try await allowed(channel, user: user) else { throw APIError(.forbidden, "Forbidden") }
+            if channel.hasPrefix("presence-") {
+                let channelData = PusherProtocol.channelData(user: user)
+                return JSONResponse.make([
+                    "auth": .string(signer.channelAuth(socketID: socketID, channel: channel, channelData: channelData)),
+                    "channel_data": .string(channelData),
+                ] as JSONValue)
+            }
+            guard channel.hasPrefix("private-") else {
+                throw APIError.badRequest("Only private- and presence- channels need authorization")
+            }
+            return JSONResponse.make(["auth": .string(signer.channelAuth(socketID: socketID, channel: channel))] as JSONValue)
+        }
+    }
+
+    /// Who may subscribe where.
+    func allowed(_ channel: String, user: String) async throws -> Bool {
+        if channel.hasPrefix("private-chats-") {
+            return channel == "private-chats-\(user)"
+        }
+        if channel.hasPrefix("private-room-ticket_") {
+            let ticket = String(channel.dropFirst("private-room-ticket_".count))
+            do {
+                _ = try await support.messages(ticket: ticket, user: user, limit: 1, after: nil)
+                return true
+            } catch is DomainError {
+                return false
+            }
+        }
+        for prefix in ["private-room-", "presence-room-"] where channel.hasPrefix(prefix) {
+            let id = String(channel.dropFirst(prefix.count))
+            guard Validation.isRoomID(id) else { return false }
+            do {
+                _ = try await chat.room(id, viewer: user)
+                return true
+            } catch is DomainError {
+                return false
+            }
+        }
+        return false
+    }
+
+    /// Form-encoded or JSON body fields.
+    static func fields(_ request: Request, context: AppRequestContext) async throws -> [String: String] {
+        var request = request
+        let buffer = try await request.collectBody(upTo: context.maxUploadSize)
+        let text = String(buffer: buffer)
+        if request.headers[.contentType]?.hasPrefix("application/json") == true || text.hasPrefix("{") {
+            guard case .object(let object) = JSONValue.parse(buffer.readableBytesView) else {
+                throw APIError.badRequest("Invalid JSON body")
+            }
+            return object.compactMapValues(\.string)
+        }
+        var fields: [String: String] = [:]
+        for pair in text.split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0) }
+            if kv.count == 2 { fields[kv[0]] = kv[1] }
+        }
+        return fields
+    }
+
+    static func isSocketID(_ id: String) -> Bool {
+        let parts = id.split(separator: ".", omittingEmptySubsequences: false)
+        return id.count <= 40 && parts.count == 2 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) }
+    }
+}

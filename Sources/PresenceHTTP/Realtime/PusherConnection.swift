@@ -1,0 +1,186 @@
+import Foundation
+import HummingbirdWebSocket
+import Logging
+import NIOWebSocket
+import PresenceCore
+import Redis
+import Synchronization
+
+/// One client WebSocket speaking the Pusher protocol, from `connection_established` to close.
+struct PusherConnection {
+    let hub: RealtimeHub
+    let redis: RedisClient
+    let presence: ChannelPresence
+    let settings: PusherSettings
+    let signer: PusherSigner
+    let logger: Logger
+
+    func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, key: String?, protocolVersion: Int?) async throws {
+        guard key == settings.key else {
+            try await sendThenClose(outbound, PusherProtocol.error("App key \(key ?? "") not in this cluster", code: 4001), code: 4001, reason: "Unknown app key")
+            return
+        }
+        guard let version = protocolVersion, PusherProtocol.supportedVersions.contains(version) else {
+            try await sendThenClose(outbound, PusherProtocol.error("Unsupported protocol version", code: 4007), code: 4007, reason: "Unsupported protocol version")
+            return
+        }
+        let (stream, continuation) = AsyncStream.makeStream(
+            of: PusherSocket.Outgoing.self, bufferingPolicy: .bufferingOldest(settings.maxQueuedMessages)
+        )
+        let socket = PusherSocket(id: PusherSocket.makeID(), outbound: continuation)
+        await hub.add(socket)
+        let lastActivity = LastActivity()
+        await withTaskGroup(of: Void.self) { group in
+            // Writer: the only place that writes to the WebSocket.
+            group.addTask {
+                for await item in stream {
+                    switch item {
+                    case .text(let text):
+                        do { try await outbound.write(.text(text)) } catch { return }
+                    case .close(let code, let reason):
+                        try? await outbound.close(code, reason: reason)
+                        return
+                    }
+                }
+            }
+            // Watchdog: silence beyond activity_timeout + 30 s closes the connection.
+            group.addTask {
+                let limit = Duration.seconds(settings.activityTimeout + 30)
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(1))
+                    if lastActivity.silence > limit {
+                        socket.close(.unknown(4201), "Pong reply not received")
+                        return
+                    }
+                }
+            }
+            socket.send(PusherProtocol.connectionEstablished(socketID: socket.id, activityTimeout: settings.activityTimeout))
+            do {
+                var iterator = inbound.messages(maxSize: 64 * 1024).makeAsyncIterator()
+                while let message = try await iterator.next() {
+                    lastActivity.touch()
+                    guard case .text(let text) = message else { continue }
+                    await handle(text, socket: socket)
+                }
+            } catch {
+                logger.debug("WebSocket read ended", metadata: ["error": "\(error)"])
+            }
+            continuation.finish()
+            group.cancelAll()
+        }
+        await hub.remove(socket)
+    }
+
+    private func sendThenClose(_ outbound: WebSocketOutboundWriter, _ text: String, code: UInt16, reason: String) async throws {
+        try await outbound.write(.text(text))
+        try await outbound.close(.unknown(code), reason: reason)
+    }
+
+    private func handle(_ text: String, socket: PusherSocket) async {
+        guard let message = JSONValue.parse(Array(text.utf8))?.object, let event = message["event"]?.string else {
+            socket.send(PusherProtocol.error("Invalid message: expected a JSON object with an event", code: nil))
+            return
+        }
+        // `data` may be an object or a JSON string.
+        var data = message["data"] ?? .null
+        if case .string(let s) = data, let parsed = JSONValue.parse(Array(s.utf8)), parsed.object != nil { data = parsed }
+        switch event {
+        case "pusher:ping":
+            socket.send(PusherProtocol.message("pusher:pong", data: "{}"))
+        case "pusher:pong":
+            break
+        case "pusher:subscribe":
+            await subscribe(data, socket: socket)
+        case "pusher:unsubscribe":
+            guard let channel = data["channel"]?.string else { return }
+            let user = socket.state.withLock { $0.channels.removeValue(forKey: channel) }
+            if let user { await hub.leave(socket, channel: channel, user: user) }
+        default:
+            if event.hasPrefix("client-") {
+                await clientEvent(event, channel: message["channel"]?.string, data: message["data"] ?? .null, socket: socket)
+            } else {
+                socket.send(PusherProtocol.error("Unsupported event \(event)", code: nil))
+            }
+        }
+    }
+
+    private func subscribe(_ data: JSONValue, socket: PusherSocket) async {
+        guard let channel = data["channel"]?.string else {
+            socket.send(PusherProtocol.error("pusher:subscribe needs a channel", code: nil))
+            return
+        }
+        guard PusherProtocol.isValidChannel(channel) else {
+            socket.send(PusherProtocol.subscriptionError(channel: channel, type: "InvalidChannel", error: "Invalid channel name", status: 400))
+            return
+        }
+        if socket.state.withLock({ $0.channels[channel] != nil }) {
+            return  // already subscribed
+        }
+        let auth = data["auth"]?.string ?? ""
+        var user: String?
+        if channel.hasPrefix("presence-") {
+            let channelData = data["channel_data"]?.string ?? ""
+            guard signer.verify(auth: auth, socketID: socket.id, channel: channel, channelData: channelData) else {
+                socket.send(PusherProtocol.subscriptionError(channel: channel, type: "AuthError", error: "Invalid signature", status: 401))
+                return
+            }
+            let parsed = JSONValue.parse(Array(channelData.utf8))
+            user = parsed?["user_id"]?.string ?? parsed?["user_id"]?.int.map(String.init)
+            guard user != nil else {
+                socket.send(PusherProtocol.subscriptionError(channel: channel, type: "AuthError", error: "channel_data needs a user_id", status: 400))
+                return
+            }
+        } else if channel.hasPrefix("private-") {
+            guard signer.verify(auth: auth, socketID: socket.id, channel: channel, channelData: nil) else {
+                socket.send(PusherProtocol.subscriptionError(channel: channel, type: "AuthError", error: "Invalid signature", status: 401))
+                return
+            }
+        }
+        socket.state.withLock { $0.channels[channel] = .some(user) }
+        do {
+            try await hub.join(socket, channel: channel)
+            if let user {
+                let (_, members) = try await presence.attach(channel: channel, user: user, socket: socket.id)
+                socket.send(PusherProtocol.subscriptionSucceeded(channel: channel, members: members))
+            } else {
+                socket.send(PusherProtocol.subscriptionSucceeded(channel: channel))
+            }
+        } catch {
+            socket.state.withLock { _ = $0.channels.removeValue(forKey: channel) }
+            await hub.leave(socket, channel: channel, user: nil)
+            let notFound = (error as? DomainError) == .roomNotFound
+            socket.send(PusherProtocol.subscriptionError(
+                channel: channel, type: notFound ? "NotFound" : "ServerError",
+                error: notFound ? "Room not found" : "Subscription failed", status: notFound ? 404 : 500
+            ))
+        }
+    }
+
+    private func clientEvent(_ event: String, channel: String?, data: JSONValue, socket: PusherSocket) async {
+        guard let channel, channel.hasPrefix("private-") || channel.hasPrefix("presence-") else {
+            socket.send(PusherProtocol.error("Client events are only allowed on private and presence channels", code: nil))
+            return
+        }
+        guard let membership = socket.state.withLock({ $0.channels[channel] }) else {
+            socket.send(PusherProtocol.error("Not subscribed to \(channel)", code: nil))
+            return
+        }
+        guard socket.allowClientEvent(limit: settings.clientEventsPerSecond) else {
+            socket.send(PusherProtocol.error("Client event rejected: more than \(settings.clientEventsPerSecond) per second", code: 4301))
+            return
+        }
+        var payload: [String: JSONValue] = [
+            "event": .string(event), "channel": .string(channel), "socket_id": .string(socket.id),
+            "data": data.string.map(JSONValue.string) ?? .string(data.serialized),
+        ]
+        if let user = membership { payload["user_id"] = .string(user) }
+        _ = try? await redis.publish(JSONValue.object(payload).serialized, to: RedisKeys.broadcastChannel(channel))
+    }
+}
+
+/// When the client last said something.
+final class LastActivity: Sendable {
+    private let last = Mutex(ContinuousClock.now)
+    func touch() { last.withLock { $0 = .now } }
+    var silence: Duration { ContinuousClock.now - last.withLock { $0 } }
+}

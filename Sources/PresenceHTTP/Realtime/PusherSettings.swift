@@ -1,0 +1,20 @@
+/// The Pusher app this service impersonates, and the protocol's limits.
+public struct PusherSettings: Sendable {
+    /// `PUSHER_APP_ID`.
+    public var appId: String = "presence"
+    /// `PUSHER_KEY`: the key clients connect with (`/app/<key>`).
+    public var key: String = "presence-key"
+    /// `PUSHER_SECRET`: signs channel auth and HTTP API requests.
+    public var secret: String = "presence-secret"
+    /// Seconds of silence after which a client should ping; the server closes at this + 30 s.
+    public var activityTimeout: Int = 120
+    /// Messages waiting for a slow client before it is closed (4100).
+    public var maxQueuedMessages: Int = 1000
+    /// Client events per second per connection (4301 beyond).
+    public var clientEventsPerSecond: Int = 10
+
+    /// `true` while the development defaults are in use.
+    public var usesDevelopmentDefaults: Bool { key == "presence-key" || secret == "presence-secret" }
+
+    public init() {}
+}

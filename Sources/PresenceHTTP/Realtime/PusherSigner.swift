@@ -1,0 +1,45 @@
+import Crypto
+import Foundation
+
+/// Pusher's signatures: HMAC-SHA256 with the app secret, hex, compared in constant time.
+public struct PusherSigner: Sendable {
+    let key: String
+    let secret: String
+
+    public init(key: String, secret: String) {
+        self.key = key
+        self.secret = secret
+    }
+
+    /// Hex HMAC-SHA256 of `text`.
+    public func hmac(_ text: String) -> String {
+        let code = HMAC<SHA256>.authenticationCode(for: Array(text.utf8), using: SymmetricKey(data: Array(secret.utf8)))
+        return code.map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// `<key>:<hmac("<socket_id>:<channel>[:<channel_data>]")>`.
+    public func channelAuth(socketID: String, channel: String, channelData: String? = nil) -> String {
+        var subject = "\(socketID):\(channel)"
+        if let channelData { subject += ":\(channelData)" }
+        return "\(key):\(hmac(subject))"
+    }
+
+    /// Whether a client's `auth` for a subscription is right (constant time).
+    public func verify(auth: String, socketID: String, channel: String, channelData: String?) -> Bool {
+        Self.constantTimeEqual(auth, channelAuth(socketID: socketID, channel: channel, channelData: channelData))
+    }
+
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        var diff = UInt8(x.count == y.count ? 0 : 1)
+        for i in 0..<max(x.count, y.count) {
+            diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
+        }
+        return diff == 0
+    }
+
+    /// Hex MD5 of a request body (`body_md5`).
+    public static func md5(_ bytes: some Sequence<UInt8>) -> String {
+        Insecure.MD5.hash(data: Array(bytes)).map { String(format: "%02x", $0) }.joined()
+    }
+}

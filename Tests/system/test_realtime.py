@@ -1,0 +1,261 @@
+"""Pusher compatibility with real clients from PyPI: pysher (WebSocket) and pusher (HTTP API), two workers."""
+import json
+import queue
+import signal
+import threading
+import time
+
+import pusher
+import pysher
+import pytest
+import websocket
+
+from conftest import register, wait_until
+
+KEY, SECRET, APP = "test-key", "test-secret-123", "4242"
+
+
+@pytest.fixture
+def rt(make_cluster):
+    return make_cluster(2, PUSHER_KEY=KEY, PUSHER_SECRET=SECRET, PUSHER_APP_ID=APP, CHAT_PRESENCE_TTL=3, SWEEP_INTERVAL_MS=250)
+
+
+class Client:
+    """A pysher client with every event it receives collected in a queue."""
+
+    def __init__(self, worker, user=None):
+        port = int(worker.base.rsplit(":", 1)[1])
+        headers = {}
+        if user:
+            headers = {"Authorization": f"Bearer {user.token}", "X-Username": user.name}
+        self.events = queue.Queue()
+        self.pusher = pysher.Pusher(KEY, custom_host="127.0.0.1", port=port, secure=False,
+                                    auth_endpoint=worker.base + "/pusher/auth", auth_endpoint_headers=headers,
+                                    user_data={"user_id": user.name, "user_info": {"username": user.name}} if user else {})
+        self.connected = threading.Event()
+        self.pusher.connection.bind("pusher:connection_established", lambda data: self.connected.set())
+        self.pusher.connect()
+        assert self.connected.wait(10), "no pusher:connection_established"
+
+    def subscribe(self, channel, events):
+        ch = self.pusher.subscribe(channel)
+        for name in events:
+            ch.bind(name, lambda data, name=name, channel=channel: self.events.put((channel, name, data)))
+        return ch
+
+    def wait_for(self, predicate, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        seen = []
+        while time.monotonic() < deadline:
+            try:
+                item = self.events.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            seen.append(item)
+            if predicate(item):
+                return item
+        raise AssertionError(f"expected event not received; got {seen}")
+
+    def close(self):
+        # pysher's disconnect() joins its thread without a timeout and lingers ~100 s in websocket-client's loop;
+        # closing the socket is what matters to the server.
+        conn = self.pusher.connection
+        conn.disconnect_called = True
+        conn.needs_reconnect = False
+        conn.socket.close()
+
+
+def switch(worker, user, prev, nxt):
+    return worker.call("POST", "/api/presence/switch", user=user,
+                       json={"previousRoomId": prev, "nextRoomId": nxt, "username": user.name})
+
+
+def test_pysher_receives_events_made_on_the_other_worker(rt):
+    a, b = rt.a, rt.b
+    alice, bob = register(a, "alice"), register(a, "bobby")
+    client = Client(a, alice)
+    names = ["room-updated", "presence-update", "room-message", "pusher_internal:subscription_succeeded"]
+    for channel in ["chats-public", "room-general", "private-chats-alice", "presence-room-general"]:
+        client.subscribe(channel, names)
+    for channel in ["chats-public", "room-general", "private-chats-alice", "presence-room-general"]:
+        client.wait_for(lambda e, c=channel: e[0] == c and e[1] == "pusher_internal:subscription_succeeded")
+
+    assert switch(b, bob, None, "general").status_code == 200
+    _, _, data = client.wait_for(lambda e: e[0] == "room-general" and e[1] == "presence-update" and "bobby" in e[2])
+    assert json.loads(data) == {"roomId": "general", "username": "bobby", "action": "joined", "userCount": 2}
+    client.wait_for(lambda e: e[0] == "chats-public" and e[1] == "room-updated" and json.loads(e[2])["room"]["id"] == "general")
+
+    r = b.call("POST", "/api/ai/ryo-reply", user=bob, json={"roomId": "general", "prompt": "hey ryo"})
+    assert r.status_code == 201
+    _, _, data = client.wait_for(lambda e: e[0] == "room-general" and e[1] == "room-message")
+    assert json.loads(data)["message"] == r.json()["message"]
+
+    dm = b.call("POST", "/api/rooms", user=bob, json={"name": "dm", "type": "private", "members": ["alice"]}).json()["room"]
+    _, _, data = client.wait_for(lambda e: e[0] == "private-chats-alice" and e[1] == "room-updated")
+    assert json.loads(data)["room"]["id"] == dm["id"]
+    client.close()
+
+
+def test_channel_auth_rules(rt):
+    a = rt.a
+    alice, bob = register(a, "alice"), register(a, "bobby")
+    auth = lambda user, channel, sid="123.456": a.call("POST", "/pusher/auth", user=user, data={"socket_id": sid, "channel_name": channel})
+    r = auth(alice, "private-chats-alice")
+    assert r.status_code == 200 and r.json()["auth"].startswith(KEY + ":")
+    assert auth(alice, "private-chats-bobby").status_code == 403
+    assert auth(alice, "presence-room-general").json()["channel_data"] == '{"user_id": "alice", "user_info": {"username": "alice"}}'
+    assert auth(alice, "private-room-nope").status_code == 403
+    dm = a.call("POST", "/api/rooms", user=bob, json={"name": "dm", "type": "private", "members": []}).json()["room"]
+    assert auth(alice, f"private-room-{dm['id']}").status_code == 403
+    assert auth(bob, f"presence-room-{dm['id']}").status_code == 200
+    assert auth(alice, "private-chats-alice", sid="nope").status_code == 400
+    assert a.call("POST", "/pusher/auth", data={"socket_id": "1.2", "channel_name": "private-chats-alice"}).status_code == 401
+    r = a.call("POST", "/pusher/auth", user=alice, json={"socket_id": "1.2", "channel_name": "private-chats-alice"})
+    assert r.status_code == 200
+    # Tickets: customer, agents, admins.
+    a.call("POST", "/support/T1/join", user=alice, json={})
+    assert auth(alice, "private-room-ticket_T1").status_code == 200
+    assert auth(bob, "private-room-ticket_T1").status_code == 403
+
+
+def raw_socket(worker, query="protocol=7&client=js&version=8.0"):
+    port = int(worker.base.rsplit(":", 1)[1])
+    ws = websocket.create_connection(f"ws://127.0.0.1:{port}/app/{KEY}?{query}", timeout=5)
+    hello = json.loads(ws.recv())
+    return ws, hello
+
+
+def test_protocol_details(rt):
+    a, b = rt.a, rt.b
+    ws, hello = raw_socket(a)
+    assert hello["event"] == "pusher:connection_established"
+    data = json.loads(hello["data"])
+    sid = data["socket_id"]
+    assert data["activity_timeout"] == 120 and all(p.isdigit() for p in sid.split("."))
+    ws.send(json.dumps({"event": "pusher:ping", "data": {}}))
+    assert json.loads(ws.recv())["event"] == "pusher:pong"
+    ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": "private-chats-x", "auth": KEY + ":bad"}}))
+    err = json.loads(ws.recv())
+    assert err["event"] == "pusher:subscription_error"
+    err_data = err["data"] if isinstance(err["data"], dict) else json.loads(err["data"])
+    assert err_data["type"] == "AuthError" and err_data["status"] == 401
+    ws.send(json.dumps({"event": "pusher:subscribe", "data": json.dumps({"channel": "room-general"})}))  # data as a string
+    ok = json.loads(ws.recv())
+    assert ok == {"event": "pusher_internal:subscription_succeeded", "channel": "room-general", "data": "{}"}
+    ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": "bad channel!"}}))
+    assert json.loads(ws.recv())["event"] == "pusher:subscription_error"
+    ws.close()
+    # Unknown key → 4001; unsupported protocol → 4007.
+    port = int(a.base.rsplit(":", 1)[1])
+    ws = websocket.create_connection(f"ws://127.0.0.1:{port}/app/wrong-key?protocol=7", timeout=5)
+    msg = json.loads(ws.recv())
+    assert msg["event"] == "pusher:error" and msg["data"]["code"] == 4001
+    with pytest.raises(websocket.WebSocketConnectionClosedException):
+        ws.recv()
+        ws.recv()
+    ws = websocket.create_connection(f"ws://127.0.0.1:{port}/app/{KEY}?protocol=3", timeout=5)
+    assert json.loads(ws.recv())["data"]["code"] == 4007
+
+
+def test_client_events_reach_others_on_every_worker(rt):
+    a, b = rt.a, rt.b
+    import hashlib, hmac
+    def subscribe(ws, sid, channel):
+        auth = KEY + ":" + hmac.new(SECRET.encode(), f"{sid}:{channel}".encode(), hashlib.sha256).hexdigest()
+        ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": channel, "auth": auth}}))
+        assert json.loads(ws.recv())["event"] == "pusher_internal:subscription_succeeded"
+    w1, h1 = raw_socket(a)
+    w2, h2 = raw_socket(b)
+    s1, s2 = json.loads(h1["data"])["socket_id"], json.loads(h2["data"])["socket_id"]
+    subscribe(w1, s1, "private-game")
+    subscribe(w2, s2, "private-game")
+    w1.send(json.dumps({"event": "client-move", "channel": "private-game", "data": {"x": 1}}))
+    got = json.loads(w2.recv())
+    assert got["event"] == "client-move" and got["channel"] == "private-game" and json.loads(got["data"]) == {"x": 1}
+    # Not echoed to the sender; rate limited at 10 per second.
+    for i in range(12):
+        w1.send(json.dumps({"event": "client-move", "channel": "private-game", "data": {"i": i}}))
+    w1.settimeout(1.0)
+    errors = []
+    try:
+        while True:
+            m = json.loads(w1.recv())
+            assert m["event"] != "client-move"
+            errors.append(m)
+    except websocket.WebSocketTimeoutException:
+        pass
+    assert any(e["event"] == "pusher:error" and e["data"]["code"] == 4301 for e in errors)
+    w2.settimeout(1.0)
+    received = 0
+    try:
+        while True:
+            if json.loads(w2.recv())["event"] == "client-move":
+                received += 1
+    except websocket.WebSocketTimeoutException:
+        pass
+    assert 8 <= received <= 10
+    w1.close(); w2.close()
+
+
+def test_pusher_http_api_through_the_other_worker(rt):
+    a, b = rt.a, rt.b
+    alice = register(a, "alice")
+    client = Client(a, alice)
+    client.subscribe("my-channel", ["my-event"])
+    client.subscribe("presence-room-general", ["pusher_internal:subscription_succeeded"])
+    client.wait_for(lambda e: e[0] == "presence-room-general")
+    port = int(b.base.rsplit(":", 1)[1])
+    server = pusher.Pusher(app_id=APP, key=KEY, secret=SECRET, host="127.0.0.1", port=port, ssl=False)
+    server.trigger("my-channel", "my-event", {"message": "hello"})
+    _, _, data = client.wait_for(lambda e: e[0] == "my-channel")
+    assert json.loads(data) == {"message": "hello"}
+    server.trigger_batch([{"channel": "my-channel", "name": "my-event", "data": {"n": 2}}])
+    client.wait_for(lambda e: e[0] == "my-channel" and json.loads(e[2]) == {"n": 2})
+
+    info = server.channel_info("my-channel", ["subscription_count"])
+    assert info["occupied"] is True and info["subscription_count"] == 1
+    assert server.channel_info("empty-channel")["occupied"] is False
+    channels = server.channels_info(prefix_filter="presence-", attributes=["user_count"])["channels"]
+    assert channels == {"presence-room-general": {"user_count": 1}}
+    assert "my-channel" in server.channels_info()["channels"]
+    assert server.users_info("presence-room-general") == {"users": [{"id": "alice"}]}
+
+    bad = pusher.Pusher(app_id=APP, key=KEY, secret="wrong-secret", host="127.0.0.1", port=port, ssl=False)
+    with pytest.raises(Exception) as err:
+        bad.trigger("my-channel", "my-event", {"x": 1})
+    assert "401" in str(err.value) or "Unauthorized" in str(err.value) or "signature" in str(err.value).lower()
+    client.close()
+
+
+def test_presence_members_across_workers_and_worker_death(rt):
+    a, b = rt.a, rt.b
+    alice, bob = register(a, "alice"), register(a, "bobby")
+    ca = Client(a, alice)
+    ca.subscribe("presence-room-general", ["pusher_internal:subscription_succeeded", "pusher_internal:member_added",
+                                           "pusher_internal:member_removed"])
+    _, _, data = ca.wait_for(lambda e: e[1] == "pusher_internal:subscription_succeeded")
+    assert json.loads(data)["presence"]["ids"] == ["alice"]
+    cb = Client(b, bob)
+    cb.subscribe("presence-room-general", ["pusher_internal:subscription_succeeded"])
+    _, _, data = cb.wait_for(lambda e: e[1] == "pusher_internal:subscription_succeeded")
+    presence = json.loads(data)["presence"]
+    assert sorted(presence["ids"]) == ["alice", "bobby"] and presence["count"] == 2
+    assert presence["hash"]["alice"] == {"username": "alice"}
+    _, _, data = ca.wait_for(lambda e: e[1] == "pusher_internal:member_added")
+    assert json.loads(data)["user_id"] == "bobby"
+    # bob is present in the chat room too.
+    assert [u["username"] for u in a.call("GET", "/api/rooms/general/users").json()["users"]] == ["alice", "bobby"]
+    # A second connection of bob does not announce him again; closing one of two does not remove him.
+    cb2 = Client(a, bob)
+    cb2.subscribe("presence-room-general", ["pusher_internal:subscription_succeeded"])
+    cb2.wait_for(lambda e: e[1] == "pusher_internal:subscription_succeeded")
+    cb2.close()
+    time.sleep(0.8)
+    assert all(e[1] != "pusher_internal:member_removed" for e in list(ca.events.queue))
+    # SIGKILL worker B: bob's presence lapses and is announced within TTL + sweep interval.
+    t0 = time.monotonic()
+    b.proc.stop(signal.SIGKILL)
+    _, _, data = ca.wait_for(lambda e: e[1] == "pusher_internal:member_removed", timeout=3 + 3)
+    assert json.loads(data)["user_id"] == "bobby"
+    assert time.monotonic() - t0 <= 3 + 1 + 2
+    ca.close()
