@@ -29,7 +29,6 @@ struct PusherConnection {
         )
         let socket = PusherSocket(id: PusherSocket.makeID(), outbound: continuation)
         await hub.add(socket)
-        let lastActivity = LastActivity()
         await withTaskGroup(of: Void.self) { group in
             // Writer: the only place that writes to the WebSocket.
             group.addTask {
@@ -43,22 +42,11 @@ struct PusherConnection {
                     }
                 }
             }
-            // Watchdog: silence beyond activity_timeout + 30 s closes the connection.
-            group.addTask {
-                let limit = Duration.seconds(settings.activityTimeout + 30)
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(1))
-                    if lastActivity.silence > limit {
-                        socket.close(.unknown(4201), "Pong reply not received")
-                        return
-                    }
-                }
-            }
             socket.send(PusherProtocol.connectionEstablished(socketID: socket.id, activityTimeout: settings.activityTimeout))
             do {
                 var iterator = inbound.messages(maxSize: 64 * 1024).makeAsyncIterator()
                 while let message = try await iterator.next() {
-                    lastActivity.touch()
+                    socket.lastActivity.touch()
                     guard case .text(let text) = message else { continue }
                     await handle(text, socket: socket)
                 }

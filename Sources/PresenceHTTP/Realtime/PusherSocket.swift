@@ -20,6 +20,8 @@ final class PusherSocket: Sendable {
     let id: String
     let outbound: AsyncStream<Outgoing>.Continuation
     let state = Mutex(State())
+    /// When the client last sent something; the hub closes sockets silent beyond activity_timeout + 30 s (4201).
+    let lastActivity = LastActivity()
 
     init(id: String, outbound: AsyncStream<Outgoing>.Continuation) {
         self.id = id

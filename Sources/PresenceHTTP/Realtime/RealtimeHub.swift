@@ -190,6 +190,10 @@ actor RealtimeHub: Service {
             } catch {
                 logger.debug("Presence refresh failed", metadata: ["error": "\(error)"])
             }
+            let silenceLimit = Duration.seconds(settings.activityTimeout + 30)
+            for socket in sockets.values where socket.lastActivity.silence > silenceLimit {
+                socket.close(.unknown(4201), "Pong reply not received")
+            }
             sinceOccupancy += every
             if sinceOccupancy >= occupancyTTL / 3 {
                 sinceOccupancy = .zero
