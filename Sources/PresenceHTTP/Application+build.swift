@@ -11,6 +11,24 @@ import UnixSignals
 /// configuration. Services shut down in reverse order: the HTTP server stops accepting and drains in-flight
 /// requests first, then the sweeper stops, then the Redis connections close.
 public func buildApplication(configuration: AppConfiguration, logger: Logger? = nil) -> some ApplicationProtocol {
+    let parts = makeApplication(configuration: configuration, logger: logger, runHubInside: true)
+    return parts.app
+}
+
+/// Builds the application and serves until SIGTERM or SIGINT, then shuts down gracefully: first the WebSocket hub
+/// closes every socket with 4200 (clients reconnect to another worker at once) and their presence is removed, then
+/// the HTTP server stops accepting and drains in-flight requests, then the sweeper stops and Redis closes.
+public func runServer(configuration: AppConfiguration) async throws {
+    let parts = makeApplication(configuration: configuration, logger: nil, runHubInside: false)
+    let group = ServiceGroup(configuration: .init(
+        services: [.init(service: parts.app), .init(service: parts.hub)],
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: parts.logger
+    ))
+    try await group.run()
+}
+
+func makeApplication(configuration: AppConfiguration, logger: Logger?, runHubInside: Bool) -> (app: some ApplicationProtocol, hub: RealtimeHub, logger: Logger) {
     var logger = logger ?? Logger(label: "presence")
     logger.logLevel = configuration.logLevel
     var redisLogger = logger
@@ -21,13 +39,16 @@ public func buildApplication(configuration: AppConfiguration, logger: Logger? = 
         logger.warning("PUSHER_KEY / PUSHER_SECRET are the development defaults: set your own before exposing this service")
     }
     let router = buildRouter(services)
-    return Application(
+    var appServices: [any Service] = [redis, services.sweeper, StartupTasks(chat: services.chat, logger: logger)]
+    if runHubInside { appServices.append(services.hub) }
+    let app = Application(
         router: router,
         server: .http1WebSocketUpgrade(webSocketRouter: router),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "presence-server"),
-        services: [redis, services.sweeper, services.hub, StartupTasks(chat: services.chat, logger: logger)],
+        services: appServices,
         logger: logger
     )
+    return (app, services.hub, logger)
 }
 
 /// The domain services one worker runs, wired from the configuration.
@@ -116,10 +137,4 @@ public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
         trustedProxies: services.configuration.trustedProxies.compactMap(ClientAddress.Block.init)
     ).addRoutes(to: router, table: table)
     return router
-}
-
-/// Builds the application and serves until SIGTERM or SIGINT, then shuts down gracefully.
-public func runServer(configuration: AppConfiguration) async throws {
-    let app = buildApplication(configuration: configuration)
-    try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
 }

@@ -259,3 +259,64 @@ def test_presence_members_across_workers_and_worker_death(rt):
     assert json.loads(data)["user_id"] == "bobby"
     assert time.monotonic() - t0 <= 3 + 1 + 2
     ca.close()
+
+
+def test_slow_consumer_is_closed_with_4100(rt):
+    a, b = rt.a, rt.b
+    port = int(a.base.rsplit(":", 1)[1])
+    slow = websocket.create_connection(f"ws://127.0.0.1:{port}/app/{KEY}?protocol=7", timeout=5)
+    slow.recv()
+    slow.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": "firehose"}}))
+    slow.recv()
+    # Make the client stop reading: shrink its receive buffer is not possible after connect, so just never read
+    # while far more than the queue bound (1,000 messages) plus the socket buffers is published.
+    server = pusher.Pusher(app_id=APP, key=KEY, secret=SECRET, host="127.0.0.1", port=int(b.base.rsplit(":", 1)[1]), ssl=False)
+    chunk = "x" * 9000
+    for _ in range(40):
+        server.trigger_batch([{"channel": "firehose", "name": "blob", "data": chunk} for _ in range(10)])
+    r = rt.redis()
+    payload = json.dumps({"event": "blob", "channel": "firehose", "data": chunk})
+    pipe = r.pipeline(transaction=False)
+    for _ in range(4000):
+        pipe.publish("ch:firehose", payload)
+    pipe.execute()
+    # The server gave up on this client: draining now ends in a 4100 close, well before all messages.
+    slow.settimeout(10)
+    received = 0
+    code = None
+    try:
+        while True:
+            op, frame = slow.recv_data(control_frame=True)
+            if op == websocket.ABNF.OPCODE_CLOSE:
+                code = int.from_bytes(frame[:2], "big")
+                break
+            received += 1
+    except (websocket.WebSocketConnectionClosedException, websocket.WebSocketTimeoutException):
+        pass
+    assert code == 4100, (code, received)
+    assert received < 4400
+    # The worker is fine and keeps serving others.
+    fast = websocket.create_connection(f"ws://127.0.0.1:{port}/app/{KEY}?protocol=7", timeout=5)
+    assert json.loads(fast.recv())["event"] == "pusher:connection_established"
+
+
+def test_sigterm_closes_sockets_with_4200_and_removes_presence(rt):
+    a, b = rt.a, rt.b
+    alice = register(a, "alice")
+    port = int(b.base.rsplit(":", 1)[1])
+    ws = websocket.create_connection(f"ws://127.0.0.1:{port}/app/{KEY}?protocol=7", timeout=5)
+    sid = json.loads(json.loads(ws.recv())["data"])["socket_id"]
+    auth = b.call("POST", "/pusher/auth", user=alice, data={"socket_id": sid, "channel_name": "presence-room-general"}).json()
+    ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": "presence-room-general", "auth": auth["auth"],
+                                                               "channel_data": auth["channel_data"]}}))
+    assert json.loads(ws.recv())["event"] == "pusher_internal:subscription_succeeded"
+    assert [u["username"] for u in a.call("GET", "/api/rooms/general/users").json()["users"]] == ["alice"]
+    b.proc.proc.send_signal(signal.SIGTERM)
+    ws.settimeout(10)
+    op, frame = ws.recv_data(control_frame=True)
+    while op != websocket.ABNF.OPCODE_CLOSE:
+        op, frame = ws.recv_data(control_frame=True)
+    assert int.from_bytes(frame[:2], "big") == 4200
+    assert b.proc.proc.wait(15) == 0
+    # Its sockets' presence went with it, at once (not by expiry).
+    assert a.call("GET", "/api/rooms/general/users").json()["users"] == []

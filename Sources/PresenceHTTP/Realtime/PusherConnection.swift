@@ -33,6 +33,10 @@ struct PusherConnection {
             // Writer: the only place that writes to the WebSocket.
             group.addTask {
                 for await item in stream {
+                    if let (code, reason) = socket.pendingClose {
+                        try? await outbound.close(code, reason: reason)
+                        return
+                    }
                     switch item {
                     case .text(let text):
                         do { try await outbound.write(.text(text)) } catch { return }
@@ -41,6 +45,7 @@ struct PusherConnection {
                         return
                     }
                 }
+                if let (code, reason) = socket.pendingClose { try? await outbound.close(code, reason: reason) }
             }
             socket.send(PusherProtocol.connectionEstablished(socketID: socket.id, activityTimeout: settings.activityTimeout))
             do {

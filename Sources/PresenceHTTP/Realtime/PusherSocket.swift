@@ -15,6 +15,8 @@ final class PusherSocket: Sendable {
         var channels: [String: String?] = [:]
         var clientEventWindow: (second: Int64, count: Int) = (0, 0)
         var closed = false
+        /// Set by ``close(_:_:)``: the writer sends this close frame before anything else still queued.
+        var pendingClose: (WebSocketErrorCode, String)?
     }
 
     let id: String
@@ -38,11 +40,17 @@ final class PusherSocket: Sendable {
     func close(_ code: WebSocketErrorCode, _ reason: String) {
         let first = state.withLock { state -> Bool in
             defer { state.closed = true }
+            if !state.closed { state.pendingClose = (code, reason) }
             return !state.closed
         }
         guard first else { return }
-        // A close must get through even when the queue is full: it ends the stream after what is queued.
+        // Wake the writer even when the queue is full; it checks `pendingClose` before each write.
         if case .dropped = outbound.yield(.close(code, reason)) { outbound.finish() }
+    }
+
+    /// The close the writer must send now, if one was requested.
+    var pendingClose: (WebSocketErrorCode, String)? {
+        state.withLock { $0.pendingClose }
     }
 
     /// The user id this socket has on `channel` (presence channels), if any.
