@@ -320,3 +320,28 @@ def test_sigterm_closes_sockets_with_4200_and_removes_presence(rt):
     assert b.proc.proc.wait(15) == 0
     # Its sockets' presence went with it, at once (not by expiry).
     assert a.call("GET", "/api/rooms/general/users").json()["users"] == []
+
+
+def test_redis_restart_resubscribes_and_resends_presence(rt):
+    a, b = rt.a, rt.b
+    alice = register(a, "alice")
+    client = Client(a, alice)
+    client.subscribe("room-general", ["presence-update", "news"])
+    client.subscribe("presence-room-general", ["pusher_internal:subscription_succeeded"])
+    client.wait_for(lambda e: e[1] == "pusher_internal:subscription_succeeded")
+    rt.redis_proc.kill()
+    time.sleep(0.5)
+    rt.redis_proc.start()  # an empty Redis: nothing persisted in tests
+    # The worker notices, resubscribes, and sends current presence again.
+    client.wait_for(lambda e: e[1] == "pusher_internal:subscription_succeeded", timeout=10)
+    port = int(b.base.rsplit(":", 1)[1])
+    server = pusher.Pusher(app_id=APP, key=KEY, secret=SECRET, host="127.0.0.1", port=port, ssl=False)
+    deadline = time.monotonic() + 10
+    while True:
+        server.trigger("room-general", "news", {"after": "restart"})
+        try:
+            client.wait_for(lambda e: e[1] == "news", timeout=0.5)
+            break
+        except AssertionError:
+            assert time.monotonic() < deadline, "no event after the Redis restart"
+    client.close()

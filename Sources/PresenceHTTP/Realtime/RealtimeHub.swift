@@ -168,10 +168,21 @@ actor RealtimeHub: Service {
     /// After Redis came back: pub/sub may have dropped member events, so send presence again.
     private func resendPresence() async {
         logger.info("Redis pub/sub reconnected; re-sending presence to presence-channel sockets")
+        // Redis may have restarted empty: put this worker's presence back first.
+        try? await presence.refresh(presenceEntries())
         for (channel, ids) in channelSockets where channel.hasPrefix("presence-") {
             guard let members = try? await presence.members(channel: channel) else { continue }
             let text = PusherProtocol.subscriptionSucceeded(channel: channel, members: members)
             for id in ids { sockets[id]?.send(text) }
+        }
+    }
+
+    /// Every (presence channel, user, socket) this worker holds.
+    private func presenceEntries() -> [(channel: String, user: String, socket: String)] {
+        sockets.values.flatMap { socket in
+            socket.state.withLock { state in
+                state.channels.compactMap { channel, user in user.map { (channel: channel, user: $0, socket: socket.id) } }
+            }
         }
     }
 
@@ -180,13 +191,8 @@ actor RealtimeHub: Service {
         var sinceOccupancy = Duration.zero
         while !Task.isCancelled {
             try? await Task.sleep(for: every)
-            let entries = sockets.values.flatMap { socket in
-                socket.state.withLock { state in
-                    state.channels.compactMap { channel, user in user.map { (channel: channel, user: $0, socket: socket.id) } }
-                }
-            }
             do {
-                try await presence.refresh(entries)
+                try await presence.refresh(presenceEntries())
             } catch {
                 logger.debug("Presence refresh failed", metadata: ["error": "\(error)"])
             }
