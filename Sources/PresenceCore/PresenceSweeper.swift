@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import Redis
 import ServiceLifecycle
 
@@ -49,6 +50,7 @@ public struct PresenceSweeper: Service {
     /// One pass; returns how many due entries it handled.
     @discardableResult
     public func sweepOnce() async throws -> Int {
+        Counter(label: "sweeper_runs_total").increment()
         let due = try await redis.run(Scripts.expiryDue, keys: [RedisKeys.presenceExpiries], arguments: [String(batchSize)])
         guard let v = due.array, v.count == 2, let now = v[0].int, let entries = v[1].array?.compactMap(\.string),
               !entries.isEmpty else { return 0 }
@@ -73,6 +75,7 @@ public struct PresenceSweeper: Service {
             let claimed = (r[1].array ?? []).compactMap(\.string)
             guard !claimed.isEmpty else { continue }
             logger.debug("Presence expired", metadata: ["room": "\(room)", "users": "\(claimed)"])
+            Counter(label: "presence_leaves_announced_total").increment(by: claimed.count)
             await onExpired(Expired(room: room, users: claimed, userCount: count, meta: PresenceEngine.hash(r[2])))
         }
         try await redis.run(Scripts.expiryAck, keys: [RedisKeys.presenceExpiries], arguments: [String(now)] + entries)

@@ -1,4 +1,5 @@
 import Foundation
+import Metrics
 import Redis
 
 /// An exact sliding-window rate limiter shared by every worker: at any instant at most `limit` accepted requests
@@ -36,7 +37,9 @@ public struct SlidingWindowLimiter: Sendable {
 
     /// Checks and, when allowed, records one request of `subject`.
     public func check(_ subject: String) async throws -> Decision {
-        try await evaluate(subject, peek: false)
+        let decision = try await evaluate(subject, peek: false)
+        if !decision.allowed { Counter(label: "rate_limit_rejections_total", dimensions: [("limit", name)]).increment() }
+        return decision
     }
 
     /// The current state for `subject` without recording anything.

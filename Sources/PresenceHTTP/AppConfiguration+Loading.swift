@@ -75,6 +75,13 @@ extension AppConfiguration {
             }
             config.logLevel = level
         },
+        Setting(name: "LOG_FORMAT", defaultValue: "text", help: "text or json (one JSON object per line)") {
+            config, value throws(ConfigurationError) in
+            guard ["text", "json"].contains(value.lowercased()) else {
+                throw ConfigurationError(setting: "LOG_FORMAT", message: "must be text or json, got '\(value)'")
+            }
+            config.logFormat = value.lowercased()
+        },
         Setting(name: "ALLOWED_ORIGINS", defaultValue: "http://localhost:*,http://127.0.0.1:*",
                 help: "Comma-separated origins allowed to call the API; * = any, and * inside a pattern matches anything") {
             config, value throws(ConfigurationError) in

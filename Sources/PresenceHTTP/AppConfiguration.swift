@@ -16,6 +16,8 @@ public struct AppConfiguration: Sendable {
     public var redis: RedisConfiguration
     /// Log level (`LOG_LEVEL`).
     public var logLevel: Logger.Level = .info
+    /// `text` (default) or `json` log lines (`LOG_FORMAT`).
+    public var logFormat: String = "text"
     /// Chat rules: presence TTL, history size, admins, message limit, default rooms.
     public var chat = ChatSettings()
     /// Ryo replies: the model (none = the offline responder) and the per-user limiter.

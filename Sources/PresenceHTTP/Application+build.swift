@@ -2,6 +2,8 @@ import Foundation
 import Hummingbird
 import HummingbirdWebSocket
 import Logging
+import Metrics
+import Prometheus
 import PresenceCore
 import Redis
 import ServiceLifecycle
@@ -110,9 +112,11 @@ public struct AppServices: Sendable {
 public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self)
     let table = RouteTable()
+    router.add(middleware: RequestLogMiddleware())
     router.add(middleware: JSONErrorMiddleware())
     router.add(middleware: OriginMiddleware(patterns: services.configuration.allowedOrigins, routes: table))
     HealthController(redis: services.redis).addRoutes(to: router)
+    MetricsController(registry: PrometheusMetricsFactory.defaultRegistry).addRoutes(to: router)
     let authenticator = Authenticator(tokens: services.tokens)
     AuthController(users: services.users, tokens: services.tokens, authenticator: authenticator).addRoutes(to: router, table: table)
     RoomsController(chat: services.chat, authenticator: authenticator).addRoutes(to: router, table: table)
@@ -137,4 +141,18 @@ public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
         trustedProxies: services.configuration.trustedProxies.compactMap(ClientAddress.Block.init)
     ).addRoutes(to: router, table: table)
     return router
+}
+
+/// Sets up logging (text or JSON lines, at the configured level) and metrics (Prometheus, served on `/metrics`).
+/// Call once per process, before building the application.
+public func bootstrapObservability(configuration: AppConfiguration) {
+    let level = configuration.logLevel
+    let json = configuration.logFormat == "json"
+    LoggingSystem.bootstrap { label in
+        if json { return JSONLogHandler(label: label, level: level) }
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+    MetricsSystem.bootstrap(PrometheusMetricsFactory())
 }

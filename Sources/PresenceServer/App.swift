@@ -1,5 +1,4 @@
 import Foundation
-import Logging
 import PresenceHTTP
 
 /// `presence-server`: reads its configuration, then serves until SIGTERM or SIGINT.
@@ -23,12 +22,7 @@ struct App {
             exit(2)
         }
 
-        let level = configuration.logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        bootstrapObservability(configuration: configuration)
         do {
             try await runServer(configuration: configuration)
         } catch {

@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
@@ -54,24 +55,31 @@ public final class RedisClient: Sendable {
 
     /// Sends one command; the reply comes back as it is, error replies included.
     public func raw(_ command: RedisCommand, timeout: Duration? = nil) async throws -> RESPValue {
+        let start = ContinuousClock.now
         do {
-            return try await pick().send(command, timeout: timeout.map(TimeAmount.init)).get()
-        } catch let error as RedisError {
-            throw error
+            let reply = try await pick().send(command, timeout: timeout.map(TimeAmount.init)).get()
+            RedisMetrics.record(command.name, since: start, reply: reply)
+            return reply
         } catch {
-            throw RedisError.connectionLost
+            let error = (error as? RedisError) ?? RedisError.connectionLost
+            RedisMetrics.record(command.name, since: start, error: error)
+            throw error
         }
     }
 
     /// Sends `commands` in one write on one connection and returns all replies in order. Error replies are
     /// returned as ``RESPValue/error(_:)`` values, not thrown, so one failing command loses no other reply.
     public func pipeline(_ commands: [RedisCommand], timeout: Duration? = nil) async throws -> [RESPValue] {
+        let start = ContinuousClock.now
+        let name = commands.count == 1 ? commands[0].name : "PIPELINE"
         do {
-            return try await pick().send(batch: commands, timeout: timeout.map(TimeAmount.init)).get()
-        } catch let error as RedisError {
-            throw error
+            let replies = try await pick().send(batch: commands, timeout: timeout.map(TimeAmount.init)).get()
+            RedisMetrics.record(name, since: start, reply: replies.first(where: { $0.errorMessage != nil }) ?? .null)
+            return replies
         } catch {
-            throw RedisError.connectionLost
+            let error = (error as? RedisError) ?? RedisError.connectionLost
+            RedisMetrics.record(name, since: start, error: error)
+            throw error
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import NIOCore
 import NIOWebSocket
 import PresenceCore
@@ -19,8 +20,14 @@ actor RealtimeHub: Service {
     /// How long a socket's subscription counts in Redis without a refresh.
     let occupancyTTL: Duration = .seconds(60)
 
-    private var sockets: [String: PusherSocket] = [:]
-    private var channelSockets: [String: Set<String>] = [:]
+    private var sockets: [String: PusherSocket] = [:] {
+        didSet { socketsGauge.record(sockets.count) }
+    }
+    private var channelSockets: [String: Set<String>] = [:] {
+        didSet { if channelSockets.count != oldValue.count { subscriptionsGauge.record(channelSockets.count) } }
+    }
+    private let socketsGauge = Gauge(label: "websocket_connections")
+    private let subscriptionsGauge = Gauge(label: "pubsub_subscriptions")
 
     init(redis: RedisClient, presence: ChannelPresence, settings: PusherSettings, logger: Logger) {
         self.redis = redis

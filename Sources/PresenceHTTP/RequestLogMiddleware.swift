@@ -1,0 +1,54 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Metrics
+
+/// One log line and metrics per request, and the request id.
+///
+/// `X-Request-Id` is taken from the request when it is sane (≤ 128 visible ASCII characters) or generated, put on the
+/// request's logger and echoed in the response. Metrics: `http_requests_total{method,route,status}` and the
+/// `http_request_duration_seconds{method,route}` histogram. `route` is the matched pattern (e.g. `/api/rooms/:id`),
+/// never the raw path, so cardinality stays bounded.
+struct RequestLogMiddleware: RouterMiddleware {
+    typealias Context = AppRequestContext
+    static let header = HTTPField.Name("X-Request-Id")!
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        let id = request.headers[Self.header].flatMap(Self.sanitize) ?? Self.generate()
+        var context = context
+        context.logger[metadataKey: "request_id"] = .string(id)
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            // Errors are turned into JSON by the next middleware; anything reaching here is unexpected.
+            response = JSONResponse.error("Internal server error", status: .internalServerError)
+        }
+        response.headers[Self.header] = id
+        let elapsed = ContinuousClock.now - start
+        let route = context.endpointPath ?? "unmatched"
+        let method = request.method.rawValue
+        let status = response.status.code
+        Counter(label: "http_requests_total", dimensions: [("method", method), ("route", route), ("status", String(status))]).increment()
+        Timer(label: "http_request_duration_seconds", dimensions: [("method", method), ("route", route)])
+            .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        let milliseconds = Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000
+        context.logger.info("request", metadata: [
+            "method": .string(method), "route": .string(route), "path": .string(request.uri.path),
+            "status": .stringConvertible(status), "duration_ms": .string(String(format: "%.2f", milliseconds)),
+        ])
+        return response
+    }
+
+    static func sanitize(_ value: String) -> String? {
+        guard (1...128).contains(value.utf8.count), value.utf8.allSatisfy({ $0 > 32 && $0 < 127 }) else { return nil }
+        return value
+    }
+
+    static func generate() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    }
+}
