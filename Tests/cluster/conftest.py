@@ -1,0 +1,49 @@
+"""Fixtures for tests against a running `ops/cluster` (nginx on CLUSTER_URL, workers and Redis from .data/cluster)."""
+import os
+import subprocess
+
+import pytest
+import requests
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+STATE = os.path.join(ROOT, ".data", "cluster")
+
+
+class ClusterInfo:
+    def __init__(self):
+        self.url = os.environ.get("CLUSTER_URL", "http://127.0.0.1:8080")
+        self.workers = int(open(os.path.join(STATE, "workers")).read())
+        self.redis_port = int(open(os.path.join(STATE, "redis.port")).read())
+
+    def worker_port(self, i):
+        return int(open(os.path.join(STATE, f"worker-{i}.port")).read())
+
+    def worker_pid(self, i):
+        return int(open(os.path.join(STATE, f"worker-{i}.pid")).read())
+
+    def worker_url(self, i):
+        return f"http://127.0.0.1:{self.worker_port(i)}"
+
+    def alive(self, i):
+        try:
+            os.kill(self.worker_pid(i), 0)
+            return True
+        except OSError:
+            return False
+
+    def start_worker(self, i):
+        subprocess.run([os.path.join(ROOT, "ops", "cluster"), "start-worker", str(i)], check=True, cwd=ROOT,
+                       capture_output=True, timeout=60)
+
+    def redis(self):
+        import redis
+        return redis.Redis(port=self.redis_port, decode_responses=True)
+
+
+@pytest.fixture
+def cluster():
+    info = ClusterInfo()
+    yield info
+    for i in range(1, info.workers + 1):  # leave every worker running for the next test
+        if not info.alive(i):
+            info.start_worker(i)

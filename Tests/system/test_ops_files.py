@@ -1,0 +1,47 @@
+"""docker-compose.yml and ops/cluster describe the same cluster."""
+import os
+import re
+import subprocess
+
+import yaml
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def test_compose_and_cluster_agree():
+    compose = yaml.safe_load(open(os.path.join(ROOT, "docker-compose.yml")))
+    services = compose["services"]
+    workers = sorted(s for s in services if s.startswith("presence-"))
+    assert workers == ["presence-1", "presence-2", "presence-3"]
+    cluster = open(os.path.join(ROOT, "ops", "cluster")).read()
+    assert re.search(r"local workers=3", cluster)  # same default worker count
+    # Only nginx publishes a port, 8080 — the port ops/cluster gives nginx by default.
+    published = {s: v.get("ports", []) for s, v in services.items() if v.get("ports")}
+    assert published == {"nginx": ["8080:8080"]}
+    assert "http_port=${CLUSTER_PORT:-8080}" in cluster
+    # Same settings for every worker: compose environment keys == ops/cluster worker_env keys (+ PORT, REDIS_URL).
+    env_keys = set(services["presence-1"]["environment"])
+    cluster_keys = set(re.findall(r'"?([A-Z_]+)=', cluster.split("worker_env=(", 1)[1].split(")", 1)[0]))
+    assert env_keys == cluster_keys | {"PORT", "REDIS_URL"}
+    assert all(services[w]["environment"] == services["presence-1"]["environment"] for w in workers)
+    # Redis with ops/redis.conf in both; nginx with the config ops/cluster renders for compose.
+    assert any("ops/redis.conf" in v for v in services["redis"]["volumes"])
+    assert "redis-server ops/redis.conf" in cluster
+    assert any(v.startswith("./ops/nginx.conf:") for v in services["nginx"]["volumes"])
+    rendered = subprocess.run([os.path.join(ROOT, "ops", "cluster"), "render-nginx", "compose"], capture_output=True,
+                              text=True, check=True, cwd=ROOT).stdout
+    assert rendered == open(os.path.join(ROOT, "ops", "nginx.conf")).read(), "ops/nginx.conf is stale: ops/cluster render-nginx compose > ops/nginx.conf"
+    for w in workers:
+        assert "presence-" in rendered and f"server {w}:8080" in rendered
+    # Health checks on /ready and restart policies.
+    for w in workers:
+        assert "/ready" in " ".join(services[w]["healthcheck"]["test"])
+        assert services[w]["restart"] == "unless-stopped"
+
+
+def test_redis_conf_settings():
+    conf = open(os.path.join(ROOT, "ops", "redis.conf")).read()
+    assert re.search(r"^appendonly yes$", conf, re.M)
+    assert re.search(r"^appendfsync everysec$", conf, re.M)
+    assert re.search(r"^maxmemory-policy noeviction$", conf, re.M)
+    assert re.search(r"^client-output-buffer-limit pubsub ", conf, re.M)
