@@ -32,12 +32,15 @@ public struct Broadcaster: Sendable {
         self.logger = logger
     }
 
+    /// The PUBLISH commands for `events`, to send in a pipeline of the caller's.
+    public static func commands(for events: [BroadcastEvent]) -> [RedisCommand] {
+        events.map { RedisCommand("PUBLISH", RedisKeys.broadcastChannel($0.channel), $0.payload) }
+    }
+
     /// Publishes `events` in one pipelined round trip.
     public func publish(_ events: [BroadcastEvent]) async {
         guard !events.isEmpty else { return }
-        let commands = events.map {
-            RedisCommand("PUBLISH", RedisKeys.broadcastChannel($0.channel), $0.payload)
-        }
+        let commands = Self.commands(for: events)
         do {
             let replies = try await redis.pipeline(commands)
             for (event, reply) in zip(events, replies) where reply.errorMessage != nil {

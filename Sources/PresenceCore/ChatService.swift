@@ -158,8 +158,9 @@ public struct ChatService: Sendable {
             if joined.isNew { events += presenceEvents(room: room, user: user, action: "joined") }
         }
         followUp.append(Scripts.userTouch.evalsha(keys: [RedisKeys.user(user)], arguments: []))
-        _ = try await redis.pipeline(followUp)
-        await broadcaster.publish(events)
+        // Bookkeeping and events in one round trip; a NOSCRIPT on the touch (after a Redis restart) is retried.
+        let followUpReplies = try await redis.pipeline(followUp + Broadcaster.commands(for: events))
+        if followUpReplies[followUp.count - 1].errorMessage?.hasPrefix("NOSCRIPT") == true { try? await users.touch(user) }
     }
 
     /// Refreshes `user`'s presence in `room`, or in every room the user is present in.

@@ -29,6 +29,7 @@ class Client:
         if user:
             headers = {"Authorization": f"Bearer {user.token}", "X-Username": user.name}
         self.events = queue.Queue()
+        self.backlog = []
         self.pusher = pysher.Pusher(KEY, custom_host="127.0.0.1", port=port, secure=False,
                                     auth_endpoint=worker.base + "/pusher/auth", auth_endpoint_headers=headers,
                                     user_data={"user_id": user.name, "user_info": {"username": user.name}} if user else {})
@@ -44,17 +45,20 @@ class Client:
         return ch
 
     def wait_for(self, predicate, timeout=5.0):
+        """The first event (received so far or within `timeout`) matching `predicate`; others stay for later."""
+        for i, item in enumerate(self.backlog):
+            if predicate(item):
+                return self.backlog.pop(i)
         deadline = time.monotonic() + timeout
-        seen = []
         while time.monotonic() < deadline:
             try:
                 item = self.events.get(timeout=0.1)
             except queue.Empty:
                 continue
-            seen.append(item)
             if predicate(item):
                 return item
-        raise AssertionError(f"expected event not received; got {seen}")
+            self.backlog.append(item)
+        raise AssertionError(f"expected event not received; got {self.backlog}")
 
     def close(self):
         # pysher's disconnect() joins its thread without a timeout and lingers ~100 s in websocket-client's loop;
@@ -251,7 +255,7 @@ def test_presence_members_across_workers_and_worker_death(rt):
     cb2.wait_for(lambda e: e[1] == "pusher_internal:subscription_succeeded")
     cb2.close()
     time.sleep(0.8)
-    assert all(e[1] != "pusher_internal:member_removed" for e in list(ca.events.queue))
+    assert all(e[1] != "pusher_internal:member_removed" for e in list(ca.events.queue) + ca.backlog)
     # SIGKILL worker B: bob's presence lapses and is announced within TTL + sweep interval.
     t0 = time.monotonic()
     b.proc.stop(signal.SIGKILL)
