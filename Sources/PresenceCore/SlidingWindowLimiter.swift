@@ -27,18 +27,20 @@ public struct SlidingWindowLimiter: Sendable {
     public let limit: Int
     public let window: Duration
     let redis: RedisClient
+    let rejections: Counter
 
     public init(name: String, limit: Int, window: Duration, redis: RedisClient) {
         self.name = name
         self.limit = limit
         self.window = window
         self.redis = redis
+        self.rejections = Counter(label: "rate_limit_rejections_total", dimensions: [("limit", name)])
     }
 
     /// Checks and, when allowed, records one request of `subject`.
     public func check(_ subject: String) async throws -> Decision {
         let decision = try await evaluate(subject, peek: false)
-        if !decision.allowed { Counter(label: "rate_limit_rejections_total", dimensions: [("limit", name)]).increment() }
+        if !decision.allowed { rejections.increment() }
         return decision
     }
 

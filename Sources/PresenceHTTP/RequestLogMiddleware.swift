@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import Metrics
+import Synchronization
 
 /// One log line and metrics per request, and the request id.
 ///
@@ -31,15 +32,32 @@ struct RequestLogMiddleware: RouterMiddleware {
         let route = context.endpointPath ?? "unmatched"
         let method = request.method.rawValue
         let status = response.status.code
-        Counter(label: "http_requests_total", dimensions: [("method", method), ("route", route), ("status", String(status))]).increment()
-        Timer(label: "http_request_duration_seconds", dimensions: [("method", method), ("route", route)])
-            .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        let instruments = Self.instruments(method: method, route: route, status: status)
+        instruments.counter.increment()
+        instruments.timer.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
         let milliseconds = Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000
         context.logger.info("request", metadata: [
             "method": .string(method), "route": .string(route), "path": .string(request.uri.path),
             "status": .stringConvertible(status), "duration_ms": .string(String(format: "%.2f", milliseconds)),
         ])
         return response
+    }
+
+    private struct Key: Hashable { let method: String, route: String, status: Int }
+    /// Metric handles by (method, route, status): creating them per request would go through the registry each time.
+    private static let cache = Mutex<[Key: (counter: Counter, timer: Timer)]>([:])
+
+    static func instruments(method: String, route: String, status: Int) -> (counter: Counter, timer: Timer) {
+        let key = Key(method: method, route: route, status: status)
+        return cache.withLock { cache in
+            if let hit = cache[key] { return hit }
+            let made = (
+                counter: Counter(label: "http_requests_total", dimensions: [("method", method), ("route", route), ("status", String(status))]),
+                timer: Timer(label: "http_request_duration_seconds", dimensions: [("method", method), ("route", route)])
+            )
+            cache[key] = made
+            return made
+        }
     }
 
     static func sanitize(_ value: String) -> String? {

@@ -1,11 +1,23 @@
 import Metrics
+import Synchronization
 
 /// swift-metrics instruments of the client: command latency (a timer per command name; `PIPELINE` for batches)
 /// and errors by kind. No-ops until the process bootstraps a metrics backend.
 enum RedisMetrics {
+    /// Timers by command name: creating a metric goes through the backend's registry, too slow per command.
+    private static let timers = Mutex<[String: Timer]>([:])
+
+    static func timer(_ command: String) -> Timer {
+        timers.withLock { cache in
+            if let timer = cache[command] { return timer }
+            let timer = Timer(label: "redis_command_duration_seconds", dimensions: [("command", command)])
+            cache[command] = timer
+            return timer
+        }
+    }
+
     static func record(_ command: String, since start: ContinuousClock.Instant, reply: RESPValue) {
-        Timer(label: "redis_command_duration_seconds", dimensions: [("command", command)])
-            .recordInterval(since: start)
+        timer(command).recordInterval(since: start)
         if case .error(let message) = reply {
             let kind = message.split(separator: " ").first.map(String.init) ?? "ERR"
             Counter(label: "redis_errors_total", dimensions: [("kind", "server"), ("code", kind)]).increment()
@@ -13,8 +25,7 @@ enum RedisMetrics {
     }
 
     static func record(_ command: String, since start: ContinuousClock.Instant, error: RedisError) {
-        Timer(label: "redis_command_duration_seconds", dimensions: [("command", command)])
-            .recordInterval(since: start)
+        timer(command).recordInterval(since: start)
         let kind: String
         switch error {
         case .connectionLost: kind = "connection_lost"
