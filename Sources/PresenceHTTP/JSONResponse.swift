@@ -1,6 +1,7 @@
 import Logging
 import Foundation
 import Hummingbird
+import PresenceCore
 import NIOCore
 
 /// Builds JSON responses, errors included, the same way everywhere.
@@ -13,8 +14,14 @@ public enum JSONResponse {
 
     /// `{"error": message}` with `status`.
     public static func error(_ message: String, status: HTTPResponse.Status, headers: HTTPFields = [:]) -> Response {
-        struct Body: Encodable { let error: String }
-        return make(Body(error: message), status: status, headers: headers)
+        make(JSONValue.object(["error": .string(message)]), status: status, headers: headers)
+    }
+
+    /// A JSON value with `status`, serialized without Foundation's encoder.
+    public static func make(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: value.serialized)))
     }
 
     /// `value` encoded as JSON with `status`.

@@ -66,7 +66,12 @@ struct RequestLogMiddleware: RouterMiddleware {
     }
 
     static func generate() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        let digits = Array("0123456789abcdef".utf8)
+        var value = UInt64.random(in: .min ... .max)
+        var value2 = UInt64.random(in: .min ... .max)
+        var bytes = [UInt8](repeating: 0, count: 32)
+        for i in 0..<16 { bytes[i] = digits[Int(value & 0xf)]; value >>= 4 }
+        for i in 16..<32 { bytes[i] = digits[Int(value2 & 0xf)]; value2 >>= 4 }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
