@@ -94,12 +94,9 @@ public struct ChannelPresence: Sendable {
     }
 
     func announce(room: String, isChat: Bool, channel: String, user: String, action: String, count: Int, meta: [String: String]) async {
-        if isChat, var chatRoom = Room(meta: meta, userCount: count, members: nil) {
-            if chatRoom.type == .private, let full = try? await chat.rooms.get(room) { chatRoom = full }
-            chatRoom.userCount = count
-            await chat.broadcaster.publish(chat.presenceEvents(room: chatRoom, user: user, action: action))
-        } else {
-            await chat.broadcaster.publish([ChatService.memberEvent(channel: channel, user: user, action: action)])
+        if isChat, await chat.announcePresence(room: room, users: [user], action: action, userCount: count, meta: meta) {
+            return
         }
+        await chat.broadcaster.publish([ChatService.memberEvent(channel: channel, user: user, action: action)])
     }
 }

@@ -187,13 +187,19 @@ public struct ChatService: Sendable {
 
     /// Announces members the sweeper found expired (called by ``PresenceSweeper`` on the worker that claimed them).
     public func announceExpired(room id: String, users: [String], userCount: Int, meta: [String: String]) async {
-        guard var room = Room(meta: meta, userCount: userCount, members: nil) else { return }
+        guard await announcePresence(room: id, users: users, action: "left", userCount: userCount, meta: meta) else { return }
+        _ = try? await redis.pipeline(users.map { RedisCommand("SREM", RedisKeys.userPresentRooms($0), id) })
+    }
+
+    /// Publishes `presence-update`, `room-updated` and the presence channel's member event for users who joined or
+    /// left a chat room. Returns `false` (publishing nothing) when `meta` is not a chat room's.
+    @discardableResult
+    public func announcePresence(room id: String, users: [String], action: String, userCount: Int, meta: [String: String]) async -> Bool {
+        guard var room = Room(meta: meta, userCount: userCount, members: nil) else { return false }
         if room.type == .private, let current = try? await rooms.get(id) { room = current }
         room.userCount = userCount
-        var events: [BroadcastEvent] = []
-        for user in users { events += presenceEvents(room: room, user: user, action: "left") }
-        await broadcaster.publish(events)
-        _ = try? await redis.pipeline(users.map { RedisCommand("SREM", RedisKeys.userPresentRooms($0), id) })
+        await broadcaster.publish(users.flatMap { presenceEvents(room: room, user: $0, action: action) })
+        return true
     }
 
     func presenceEvents(room: Room, user: String, action: String) -> [BroadcastEvent] {

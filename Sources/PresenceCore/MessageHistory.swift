@@ -42,11 +42,6 @@ public struct MessageHistory: Sendable {
         return Self.parse(reply, room: room)
     }
 
-    /// Number of messages kept for the room.
-    public func count(room: String) async throws -> Int {
-        try await redis.send(RedisCommand("XLEN", RedisKeys.roomHistory(room))).int ?? 0
-    }
-
     /// `true` when `id` has the shape of a message id (`<ms>-<seq>`).
     public static func isValidID(_ id: String) -> Bool {
         let parts = id.split(separator: "-", omittingEmptySubsequences: false)

@@ -200,15 +200,6 @@ public struct PresenceEngine: Sendable {
         return all
     }
 
-    /// The number of users present in each room, in one round trip.
-    public func counts(rooms: [String]) async throws -> [Int] {
-        guard !rooms.isEmpty else { return [] }
-        let calls = rooms.map {
-            RedisScriptCall(Scripts.presenceCount, keys: [RedisKeys.roomMembers($0)], arguments: [])
-        }
-        return try await redis.run(calls).map { $0.int ?? 0 }
-    }
-
     static func hash(_ value: RESPValue) -> [String: String] {
         guard let flat = value.array else { return [:] }
         var result: [String: String] = [:]

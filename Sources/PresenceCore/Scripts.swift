@@ -8,7 +8,6 @@ public enum Scripts {
     static let presenceLeave = load("presence_leave")
     static let presenceSweep = load("presence_sweep")
     static let presenceList = load("presence_list")
-    static let presenceCount = load("presence_count")
     static let expiryDue = load("expiry_due")
     static let expiryAck = load("expiry_ack")
     static let rateLimitSliding = load("ratelimit_sliding")
@@ -24,9 +23,7 @@ public enum Scripts {
     static let supportClose = load("support_close")
     static let supportReopen = load("support_reopen")
     public static let expiringTouch = load("expiring_touch")
-    static let expiringMembers = load("expiring_members")
-    /// `expiring_members.lua`, for the HTTP layer's occupancy queries.
-    public static var expiringMembersPublic: RedisScript { expiringMembers }
+    public static let expiringMembers = load("expiring_members")
     static let socketDetach = load("socket_detach")
     static let channelRoomOpen = load("channel_room_open")
 

@@ -79,6 +79,16 @@ public struct SupportService: Sendable {
         return (ticket, agent)
     }
 
+    /// Whether `user` may use the ticket's room (its customer, an agent or an admin), closed or not.
+    public func canAccess(ticket: String, user: String) async throws -> Bool {
+        do {
+            _ = try await access(try Self.roomID(ticket: ticket), user: user, live: false)
+            return true
+        } catch is DomainError {
+            return false
+        }
+    }
+
     // MARK: - Routes
 
     /// Joins (creating the room on first use); joining again refreshes presence, updates the role, clears typing.

@@ -17,7 +17,7 @@ public struct TokenStore: Sendable {
     public func issue(for user: String) async throws -> String {
         var generator = SystemRandomNumberGenerator()
         let bytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-        let token = Self.hex(bytes)
+        let token = Hex.encode(bytes)
         try await redis.send(RedisCommand("SET", RedisKeys.token(Self.digest(token)), user, "EX", String(ttl.components.seconds)))
         return token
     }
@@ -37,18 +37,7 @@ public struct TokenStore: Sendable {
     }
 
     static func digest(_ token: String) -> String {
-        hex(Array(SHA256.hash(data: Array(token.utf8))))
-    }
-
-    static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        Hex.encode(SHA256.hash(data: Array(token.utf8)))
     }
 
     static func isHexDigit(_ b: UInt8) -> Bool {

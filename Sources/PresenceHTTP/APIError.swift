@@ -22,5 +22,4 @@ public struct APIError: Error, Sendable, Equatable, HTTPResponseError {
 
 extension APIError {
     public static func badRequest(_ message: String) -> APIError { APIError(.badRequest, message) }
-    public static let notFound = APIError(.notFound, "Not found")
 }

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import Metrics
+import PresenceCore
 import Synchronization
 
 /// One log line and metrics per request, and the request id.
@@ -66,12 +67,7 @@ struct RequestLogMiddleware: RouterMiddleware {
     }
 
     static func generate() -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var value = UInt64.random(in: .min ... .max)
-        var value2 = UInt64.random(in: .min ... .max)
-        var bytes = [UInt8](repeating: 0, count: 32)
-        for i in 0..<16 { bytes[i] = digits[Int(value & 0xf)]; value >>= 4 }
-        for i in 16..<32 { bytes[i] = digits[Int(value2 & 0xf)]; value2 >>= 4 }
-        return String(decoding: bytes, as: UTF8.self)
+        var generator = SystemRandomNumberGenerator()
+        return Hex.encode((0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
     }
 }

@@ -94,14 +94,6 @@ public final class RedisConnection: @unchecked Sendable {
         }
     }
 
-    /// `true` while a socket is open and its handshake done.
-    public var isConnected: EventLoopFuture<Bool> {
-        eventLoop.submit {
-            if case .ready = self.state { return true }
-            return false
-        }
-    }
-
     /// Closes the socket and fails whatever still waits; no reconnect follows.
     public func close() -> EventLoopFuture<Void> {
         eventLoop.flatSubmit {

@@ -109,12 +109,12 @@ struct PusherAPIController {
     }
 
     func liveChannels() async throws -> [String] {
-        let reply = try await redis.run(Scripts.expiringMembersPublic, keys: [RedisKeys.pusherChannels], arguments: [])
+        let reply = try await redis.run(Scripts.expiringMembers, keys: [RedisKeys.pusherChannels], arguments: [])
         return (reply.array?.last?.array ?? []).compactMap(\.string)
     }
 
     func subscriptionCount(_ channel: String) async throws -> Int {
-        let reply = try await redis.run(Scripts.expiringMembersPublic, keys: [RedisKeys.pusherChannelSockets(channel)], arguments: [])
+        let reply = try await redis.run(Scripts.expiringMembers, keys: [RedisKeys.pusherChannelSockets(channel)], arguments: [])
         return reply.array?.first?.int ?? 0
     }
 

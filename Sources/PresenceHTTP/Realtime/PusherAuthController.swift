@@ -42,13 +42,7 @@ struct PusherAuthController {
             return channel == "private-chats-\(user)"
         }
         if channel.hasPrefix("private-room-ticket_") {
-            let ticket = String(channel.dropFirst("private-room-ticket_".count))
-            do {
-                _ = try await support.messages(ticket: ticket, user: user, limit: 1, after: nil)
-                return true
-            } catch is DomainError {
-                return false
-            }
+            return try await support.canAccess(ticket: String(channel.dropFirst("private-room-ticket_".count)), user: user)
         }
         for prefix in ["private-room-", "presence-room-"] where channel.hasPrefix(prefix) {
             let id = String(channel.dropFirst(prefix.count))

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import PresenceCore
 
 /// Pusher's signatures: HMAC-SHA256 with the app secret, hex, compared in constant time.
 public struct PusherSigner: Sendable {
@@ -14,7 +15,7 @@ public struct PusherSigner: Sendable {
     /// Hex HMAC-SHA256 of `text`.
     public func hmac(_ text: String) -> String {
         let code = HMAC<SHA256>.authenticationCode(for: Array(text.utf8), using: SymmetricKey(data: Array(secret.utf8)))
-        return code.map { String(format: "%02x", $0) }.joined()
+        return Hex.encode(code)
     }
 
     /// `<key>:<hmac("<socket_id>:<channel>[:<channel_data>]")>`.
@@ -40,6 +41,6 @@ public struct PusherSigner: Sendable {
 
     /// Hex MD5 of a request body (`body_md5`).
     public static func md5(_ bytes: some Sequence<UInt8>) -> String {
-        Insecure.MD5.hash(data: Array(bytes)).map { String(format: "%02x", $0) }.joined()
+        Hex.encode(Insecure.MD5.hash(data: Array(bytes)))
     }
 }
