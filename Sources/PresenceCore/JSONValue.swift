@@ -39,9 +39,9 @@ public enum JSONValue: Sendable, Equatable, Codable {
         }
     }
 
-    /// Parses JSON text; `nil` when it is not valid JSON.
+    /// Parses JSON text; `nil` when it is not valid JSON (see ``JSONParser``).
     public static func parse(_ bytes: some Collection<UInt8>) -> JSONValue? {
-        try? JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+        JSONParser.parse(bytes)
     }
 
     /// Compact JSON text with sorted keys (hand-written: Foundation's encoder is far slower on hot paths).
