@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import Redis
 
 /// The chat face: rooms, presence switches and heartbeats, messages, and the events they broadcast.
@@ -12,6 +13,8 @@ public struct ChatService: Sendable {
     public let users: UserDirectory
     public let broadcaster: Broadcaster
     public let messageLimiter: SlidingWindowLimiter
+    /// Rooms seen to be public lately: a switch into one skips the separate access check.
+    let publicRooms = PublicRoomCache()
     let redis: RedisClient
     let logger: Logger
 
@@ -101,6 +104,7 @@ public struct ChatService: Sendable {
         switch room.type {
         case .public:
             guard isAdmin(user) else { throw DomainError.forbidden("Forbidden") }
+            publicRooms.forget(id)
             guard let deleted = try await rooms.delete(id) else { throw DomainError.roomNotFound }
             await broadcaster.publish(deleted.listChannels.map {
                 BroadcastEvent(event: "room-deleted", channel: $0, data: ["roomId": .string(id)])
@@ -128,39 +132,81 @@ public struct ChatService: Sendable {
     // MARK: - Presence
 
     /// Leaves `previous` (absent or unknown is fine) and enters `next`. `next` is checked (404/403) before
-    /// anything changes; then both scripts go in one pipelined round trip.
+    /// anything changes; then both scripts go in one pipelined round trip, and the bookkeeping and events in another.
+    ///
+    /// The check is its own round trip unless this worker saw `next` to be a public room in the last seconds
+    /// (``PublicRoomCache``): then `presence_join.lua` checks the room exists, atomically, and a room that turns out
+    /// not to be public any more (deleted and re-created as private meanwhile) is left again at once and refused.
     public func switchRooms(user: String, previous: String?, next: String?) async throws {
         var nextRoom: Room?
-        if let next {
-            nextRoom = try await room(next, viewer: user, forbidden: "Forbidden - not a room member")
+        if let next, !publicRooms.isPublic(next) {
+            let room = try await room(next, viewer: user, forbidden: "Forbidden - not a room member")
+            publicRooms.observe(room)
+            nextRoom = room
         }
+        // One round trip: leave, join, and the user's own bookkeeping (present-rooms set, lastActive).
         var calls: [RedisScriptCall] = []
         if let previous { calls.append(presence.leaveCall(room: previous, user: user)) }
         if let next { calls.append(presence.joinCall(room: next, user: user, ttl: settings.presenceTTL, state: nil)) }
+        calls.append(RedisScriptCall(
+            Scripts.userSwitch, keys: [RedisKeys.user(user), RedisKeys.userPresentRooms(user)],
+            arguments: [previous ?? "", next ?? ""]
+        ))
         let replies = try await redis.run(calls)
+
+        // A join refused here is only possible when the room was deleted since it was checked or cached: the
+        // leave still happened, so it is still announced before the error goes back.
+        var joined: PresenceEngine.JoinResult?
+        var joinError: (any Error)?
+        if let next {
+            do {
+                let result = try PresenceEngine.parseJoin(replies[previous == nil ? 0 : 1], user: user, ttl: settings.presenceTTL)
+                if nextRoom == nil {
+                    guard let room = Room(meta: result.meta, userCount: result.userCount, members: nil), room.type == .public else {
+                        publicRooms.forget(next)
+                        _ = try? await presence.leave(room: next, user: user)
+                        throw DomainError.forbidden("Forbidden - not a room member")
+                    }
+                    nextRoom = room
+                }
+                joined = result
+            } catch {
+                joinError = error
+                _ = try? await redis.send(RedisCommand("SREM", RedisKeys.userPresentRooms(user), next))
+            }
+        }
 
         var events: [BroadcastEvent] = []
         var followUp: [RedisCommand] = []
         if let previous {
             let left = try PresenceEngine.parseLeave(replies[0])
-            followUp.append(RedisCommand("SREM", RedisKeys.userPresentRooms(user), previous))
             if left.wasPresent, var room = Room(meta: left.meta, userCount: left.userCount, members: nil) {
                 if room.type == .private { room = try await rooms.get(previous) ?? room }
                 room.userCount = left.userCount
                 events += presenceEvents(room: room, user: user, action: "left")
             }
         }
-        if let next, var room = nextRoom {
-            let joined = try PresenceEngine.parseJoin(replies[replies.count - 1], user: user, ttl: settings.presenceTTL)
+        if let next, var room = nextRoom, let joined {
             followUp.append(presence.indexCommand(room: next, user: user, expiresAt: joined.member.expiresAt))
-            followUp.append(RedisCommand("SADD", RedisKeys.userPresentRooms(user), next))
             room.userCount = joined.userCount
             if joined.isNew { events += presenceEvents(room: room, user: user, action: "joined") }
         }
-        followUp.append(Scripts.userTouch.evalsha(keys: [RedisKeys.user(user)], arguments: []))
-        // Bookkeeping and events in one round trip; a NOSCRIPT on the touch (after a Redis restart) is retried.
-        let followUpReplies = try await redis.pipeline(followUp + Broadcaster.commands(for: events))
-        if followUpReplies[followUp.count - 1].errorMessage?.hasPrefix("NOSCRIPT") == true { try? await users.touch(user) }
+        // The sweeper's index entry and the events go out without holding the response: the switch itself is
+        // committed. They follow on the same connection in order; a failure is logged and counted.
+        let commands = followUp + Broadcaster.commands(for: events)
+        if !commands.isEmpty {
+            redis.pipelineDetached(commands) { [logger] result in
+                let failed: String? = switch result {
+                case .success(let replies): replies.lazy.compactMap(\.errorMessage).first
+                case .failure(let error): "\(error)"
+                }
+                if let failed {
+                    Counter(label: "switch_followup_failures_total").increment()
+                    logger.warning("Switch follow-up failed", metadata: ["user": "\(user)", "error": "\(failed)"])
+                }
+            }
+        }
+        if let joinError { throw joinError }
     }
 
     /// Refreshes `user`'s presence in `room`, or in every room the user is present in.

@@ -18,6 +18,8 @@ public struct JSONParser {
 
     /// The value `bytes` hold, or `nil` when they are not exactly one valid JSON value (whitespace around allowed).
     public static func parse(_ bytes: some Collection<UInt8>) -> JSONValue? {
+        // The empty object is most presence states: skip the copy.
+        if bytes.count == 2, bytes.first == UInt8(ascii: "{"), bytes.dropFirst().first == UInt8(ascii: "}") { return .object([:]) }
         var parser = JSONParser(Array(bytes))
         guard let value = parser.value() else { return nil }
         parser.skipWhitespace()

@@ -46,6 +46,9 @@ public enum RedisKeys {
     public static let pusherChannels = "pusher:channels"
     /// Sorted set: socket ids subscribed to a client channel → expiry (ms), refreshed by their worker.
     public static func pusherChannelSockets(_ channel: String) -> String { "pusher:channel:{\(channel)}:sockets" }
+    /// The pub/sub channel announcing revoked tokens (payload: the token's SHA-256), so that every worker drops
+    /// it from its ``TokenCache`` at once.
+    public static let tokensRevoked = "tokens:revoked"
     /// The pub/sub channel every worker listens to for control messages (terminate connections).
     public static let pusherControl = "pusher:control"
 

@@ -17,6 +17,7 @@ public enum Scripts {
     static let roomLeavePrivate = load("room_leave_private")
     static let userRegister = load("user_register")
     static let userTouch = load("user_touch")
+    static let userSwitch = load("user_switch")
     static let historyAppend = load("history_append")
     static let supportOpen = load("support_open")
     static let supportMetadata = load("support_metadata")

@@ -7,10 +7,13 @@ import Redis
 public struct TokenStore: Sendable {
     let redis: RedisClient
     public let ttl: Duration
+    /// Tokens confirmed in the last second (see ``TokenCache``).
+    public let cache: TokenCache
 
-    public init(redis: RedisClient, ttl: Duration) {
+    public init(redis: RedisClient, ttl: Duration, cache: TokenCache = TokenCache()) {
         self.redis = redis
         self.ttl = ttl
+        self.cache = cache
     }
 
     /// Issues a new token for `user`.
@@ -25,15 +28,23 @@ public struct TokenStore: Sendable {
     /// The user a token belongs to, refreshing its expiry; `nil` for an unknown or expired token.
     public func user(for token: String) async throws -> String? {
         guard token.utf8.count == 64, token.utf8.allSatisfy(Self.isHexDigit) else { return nil }
-        let reply = try await redis.send(
-            RedisCommand("GETEX", RedisKeys.token(Self.digest(token)), "EX", String(ttl.components.seconds))
-        )
-        return reply.string
+        let digest = Self.digest(token)
+        if let user = cache.user(forDigest: digest) { return user }
+        let reply = try await redis.send(RedisCommand("GETEX", RedisKeys.token(digest), "EX", String(ttl.components.seconds)))
+        guard let user = reply.string else { return nil }
+        cache.remember(digest: digest, user: user)
+        return user
     }
 
-    /// Revokes a token at once, for every worker.
+    /// Revokes a token at once, for every worker: deleted from Redis, forgotten here, and announced on
+    /// ``RedisKeys/tokensRevoked`` so the other workers forget it too.
     public func revoke(_ token: String) async throws {
-        try await redis.send(RedisCommand("DEL", RedisKeys.token(Self.digest(token))))
+        let digest = Self.digest(token)
+        cache.forget(digest: digest)
+        _ = try await redis.pipeline([
+            RedisCommand("DEL", RedisKeys.token(digest)),
+            RedisCommand("PUBLISH", RedisKeys.tokensRevoked, digest),
+        ])
     }
 
     static func digest(_ token: String) -> String {

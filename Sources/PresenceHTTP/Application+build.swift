@@ -73,7 +73,8 @@ public struct AppServices: Sendable {
         self.redis = redis
         let users = UserDirectory(redis: redis, hasher: PasswordHasher(cost: configuration.bcryptCost))
         self.users = users
-        self.tokens = TokenStore(redis: redis, ttl: configuration.tokenTTL)
+        let tokens = TokenStore(redis: redis, ttl: configuration.tokenTTL)
+        self.tokens = tokens
         let chat = ChatService(redis: redis, users: users, settings: configuration.chat, logger: logger)
         self.chat = chat
         var supportSettings = configuration.support
@@ -93,7 +94,9 @@ public struct AppServices: Sendable {
         )
         let channelPresence = ChannelPresence(redis: redis, chat: chat, ttl: configuration.chat.presenceTTL)
         self.channelPresence = channelPresence
-        self.hub = RealtimeHub(redis: redis, presence: channelPresence, settings: configuration.pusher, logger: logger)
+        self.hub = RealtimeHub(
+            redis: redis, presence: channelPresence, settings: configuration.pusher, tokenCache: tokens.cache, logger: logger
+        )
         self.signer = PusherSigner(key: configuration.pusher.key, secret: configuration.pusher.secret)
         self.searchLimiter = SlidingWindowLimiter(name: "search", limit: configuration.searchRateLimit, window: .seconds(60), redis: redis)
         self.sweeper = PresenceSweeper(redis: redis, interval: configuration.sweepInterval, logger: logger) { expired in
@@ -150,9 +153,7 @@ public func bootstrapObservability(configuration: AppConfiguration) {
     let json = configuration.logFormat == "json"
     LoggingSystem.bootstrap { label in
         if json { return JSONLogHandler(label: label, level: level) }
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = level
-        return handler
+        return TextLogHandler(label: label, level: level)
     }
     MetricsSystem.bootstrap(PrometheusMetricsFactory())
 }

@@ -35,9 +35,15 @@ public struct Authenticator: Sendable {
 
     /// The bearer token of the request, if any.
     public static func bearer(_ header: String) -> String? {
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        let token = parts[1].trimmingCharacters(in: .whitespaces)
-        return token.isEmpty ? nil : token
+        // Byte-level: this runs on every authenticated request.
+        var bytes = Substring(header).utf8[...]
+        let scheme = "bearer".utf8
+        guard bytes.count > scheme.count,
+              zip(bytes.prefix(scheme.count), scheme).allSatisfy({ $0 | 0x20 == $1 }),
+              bytes[bytes.index(bytes.startIndex, offsetBy: scheme.count)] == UInt8(ascii: " ") else { return nil }
+        bytes = bytes.dropFirst(scheme.count)
+        let blank: (UInt8) -> Bool = { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+        guard let first = bytes.firstIndex(where: { !blank($0) }), let last = bytes.lastIndex(where: { !blank($0) }) else { return nil }
+        return String(Substring(bytes[first...last]))
     }
 }

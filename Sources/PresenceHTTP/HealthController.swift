@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import PresenceCore
 import Logging
 import Redis
 

@@ -24,7 +24,9 @@ public enum JSONResponse {
         return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: value.serialized)))
     }
 
-    /// `value` encoded as JSON with `status`.
+    /// `value` encoded as JSON with `status` (disfavoured: a literal such as `["success": true]` takes the faster
+    /// ``JSONValue`` overload).
+    @_disfavoredOverload
     public static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
         let data = (try? encoder.encode(value)) ?? Data(#"{"error":"Internal server error"}"#.utf8)
         var fields = headers

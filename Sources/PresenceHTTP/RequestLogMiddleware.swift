@@ -66,8 +66,17 @@ struct RequestLogMiddleware: RouterMiddleware {
         return value
     }
 
+    /// 32 hex digits, unique per process: a random prefix drawn once and a counter (no system call per request).
     static func generate() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return Hex.encode((0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
+        let sequence = counter.add(1, ordering: .relaxed).oldValue
+        return prefix + Hex.encode((0..<8).map { UInt8(truncatingIfNeeded: sequence >> (UInt64(7 - $0) * 8)) })
     }
+
+    private static let prefix: String = {
+        var generator = SystemRandomNumberGenerator()
+        let random = generator.next() as UInt64
+        return Hex.encode((0..<8).map { UInt8(truncatingIfNeeded: random >> (UInt64($0) * 8)) })
+    }()
+
+    private static let counter = Atomic<UInt64>(0)
 }

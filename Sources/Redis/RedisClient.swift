@@ -83,6 +83,27 @@ public final class RedisClient: Sendable {
         }
     }
 
+    /// Sends `commands` in one write on one connection without waiting for them: `completion` gets the replies
+    /// (error replies included) or the failure, on the connection's event loop. For follow-up work whose outcome
+    /// the caller only logs: the commands still run in order with everything sent on that connection before.
+    public func pipelineDetached(
+        _ commands: [RedisCommand], timeout: Duration? = nil,
+        completion: @escaping @Sendable (Result<[RESPValue], RedisError>) -> Void
+    ) {
+        let start = ContinuousClock.now
+        pick().send(batch: commands, timeout: timeout.map(TimeAmount.init)).whenComplete { result in
+            switch result {
+            case .success(let replies):
+                RedisMetrics.record("PIPELINE", since: start, reply: replies.first(where: { $0.errorMessage != nil }) ?? .null)
+                completion(.success(replies))
+            case .failure(let error):
+                let error = (error as? RedisError) ?? RedisError.connectionLost
+                RedisMetrics.record("PIPELINE", since: start, error: error)
+                completion(.failure(error))
+            }
+        }
+    }
+
     /// A new pub/sub subscriber on a dedicated connection with this client's configuration.
     public func makeSubscriber(healthCheckInterval: Duration = .seconds(1)) -> RedisSubscriber {
         RedisSubscriber(

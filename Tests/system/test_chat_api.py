@@ -34,8 +34,10 @@ def test_register_login_logout_across_workers(cluster):
     assert b.call("POST", "/api/auth/login", json={"username": "alice", "password": "wrong-password"}).json() == {"error": "Invalid credentials"}
     assert b.call("POST", "/api/auth/login", json={"username": "nobody", "password": "password123"}).status_code == 401
 
-    # Token from A works on B; logout on B kills it on A at once; the other token keeps working.
+    # Token from A works on B; logout on B kills it on A at once (A has just seen it valid, so its token cache
+    # must be told over pub/sub); the other token keeps working.
     assert b.call("POST", "/api/presence/heartbeat", user=alice, json={}).status_code == 200
+    assert a.call("POST", "/api/presence/heartbeat", user=alice, json={}).status_code == 200
     assert b.call("POST", "/api/auth/logout", user=alice).json() == {"success": True}
     r = a.call("POST", "/api/presence/heartbeat", user=alice, json={})
     assert r.status_code == 401 and r.json() == {"error": "Invalid token"}

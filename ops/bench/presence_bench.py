@@ -95,6 +95,7 @@ def main():
     p.add_argument("--seconds", type=int, default=10)
     p.add_argument("--big-users", type=int, default=1_000_000)
     p.add_argument("--big-members", type=int, default=100_000)
+    p.add_argument("--throughput-only", action="store_true", help="stop after the switch throughput section")
     a = p.parse_args()
     r = redis.Redis(port=a.redis_port, decode_responses=True)
     tmp = tempfile.mkdtemp(prefix="presence-bench-")
@@ -129,6 +130,8 @@ def main():
     print(f"HTTP ceiling: GET /health            {health_rps:10.0f} req/s")
     print(f"Redis ceiling: leave+join EVALSHA    {redis_ceiling:10.0f} switches/s (join {join_rps:.0f}/s, leave {leave_rps:.0f}/s)")
     print(f"ratio switch / lower ceiling         {switch_rps / lower:10.2f}   (goal >= 0.5)")
+    if a.throughput_only:
+        return
 
     # --- latency at half the maximum throughput
     print("\n== latency at half the maximum throughput (wrk, fixed delay per connection)")

@@ -16,6 +16,8 @@ actor RealtimeHub: Service {
     let subscriber: RedisSubscriber
     let presence: ChannelPresence
     let settings: PusherSettings
+    /// Told about revoked tokens (`tokens:revoked`), and emptied when the subscriber reconnects.
+    let tokenCache: TokenCache
     let logger: Logger
     /// How long a socket's subscription counts in Redis without a refresh.
     let occupancyTTL: Duration = .seconds(60)
@@ -29,11 +31,12 @@ actor RealtimeHub: Service {
     private let socketsGauge = Gauge(label: "websocket_connections")
     private let subscriptionsGauge = Gauge(label: "pubsub_subscriptions")
 
-    init(redis: RedisClient, presence: ChannelPresence, settings: PusherSettings, logger: Logger) {
+    init(redis: RedisClient, presence: ChannelPresence, settings: PusherSettings, tokenCache: TokenCache, logger: Logger) {
         self.redis = redis
         self.subscriber = redis.makeSubscriber()
         self.presence = presence
         self.settings = settings
+        self.tokenCache = tokenCache
         self.logger = logger
     }
 
@@ -110,6 +113,8 @@ actor RealtimeHub: Service {
     // MARK: - Running
 
     nonisolated func run() async throws {
+        // Wanted for the worker's whole life; subscribed as soon as Redis answers.
+        try? await subscriber.subscribe([RedisKeys.tokensRevoked])
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.consume() }
             group.addTask { await self.refreshLoop() }
@@ -136,12 +141,17 @@ actor RealtimeHub: Service {
             case .message(let channel, let payload):
                 dispatch(redisChannel: channel, payload: payload)
             case .reconnected:
+                tokenCache.removeAll()
                 await resendPresence()
             }
         }
     }
 
     private func dispatch(redisChannel: String, payload: ByteBuffer) {
+        if redisChannel == RedisKeys.tokensRevoked {
+            tokenCache.forget(digest: String(buffer: payload))
+            return
+        }
         guard let message = JSONValue.parse(payload.readableBytesView)?.object else { return }
         if redisChannel == RedisKeys.pusherControl {
             if let user = message["terminate"]?.string {
