@@ -117,6 +117,14 @@ extension AppConfiguration {
             config, value throws(ConfigurationError) in
             config.searchRateLimit = try integer(value, setting: "SEARCH_RATE_LIMIT", in: 1...1_000_000)
         },
+        Setting(name: "LOGIN_RATE_LIMIT", defaultValue: "10", help: "Login attempts per username per 60 s") {
+            config, value throws(ConfigurationError) in
+            config.loginRateLimit = try integer(value, setting: "LOGIN_RATE_LIMIT", in: 1...1_000_000)
+        },
+        Setting(name: "LOGIN_ADDRESS_RATE_LIMIT", defaultValue: "100", help: "Login attempts per client address per 60 s") {
+            config, value throws(ConfigurationError) in
+            config.loginAddressRateLimit = try integer(value, setting: "LOGIN_ADDRESS_RATE_LIMIT", in: 1...1_000_000)
+        },
         Setting(name: "TRUSTED_PROXIES", defaultValue: "127.0.0.0/8,::1",
                 help: "Addresses or CIDR blocks whose X-Forwarded-For is believed (empty: none)") {
             config, value throws(ConfigurationError) in

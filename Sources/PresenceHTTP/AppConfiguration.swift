@@ -32,6 +32,10 @@ public struct AppConfiguration: Sendable {
     public var tokenTTL: Duration = .seconds(30 * 24 * 3600)
     /// Searches per client address per minute (`SEARCH_RATE_LIMIT`).
     public var searchRateLimit: Int = 60
+    /// Login attempts per username per 60 s.
+    public var loginRateLimit: Int = 10
+    /// Login attempts per client address per 60 s.
+    public var loginAddressRateLimit: Int = 100
     /// Peers whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`): addresses or CIDR blocks.
     public var trustedProxies: [String] = ["127.0.0.0/8", "::1"]
     /// How often each worker's sweeper looks for expired presence (`SWEEP_INTERVAL_MS`).

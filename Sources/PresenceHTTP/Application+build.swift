@@ -67,6 +67,8 @@ public struct AppServices: Sendable {
     let signer: PusherSigner
     public let sweeper: PresenceSweeper
     public let searchLimiter: SlidingWindowLimiter
+    /// Login attempts per username and per client address.
+    public let loginLimiters: (user: SlidingWindowLimiter, address: SlidingWindowLimiter)
 
     public init(configuration: AppConfiguration, redis: RedisClient, logger: Logger) {
         self.configuration = configuration
@@ -99,6 +101,10 @@ public struct AppServices: Sendable {
         )
         self.signer = PusherSigner(key: configuration.pusher.key, secret: configuration.pusher.secret)
         self.searchLimiter = SlidingWindowLimiter(name: "search", limit: configuration.searchRateLimit, window: .seconds(60), redis: redis)
+        self.loginLimiters = (
+            SlidingWindowLimiter(name: "login-user", limit: configuration.loginRateLimit, window: .seconds(60), redis: redis),
+            SlidingWindowLimiter(name: "login-address", limit: configuration.loginAddressRateLimit, window: .seconds(60), redis: redis)
+        )
         self.sweeper = PresenceSweeper(redis: redis, interval: configuration.sweepInterval, logger: logger) { expired in
             if expired.meta["type"] == "support" {
                 await support.announceExpired(room: expired.room, users: expired.users, meta: expired.meta)
@@ -121,7 +127,10 @@ public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
     HealthController(redis: services.redis).addRoutes(to: router)
     MetricsController(registry: PrometheusMetricsFactory.defaultRegistry).addRoutes(to: router)
     let authenticator = Authenticator(tokens: services.tokens)
-    AuthController(users: services.users, tokens: services.tokens, authenticator: authenticator).addRoutes(to: router, table: table)
+    AuthController(
+        users: services.users, tokens: services.tokens, authenticator: authenticator, loginLimiters: services.loginLimiters,
+        trustedProxies: services.configuration.trustedProxies.compactMap(ClientAddress.Block.init)
+    ).addRoutes(to: router, table: table)
     RoomsController(chat: services.chat, authenticator: authenticator).addRoutes(to: router, table: table)
     PresenceController(chat: services.chat, authenticator: authenticator).addRoutes(to: router, table: table)
     RyoController(ryo: services.ryo, authenticator: authenticator).addRoutes(to: router, table: table)

@@ -1,13 +1,20 @@
 import Logging
 import Foundation
+import HTTPTypes
 import Hummingbird
 import PresenceCore
 
 /// `POST /api/auth/register`, `/api/auth/login`, `/api/auth/logout`.
+///
+/// Login attempts, right or wrong, are limited per client address and per username (sliding windows of 60 s,
+/// `LOGIN_ADDRESS_RATE_LIMIT` and `LOGIN_RATE_LIMIT`): past either, 429 with `Retry-After`, and the password is not
+/// even checked, so guessing costs the guesser and not our bcrypt pool.
 struct AuthController {
     let users: UserDirectory
     let tokens: TokenStore
     let authenticator: Authenticator
+    let loginLimiters: (user: SlidingWindowLimiter, address: SlidingWindowLimiter)
+    let trustedProxies: [ClientAddress.Block]
 
     func addRoutes(to router: Router<AppRequestContext>, table: RouteTable) {
         table.add("/api/auth/register", .post)
@@ -24,7 +31,19 @@ struct AuthController {
             let body = try await JSONBody.read(request, context: context)
             let rawName = try body.string("username")
             let password = try body.string("password")
-            guard let username = Validation.username(rawName), try await users.verify(username: username, password: password) else {
+            let address = ClientAddress.resolve(
+                peer: context.peerAddress,
+                forwardedFor: request.headers[HTTPField.Name("X-Forwarded-For")!],
+                trusted: trustedProxies
+            )
+            let byAddress = try await loginLimiters.address.check(address)
+            guard byAddress.allowed else { throw DomainError.rateLimited(byAddress).apiError }
+            let validName = Validation.username(rawName)
+            if let validName {
+                let byUser = try await loginLimiters.user.check(validName)
+                guard byUser.allowed else { throw DomainError.rateLimited(byUser).apiError }
+            }
+            guard let username = validName, try await users.verify(username: username, password: password) else {
                 throw APIError(.unauthorized, "Invalid credentials")
             }
             let token = try await tokens.issue(for: username)

@@ -444,6 +444,39 @@ def test_search_rate_limit_per_client_address(make_cluster):
     assert b.call("GET", "/api/users?search=al", headers={"X-Forwarded-For": "203.0.113.6"}).status_code == 200
 
 
+def test_login_attempts_limited_per_username_and_per_address(make_cluster):
+    c = make_cluster(2, LOGIN_RATE_LIMIT=3, LOGIN_ADDRESS_RATE_LIMIT=5)
+    a, b = c.a, c.b
+    register(a, "carol")
+    register(a, "dave")
+
+    def login(worker, name, password, address):
+        return worker.call("POST", "/api/auth/login", json={"username": name, "password": password},
+                           headers={"X-Forwarded-For": address})
+
+    # Per username, across workers and addresses: right and wrong attempts both count; the 4th is refused even
+    # with the right password, and says when to come back.
+    codes = [login(a, "carol", "wrong-password", "203.0.113.10").status_code,
+             login(b, "carol", "wrong-password", "203.0.113.11").status_code,
+             login(a, "Carol", "password123", "203.0.113.12").status_code]
+    assert codes == [401, 401, 200]
+    r = login(b, "carol", "password123", "203.0.113.13")
+    assert r.status_code == 429 and r.json() == {"error": "Rate limit exceeded"} and int(r.headers["Retry-After"]) >= 1
+    assert "token" not in r.text
+    # Another user is not affected.
+    assert login(a, "dave", "password123", "203.0.113.14").status_code == 200
+
+    # Per address: 5 attempts from one client address, whatever the names (unknown and invalid ones count too).
+    codes = [login(a, name, "password123", "198.51.100.7").status_code for name in ["nobody1", "bad name", "dave", "nobody2", "nobody3"]]
+    assert codes == [401, 401, 200, 401, 401]
+    r = login(b, "dave", "password123", "198.51.100.7")
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    assert login(b, "dave", "password123", "198.51.100.8").status_code == 200
+    # Limiter state lives in Redis under the documented keys.
+    keys = c.redis().keys("ratelimit:login-*")
+    assert "ratelimit:login-user:{carol}" in keys and "ratelimit:login-address:{198.51.100.7}" in keys
+
+
 def test_untrusted_peer_cannot_spoof_forwarded_for(make_cluster):
     c = make_cluster(1, SEARCH_RATE_LIMIT=2, TRUSTED_PROXIES="10.9.9.9")
     codes = [c.a.call("GET", "/api/users?search=al", headers={"X-Forwarded-For": f"198.51.100.{i}"}).status_code for i in range(3)]

@@ -106,6 +106,7 @@ def main():
     switch_lua = lua_script(os.path.join(tmp, "switch.lua"),
         'local a, b = "general", "random"; if n % 2 == 0 then a, b = b, a end; '
         'wrk.body = string.format(\'{"previousRoomId":"%s","nextRoomId":"%s","username":"%s"}\', a, b, u[1])', users)
+    wrk(a.url + "/api/presence/switch", switch_lua, seconds=3)  # warm-up: connections, scripts, caches
     switch_rps, switch_lat, bad = wrk(a.url + "/api/presence/switch", switch_lua, seconds=a.seconds)
     assert bad == 0, f"{bad} switch requests failed"
     health_rps, _, _ = wrk(a.url + "/health", seconds=a.seconds)
