@@ -45,7 +45,11 @@ func makeApplication(configuration: AppConfiguration, logger: Logger?, runHubIns
     if runHubInside { appServices.append(services.hub) }
     let app = Application(
         router: router,
-        server: .http1WebSocketUpgrade(webSocketRouter: router),
+        // One Pusher message fits in one frame (≤ 64 KiB, the message limit too); text must be valid UTF-8 (1007).
+        server: .http1WebSocketUpgrade(
+            webSocketRouter: router,
+            configuration: .init(ws: .init(maxFrameSize: PusherConnection.maxMessageSize, validateUTF8: true))
+        ),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "presence-server"),
         services: appServices,
         logger: logger

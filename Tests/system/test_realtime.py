@@ -349,3 +349,62 @@ def test_redis_restart_resubscribes_and_resends_presence(rt):
         except AssertionError:
             assert time.monotonic() < deadline, "no event after the Redis restart"
     client.close()
+
+
+def close_code(ws):
+    """The code of the close frame the server sends next, or the exception that ended the connection instead."""
+    import struct
+    try:
+        while True:
+            op, data = ws.recv_data(control_frame=True)
+            if op == websocket.ABNF.OPCODE_CLOSE:
+                return struct.unpack("!H", data[:2])[0] if len(data) >= 2 else None
+    except (ConnectionResetError, BrokenPipeError, websocket.WebSocketConnectionClosedException) as e:
+        return type(e).__name__
+
+
+def test_malformed_frames_and_messages(rt):
+    a, b = rt.a, rt.b
+    ws, _ = raw_socket(a)
+    # Bad JSON, JSON without an event, unknown events: an error each, and the connection goes on.
+    for text in ["not json", "[1,2]", json.dumps({"data": {}}), json.dumps({"event": "pusher:nonsense"}), "{" * 10_000]:
+        ws.send(text)
+        msg = json.loads(ws.recv())
+        assert msg["event"] == "pusher:error", (text[:30], msg)
+    ws.send_binary(b"\xff\x00binary")  # binary frames are not part of the protocol: ignored
+    ws.send(json.dumps({"event": "pusher:subscribe", "data": {}}))  # no channel
+    assert json.loads(ws.recv())["event"] == "pusher:error"
+    # A flood of pings is answered in order.
+    for _ in range(500):
+        ws.send(json.dumps({"event": "pusher:ping", "data": {}}))
+    assert all(json.loads(ws.recv())["event"] == "pusher:pong" for _ in range(500))
+    # A message just under the 64 KiB limit is read (and refused as a message); invalid UTF-8 closes with 1007.
+    ws.send(json.dumps({"event": "pusher:ping", "data": "x" * 60_000}))
+    assert json.loads(ws.recv())["event"] == "pusher:pong"
+    ws.sock.send(websocket.ABNF.create_frame(b"\xc3\x28", websocket.ABNF.OPCODE_TEXT).format())
+    assert close_code(ws) == 1007
+    # Over the limit: the connection is closed (1009, or reset while the client is still sending).
+    ws, _ = raw_socket(a)
+    ws.send("x" * 100_000)
+    assert close_code(ws) in (1009, "ConnectionResetError", "BrokenPipeError", "WebSocketConnectionClosedException")
+    # A subscribe flood: 100 channels per connection, then LimitReached (429) for each further one.
+    ws, _ = raw_socket(a)
+    for i in range(130):
+        ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": f"flood-{i}"}}))
+    replies = [json.loads(ws.recv()) for _ in range(130)]
+    assert sum(r["event"] == "pusher_internal:subscription_succeeded" for r in replies) == 100
+    refused = [r for r in replies if r["event"] == "pusher:subscription_error"]
+    assert len(refused) == 30 and all(r["data"]["status"] == 429 and r["data"]["type"] == "LimitReached" for r in refused)
+    ws.send(json.dumps({"event": "pusher:unsubscribe", "data": {"channel": "flood-0"}}))
+    ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": "flood-200"}}))
+    assert json.loads(ws.recv())["event"] == "pusher_internal:subscription_succeeded"
+    ws.close()
+    # The worker is unaffected: a fresh socket on it still receives what the other worker triggers.
+    ws, _ = raw_socket(a)
+    ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": "after-abuse"}}))
+    assert json.loads(ws.recv())["event"] == "pusher_internal:subscription_succeeded"
+    client = pusher.Pusher(app_id=APP, key=KEY, secret=SECRET, host="127.0.0.1", port=int(b.base.rsplit(":", 1)[1]), ssl=False)
+    client.trigger("after-abuse", "ok", {"n": 1})
+    msg = json.loads(ws.recv())
+    assert msg["event"] == "ok" and msg["channel"] == "after-abuse"
+    assert a.call("GET", "/health").status_code == 200

@@ -8,6 +8,9 @@ import Synchronization
 
 /// One client WebSocket speaking the Pusher protocol, from `connection_established` to close.
 struct PusherConnection {
+    /// The largest message (and frame) a client may send: larger closes the socket with 1009.
+    static let maxMessageSize = 64 * 1024
+
     let hub: RealtimeHub
     let redis: RedisClient
     let presence: ChannelPresence
@@ -29,6 +32,7 @@ struct PusherConnection {
         )
         let socket = PusherSocket(id: PusherSocket.makeID(), outbound: continuation)
         await hub.add(socket)
+        var readError: (any Error)?
         await withTaskGroup(of: Void.self) { group in
             // Writer: the only place that writes to the WebSocket.
             group.addTask {
@@ -49,7 +53,7 @@ struct PusherConnection {
             }
             socket.send(PusherProtocol.connectionEstablished(socketID: socket.id, activityTimeout: settings.activityTimeout))
             do {
-                var iterator = inbound.messages(maxSize: 64 * 1024).makeAsyncIterator()
+                var iterator = inbound.messages(maxSize: Self.maxMessageSize).makeAsyncIterator()
                 while let message = try await iterator.next() {
                     socket.lastActivity.touch()
                     guard case .text(let text) = message else { continue }
@@ -57,11 +61,15 @@ struct PusherConnection {
                 }
             } catch {
                 logger.debug("WebSocket read ended", metadata: ["error": "\(error)"])
+                readError = error
             }
             continuation.finish()
             group.cancelAll()
         }
         await hub.remove(socket)
+        // A protocol violation (oversized message 1009, invalid UTF-8 1007, bad frame 1002): rethrown so the
+        // WebSocket layer closes with its code instead of a bare disconnect.
+        if let readError { throw readError }
     }
 
     private func sendThenClose(_ outbound: WebSocketOutboundWriter, _ text: String, code: UInt16, reason: String) async throws {
@@ -106,8 +114,14 @@ struct PusherConnection {
             socket.send(PusherProtocol.subscriptionError(channel: channel, type: "InvalidChannel", error: "Invalid channel name", status: 400))
             return
         }
-        if socket.state.withLock({ $0.channels[channel] != nil }) {
-            return  // already subscribed
+        let (already, count) = socket.state.withLock { ($0.channels[channel] != nil, $0.channels.count) }
+        if already { return }
+        guard count < settings.maxChannelsPerSocket else {
+            socket.send(PusherProtocol.subscriptionError(
+                channel: channel, type: "LimitReached",
+                error: "At most \(settings.maxChannelsPerSocket) channels per connection", status: 429
+            ))
+            return
         }
         let auth = data["auth"]?.string ?? ""
         var user: String?

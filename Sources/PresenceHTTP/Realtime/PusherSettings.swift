@@ -10,6 +10,8 @@ public struct PusherSettings: Sendable {
     public var activityTimeout: Int = 120
     /// Messages waiting for a slow client before it is closed (4100).
     public var maxQueuedMessages: Int = 1000
+    /// Channels one connection may be subscribed to at once (`pusher:subscription_error` 429 beyond).
+    public var maxChannelsPerSocket: Int = 100
     /// Client events per second per connection (4301 beyond).
     public var clientEventsPerSecond: Int = 10
 
