@@ -1,10 +1,12 @@
 import Foundation
 import Hummingbird
 import Logging
+import Redis
 
 /// Turns every error into a JSON body `{"error": "..."}` with the right status: the routes' own
-/// ``APIError``s, Hummingbird's errors (unknown route → 404, body too large → 413, ...), and anything
-/// unexpected (500, logged, with no internals leaked to the client).
+/// ``APIError``s, Hummingbird's errors (unknown route → 404, body too large → 413, ...), Redis out of reach
+/// (503 `Redis unavailable`, with `Retry-After: 1`), and anything unexpected (500, logged, with no internals leaked
+/// to the client).
 public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     public init() {}
 
@@ -17,6 +19,9 @@ public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return JSONResponse.error(error.body ?? Self.message(for: error.status), status: error.status, headers: error.headers)
         } catch let error as any HTTPResponseError {
             return JSONResponse.error(Self.message(for: error.status), status: error.status)
+        } catch let error as RedisError where error.isUnavailability {
+            context.logger.warning("Redis unavailable", metadata: ["error": "\(error)"])
+            return JSONResponse.error("Redis unavailable", status: .serviceUnavailable, headers: [.retryAfter: "1"])
         } catch {
             context.logger.error("Unhandled error", metadata: ["error": "\(String(reflecting: error))"])
             return JSONResponse.error("Internal server error", status: .internalServerError)

@@ -27,3 +27,14 @@ extension RedisError: CustomStringConvertible {
         }
     }
 }
+
+extension RedisError {
+    /// `true` when Redis could not be reached or did not answer (worth retrying later), as opposed to an error
+    /// reply or a malformed one.
+    public var isUnavailability: Bool {
+        switch self {
+        case .connectionLost, .unavailable, .timeout, .shutdown: return true
+        case .server, .protocolError: return false
+        }
+    }
+}

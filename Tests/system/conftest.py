@@ -30,10 +30,12 @@ def wait_until(predicate, timeout: float, interval: float = 0.05):
 class RedisProcess:
     """A redis-server child that a test may kill and start again on the same port."""
 
-    def __init__(self):
+    def __init__(self, persistent: bool = False):
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix=f"presence-test-redis-{self.port}-")
         self.proc = None
+        # persistent: every write fsynced to an AOF, so even a SIGKILL loses nothing.
+        self.persistence = ["--appendonly", "yes", "--appendfsync", "always"] if persistent else ["--appendonly", "no"]
 
     @property
     def url(self) -> str:
@@ -42,7 +44,7 @@ class RedisProcess:
     def start(self):
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
-             "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
+             "--save", "", *self.persistence, "--daemonize", "no", "--loglevel", "warning"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         assert wait_until(self._answers, 10), "redis-server did not start"
 

@@ -1,0 +1,153 @@
+"""Faults with real processes: Redis unreachable at start-up, Redis restarted under load, and persistence of users,
+rooms, transcripts and snapshots across a Redis SHUTDOWN with ops/redis.conf (AOF)."""
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+
+import requests
+
+from conftest import RedisProcess, Worker, register, wait_until
+
+REPO = os.path.join(os.path.dirname(__file__), "..", "..")
+
+
+def test_redis_unreachable_at_startup_then_recovers(start_server):
+    r = RedisProcess()  # not started: nothing listens on its port yet
+    try:
+        server = start_server(REDIS_URL=r.url, REDIS_TIMEOUT_MS=500, BCRYPT_COST=4)
+        w = Worker(server)
+        assert server.get("/health").status_code == 200
+        ready = server.get("/ready")
+        assert ready.status_code == 503 and ready.json() == {"error": "Redis unavailable"}
+        t0 = time.monotonic()
+        resp = w.call("POST", "/api/auth/register", json={"username": "early", "password": "password123"})
+        assert resp.status_code == 503 and resp.json() == {"error": "Redis unavailable"}, resp.text
+        assert resp.headers["Retry-After"] == "1"
+        assert time.monotonic() - t0 < 2.0  # the bounded wait, not a hang
+
+        r.start()
+        t1 = time.monotonic()
+        assert wait_until(lambda: server.get("/ready").status_code == 200, 3.0, 0.05)
+        assert time.monotonic() - t1 <= 3.0
+        alice = register(w, "alice")
+        # The default rooms were created once Redis came (the start-up task retries).
+        assert wait_until(lambda: "general" in [x["id"] for x in w.call("GET", "/api/rooms").json()["rooms"]], 5.0)
+        assert w.call("POST", "/api/presence/switch", user=alice,
+                      json={"username": "alice", "previousRoomId": None, "nextRoomId": "general"}).status_code == 200
+        assert server.proc.poll() is None
+    finally:
+        r.cleanup()
+
+
+def test_redis_restart_under_load_gives_503s_never_hangs(start_server):
+    redis_proc = RedisProcess(persistent=True)  # the data outlives the SIGKILL, as with ops/redis.conf
+    redis_proc.start()
+    try:
+        workers = [Worker(start_server(REDIS_URL=redis_proc.url, REDIS_TIMEOUT_MS=500, BCRYPT_COST=4)) for _ in range(2)]
+        run_restart_under_load(redis_proc, workers)
+    finally:
+        redis_proc.cleanup()
+
+
+def run_restart_under_load(redis_proc, workers):
+    a, b = workers
+    users = [register(a, f"load{i}") for i in range(10)]
+    results = []
+    stop = threading.Event()
+
+    def hammer(worker, user):
+        rooms = ["general", "random"]
+        n = 0
+        while not stop.is_set():
+            n += 1
+            t = time.monotonic()
+            try:
+                resp = worker.call("POST", "/api/presence/switch", user=user, json={
+                    "username": user.name, "previousRoomId": rooms[n % 2], "nextRoomId": rooms[(n + 1) % 2]})
+                results.append((time.monotonic(), resp.status_code, resp.json(), time.monotonic() - t))
+            except requests.RequestException as e:  # a hang would show up as a 10 s timeout here
+                results.append((time.monotonic(), "exception", str(e), time.monotonic() - t))
+
+    threads = [threading.Thread(target=hammer, args=(w, u)) for w in (a, b) for u in users[:5]]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    redis_proc.kill()
+    down_at = time.monotonic()
+    time.sleep(2.0)
+    redis_proc.start()
+    up_at = time.monotonic()
+    time.sleep(4.0)
+    stop.set()
+    for t in threads:
+        t.join(15)
+
+    statuses = {s for _, s, _, _ in results}
+    assert statuses <= {200, 503}, statuses
+    assert all(body == {"error": "Redis unavailable"} for _, s, body, _ in results if s == 503)
+    assert any(s == 503 for _, s, _, _ in results), "no request saw the outage"
+    assert max(d for _, _, _, d in results) < 2.5, "a request waited beyond the bounded wait"
+    # Within 3 s of Redis's return every request succeeds again (on both workers).
+    late = [s for at, s, _, _ in results if at > up_at + 3.0]
+    assert late and all(s == 200 for s in late), late[:20]
+    assert down_at < up_at
+
+
+def test_data_survives_redis_shutdown_with_ops_redis_conf(start_server):
+    port = RedisProcess().port
+    data_dir = tempfile.mkdtemp(prefix="presence-aof-")
+    conf = os.path.join(REPO, "ops", "redis.conf")
+
+    def start_redis():
+        proc = subprocess.Popen(["redis-server", conf, "--port", str(port), "--bind", "127.0.0.1", "--dir", data_dir,
+                                 "--daemonize", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait_until(lambda: subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True,
+                                                 text=True).stdout.strip() == "PONG", 10)
+        return proc
+
+    proc = start_redis()
+    try:
+        server = start_server(REDIS_URL=f"redis://127.0.0.1:{port}", BCRYPT_COST=4, ADMIN_USERS="ryo")
+        w = Worker(server)
+        ryo, alice, bob = register(w, "ryo"), register(w, "alice"), register(w, "bobby")
+        assert w.call("POST", "/api/rooms", user=ryo, json={"name": "Lobby", "type": "public"}).status_code == 201
+        dm = w.call("POST", "/api/rooms", user=alice, json={"name": "dm", "type": "private", "members": ["bobby"]}).json()["room"]
+        assert w.call("POST", "/api/rooms/lobby/messages", user=alice, json={"content": "kept?"}).status_code == 201
+        assert w.call("POST", f"/api/rooms/{dm['id']}/messages", user=bob, json={"content": "secret"}).status_code == 201
+        assert w.call("POST", "/support/T-42/join", user=alice, json={}).status_code == 200
+        assert w.call("POST", "/support/T-42/messages", user=alice, json={"content": "help"}).status_code == 201
+        assert w.call("POST", "/support/T-43/join", user=bob, json={}).status_code == 200
+        assert w.call("POST", "/support/T-43/messages", user=bob, json={"content": "bye"}).status_code == 201
+        assert w.call("POST", "/support/T-43/close", user=ryo, json={}).status_code == 200
+
+        subprocess.run(["redis-cli", "-p", str(port), "shutdown"], capture_output=True)
+        proc.wait(10)
+        assert os.listdir(data_dir), "no AOF written"
+        proc = start_redis()
+        assert wait_until(lambda: server.get("/ready").status_code == 200, 5.0)
+
+        # Users (passwords and old tokens), rooms, private membership, messages, transcripts, snapshots.
+        login = w.call("POST", "/api/auth/login", json={"username": "alice", "password": "password123"})
+        assert login.status_code == 200
+        assert w.call("GET", "/api/rooms/lobby", user=bob).status_code == 200
+        rooms = w.call("GET", "/api/rooms", user=bob).json()["rooms"]
+        assert {"lobby", dm["id"]} <= {r["id"] for r in rooms}
+        assert w.call("GET", f"/api/rooms/{dm['id']}", user=ryo).status_code == 403
+        msgs = w.call("GET", "/api/rooms/lobby/messages", user=alice).json()["messages"]
+        assert [m["content"] for m in msgs] == ["kept?"]
+        assert [m["content"] for m in w.call("GET", f"/api/rooms/{dm['id']}/messages", user=bob).json()["messages"]] == ["secret"]
+        transcript = w.call("GET", "/support/T-42/messages", user=alice).json()["messages"]
+        assert [m["content"] for m in transcript] == ["help"]
+        closed = w.call("GET", "/support/T-43/messages", user=ryo).json()["messages"]
+        assert [m["content"] for m in closed] == ["bye"]
+        snapshot = w.call("GET", "/support/T-43/snapshot", user=ryo)
+        assert snapshot.status_code == 200 and snapshot.json()["snapshot"]["messageCount"] == 1
+        assert w.call("GET", "/api/users?search=bo").json()["users"][0]["username"] == "bobby"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(data_dir, ignore_errors=True)
