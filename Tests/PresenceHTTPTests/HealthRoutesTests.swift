@@ -22,7 +22,8 @@ struct HealthRoutesTests {
     }
 
     @Test func healthAndReadyWithRedis() async throws {
-        try await app(redisURL: SharedRedis.url()).test(.router) { client in
+        // A generous bounded wait: this runs beside every other suite, right after a cold build.
+        try await app(redisURL: SharedRedis.url(), timeoutMilliseconds: 3000).test(.router) { client in
             try await client.execute(uri: "/health", method: .get) { response in
                 #expect(response.status == .ok)
                 #expect(String(buffer: response.body) == #"{"status":"ok"}"#)
