@@ -13,8 +13,8 @@ public struct ChatService: Sendable {
     public let users: UserDirectory
     public let broadcaster: Broadcaster
     public let messageLimiter: SlidingWindowLimiter
-    /// Rooms seen to be public lately: a switch into one skips the separate access check.
-    let publicRooms = PublicRoomCache()
+    /// Ids of rooms seen to be public in the last 5 s: a switch into one skips the separate access check.
+    let publicRooms = ExpiringCache<Bool>(lifetime: .seconds(5), capacity: 10_000)
     let redis: RedisClient
     let logger: Logger
 
@@ -104,7 +104,7 @@ public struct ChatService: Sendable {
         switch room.type {
         case .public:
             guard isAdmin(user) else { throw DomainError.forbidden("Forbidden") }
-            publicRooms.forget(id)
+            publicRooms.remove(id)
             guard let deleted = try await rooms.delete(id) else { throw DomainError.roomNotFound }
             await broadcaster.publish(deleted.listChannels.map {
                 BroadcastEvent(event: "room-deleted", channel: $0, data: ["roomId": .string(id)])
@@ -135,13 +135,13 @@ public struct ChatService: Sendable {
     /// anything changes; then both scripts go in one pipelined round trip, and the bookkeeping and events in another.
     ///
     /// The check is its own round trip unless this worker saw `next` to be a public room in the last seconds
-    /// (``PublicRoomCache``): then `presence_join.lua` checks the room exists, atomically, and a room that turns out
+    /// (``publicRooms``): then `presence_join.lua` checks the room exists, atomically, and a room that turns out
     /// not to be public any more (deleted and re-created as private meanwhile) is left again at once and refused.
     public func switchRooms(user: String, previous: String?, next: String?) async throws {
         var nextRoom: Room?
-        if let next, !publicRooms.isPublic(next) {
+        if let next, publicRooms.value(for: next) == nil {
             let room = try await room(next, viewer: user, forbidden: "Forbidden - not a room member")
-            publicRooms.observe(room)
+            if room.type == .public { publicRooms.set(true, for: next) }
             nextRoom = room
         }
         // One round trip: leave, join, and the user's own bookkeeping (present-rooms set, lastActive).
@@ -163,7 +163,7 @@ public struct ChatService: Sendable {
                 let result = try PresenceEngine.parseJoin(replies[previous == nil ? 0 : 1], user: user, ttl: settings.presenceTTL)
                 if nextRoom == nil {
                     guard let room = Room(meta: result.meta, userCount: result.userCount, members: nil), room.type == .public else {
-                        publicRooms.forget(next)
+                        publicRooms.remove(next)
                         _ = try? await presence.leave(room: next, user: user)
                         throw DomainError.forbidden("Forbidden - not a room member")
                     }

@@ -47,7 +47,7 @@ public enum RedisKeys {
     /// Sorted set: socket ids subscribed to a client channel → expiry (ms), refreshed by their worker.
     public static func pusherChannelSockets(_ channel: String) -> String { "pusher:channel:{\(channel)}:sockets" }
     /// The pub/sub channel announcing revoked tokens (payload: the token's SHA-256), so that every worker drops
-    /// it from its ``TokenCache`` at once.
+    /// it from its token cache (``TokenStore/cache``) at once.
     public static let tokensRevoked = "tokens:revoked"
     /// The pub/sub channel every worker listens to for control messages (terminate connections).
     public static let pusherControl = "pusher:control"

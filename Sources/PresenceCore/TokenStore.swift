@@ -7,10 +7,12 @@ import Redis
 public struct TokenStore: Sendable {
     let redis: RedisClient
     public let ttl: Duration
-    /// Tokens confirmed in the last second (see ``TokenCache``).
-    public let cache: TokenCache
+    /// Users of token digests Redis confirmed in the last second. A token in use is still looked up in Redis (and
+    /// its sliding expiry pushed back) at least once a second; a logout removes it here and, through
+    /// ``RedisKeys/tokensRevoked``, on every other worker.
+    public let cache: ExpiringCache<String>
 
-    public init(redis: RedisClient, ttl: Duration, cache: TokenCache = TokenCache()) {
+    public init(redis: RedisClient, ttl: Duration, cache: ExpiringCache<String> = ExpiringCache(lifetime: .seconds(1))) {
         self.redis = redis
         self.ttl = ttl
         self.cache = cache
@@ -29,10 +31,10 @@ public struct TokenStore: Sendable {
     public func user(for token: String) async throws -> String? {
         guard token.utf8.count == 64, token.utf8.allSatisfy(Self.isHexDigit) else { return nil }
         let digest = Self.digest(token)
-        if let user = cache.user(forDigest: digest) { return user }
+        if let user = cache.value(for: digest) { return user }
         let reply = try await redis.send(RedisCommand("GETEX", RedisKeys.token(digest), "EX", String(ttl.components.seconds)))
         guard let user = reply.string else { return nil }
-        cache.remember(digest: digest, user: user)
+        cache.set(user, for: digest)
         return user
     }
 
@@ -40,11 +42,12 @@ public struct TokenStore: Sendable {
     /// ``RedisKeys/tokensRevoked`` so the other workers forget it too.
     public func revoke(_ token: String) async throws {
         let digest = Self.digest(token)
-        cache.forget(digest: digest)
-        _ = try await redis.pipeline([
+        cache.remove(digest)
+        let replies = try await redis.pipeline([
             RedisCommand("DEL", RedisKeys.token(digest)),
             RedisCommand("PUBLISH", RedisKeys.tokensRevoked, digest),
         ])
+        if let message = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
     }
 
     static func digest(_ token: String) -> String {

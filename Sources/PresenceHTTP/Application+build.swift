@@ -165,8 +165,7 @@ public func bootstrapObservability(configuration: AppConfiguration) {
     let level = configuration.logLevel
     let json = configuration.logFormat == "json"
     LoggingSystem.bootstrap { label in
-        if json { return JSONLogHandler(label: label, level: level) }
-        return TextLogHandler(label: label, level: level)
+        LineLogHandler(label: label, level: level, format: json ? .json : .text)
     }
     MetricsSystem.bootstrap(PrometheusMetricsFactory())
 }

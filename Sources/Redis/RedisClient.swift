@@ -70,17 +70,7 @@ public final class RedisClient: Sendable {
     /// Sends `commands` in one write on one connection and returns all replies in order. Error replies are
     /// returned as ``RESPValue/error(_:)`` values, not thrown, so one failing command loses no other reply.
     public func pipeline(_ commands: [RedisCommand], timeout: Duration? = nil) async throws -> [RESPValue] {
-        let start = ContinuousClock.now
-        let name = commands.count == 1 ? commands[0].name : "PIPELINE"
-        do {
-            let replies = try await pick().send(batch: commands, timeout: timeout.map(TimeAmount.init)).get()
-            RedisMetrics.record(name, since: start, reply: replies.first(where: { $0.errorMessage != nil }) ?? .null)
-            return replies
-        } catch {
-            let error = (error as? RedisError) ?? RedisError.connectionLost
-            RedisMetrics.record(name, since: start, error: error)
-            throw error
-        }
+        try await sendBatch(commands, timeout: timeout).get()
     }
 
     /// Sends `commands` in one write on one connection without waiting for them: `completion` gets the replies
@@ -90,16 +80,23 @@ public final class RedisClient: Sendable {
         _ commands: [RedisCommand], timeout: Duration? = nil,
         completion: @escaping @Sendable (Result<[RESPValue], RedisError>) -> Void
     ) {
+        sendBatch(commands, timeout: timeout).whenComplete { result in
+            completion(result.mapError { ($0 as? RedisError) ?? .connectionLost })
+        }
+    }
+
+    /// One batch on the next connection, timed into the metrics; a failure is always a ``RedisError``.
+    private func sendBatch(_ commands: [RedisCommand], timeout: Duration?) -> EventLoopFuture<[RESPValue]> {
         let start = ContinuousClock.now
-        pick().send(batch: commands, timeout: timeout.map(TimeAmount.init)).whenComplete { result in
+        let name = commands.count == 1 ? commands[0].name : "PIPELINE"
+        return pick().send(batch: commands, timeout: timeout.map(TimeAmount.init)).flatMapErrorThrowing { error in
+            throw (error as? RedisError) ?? RedisError.connectionLost
+        }.always { result in
             switch result {
             case .success(let replies):
-                RedisMetrics.record("PIPELINE", since: start, reply: replies.first(where: { $0.errorMessage != nil }) ?? .null)
-                completion(.success(replies))
+                RedisMetrics.record(name, since: start, reply: replies.first(where: { $0.errorMessage != nil }) ?? .null)
             case .failure(let error):
-                let error = (error as? RedisError) ?? RedisError.connectionLost
-                RedisMetrics.record("PIPELINE", since: start, error: error)
-                completion(.failure(error))
+                RedisMetrics.record(name, since: start, error: (error as? RedisError) ?? .connectionLost)
             }
         }
     }

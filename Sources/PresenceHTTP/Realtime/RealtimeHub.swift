@@ -17,7 +17,7 @@ actor RealtimeHub: Service {
     let presence: ChannelPresence
     let settings: PusherSettings
     /// Told about revoked tokens (`tokens:revoked`), and emptied when the subscriber reconnects.
-    let tokenCache: TokenCache
+    let tokenCache: ExpiringCache<String>
     let logger: Logger
     /// How long a socket's subscription counts in Redis without a refresh.
     let occupancyTTL: Duration = .seconds(60)
@@ -31,7 +31,7 @@ actor RealtimeHub: Service {
     private let socketsGauge = Gauge(label: "websocket_connections")
     private let subscriptionsGauge = Gauge(label: "pubsub_subscriptions")
 
-    init(redis: RedisClient, presence: ChannelPresence, settings: PusherSettings, tokenCache: TokenCache, logger: Logger) {
+    init(redis: RedisClient, presence: ChannelPresence, settings: PusherSettings, tokenCache: ExpiringCache<String>, logger: Logger) {
         self.redis = redis
         self.subscriber = redis.makeSubscriber()
         self.presence = presence
@@ -149,7 +149,7 @@ actor RealtimeHub: Service {
 
     private func dispatch(redisChannel: String, payload: ByteBuffer) {
         if redisChannel == RedisKeys.tokensRevoked {
-            tokenCache.forget(digest: String(buffer: payload))
+            tokenCache.remove(String(buffer: payload))
             return
         }
         guard let message = JSONValue.parse(payload.readableBytesView)?.object else { return }
