@@ -1,7 +1,10 @@
 """Faults with real processes: Redis unreachable at start-up, Redis restarted under load, and persistence of users,
-rooms, transcripts and snapshots across a Redis SHUTDOWN with ops/redis.conf (AOF)."""
+rooms, transcripts and snapshots across a Redis SHUTDOWN with ops/redis.conf (AOF), and a worker SIGKILLed with
+open sockets."""
+import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -9,7 +12,7 @@ import time
 
 import requests
 
-from conftest import RedisProcess, Worker, register, wait_until
+from conftest import RedisProcess, Subscription, Worker, register, wait_until
 
 REPO = os.path.join(os.path.dirname(__file__), "..", "..")
 
@@ -151,3 +154,68 @@ def test_data_survives_redis_shutdown_with_ops_redis_conf(start_server):
             proc.kill()
             proc.wait()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_worker_sigkill_announces_each_of_its_users_leave_once(make_cluster):
+    """Three workers; four users connected to worker B only, two to C. SIGKILL B: the survivors announce each of B's
+    users' leave exactly once (presence channel and chat room) within TTL + sweep interval; C's users stay."""
+    from test_realtime import Client
+    ttl, sweep = 3, 0.25
+    c = make_cluster(3, PUSHER_KEY="test-key", PUSHER_SECRET="test-secret-123", PUSHER_APP_ID="4242",
+                     CHAT_PRESENCE_TTL=ttl, SWEEP_INTERVAL_MS=int(sweep * 1000))
+    a, k, survivor = c.workers[0], c.workers[1], c.workers[2]
+    on_k = [register(a, f"doomed{i}") for i in range(4)]
+    on_survivor = [register(a, f"stays{i}") for i in range(2)]
+    watcher = register(a, "watcher")
+    watch = Client(a, watcher)
+    for channel in ["presence-room-general", "room-general"]:
+        watch.subscribe(channel, ["pusher_internal:subscription_succeeded", "pusher_internal:member_removed",
+                                  "presence-update", "room-message"])
+    for channel in ["presence-room-general", "room-general"]:
+        watch.wait_for(lambda e, ch=channel: e[0] == ch and e[1] == "pusher_internal:subscription_succeeded")
+    clients = []
+    for worker, users in [(k, on_k), (survivor, on_survivor)]:
+        for user in users:
+            cl = Client(worker, user)
+            cl.subscribe("presence-room-general", ["pusher_internal:subscription_succeeded", "room-message"])
+            cl.subscribe("room-general", ["room-message"])
+            cl.wait_for(lambda e: e[0] == "presence-room-general" and e[1] == "pusher_internal:subscription_succeeded")
+            clients.append((user, cl))
+    everyone = sorted(["watcher"] + [u.name for u in on_k + on_survivor])
+    assert wait_until(lambda: sorted(u["username"] for u in a.call("GET", "/api/rooms/general/users").json()["users"]) == everyone, 3)
+    sub = Subscription(c.redis(), ["presence-room-general", "room-general"])
+    time.sleep(0.5)
+    watch.backlog.clear()
+
+    t0 = time.monotonic()
+    k.proc.stop(signal.SIGKILL)
+    removed_at = {}
+    deadline = t0 + ttl + sweep + 2.5
+    while time.monotonic() < deadline and len(removed_at) < len(on_k):
+        try:
+            _, _, data = watch.wait_for(lambda e: e[1] == "pusher_internal:member_removed", timeout=0.2)
+        except AssertionError:
+            continue
+        removed_at.setdefault(json.loads(data)["user_id"], time.monotonic() - t0)
+    assert sorted(removed_at) == sorted(u.name for u in on_k), f"announced: {removed_at}"
+    assert max(removed_at.values()) <= ttl + sweep + 1.5, removed_at
+    # Another two sweep intervals and more: nothing announced twice, nobody else announced.
+    published = sub.events(ttl)
+    removed = [e["data"]["user_id"] for e in published if e["event"] == "pusher_internal:member_removed"]
+    left = [e["data"]["username"] for e in published if e["event"] == "presence-update" and e["data"]["action"] == "left"]
+    assert sorted(removed) == sorted(u.name for u in on_k), published
+    assert sorted(left) == sorted(u.name for u in on_k), published
+    assert not [e for e in published if e["event"] == "presence-update" and e["data"]["action"] == "joined"]
+    # The others carry on: C's users and the watcher are still present, and still receive messages.
+    stayed = sorted(["watcher"] + [u.name for u in on_survivor])
+    for w in (a, survivor):
+        assert sorted(u["username"] for u in w.call("GET", "/api/rooms/general/users").json()["users"]) == stayed
+    r = survivor.call("POST", "/api/rooms/general/messages", user=watcher, json={"content": "still here"})
+    assert r.status_code == 201, r.text
+    for user, cl in clients[len(on_k):]:
+        cl.wait_for(lambda e: e[0] == "room-general" and e[1] == "room-message" and "still here" in e[2])
+    watch.wait_for(lambda e: e[0] == "room-general" and e[1] == "room-message" and "still here" in e[2])
+    sub.close()
+    for _, cl in clients:
+        cl.close()
+    watch.close()
