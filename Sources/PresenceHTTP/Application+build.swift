@@ -130,6 +130,7 @@ public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
     router.add(middleware: OriginMiddleware(patterns: services.configuration.allowedOrigins, routes: table))
     HealthController(redis: services.redis).addRoutes(to: router)
     MetricsController(registry: PrometheusMetricsFactory.defaultRegistry).addRoutes(to: router)
+    OpenAPIController().addRoutes(to: router)
     let authenticator = Authenticator(tokens: services.tokens)
     AuthController(
         users: services.users, tokens: services.tokens, authenticator: authenticator, loginLimiters: services.loginLimiters,

@@ -45,3 +45,26 @@ def test_redis_conf_settings():
     assert re.search(r"^appendfsync everysec$", conf, re.M)
     assert re.search(r"^maxmemory-policy noeviction$", conf, re.M)
     assert re.search(r"^client-output-buffer-limit pubsub ", conf, re.M)
+
+
+def test_docker_image_carries_every_resource_bundle():
+    # Foundation finds a target's resources in <package>_<Target>.resources next to the binary; the runtime image
+    # has no build folder to fall back on, so each bundle the server's targets declare must be copied beside it.
+    package = open(os.path.join(ROOT, "Package.swift")).read()
+    with_resources = set()
+    for block in re.split(r"\n\s+\.(?:target|executableTarget)\(", package)[1:]:
+        name = re.search(r'name:\s*"([^"]+)"', block).group(1)
+        body = block.split(".testTarget(", 1)[0]
+        if "resources:" in body and not name.endswith("Tests"):
+            with_resources.add(name)
+    assert {"PresenceCore", "PresenceHTTP"} <= with_resources
+    dockerfile = open(os.path.join(ROOT, "ops", "Dockerfile")).read()
+    for target in with_resources:
+        assert f"presence_{target}.resources" in dockerfile, f"ops/Dockerfile does not copy {target}'s resources"
+    assert "COPY --from=build /out/ /usr/local/bin/" in dockerfile
+
+
+def test_top_level_openapi_is_the_bundled_one():
+    top = os.path.join(ROOT, "openapi.yaml")
+    bundled = os.path.join(ROOT, "Sources", "PresenceHTTP", "Resources", "openapi.yaml")
+    assert os.path.realpath(top) == os.path.realpath(bundled)
