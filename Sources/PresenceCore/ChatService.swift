@@ -40,13 +40,14 @@ public struct ChatService: Sendable {
     /// the creator among the members, every member registered.
     public func createRoom(name rawName: String, type: Room.Kind, members rawMembers: [String], by user: String) async throws -> Room {
         let name = rawName.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !name.isEmpty, name.count <= 64 else { throw DomainError.invalid("Room name must be 1-64 characters") }
+        guard !name.isEmpty, name.unicodeScalars.count <= 64 else { throw DomainError.invalid("Room name must be 1-64 characters") }
         let room: Room
         switch type {
         case .public:
             guard isAdmin(user) else { throw DomainError.forbidden("Forbidden") }
             let id = name.lowercased().replacingOccurrences(of: " ", with: "-")
             guard Validation.isRoomID(id) else { throw DomainError.invalid("Invalid room ID format") }
+            guard Validation.isNewChatRoomID(id) else { throw DomainError.invalid("Room IDs starting with ticket_ are reserved for support rooms") }
             let result = try await rooms.create(id: id, name: name, type: .public, createdBy: user, members: [])
             guard result.created else { throw DomainError.conflict("Room already exists") }
             room = result.room

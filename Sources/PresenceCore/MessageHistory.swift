@@ -30,6 +30,8 @@ public struct MessageHistory: Sendable {
 
     /// Up to `count` messages older than `before` (or the newest), newest first.
     public func newest(room: String, count: Int, before: String?) async throws -> [ChatMessage] {
+        // Nothing is older than the smallest id (Redis refuses an exclusive range that starts below it).
+        if let before, Self.isSmallestID(before) { return [] }
         let start = before.map { "(" + $0 } ?? "+"
         let reply = try await redis.send(RedisCommand("XREVRANGE", RedisKeys.roomHistory(room), start, "-", "COUNT", String(count)))
         return Self.parse(reply, room: room)
@@ -37,6 +39,8 @@ public struct MessageHistory: Sendable {
 
     /// Up to `count` messages newer than `after` (or the oldest), oldest first.
     public func oldest(room: String, count: Int, after: String?) async throws -> [ChatMessage] {
+        // Nothing is newer than the largest id (Redis refuses an exclusive range that starts above it).
+        if let after, Self.isLargestID(after) { return [] }
         let start = after.map { "(" + $0 } ?? "-"
         let reply = try await redis.send(RedisCommand("XRANGE", RedisKeys.roomHistory(room), start, "+", "COUNT", String(count)))
         return Self.parse(reply, room: room)
@@ -47,6 +51,14 @@ public struct MessageHistory: Sendable {
         let parts = id.split(separator: "-", omittingEmptySubsequences: false)
         return id.count <= 41 && parts.count == 2 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCIIDigit) }
             && UInt64(parts[0]) != nil && UInt64(parts[1]) != nil
+    }
+
+    static func isSmallestID(_ id: String) -> Bool {
+        id.split(separator: "-").allSatisfy { UInt64($0) == 0 }
+    }
+
+    static func isLargestID(_ id: String) -> Bool {
+        id.split(separator: "-").allSatisfy { UInt64($0) == .max }
     }
 
     static func timestamp(of id: String) -> Int64 {

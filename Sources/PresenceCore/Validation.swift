@@ -3,6 +3,8 @@ public enum Validation {
     /// 3–30 characters, a letter first, then letters or digits, with single `-` or `_` only between letters/digits
     /// (`^[a-z](?:[a-z0-9]|[-_](?=[a-z0-9])){2,29}$`, case-insensitive). Returns the lowercased name, or `nil`.
     public static func username(_ raw: String) -> String? {
+        // ASCII before lowercasing: some non-ASCII letters lowercase to ASCII ones (the Kelvin sign to `k`).
+        guard raw.utf8.allSatisfy({ $0 < 0x80 }) else { return nil }
         let name = raw.lowercased()
         let bytes = Array(name.utf8)
         guard (3...30).contains(bytes.count), isLetter(bytes[0]) else { return nil }
@@ -12,6 +14,12 @@ public enum Validation {
                   isLetter(bytes[index + 1]) || isDigit(bytes[index + 1]) else { return nil }
         }
         return name
+    }
+
+    /// An id a new chat room may take: a room id that does not start with `ticket_`, the prefix of support rooms
+    /// (`ticket_<ticketId>`), so the two kinds never share a room.
+    public static func isNewChatRoomID(_ id: String) -> Bool {
+        isRoomID(id) && !id.lowercased().hasPrefix("ticket_")
     }
 
     /// `^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`.

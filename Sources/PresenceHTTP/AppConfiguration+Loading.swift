@@ -137,8 +137,8 @@ extension AppConfiguration {
         Setting(name: "DEFAULT_ROOMS", defaultValue: "general,random", help: "Public rooms created at start-up when missing") {
             config, value throws(ConfigurationError) in
             let rooms = list(value)
-            for room in rooms where !Validation.isRoomID(room.lowercased().replacingOccurrences(of: " ", with: "-")) {
-                throw ConfigurationError(setting: "DEFAULT_ROOMS", message: "'\(room)' is not a valid room id")
+            for room in rooms where !Validation.isNewChatRoomID(room.lowercased().replacingOccurrences(of: " ", with: "-")) {
+                throw ConfigurationError(setting: "DEFAULT_ROOMS", message: "'\(room)' is not a valid chat room id (ticket_ is reserved)")
             }
             config.chat.defaultRooms = rooms
         },

@@ -149,7 +149,7 @@ public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
         settings: services.configuration.pusher, signer: services.signer, logger: Logger(label: "pusher")
     )
     router.ws("/app/:key") { _, _ in .upgrade([:]) } onUpgrade: { inbound, outbound, context in
-        let key = context.requestContext.parameters.get("key")
+        let key = context.requestContext.pathParameter("key")
         let version = context.request.uri.queryParameters.get("protocol").flatMap { Int($0) }
         try await connection.run(inbound: inbound, outbound: outbound, key: key, protocolVersion: version)
     }

@@ -68,7 +68,7 @@ struct AuthController {
                 "Invalid username: 3-30 characters, a letter first, then letters or digits with single - or _ between them"
             )
         }
-        guard (8...128).contains(password.count) else {
+        guard (8...128).contains(password.unicodeScalars.count) else {
             throw APIError.badRequest("Password must be 8-128 characters")
         }
         return (username, password)

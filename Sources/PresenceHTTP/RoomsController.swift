@@ -70,7 +70,7 @@ struct RoomsController {
             let user = try await authenticator.authenticate(request)
             let body = try await JSONBody.read(request, context: context)
             let content = try body.string("content").trimmingCharacters(in: .whitespacesAndNewlines)
-            guard (1...1000).contains(content.count) else {
+            guard (1...1000).contains(content.unicodeScalars.count) else {
                 throw APIError.badRequest("Field 'content' must be 1-1000 characters")
             }
             let message = try await domain { try await chat.postMessage(room: id, user: user, content: content) }
@@ -81,7 +81,7 @@ struct RoomsController {
 
 /// The `:id` parameter, checked against the room id rule.
 func roomID(_ context: AppRequestContext) throws -> String {
-    guard let id = context.parameters.get("id"), Validation.isRoomID(id) else {
+    guard let id = context.pathParameter("id"), Validation.isRoomID(id) else {
         throw APIError.badRequest("Invalid room ID format")
     }
     return id

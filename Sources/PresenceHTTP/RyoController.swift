@@ -39,7 +39,7 @@ struct RyoController {
                   !prompt.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
                 throw APIError.badRequest("Prompt is required")
             }
-            guard prompt.count <= 4000 else { throw APIError.badRequest("Prompt must be at most 4000 characters") }
+            guard prompt.unicodeScalars.count <= 4000 else { throw APIError.badRequest("Prompt must be at most 4000 characters") }
             let chatContext = try Self.chatContext(body)
             let decision = try await limiter.check(user)
             headers[HTTPField.Name("RateLimit")!] = limiter.header(for: decision)

@@ -54,7 +54,7 @@ struct SupportController {
         post("/support/:ticketId/messages", router, table) { request, context, user, ticket in
             let body = try await JSONBody.read(request, context: context)
             let content = try body.string("content")
-            guard (1...4000).contains(content.count), !content.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            guard (1...4000).contains(content.unicodeScalars.count), !content.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
                 throw APIError.badRequest("Field 'content' must be 1-4000 characters")
             }
             let message = try await support.postMessage(ticket: ticket, user: user, content: content)
@@ -110,7 +110,7 @@ struct SupportController {
     }
 
     func agentName(_ context: AppRequestContext) throws -> String {
-        guard let raw = context.parameters.get("username"), let name = Validation.username(raw) else {
+        guard let raw = context.pathParameter("username"), let name = Validation.username(raw) else {
             throw APIError.badRequest("Invalid username")
         }
         return name
@@ -131,7 +131,7 @@ struct SupportController {
 
     private func run(_ request: Request, _ context: AppRequestContext, _ handler: Handler) async throws -> Response {
         let user = try await authenticator.authenticate(request)
-        let ticket = context.parameters.get("ticketId") ?? ""
+        let ticket = context.pathParameter("ticketId") ?? ""
         return try await domain {
             _ = try SupportService.roomID(ticket: ticket)
             return try await handler(request, context, user, ticket)

@@ -43,6 +43,17 @@ def test_every_worker_gives_the_same_answers(cluster):
         assert r.status_code == 200
 
 
+def test_non_websocket_upgrade_is_served_as_plain_http(cluster):
+    # curl --http2 on http:// asks for h2c; nginx drops any Upgrade but websocket, so the worker answers normally.
+    for upgrade in ["h2c", "foo"]:
+        r = requests.get(cluster.url + "/health", timeout=10, headers={"Upgrade": upgrade, "Connection": "Upgrade"})
+        assert r.status_code == 200 and r.json() == {"status": "ok"}, upgrade
+    # A real WebSocket upgrade still goes through.
+    ws = websocket.create_connection(cluster.url.replace("http", "ws") + "/app/presence-key?protocol=7", timeout=10)
+    assert json.loads(ws.recv())["event"] == "pusher:connection_established"
+    ws.close()
+
+
 def stream(url, stop, results, method="GET", body=None, headers=None):
     session = requests.Session()
     while not stop.is_set():

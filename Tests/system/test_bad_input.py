@@ -165,3 +165,36 @@ def test_huge_headers_and_garbage_requests(make_cluster):
         assert not out.startswith(b"HTTP/1.1 5"), out[:100]
     assert a.call("GET", "/health").status_code == 200
     assert_only_documented_keys(c)
+
+
+def test_edge_values_schemathesis_found(make_cluster):
+    """Edge values the contract fuzzer (ops/schemathesis) found; each once gave a 500 or a wrong answer."""
+    c = make_cluster(1, ADMIN_USERS="ryo")
+    w = c.a
+    alice, ryo = register(w, "alice"), register(w, "ryo")
+    # Cursors at the ends of the id space: empty pages, not Redis's "invalid interval" as a 500.
+    assert w.call("GET", "/api/rooms/general/messages?before=0-0").json() == {"messages": []}
+    assert w.call("POST", "/support/t1/join", user=alice, json={}).status_code == 200
+    top = "18446744073709551615-18446744073709551615"
+    r = w.call("GET", f"/support/t1/messages?after={top}", user=alice)
+    assert r.status_code == 200 and r.json() == {"messages": []}, r.text
+    # Path parameters are percent-decoded; a broken escape is an invalid id.
+    assert w.call("GET", "/api/rooms/gen%65ral").json()["room"]["id"] == "general"
+    assert w.call("POST", "/support/t%31/heartbeat", user=alice).status_code == 200
+    r = w.call("GET", "/api/rooms/gen%zzral")
+    assert r.status_code == 400 and r.json() == {"error": "Invalid room ID format"}
+    # Chat rooms cannot take a support room's id (ticket_<id>), so the two never share a Redis hash.
+    r = w.call("POST", "/api/rooms", user=ryo, json={"name": "ticket_t3", "type": "public"})
+    assert r.status_code == 400 and "reserved" in r.json()["error"]
+    assert w.call("GET", "/api/rooms/ticket_t1").status_code == 404
+    # Usernames are ASCII before they are lowercased (the Kelvin sign lowercases to "k").
+    r = w.call("POST", "/api/auth/register", json={"username": "\u212aelvin", "password": "password123"})
+    assert r.status_code == 400
+    assert c.redis().exists("user:{kelvin}") == 0
+    # Lengths count Unicode scalars, as JSON Schema does: 8 scalars that are 4 characters make a valid password.
+    r = w.call("POST", "/api/auth/register", json={"username": "bobby", "password": "e\u0301" * 4})
+    assert r.status_code == 201, r.text
+    assert w.call("POST", "/api/auth/register", json={"username": "carol", "password": "e\u0301" * 65}).status_code == 400
+    # socket_id digits are ASCII digits only.
+    r = w.call("POST", "/pusher/auth", user=alice, json={"socket_id": "\u0661\u0662.\u00bd", "channel_name": "private-chats-alice"})
+    assert r.status_code == 400, r.text

@@ -46,7 +46,7 @@ def test_register_login_logout_across_workers(cluster):
     # Only the SHA-256 of a token is stored.
     r = cluster.redis()
     assert not any(second.token in k for k in r.keys("token:*"))
-    assert r.hget("user:{alice}", "passwordHash").startswith("$2")
+    assert r.hget("user:{alice}", "passwordHash").startswith("sha256$$2")
     assert "password123" not in json.dumps(r.hgetall("user:{alice}"))
 
 

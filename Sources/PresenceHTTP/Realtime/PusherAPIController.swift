@@ -72,14 +72,14 @@ struct PusherAPIController {
         table.add("/apps/:appId/users/:userId/terminate_connections", .post)
         router.post("/apps/:appId/users/:userId/terminate_connections") { request, context in
             _ = try await verified(request, context)
-            let user = context.parameters.get("userId") ?? ""
+            let user = context.pathParameter("userId") ?? ""
             try await redis.publish(JSONValue.object(["terminate": .string(user)]).serialized, to: RedisKeys.pusherControl)
             return JSONResponse.make([:] as JSONValue)
         }
     }
 
     func channelName(_ context: AppRequestContext) throws -> String {
-        guard let channel = context.parameters.get("channel"), PusherProtocol.isValidChannel(channel) else {
+        guard let channel = context.pathParameter("channel"), PusherProtocol.isValidChannel(channel) else {
             throw APIError.badRequest("Invalid channel name")
         }
         return channel
@@ -89,7 +89,7 @@ struct PusherAPIController {
     func trigger(_ events: [[String: JSONValue]]) async throws {
         var commands: [RedisCommand] = []
         for event in events {
-            guard let name = event["name"]?.string, (1...200).contains(name.count) else {
+            guard let name = event["name"]?.string, (1...200).contains(name.unicodeScalars.count) else {
                 throw APIError.badRequest("Event 'name' is required (at most 200 characters)")
             }
             guard let data = event["data"]?.string else { throw APIError.badRequest("Event 'data' must be a string") }
@@ -122,7 +122,7 @@ struct PusherAPIController {
     /// `auth_version=1.0`, `body_md5` when there is a body, and `auth_signature` = HMAC-SHA256 of
     /// `METHOD\nPATH\n<sorted query without auth_signature>`. Anything wrong → 401.
     func verified(_ request: Request, _ context: AppRequestContext) async throws -> ByteBuffer {
-        guard context.parameters.get("appId") == settings.appId else { throw APIError(.notFound, "Unknown app") }
+        guard context.pathParameter("appId") == settings.appId else { throw APIError(.notFound, "Unknown app") }
         var request = request
         let body = try await request.collectBody(upTo: 1 << 20)
         var params: [(String, String)] = []
