@@ -105,7 +105,11 @@ def before_call(context, case, kwargs):
             # the generated id and must get 404 Unknown app.
             if isinstance(app, str) and app != APP_ID and zlib.crc32(app.encode()) % 4 != 0:
                 case.path_parameters["appId"] = APP_ID
-        if not _is_negative(case, ParameterLocation.QUERY):
+        # Only valid cases are signed. A negative case goes out unsigned and must be refused (401), whichever part
+        # was made invalid: schemathesis does not always name the component it mutated (seen with a path parameter
+        # that percent-decodes to a valid channel while the case as a whole was negative).
+        negative = case.meta is not None and case.meta.generation.mode.is_negative
+        if not negative and not _is_negative(case, ParameterLocation.QUERY):
             kwargs["auth"] = PusherSignature()
     elif (case.method.upper(), path) == LOGOUT and isinstance(case.headers, MutableMapping):
         authorization = case.headers.get("Authorization")

@@ -128,6 +128,7 @@ public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
     router.add(middleware: RequestLogMiddleware())
     router.add(middleware: JSONErrorMiddleware())
     router.add(middleware: OriginMiddleware(patterns: services.configuration.allowedOrigins, routes: table))
+    router.add(middleware: MethodNotAllowedMiddleware(routes: table))
     HealthController(redis: services.redis).addRoutes(to: router)
     MetricsController(registry: PrometheusMetricsFactory.defaultRegistry).addRoutes(to: router)
     OpenAPIController().addRoutes(to: router)
@@ -135,15 +136,15 @@ public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
     AuthController(
         users: services.users, tokens: services.tokens, authenticator: authenticator, loginLimiters: services.loginLimiters,
         trustedProxies: services.configuration.trustedProxies.compactMap(ClientAddress.Block.init)
-    ).addRoutes(to: router, table: table)
-    RoomsController(chat: services.chat, authenticator: authenticator).addRoutes(to: router, table: table)
-    PresenceController(chat: services.chat, authenticator: authenticator).addRoutes(to: router, table: table)
-    RyoController(ryo: services.ryo, authenticator: authenticator).addRoutes(to: router, table: table)
-    SupportController(support: services.support, authenticator: authenticator).addRoutes(to: router, table: table)
+    ).addRoutes(to: router)
+    RoomsController(chat: services.chat, authenticator: authenticator).addRoutes(to: router)
+    PresenceController(chat: services.chat, authenticator: authenticator).addRoutes(to: router)
+    RyoController(ryo: services.ryo, authenticator: authenticator).addRoutes(to: router)
+    SupportController(support: services.support, authenticator: authenticator).addRoutes(to: router)
     PusherAuthController(chat: services.chat, support: services.support, signer: services.signer, authenticator: authenticator)
-        .addRoutes(to: router, table: table)
+        .addRoutes(to: router)
     PusherAPIController(redis: services.redis, presence: services.channelPresence, settings: services.configuration.pusher, signer: services.signer)
-        .addRoutes(to: router, table: table)
+        .addRoutes(to: router)
     let connection = PusherConnection(
         hub: services.hub, redis: services.redis, presence: services.channelPresence,
         settings: services.configuration.pusher, signer: services.signer, logger: Logger(label: "pusher")
@@ -156,7 +157,8 @@ public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
     UsersController(
         users: services.users, limiter: services.searchLimiter,
         trustedProxies: services.configuration.trustedProxies.compactMap(ClientAddress.Block.init)
-    ).addRoutes(to: router, table: table)
+    ).addRoutes(to: router)
+    table.load(router)
     return router
 }
 

@@ -16,8 +16,7 @@ struct AuthController {
     let loginLimiters: (user: SlidingWindowLimiter, address: SlidingWindowLimiter)
     let trustedProxies: [ClientAddress.Block]
 
-    func addRoutes(to router: Router<AppRequestContext>, table: RouteTable) {
-        table.add("/api/auth/register", .post)
+    func addRoutes(to router: Router<AppRequestContext>) {
         router.post("/api/auth/register") { request, context in
             let body = try await JSONBody.read(request, context: context)
             let (username, password) = try credentials(body)
@@ -26,7 +25,6 @@ struct AuthController {
             context.logger.info("User registered", metadata: ["user": "\(username)"])
             return JSONResponse.make(["username": username, "token": token], status: .created)
         }
-        table.add("/api/auth/login", .post)
         router.post("/api/auth/login") { request, context in
             let body = try await JSONBody.read(request, context: context)
             let rawName = try body.string("username")
@@ -50,7 +48,6 @@ struct AuthController {
             try? await users.touch(username)
             return JSONResponse.make(["username": username, "token": token])
         }
-        table.add("/api/auth/logout", .post)
         router.post("/api/auth/logout") { request, _ in
             _ = try await authenticator.authenticate(request)
             if let header = request.headers[.authorization], let token = Authenticator.bearer(header) {

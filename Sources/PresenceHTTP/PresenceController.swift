@@ -8,8 +8,7 @@ struct PresenceController {
     let chat: ChatService
     let authenticator: Authenticator
 
-    func addRoutes(to router: Router<AppRequestContext>, table: RouteTable) {
-        table.add("/api/presence/switch", .post)
+    func addRoutes(to router: Router<AppRequestContext>) {
         router.post("/api/presence/switch") { request, context in
             let body = try await JSONBody.read(request, context: context)
             let user = try await authenticator.authenticate(request)
@@ -24,7 +23,6 @@ struct PresenceController {
             try await domain { try await chat.switchRooms(user: user, previous: previous, next: next) }
             return JSONResponse.make(["success": true])
         }
-        table.add("/api/presence/heartbeat", .post)
         router.post("/api/presence/heartbeat") { request, context in
             let body = try await JSONBody.read(request, context: context)
             let user = try await authenticator.authenticate(request)

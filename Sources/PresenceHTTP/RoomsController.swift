@@ -8,14 +8,12 @@ struct RoomsController {
     let chat: ChatService
     let authenticator: Authenticator
 
-    func addRoutes(to router: Router<AppRequestContext>, table: RouteTable) {
-        table.add("/api/rooms", .get)
+    func addRoutes(to router: Router<AppRequestContext>) {
         router.get("/api/rooms") { request, _ in
             let viewer = try await authenticator.optionalUser(request)
             let rooms = try await chat.listRooms(for: viewer)
             return JSONResponse.make(["rooms": JSONValue.array(rooms.map(\.json))])
         }
-        table.add("/api/rooms", .post)
         router.post("/api/rooms") { request, context in
             let user = try await authenticator.authenticate(request)
             let body = try await JSONBody.read(request, context: context)
@@ -28,21 +26,18 @@ struct RoomsController {
             let room = try await domain { try await chat.createRoom(name: name, type: type, members: members, by: user) }
             return JSONResponse.make(["room": room.json], status: .created)
         }
-        table.add("/api/rooms/:id", .get)
         router.get("/api/rooms/:id") { request, context in
             let id = try roomID(context)
             let viewer = try await authenticator.optionalUser(request)
             let room = try await domain { try await chat.room(id, viewer: viewer) }
             return JSONResponse.make(["room": room.json])
         }
-        table.add("/api/rooms/:id", .delete)
         router.delete("/api/rooms/:id") { request, context in
             let id = try roomID(context)
             let user = try await authenticator.authenticate(request)
             try await domain { try await chat.deleteRoom(id, by: user) }
             return JSONResponse.make(["success": true])
         }
-        table.add("/api/rooms/:id/users", .get)
         router.get("/api/rooms/:id/users") { request, context in
             let id = try roomID(context)
             let viewer = try await authenticator.optionalUser(request)
@@ -52,7 +47,6 @@ struct RoomsController {
             }
             return JSONResponse.make(["users": JSONValue.array(users)])
         }
-        table.add("/api/rooms/:id/messages", .get)
         router.get("/api/rooms/:id/messages") { request, context in
             let id = try roomID(context)
             let viewer = try await authenticator.optionalUser(request)
@@ -64,7 +58,6 @@ struct RoomsController {
             let messages = try await domain { try await chat.messages(room: id, viewer: viewer, limit: limit, before: before) }
             return JSONResponse.make(["messages": JSONValue.array(messages.map(\.json))])
         }
-        table.add("/api/rooms/:id/messages", .post)
         router.post("/api/rooms/:id/messages") { request, context in
             let id = try roomID(context)
             let user = try await authenticator.authenticate(request)

@@ -12,8 +12,7 @@ struct RyoController {
     let ryo: RyoService
     let authenticator: Authenticator
 
-    func addRoutes(to router: Router<AppRequestContext>, table: RouteTable) {
-        table.add("/api/ai/ryo-reply", .post)
+    func addRoutes(to router: Router<AppRequestContext>) {
         router.post("/api/ai/ryo-reply") { request, context in
             var headers = HTTPFields()
             headers[HTTPField.Name("RateLimit-Policy")!] = ryo.limiter.policyHeader

@@ -8,8 +8,8 @@ struct SupportController {
     let support: SupportService
     let authenticator: Authenticator
 
-    func addRoutes(to router: Router<AppRequestContext>, table: RouteTable) {
-        post("/support/:ticketId/join", router, table) { request, context, user, ticket in
+    func addRoutes(to router: Router<AppRequestContext>) {
+        post("/support/:ticketId/join", router) { request, context, user, ticket in
             let body = try await JSONBody.read(request, context: context)
             let roleText = try body.optionalString("role") ?? "customer"
             guard let role = SupportMember.Role(rawValue: roleText) else {
@@ -18,21 +18,21 @@ struct SupportController {
             let member = try await support.join(ticket: ticket, user: user, role: role)
             return JSONResponse.make(["member": member.json])
         }
-        post("/support/:ticketId/typing", router, table) { request, context, user, ticket in
+        post("/support/:ticketId/typing", router) { request, context, user, ticket in
             let body = try await JSONBody.read(request, context: context)
             let typing = try body.bool("typing")
             let member = try await support.typing(ticket: ticket, user: user, typing: typing)
             return JSONResponse.make(["presence": ["status": "online", "typing": JSONValue.bool(member.typing)] as JSONValue])
         }
-        post("/support/:ticketId/heartbeat", router, table) { _, _, user, ticket in
+        post("/support/:ticketId/heartbeat", router) { _, _, user, ticket in
             let expiresAt = try await support.heartbeat(ticket: ticket, user: user)
             return JSONResponse.make(["expiresAt": JSONValue.int64(expiresAt)])
         }
-        post("/support/:ticketId/leave", router, table) { _, _, user, ticket in
+        post("/support/:ticketId/leave", router) { _, _, user, ticket in
             try await support.leave(ticket: ticket, user: user)
             return JSONResponse.make(["success": true])
         }
-        post("/support/:ticketId/metadata", router, table) { request, context, user, ticket in
+        post("/support/:ticketId/metadata", router) { request, context, user, ticket in
             let body = try await JSONBody.read(request, context: context)
             let priority: String?? = body.has("priority") ? .some(try body.optionalString("priority")) : .none
             let assigned: String?? = body.has("assignedAgentId") ? .some(try body.optionalString("assignedAgentId")) : .none
@@ -43,7 +43,7 @@ struct SupportController {
             )
             return JSONResponse.make(["room": room.json])
         }
-        get("/support/:ticketId/members", router, table) { request, _, user, ticket in
+        get("/support/:ticketId/members", router) { request, _, user, ticket in
             let limit = try Query.int(request, "limit", default: 25, range: 1...100)
             let cursor = request.uri.queryParameters.get("cursor").flatMap { $0.isEmpty ? nil : $0 }
             let page = try await support.members(ticket: ticket, user: user, limit: limit, cursor: cursor)
@@ -51,7 +51,7 @@ struct SupportController {
                 "members": JSONValue.array(page.members.map(\.json)), "nextCursor": .optional(page.nextCursor),
             ] as JSONValue)
         }
-        post("/support/:ticketId/messages", router, table) { request, context, user, ticket in
+        post("/support/:ticketId/messages", router) { request, context, user, ticket in
             let body = try await JSONBody.read(request, context: context)
             let content = try body.string("content")
             guard (1...4000).contains(content.unicodeScalars.count), !content.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
@@ -60,7 +60,7 @@ struct SupportController {
             let message = try await support.postMessage(ticket: ticket, user: user, content: content)
             return JSONResponse.make(["message": message.json], status: .created)
         }
-        get("/support/:ticketId/messages", router, table) { request, _, user, ticket in
+        get("/support/:ticketId/messages", router) { request, _, user, ticket in
             let limit = try Query.int(request, "limit", default: 50, range: 1...100)
             let after = request.uri.queryParameters.get("after")
             if let after, !MessageHistory.isValidID(after) {
@@ -69,7 +69,7 @@ struct SupportController {
             let messages = try await support.messages(ticket: ticket, user: user, limit: limit, after: after)
             return JSONResponse.make(["messages": JSONValue.array(messages.map(\.json))])
         }
-        post("/support/:ticketId/close", router, table) { request, context, user, ticket in
+        post("/support/:ticketId/close", router) { request, context, user, ticket in
             let body = try await JSONBody.read(request, context: context)
             let deleteHistory = try body.optionalBool("deleteHistory") ?? false
             let deleteSnapshots = try body.optionalBool("deleteSnapshots") ?? false
@@ -78,28 +78,25 @@ struct SupportController {
                 "closed": true, "historyKept": .bool(!deleteHistory), "snapshotKept": .bool(!deleteSnapshots),
             ] as JSONValue)
         }
-        post("/support/:ticketId/reopen", router, table) { _, _, user, ticket in
+        post("/support/:ticketId/reopen", router) { _, _, user, ticket in
             let room = try await support.reopen(ticket: ticket, user: user)
             return JSONResponse.make(["room": room.json])
         }
-        get("/support/:ticketId/snapshot", router, table) { _, _, user, ticket in
+        get("/support/:ticketId/snapshot", router) { _, _, user, ticket in
             JSONResponse.make(["snapshot": try await support.snapshot(ticket: ticket, user: user)] as JSONValue)
         }
 
-        table.add("/api/admin/agents", .get)
         router.get("/api/admin/agents") { request, _ in
             let user = try await authenticator.authenticate(request)
             let agents = try await domain { try await support.agents(by: user) }
             return JSONResponse.make(["agents": JSONValue.array(agents.map(JSONValue.string))])
         }
-        table.add("/api/admin/agents/:username", .put)
         router.put("/api/admin/agents/:username") { request, context in
             let user = try await authenticator.authenticate(request)
             let name = try agentName(context)
             try await domain { try await support.addAgent(name, by: user) }
             return JSONResponse.make(["username": .string(name), "agent": true] as JSONValue)
         }
-        table.add("/api/admin/agents/:username", .delete)
         router.delete("/api/admin/agents/:username") { request, context in
             let user = try await authenticator.authenticate(request)
             let name = try agentName(context)
@@ -119,13 +116,11 @@ struct SupportController {
     typealias Handler = @Sendable (Request, AppRequestContext, String, String) async throws -> Response
 
     /// An authenticated ticket route: auth first, then the ticket id, then the handler, domain errors mapped.
-    private func post(_ path: String, _ router: Router<AppRequestContext>, _ table: RouteTable, _ handler: @escaping Handler) {
-        table.add(path, .post)
+    private func post(_ path: String, _ router: Router<AppRequestContext>, _ handler: @escaping Handler) {
         router.post(RouterPath(path)) { request, context in try await run(request, context, handler) }
     }
 
-    private func get(_ path: String, _ router: Router<AppRequestContext>, _ table: RouteTable, _ handler: @escaping Handler) {
-        table.add(path, .get)
+    private func get(_ path: String, _ router: Router<AppRequestContext>, _ handler: @escaping Handler) {
         router.get(RouterPath(path)) { request, context in try await run(request, context, handler) }
     }
 

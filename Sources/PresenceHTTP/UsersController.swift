@@ -10,8 +10,7 @@ struct UsersController {
     let limiter: SlidingWindowLimiter
     let trustedProxies: [ClientAddress.Block]
 
-    func addRoutes(to router: Router<AppRequestContext>, table: RouteTable) {
-        table.add("/api/users", .get)
+    func addRoutes(to router: Router<AppRequestContext>) {
         router.get("/api/users") { request, context in
             let address = ClientAddress.resolve(
                 peer: context.peerAddress,

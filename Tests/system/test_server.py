@@ -42,9 +42,17 @@ def test_health_ready_and_json_errors(redis_process, start_server):
     assert missing.status_code == 404
     assert missing.headers["content-type"].startswith("application/json")
     assert missing.json() == {"error": "Not found"}
+    # A known path with a method it lacks: 405 with Allow; a parameterised path too.
     wrong_method = requests.delete(server.base + "/health", timeout=5)
-    assert wrong_method.status_code in (404, 405)
-    assert "error" in wrong_method.json()
+    assert wrong_method.status_code == 405 and wrong_method.headers["Allow"] == "GET"
+    assert wrong_method.json() == {"error": "Method not allowed"}
+    r = requests.put(server.base + "/api/rooms/general", timeout=5)
+    assert r.status_code == 405 and r.headers["Allow"] == "DELETE, GET"
+    r = requests.patch(server.base + "/support/t1/messages", timeout=5)
+    assert r.status_code == 405 and r.headers["Allow"] == "GET, POST"
+    assert requests.head(server.base + "/health", timeout=5).status_code == 405
+    # An unknown path stays 404, whatever the method.
+    assert requests.delete(server.base + "/no/such/route", timeout=5).status_code == 404
 
 
 def test_ready_follows_redis_down_and_back_without_restart(redis_process, start_server):

@@ -12,15 +12,13 @@ struct PusherAPIController {
     let settings: PusherSettings
     let signer: PusherSigner
 
-    func addRoutes(to router: Router<AppRequestContext>, table: RouteTable) {
-        table.add("/apps/:appId/events", .post)
+    func addRoutes(to router: Router<AppRequestContext>) {
         router.post("/apps/:appId/events") { request, context in
             let body = try await verified(request, context)
             guard case .object(let event) = JSONValue.parse(body.readableBytesView) else { throw APIError.badRequest("Invalid JSON body") }
             try await trigger([event])
             return JSONResponse.make([:] as JSONValue)
         }
-        table.add("/apps/:appId/batch_events", .post)
         router.post("/apps/:appId/batch_events") { request, context in
             let body = try await verified(request, context)
             guard case .array(let batch)? = JSONValue.parse(body.readableBytesView)?["batch"] else {
@@ -30,7 +28,6 @@ struct PusherAPIController {
             try await trigger(batch.map { $0.object ?? [:] })
             return JSONResponse.make(["batch": .array(batch.map { _ in [:] as JSONValue })] as JSONValue)
         }
-        table.add("/apps/:appId/channels", .get)
         router.get("/apps/:appId/channels") { request, context in
             _ = try await verified(request, context)
             let prefix = request.uri.queryParameters.get("filter_by_prefix") ?? ""
@@ -47,7 +44,6 @@ struct PusherAPIController {
             }
             return JSONResponse.make(["channels": .object(channels)] as JSONValue)
         }
-        table.add("/apps/:appId/channels/:channel", .get)
         router.get("/apps/:appId/channels/:channel") { request, context in
             _ = try await verified(request, context)
             let channel = try channelName(context)
@@ -61,7 +57,6 @@ struct PusherAPIController {
             }
             return JSONResponse.make(JSONValue.object(result))
         }
-        table.add("/apps/:appId/channels/:channel/users", .get)
         router.get("/apps/:appId/channels/:channel/users") { request, context in
             _ = try await verified(request, context)
             let channel = try channelName(context)
@@ -69,7 +64,6 @@ struct PusherAPIController {
             let users = try await presence.members(channel: channel)
             return JSONResponse.make(["users": .array(users.map { ["id": .string($0)] })] as JSONValue)
         }
-        table.add("/apps/:appId/users/:userId/terminate_connections", .post)
         router.post("/apps/:appId/users/:userId/terminate_connections") { request, context in
             _ = try await verified(request, context)
             let user = context.pathParameter("userId") ?? ""

@@ -10,8 +10,7 @@ struct PusherAuthController {
     let signer: PusherSigner
     let authenticator: Authenticator
 
-    func addRoutes(to router: Router<AppRequestContext>, table: RouteTable) {
-        table.add("/pusher/auth", .post)
+    func addRoutes(to router: Router<AppRequestContext>) {
         router.post("/pusher/auth") { request, context in
             let user = try await authenticator.authenticate(request)
             let fields = try await Self.fields(request, context: context)
