@@ -3,7 +3,6 @@ import os
 import subprocess
 
 import pytest
-import requests
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 STATE = os.path.join(ROOT, ".data", "cluster")

@@ -3,10 +3,9 @@ import json
 import threading
 import time
 
-import pytest
 import requests
 
-from conftest import Subscription, User, register, wait_until
+from conftest import Subscription, User, register
 
 
 # ---------------------------------------------------------------- auth
@@ -525,7 +524,7 @@ def test_every_key_a_full_scenario_creates_is_documented(make_cluster):
     sock.recv()
     sock.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": "room-lobby"}}))
     sock.recv()
-    auth = a.call("POST", "/pusher/auth", user=alice, data={"socket_id": "1.1", "channel_name": "presence-room-lobby"}).json()
+    a.call("POST", "/pusher/auth", user=alice, data={"socket_id": "1.1", "channel_name": "presence-room-lobby"}).json()
     r = c.redis()
     keys = set(r.scan_iter(count=1000))
     sock.close()

@@ -10,7 +10,7 @@ import pysher
 import pytest
 import websocket
 
-from conftest import register, wait_until
+from conftest import register
 
 KEY, SECRET, APP = "test-key", "test-secret-123", "4242"
 
@@ -130,7 +130,7 @@ def raw_socket(worker, query="protocol=7&client=js&version=8.0"):
 
 
 def test_protocol_details(rt):
-    a, b = rt.a, rt.b
+    a = rt.a
     ws, hello = raw_socket(a)
     assert hello["event"] == "pusher:connection_established"
     data = json.loads(hello["data"])

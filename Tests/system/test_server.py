@@ -5,7 +5,7 @@ import time
 
 import requests
 
-from conftest import free_port, wait_until
+from conftest import wait_until
 
 
 def test_help_lists_every_setting(server_binary):

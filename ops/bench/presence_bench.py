@@ -3,7 +3,6 @@ measured in the same run, latency at half the maximum throughput, scale (1,000 v
 100,000 members), and Redis memory per registered user and per present member."""
 import argparse
 import hashlib
-import json
 import os
 import re
 import secrets
@@ -12,7 +11,6 @@ import tempfile
 import time
 
 import redis
-import requests
 
 
 def wrk(url, script=None, connections=50, seconds=10, threads=2):
@@ -147,7 +145,6 @@ def main():
 
     # --- latency at half the maximum throughput
     print("\n== latency at half the maximum throughput (wrk, fixed delay per connection)")
-    results = {"switch": switch_rps}
     seed_members(r, "ticket_BENCH1K", 1000)
     r.hset("room:{ticket_BENCH1K}:meta", mapping={"id": "ticket_BENCH1K", "type": "support", "ticketId": "BENCH1K", "status": "open", "createdAt": 1, "closed": "0"})
     r.sadd("support:agents", *[u[0] for u in users])
