@@ -202,7 +202,7 @@ public final class RedisConnection: @unchecked Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(RESPDecoderHandler())
-                    try channel.pipeline.syncOperations.addHandler(RedisPipelineHandler())
+                    try channel.pipeline.syncOperations.addHandler(RedisPipelineHandler(stallTimeout: configuration.commandTimeout))
                     try channel.pipeline.syncOperations.addHandler(ErrorSink())
                 }
             }

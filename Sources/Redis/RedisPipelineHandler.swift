@@ -2,9 +2,11 @@ import NIOCore
 
 /// Matches replies to requests in order, so any number of commands can be in flight on one connection.
 ///
-/// Also enforces the bounded wait: a request whose deadline passes fails with ``RedisError/timeout``;
-/// when the oldest request is overdue the stream is considered stuck and the channel is closed (the
-/// owner reconnects). In subscription mode, pub/sub pushes go to `onPush` instead of a request.
+/// Also enforces the bounded wait: a request whose deadline passes fails with ``RedisError/timeout`` and its
+/// slot is kept for the reply still to come. The connection itself is closed (the owner reconnects) only when it
+/// is stuck: the oldest request is overdue *and* nothing at all has been read for `stallTimeout`. A large batch
+/// whose replies are still streaming in is late, not stuck, so it never takes down the requests that share the
+/// connection. In subscription mode, pub/sub pushes go to `onPush` instead of a request.
 final class RedisPipelineHandler: ChannelDuplexHandler {
     typealias InboundIn = RESPValue
     typealias OutboundIn = RedisRequest
@@ -21,13 +23,20 @@ final class RedisPipelineHandler: ChannelDuplexHandler {
     private var pending = CircularBuffer<Pending>(initialCapacity: 64)
     private var timer: RepeatedTask?
     private let checkInterval: TimeAmount
+    private let stallTimeout: TimeAmount
+    /// The last time the connection showed life while requests waited: a read, or a write onto an idle connection.
+    private var lastProgress = NIODeadline.now()
 
     /// Receives pub/sub pushes (`message`, `subscribe`, ...) once ``subscriptionMode`` is on.
     var onPush: ((RESPValue) -> Void)?
     /// Set by a subscriber once its handshake is done: from then on pushes are told apart from replies.
     var subscriptionMode = false
 
-    init(checkInterval: TimeAmount = .milliseconds(100)) {
+    /// - Parameters:
+    ///   - stallTimeout: how long an overdue connection may stay silent before it is considered dead.
+    ///   - checkInterval: how often deadlines are checked.
+    init(stallTimeout: TimeAmount, checkInterval: TimeAmount = .milliseconds(100)) {
+        self.stallTimeout = stallTimeout
         self.checkInterval = checkInterval
     }
 
@@ -54,6 +63,7 @@ final class RedisPipelineHandler: ChannelDuplexHandler {
             context.write(wrapOutboundOut(request.payload), promise: promise)
             return
         }
+        if pending.isEmpty { lastProgress = .now() }
         pending.append(Pending(
             responder: request.responder,
             remaining: request.replyCount,
@@ -66,6 +76,7 @@ final class RedisPipelineHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let reply = unwrapInboundIn(data)
+        lastProgress = .now()
         if subscriptionMode, Self.isPush(reply) {
             onPush?(reply)
             return
@@ -95,6 +106,8 @@ final class RedisPipelineHandler: ChannelDuplexHandler {
         case .none:
             pending.removeFirst()
         }
+        // A burst can grow the queue to tens of thousands of slots; give that memory back once it drains.
+        if pending.isEmpty && pending.capacity > 4096 { pending = CircularBuffer(initialCapacity: 64) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -118,15 +131,15 @@ final class RedisPipelineHandler: ChannelDuplexHandler {
     private func expire(context: ChannelHandlerContext) {
         guard let head = pending.first else { return }
         let now = NIODeadline.now()
-        if head.deadline <= now {
-            // The oldest request is overdue: the server is stuck or the link is dead. Replies of a
-            // pipelined stream come in order, so nothing behind it can arrive sooner. Start over.
+        if head.deadline <= now && now - lastProgress >= stallTimeout {
+            // Overdue and silent: the server is stuck or the link is dead. Replies of a pipelined stream come in
+            // order, so nothing behind it can arrive sooner. Start over.
             failAll(.timeout)
             context.fireErrorCaught(RedisError.timeout)
             context.close(promise: nil)
             return
         }
-        // Requests with shorter waits than the head: fail them, keep their slots for their replies.
+        // Overdue requests fail now; their slots stay until their replies arrive, which are then dropped.
         for index in pending.indices where !pending[index].abandoned && pending[index].deadline <= now {
             pending[index].responder.fail(.timeout)
             pending[index].abandoned = true

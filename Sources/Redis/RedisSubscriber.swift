@@ -18,6 +18,8 @@ public enum RedisSubscriberEvent: Sendable, Equatable {
 public final class RedisSubscriber: @unchecked Sendable {
     /// Messages and reconnect signals, in order. One consumer.
     public let events: AsyncStream<RedisSubscriberEvent>
+    /// Channels per SUBSCRIBE command when resubscribing after a reconnect.
+    static let resubscribeBatchSize = 500
 
     private let connection: RedisConnection
     private let continuation: AsyncStream<RedisSubscriberEvent>.Continuation
@@ -66,6 +68,17 @@ public final class RedisSubscriber: @unchecked Sendable {
         }
     }
 
+    /// Shrinks the subscriber's tables to what they hold now (they keep their largest size otherwise); call it after
+    /// many channels were unsubscribed.
+    public func compact() {
+        eventLoop.execute {
+            // Built element by element: `Set(aSet)` would keep the old storage.
+            self.channels = Set(self.channels.map { $0 })
+            self.confirmations = Dictionary(uniqueKeysWithValues: self.confirmations.map { ($0.key, $0.value) })
+            self.awaitingResubscribe = Set(self.awaitingResubscribe.map { $0 })
+        }
+    }
+
     /// Closes the connection and finishes ``events``.
     public func close() async {
         let future: EventLoopFuture<Void> = eventLoop.flatSubmit {
@@ -99,8 +112,11 @@ public final class RedisSubscriber: @unchecked Sendable {
         handler.subscriptionMode = true
         ready = true
         channel.closeFuture.whenComplete { [weak self] _ in self?.ready = false }
-        if !channels.isEmpty {
-            connection.sendWithoutReply(RedisCommand("SUBSCRIBE", channels.sorted()))
+        // Resubscribe in bounded commands: one SUBSCRIBE of tens of thousands of channels is one huge write and
+        // reply burst.
+        let wanted = channels.sorted()
+        for start in stride(from: 0, to: wanted.count, by: Self.resubscribeBatchSize) {
+            connection.sendWithoutReply(RedisCommand("SUBSCRIBE", Array(wanted[start..<min(start + Self.resubscribeBatchSize, wanted.count)])))
         }
         if isReconnect {
             awaitingResubscribe = channels

@@ -55,6 +55,21 @@ struct RedisClientTests {
         #expect(try await client.send(RedisCommand("STRLEN", String(decoding: binaryKey, as: UTF8.self))).int != value.count)
     }
 
+    @Test func aLateBatchDoesNotCloseTheConnectionOthersShare() async throws {
+        var configuration = try SharedRedis.configuration()
+        configuration.connectionCount = 1
+        configuration.commandTimeout = .milliseconds(300)
+        let client = RedisClient(configuration: configuration)
+        let id = try await client.send(RedisCommand("CLIENT", "ID"), timeout: .seconds(10))
+        // Far more than Redis answers within 50 ms, but its replies keep streaming in.
+        let batch = (0..<400_000).map { RedisCommand("ECHO", "reply-\($0)") }
+        await #expect(throws: RedisError.timeout) { try await client.pipeline(batch, timeout: .milliseconds(50)) }
+        // Commands behind it on the same connection get their replies, on the same connection.
+        #expect(try await client.send(RedisCommand("ECHO", "after"), timeout: .seconds(30)) == .bulkString(ByteBuffer(string: "after")))
+        #expect(try await client.send(RedisCommand("CLIENT", "ID"), timeout: .seconds(10)) == id)
+        await client.close()
+    }
+
     @Test func tenMegabyteBulkString() async throws {
         var big = [UInt8](repeating: 0, count: 10 * 1024 * 1024)
         for i in big.indices { big[i] = UInt8(truncatingIfNeeded: i &* 31 &+ 7) }
