@@ -33,18 +33,19 @@ public struct PresenceSweeper: Service {
         self.onExpired = onExpired
     }
 
+    /// Sweeps every `interval` until graceful shutdown, which ends the wait at once.
     public func run() async throws {
-        await withGracefulShutdownHandler {
-            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
                 do {
                     // A full batch means more may be due: go again at once.
                     while try await sweepOnce() >= batchSize {}
                 } catch {
                     logger.debug("Sweep failed", metadata: ["error": "\(error)"])
                 }
-                try? await Task.sleep(for: interval)
+                try await Task.sleep(for: interval)
             }
-        } onGracefulShutdown: {}
+        }
     }
 
     /// One pass; returns how many due entries it handled.

@@ -195,6 +195,23 @@ extension AppConfiguration {
             config, value throws(ConfigurationError) in
             config.bcryptCost = UInt8(try integer(value, setting: "BCRYPT_COST", in: 4...15))
         },
+        .seconds("SHUTDOWN_TIMEOUT", 10, in: 1...300, \.shutdownTimeout,
+                 "Seconds a stop (SIGTERM/SIGINT) may take: sockets closed with 4200, requests finished, Redis closed"),
+        .seconds("HEADER_TIMEOUT", 10, in: 1...300, \.connections.headerTimeout,
+                 "Seconds a request head may take from its first byte (and a new connection to start one); 408 after"),
+        .seconds("IDLE_TIMEOUT", 60, in: 1...3600, \.connections.idleTimeout, "Seconds an idle keep-alive connection stays open"),
+        .seconds("BODY_TIMEOUT", 10, in: 1...300, \.connections.bodyTimeout,
+                 "Window, in seconds, over which a request body must arrive at BODY_MIN_RATE; 408 after"),
+        .integer("BODY_MIN_RATE", 1024, in: 1...100_000_000, \.connections.bodyMinRate, "Minimum request body rate, bytes per second"),
+        .integer("MAX_HEADER_BYTES", 32768, in: 1024...1_048_576, \.connections.maxHeaderBytes,
+                 "Largest request head (request line and headers); 431 beyond (414 for a request line over 8 KiB)"),
+        .integer("MAX_CONNECTIONS", 10000, in: 1...10_000_000, \.connections.maxConnections,
+                 "Open connections (HTTP and WebSocket) per worker; 503 or WebSocket close 4004 beyond"),
+        .integer("MAX_CONNECTIONS_PER_ADDRESS", 100, in: 1...10_000_000, \.connections.maxConnectionsPerAddress,
+                 "Open connections per client address per worker (behind TRUSTED_PROXIES: per X-Forwarded-For client)"),
+        .integer("ACTIVITY_TIMEOUT", 120, in: 1...3600, \.pusher.activityTimeout,
+                 "Seconds of WebSocket silence before a pusher:ping (sent to clients as activity_timeout)"),
+        .integer("PONG_TIMEOUT", 30, in: 1...3600, \.pusher.pongTimeout, "Seconds a pinged WebSocket has to answer; closed with 4201 after"),
     ]
 
     static func list(_ value: String) -> [String] {
@@ -268,5 +285,27 @@ extension AppConfiguration {
             )
         }
         return number
+    }
+}
+
+extension AppConfiguration.Setting {
+    /// A whole number in `range`, stored at `keyPath`.
+    static func integer(
+        _ name: String, _ defaultValue: Int, in range: ClosedRange<Int>,
+        _ keyPath: any WritableKeyPath<AppConfiguration, Int> & Sendable, _ help: String
+    ) -> AppConfiguration.Setting {
+        AppConfiguration.Setting(name: name, defaultValue: String(defaultValue), help: help) { config, value throws(ConfigurationError) in
+            config[keyPath: keyPath] = try AppConfiguration.integer(value, setting: name, in: range)
+        }
+    }
+
+    /// Whole seconds in `range`, stored at `keyPath` as a duration.
+    static func seconds(
+        _ name: String, _ defaultValue: Int, in range: ClosedRange<Int>,
+        _ keyPath: any WritableKeyPath<AppConfiguration, Duration> & Sendable, _ help: String
+    ) -> AppConfiguration.Setting {
+        AppConfiguration.Setting(name: name, defaultValue: String(defaultValue), help: help) { config, value throws(ConfigurationError) in
+            config[keyPath: keyPath] = .seconds(try AppConfiguration.integer(value, setting: name, in: range))
+        }
     }
 }

@@ -42,6 +42,10 @@ public struct AppConfiguration: Sendable {
     public var sweepInterval: Duration = .seconds(1)
     /// bcrypt work factor (`BCRYPT_COST`).
     public var bcryptCost: UInt8 = 10
+    /// What one connection may take: deadlines, header size, connections per worker and per address.
+    public var connections = ConnectionSettings()
+    /// The longest a stop may take from SIGTERM to exit (`SHUTDOWN_TIMEOUT`, seconds).
+    public var shutdownTimeout: Duration = .seconds(10)
 
     /// The defaults, as `presence-server` starts with no flags and no environment.
     public init() {

@@ -1,5 +1,7 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import Metrics
@@ -10,27 +12,33 @@ import ServiceLifecycle
 import UnixSignals
 
 /// The composition root: builds the Redis client, the domain services, the router and the application from a
-/// configuration. Services shut down in reverse order: the HTTP server stops accepting and drains in-flight
-/// requests first, then the sweeper stops, then the Redis connections close.
+/// configuration. Used by tests, which run the hub inside the application.
 public func buildApplication(configuration: AppConfiguration, logger: Logger? = nil) -> some ApplicationProtocol {
     let parts = makeApplication(configuration: configuration, logger: logger, runHubInside: true)
     return parts.app
 }
 
-/// Builds the application and serves until SIGTERM or SIGINT, then shuts down gracefully: first the WebSocket hub
-/// closes every socket with 4200 (clients reconnect to another worker at once) and their presence is removed, then
-/// the HTTP server stops accepting and drains in-flight requests, then the sweeper stops and Redis closes.
+/// Builds the application and serves until SIGTERM or SIGINT, then stops within `SHUTDOWN_TIMEOUT` (see
+/// ``StopSequence``): WebSockets closed with 4200 and their presence removed while Redis is connected, then the
+/// listener closed and in-flight requests finished, then the sweeper and Redis stopped.
 public func runServer(configuration: AppConfiguration) async throws {
     let parts = makeApplication(configuration: configuration, logger: nil, runHubInside: false)
+    let stop = StopSequence(
+        hub: parts.services.hub, registry: parts.services.registry, deadline: parts.services.stopDeadline,
+        timeout: configuration.shutdownTimeout, logger: parts.logger
+    )
+    // A service group stops its services in reverse order: the stop sequence first, then the application (the
+    // HTTP server, then the sweeper and Redis inside it), then the hub's subscriber.
     let group = ServiceGroup(configuration: .init(
-        services: [.init(service: parts.app), .init(service: parts.hub)],
+        services: [.init(service: parts.services.hub), .init(service: parts.app), .init(service: stop)],
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: parts.logger
     ))
     try await group.run()
+    parts.logger.info("Stopped", metadata: stop.elapsedMetadata)
 }
 
-func makeApplication(configuration: AppConfiguration, logger: Logger?, runHubInside: Bool) -> (app: some ApplicationProtocol, hub: RealtimeHub, logger: Logger) {
+func makeApplication(configuration: AppConfiguration, logger: Logger?, runHubInside: Bool) -> (app: some ApplicationProtocol, services: AppServices, logger: Logger) {
     var logger = logger ?? Logger(label: "presence")
     logger.logLevel = configuration.logLevel
     var redisLogger = logger
@@ -43,18 +51,30 @@ func makeApplication(configuration: AppConfiguration, logger: Logger?, runHubIns
     let router = buildRouter(services)
     var appServices: [any Service] = [redis, services.sweeper, StartupTasks(chat: services.chat, logger: logger)]
     if runHubInside { appServices.append(services.hub) }
+    let limits = configuration.connections
+    let http1 = HTTP1Channel.Configuration(
+        idleTimeout: nil,  // ConnectionGuardHandler keeps every deadline of the connection
+        httpDecoderConfiguration: .init(
+            maxHeaderFieldSize: limits.maxHeaderBytes, maxHeaderListSize: limits.maxHeaderBytes, maxHeaderFieldCount: 200
+        )
+    )
+    // One Pusher message fits in one frame (≤ 64 KiB, the message limit too); text must be valid UTF-8 (1007).
+    // Liveness is Pusher's own ping/pong (see RealtimeHub), so no WebSocket-level auto ping.
+    let ws = WebSocketServerConfiguration(
+        maxFrameSize: PusherConnection.maxMessageSize, autoPing: .disabled,
+        closeTimeout: PusherConnection.closeGrace, validateUTF8: true
+    )
     let app = Application(
         router: router,
-        // One Pusher message fits in one frame (≤ 64 KiB, the message limit too); text must be valid UTF-8 (1007).
-        server: .http1WebSocketUpgrade(
-            webSocketRouter: router,
-            configuration: .init(ws: .init(maxFrameSize: PusherConnection.maxMessageSize, validateUTF8: true))
+        server: .guardedHTTP1WebSocketUpgrade(
+            webSocketRouter: router, configuration: .init(http1: http1, ws: ws),
+            settings: limits, registry: services.registry
         ),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "presence-server"),
         services: appServices,
         logger: logger
     )
-    return (app, services.hub, logger)
+    return (app, services, logger)
 }
 
 /// The domain services one worker runs, wired from the configuration.
@@ -69,6 +89,10 @@ public struct AppServices: Sendable {
     public let channelPresence: ChannelPresence
     let hub: RealtimeHub
     let signer: PusherSigner
+    /// Every open connection, for the connection limits and the stop's deadline.
+    public let registry: ConnectionRegistry
+    /// Opened when a stop reaches its deadline: long waits give up.
+    public let stopDeadline = Latch()
     public let sweeper: PresenceSweeper
     public let searchLimiter: SlidingWindowLimiter
     /// Login attempts per username and per client address.
@@ -104,6 +128,9 @@ public struct AppServices: Sendable {
             redis: redis, presence: channelPresence, settings: configuration.pusher, tokenCache: tokens.cache, logger: logger
         )
         self.signer = PusherSigner(key: configuration.pusher.key, secret: configuration.pusher.secret)
+        self.registry = ConnectionRegistry(
+            settings: configuration.connections, trustedProxies: configuration.trustedProxies.compactMap(ClientAddress.Block.init)
+        )
         self.searchLimiter = SlidingWindowLimiter(name: "search", limit: configuration.searchRateLimit, window: .seconds(60), redis: redis)
         self.loginLimiters = (
             SlidingWindowLimiter(name: "login-user", limit: configuration.loginRateLimit, window: .seconds(60), redis: redis),
@@ -129,7 +156,8 @@ public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
     router.add(middleware: JSONErrorMiddleware())
     router.add(middleware: OriginMiddleware(patterns: services.configuration.allowedOrigins, routes: table))
     router.add(middleware: MethodNotAllowedMiddleware(routes: table))
-    HealthController(redis: services.redis).addRoutes(to: router)
+    HealthController(redis: services.redis, readinessTimeout: .nanoseconds(services.configuration.redis.commandTimeout.nanoseconds))
+        .addRoutes(to: router)
     MetricsController(registry: PrometheusMetricsFactory.defaultRegistry).addRoutes(to: router)
     OpenAPIController().addRoutes(to: router)
     let authenticator = Authenticator(tokens: services.tokens)
@@ -139,7 +167,7 @@ public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
     ).addRoutes(to: router)
     RoomsController(chat: services.chat, authenticator: authenticator).addRoutes(to: router)
     PresenceController(chat: services.chat, authenticator: authenticator).addRoutes(to: router)
-    RyoController(ryo: services.ryo, authenticator: authenticator).addRoutes(to: router)
+    RyoController(ryo: services.ryo, authenticator: authenticator, stopDeadline: services.stopDeadline).addRoutes(to: router)
     SupportController(support: services.support, authenticator: authenticator).addRoutes(to: router)
     PusherAuthController(chat: services.chat, support: services.support, signer: services.signer, authenticator: authenticator)
         .addRoutes(to: router)
@@ -150,9 +178,15 @@ public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
         settings: services.configuration.pusher, signer: services.signer, logger: Logger(label: "pusher")
     )
     router.ws("/app/:key") { _, _ in .upgrade([:]) } onUpgrade: { inbound, outbound, context in
+        context.requestContext.releaseWebSocketHandler()
         let key = context.requestContext.pathParameter("key")
         let version = context.request.uri.queryParameters.get("protocol").flatMap { Int($0) }
-        try await connection.run(inbound: inbound, outbound: outbound, key: key, protocolVersion: version)
+        let overQuota = context.request.headers[HTTPField.Name(HTTPRequestObserver.overQuotaHeader)!]
+            .flatMap(ConnectionRegistry.Refusal.init(rawValue:))
+        try await connection.run(
+            inbound: inbound, outbound: outbound, channel: context.requestContext.channel,
+            key: key, protocolVersion: version, overQuota: overQuota
+        )
     }
     UsersController(
         users: services.users, limiter: services.searchLimiter,

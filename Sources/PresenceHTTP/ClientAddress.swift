@@ -47,6 +47,22 @@ public enum ClientAddress {
         return hops.first ?? peer
     }
 
+    /// One spelling per address, so it can key a count or a limit: IPv4 in dotted decimal (IPv4-mapped IPv6
+    /// included), IPv6 in RFC 5952 form (lower case, longest zero run compressed). Text that is not an address is
+    /// returned as it is.
+    public static func normalized(_ text: String) -> String {
+        guard let bytes = parse(text) else { return text }
+        if bytes.count == 16, bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff {
+            return bytes[12...].map(String.init).joined(separator: ".")
+        }
+        if bytes.count == 4 { return bytes.map(String.init).joined(separator: ".") }
+        var storage = in6_addr()
+        withUnsafeMutableBytes(of: &storage) { $0.copyBytes(from: bytes) }
+        var out = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        guard inet_ntop(AF_INET6, &storage, &out, socklen_t(out.count)) != nil else { return text }
+        return String(decoding: out.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     static func isTrusted(_ address: String, _ trusted: [Block]) -> Bool {
         guard let bytes = parse(address) else { return false }
         return trusted.contains { $0.contains(bytes) }

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import NIOHTTP1
 import Redis
 
 /// Turns every error into a JSON body `{"error": "..."}` with the right status: the routes' own
@@ -19,6 +20,14 @@ public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return JSONResponse.error(error.body ?? Self.message(for: error.status), status: error.status, headers: error.headers)
         } catch let error as any HTTPResponseError {
             return JSONResponse.error(Self.message(for: error.status), status: error.status)
+        } catch let error as HTTPParserError {
+            // The body broke the HTTP framing (a bad chunk size, ...); the connection closes after this answer.
+            let rejection = ConnectionRejection.forParserError(error, requestLineComplete: true, firstByte: nil)
+            return JSONResponse.error(rejection.message, status: .init(code: Int(rejection.status.code)))
+        } catch is RequestBodyTimeout {
+            return JSONResponse.error("Request body timeout", status: .requestTimeout)
+        } catch is WorkerStopping {
+            return JSONResponse.error("Server shutting down", status: .serviceUnavailable, headers: [.retryAfter: "1"])
         } catch let error as RedisError where error.isUnavailability {
             context.logger.warning("Redis unavailable", metadata: ["error": "\(error)"])
             return JSONResponse.error("Redis unavailable", status: .serviceUnavailable, headers: [.retryAfter: "1"])

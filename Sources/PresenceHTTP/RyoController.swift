@@ -11,6 +11,8 @@ import PresenceCore
 struct RyoController {
     let ryo: RyoService
     let authenticator: Authenticator
+    /// A stopping worker cuts a reply still waiting for the model at its deadline (503) rather than outlive it.
+    let stopDeadline: Latch
 
     func addRoutes(to router: Router<AppRequestContext>) {
         router.post("/api/ai/ryo-reply") { request, context in
@@ -47,10 +49,13 @@ struct RyoController {
                 throw APIError(.tooManyRequests, "Rate limit exceeded")
             }
             do {
-                let message = try await ryo.reply(
-                    user: user, roomId: roomId, prompt: prompt,
-                    recentMessages: chatContext.recent, mentionedMessage: chatContext.mentioned
-                )
+                let ryo = self.ryo
+                let message = try await stopDeadline.race {
+                    try await ryo.reply(
+                        user: user, roomId: roomId, prompt: prompt,
+                        recentMessages: chatContext.recent, mentionedMessage: chatContext.mentioned
+                    )
+                }
                 return JSONResponse.make(["message": message.json], status: .created, headers: headers)
             } catch let error as DomainError {
                 throw error.apiError

@@ -5,6 +5,9 @@ import PresenceHTTP
 @main
 struct App {
     static func main() async {
+        MemoryRelease.configureAllocator(
+            environment: ProcessInfo.processInfo.environment, cores: ProcessInfo.processInfo.activeProcessorCount
+        )
         let configuration: AppConfiguration
         do {
             switch try AppConfiguration.load(

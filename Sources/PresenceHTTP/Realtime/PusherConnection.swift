@@ -1,6 +1,8 @@
 import Foundation
 import HummingbirdWebSocket
 import Logging
+import Metrics
+import NIOCore
 import NIOWebSocket
 import PresenceCore
 import Redis
@@ -11,6 +13,9 @@ struct PusherConnection {
     /// The largest message (and frame) a client may send: larger closes the socket with 1009.
     static let maxMessageSize = 64 * 1024
 
+    /// How long a closed socket's client gets to answer the close frame before the connection is dropped.
+    static let closeGrace = Duration.seconds(1)
+
     let hub: RealtimeHub
     let redis: RedisClient
     let presence: ChannelPresence
@@ -18,7 +23,17 @@ struct PusherConnection {
     let signer: PusherSigner
     let logger: Logger
 
-    func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, key: String?, protocolVersion: Int?) async throws {
+    /// Serves one upgraded connection. `overQuota` is set when the connection is past `MAX_CONNECTIONS` or the per
+    /// address limit: it gets Pusher's 4004 and nothing else.
+    func run(
+        inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, channel: (any Channel)?,
+        key: String?, protocolVersion: Int?, overQuota: ConnectionRegistry.Refusal?
+    ) async throws {
+        if let overQuota {
+            ConnectionRegistry.countRefusal(overQuota, kind: "websocket")
+            try await sendThenClose(outbound, PusherProtocol.error("Over connection quota", code: 4004), code: 4004, reason: "Over connection quota")
+            return
+        }
         guard key == settings.key else {
             try await sendThenClose(outbound, PusherProtocol.error("App key \(key ?? "") not in this cluster", code: 4001), code: 4001, reason: "Unknown app key")
             return
@@ -30,8 +45,12 @@ struct PusherConnection {
         let (stream, continuation) = AsyncStream.makeStream(
             of: PusherSocket.Outgoing.self, bufferingPolicy: .bufferingOldest(settings.maxQueuedMessages)
         )
-        let socket = PusherSocket(id: PusherSocket.makeID(), outbound: continuation)
-        await hub.add(socket)
+        let socket = PusherSocket(id: PusherSocket.makeID(), outbound: continuation, channel: channel, closeGrace: Self.closeGrace)
+        guard await hub.add(socket) else {
+            continuation.finish()
+            try await sendThenClose(outbound, PusherProtocol.error("Server shutting down", code: 4200), code: 4200, reason: "Server shutting down")
+            return
+        }
         var readError: (any Error)?
         await withTaskGroup(of: Void.self) { group in
             // Writer: the only place that writes to the WebSocket.
@@ -55,7 +74,7 @@ struct PusherConnection {
             do {
                 var iterator = inbound.messages(maxSize: Self.maxMessageSize).makeAsyncIterator()
                 while let message = try await iterator.next() {
-                    socket.lastActivity.touch()
+                    socket.activity.touch()
                     guard case .text(let text) = message else { continue }
                     await handle(text, socket: socket)
                 }
@@ -183,11 +202,4 @@ struct PusherConnection {
         if let user = membership { payload["user_id"] = .string(user) }
         _ = try? await redis.publish(JSONValue.object(payload).serialized, to: RedisKeys.broadcastChannel(channel))
     }
-}
-
-/// When the client last said something.
-final class LastActivity: Sendable {
-    private let last = Mutex(ContinuousClock.now)
-    func touch() { last.withLock { $0 = .now } }
-    var silence: Duration { ContinuousClock.now - last.withLock { $0 } }
 }

@@ -6,8 +6,10 @@ public struct PusherSettings: Sendable {
     public var key: String = "presence-key"
     /// `PUSHER_SECRET`: signs channel auth and HTTP API requests.
     public var secret: String = "presence-secret"
-    /// Seconds of silence after which a client should ping; the server closes at this + 30 s.
+    /// Seconds of silence after which either side pings (`ACTIVITY_TIMEOUT`, sent to clients as `activity_timeout`).
     public var activityTimeout: Int = 120
+    /// Seconds a pinged client has to answer before it is closed with 4201 (`PONG_TIMEOUT`).
+    public var pongTimeout: Int = 30
     /// Messages waiting for a slow client before it is closed (4100).
     public var maxQueuedMessages: Int = 1000
     /// Channels one connection may be subscribed to at once (`pusher:subscription_error` 429 beyond).

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import NIOWebSocket
 import Synchronization
 
@@ -22,12 +23,19 @@ final class PusherSocket: Sendable {
     let id: String
     let outbound: AsyncStream<Outgoing>.Continuation
     let state = Mutex(State())
-    /// When the client last sent something; the hub closes sockets silent beyond activity_timeout + 30 s (4201).
-    let lastActivity = LastActivity()
+    /// When the client last sent something; the hub pings it after `activity_timeout` and closes it (4201) when no
+    /// reply comes within `pong_timeout`.
+    let activity = SocketActivity()
+    /// The connection underneath, closed outright when a close frame cannot get through in time.
+    let channel: (any Channel)?
+    /// How long a close waits for the client before the connection is dropped.
+    let closeGrace: Duration
 
-    init(id: String, outbound: AsyncStream<Outgoing>.Continuation) {
+    init(id: String, outbound: AsyncStream<Outgoing>.Continuation, channel: (any Channel)?, closeGrace: Duration) {
         self.id = id
         self.outbound = outbound
+        self.channel = channel
+        self.closeGrace = closeGrace
     }
 
     /// Queues a text frame; a full queue closes the socket (4100) instead of growing memory.
@@ -37,7 +45,9 @@ final class PusherSocket: Sendable {
         }
     }
 
-    func close(_ code: WebSocketErrorCode, _ reason: String) {
+    /// Sends the close frame ahead of anything still queued, and drops the connection if the client has not
+    /// closed it within `grace` (default ``closeGrace``): a client that stopped reading never takes the frame.
+    func close(_ code: WebSocketErrorCode, _ reason: String, grace: Duration? = nil) {
         let first = state.withLock { state -> Bool in
             defer { state.closed = true }
             if !state.closed { state.pendingClose = (code, reason) }
@@ -46,6 +56,22 @@ final class PusherSocket: Sendable {
         guard first else { return }
         // Wake the writer even when the queue is full; it checks `pendingClose` before each write.
         if case .dropped = outbound.yield(.close(code, reason)) { outbound.finish() }
+        if let channel {
+            channel.eventLoop.scheduleTask(in: TimeAmount(grace ?? closeGrace)) { channel.close(promise: nil) }
+        }
+    }
+
+    /// Drops the connection now, without a close handshake.
+    func drop() {
+        channel?.close(promise: nil)
+    }
+
+    /// Forgets every channel, returning what the socket was subscribed to (channel → user on presence channels).
+    func takeChannels() -> [String: String?] {
+        state.withLock { state in
+            defer { state.channels = [:] }
+            return state.channels
+        }
     }
 
     /// The close the writer must send now, if one was requested.

@@ -11,6 +11,10 @@ import Synchronization
 /// This worker's side of the fan-out: its WebSockets, which channels they use, and one Redis subscriber that
 /// listens to exactly those channels (`ch:<channel>`, reference-counted: subscribed with the first local socket,
 /// unsubscribed with the last; no PSUBSCRIBE). Whatever any worker publishes reaches the local sockets here.
+///
+/// It also keeps its sockets honest: a silent client gets `pusher:ping` after `activity_timeout` and is closed
+/// (4201) when no reply comes within `pong_timeout`; and it refreshes in Redis, in bounded batches, the presence and
+/// occupancy its sockets hold. On a stop it closes every socket with 4200 (``drain(grace:)``).
 actor RealtimeHub: Service {
     let redis: RedisClient
     let subscriber: RedisSubscriber
@@ -21,13 +25,23 @@ actor RealtimeHub: Service {
     let logger: Logger
     /// How long a socket's subscription counts in Redis without a refresh.
     let occupancyTTL: Duration = .seconds(60)
+    /// The most Redis calls the periodic refreshes send in one batch: a worker with many sockets refreshes in many
+    /// small round trips, so no batch holds up the requests that share its connection.
+    static let refreshBatchSize = 256
 
-    private var sockets: [String: PusherSocket] = [:] {
-        didSet { socketsGauge.record(sockets.count) }
-    }
-    private var channelSockets: [String: Set<String>] = [:] {
-        didSet { if channelSockets.count != oldValue.count { subscriptionsGauge.record(channelSockets.count) } }
-    }
+    private var sockets: [String: PusherSocket] = [:]
+    private var channelSockets: [String: Set<String>] = [:]
+    /// Sockets removed whose channels are still being left in Redis.
+    private var removalsInFlight = 0
+    /// Set by ``drain(grace:)``: no new socket is accepted.
+    private var draining = false
+    /// Opened when the last socket is gone while draining.
+    private let emptied = Latch()
+    /// (channel, socket) subscriptions held now, and the most held since memory was last handed back.
+    private var subscriptionCount = 0
+    private var peakSubscriptions = 0
+    private var subscriptionsAtLastTick = 0
+    private var socketsAtLastTrimCheck = 0
     private let socketsGauge = Gauge(label: "websocket_connections")
     private let subscriptionsGauge = Gauge(label: "pubsub_subscriptions")
 
@@ -43,30 +57,36 @@ actor RealtimeHub: Service {
     /// Number of open sockets on this worker.
     var socketCount: Int { sockets.count }
 
-    func add(_ socket: PusherSocket) async {
+    /// Takes a new socket; `false` while the worker is stopping (the caller closes it with 4200).
+    func add(_ socket: PusherSocket) async -> Bool {
+        guard !draining else { return false }
         sockets[socket.id] = socket
+        socketsGauge.record(sockets.count)
         if sockets.count == 1 { try? await subscriber.subscribe([RedisKeys.pusherControl]) }
+        return true
     }
 
-    /// Forgets a socket and leaves every channel it was on.
+    /// Forgets a socket and leaves every channel it was on (presence removed and announced).
     func remove(_ socket: PusherSocket) async {
         guard sockets.removeValue(forKey: socket.id) != nil else { return }
-        let channels = socket.state.withLock { state -> [String: String?] in
-            defer { state.channels = [:] }
-            return state.channels
-        }
-        for (channel, user) in channels {
+        socketsGauge.record(sockets.count)
+        removalsInFlight += 1
+        for (channel, user) in socket.takeChannels() {
             await leave(socket, channel: channel, user: user)
         }
+        removalsInFlight -= 1
+        if draining && sockets.isEmpty && removalsInFlight == 0 { emptied.open() }
     }
 
     /// Adds `socket` to `channel` locally (subscribing in Redis if it is the first) and records it in Redis.
     func join(_ socket: PusherSocket, channel: String) async throws {
-        var members = channelSockets[channel, default: []]
-        let first = members.isEmpty
-        members.insert(socket.id)
-        channelSockets[channel] = members
-        if first {
+        let (inserted, _) = channelSockets[channel, default: []].insert(socket.id)
+        if inserted {
+            subscriptionCount += 1
+            peakSubscriptions = max(peakSubscriptions, subscriptionCount)
+        }
+        if inserted && channelSockets[channel]?.count == 1 {
+            subscriptionsGauge.record(channelSockets.count)
             do {
                 try await subscriber.subscribe([RedisKeys.broadcastChannel(channel)])
             } catch {
@@ -77,14 +97,12 @@ actor RealtimeHub: Service {
     }
 
     func leave(_ socket: PusherSocket, channel: String, user: String?) async {
-        if var members = channelSockets[channel] {
-            members.remove(socket.id)
-            if members.isEmpty {
-                channelSockets[channel] = nil
-                try? await subscriber.unsubscribe([RedisKeys.broadcastChannel(channel)])
-            } else {
-                channelSockets[channel] = members
-            }
+        let removed = channelSockets[channel]?.remove(socket.id) != nil
+        if removed { subscriptionCount -= 1 }
+        if removed, channelSockets[channel]?.isEmpty == true {
+            channelSockets[channel] = nil
+            subscriptionsGauge.record(channelSockets.count)
+            try? await subscriber.unsubscribe([RedisKeys.broadcastChannel(channel)])
         }
         _ = try? await redis.send(RedisCommand("ZREM", RedisKeys.pusherChannelSockets(channel), socket.id))
         if let user {
@@ -110,6 +128,30 @@ actor RealtimeHub: Service {
         return calls
     }
 
+    // MARK: - Stopping
+
+    /// Closes every socket with 4200 and refuses new ones. Sockets that have not closed within `grace` are dropped
+    /// (a client that stopped reading never takes the close frame); each socket's channels are left as it goes, so
+    /// its presence is removed and announced. Returns when every socket is gone, or a second after `grace`.
+    func drain(grace: Duration) async {
+        guard !draining else { return }
+        draining = true
+        let count = sockets.count
+        guard count > 0 else { return }
+        let started = ContinuousClock.now
+        for socket in sockets.values { socket.close(.unknown(4200), "Server shutting down", grace: grace) }
+        if !(await emptied.wait(timeout: grace + .seconds(1))) {
+            logger.warning("Sockets still leaving after the close grace; dropping them", metadata: [
+                "left": "\(sockets.count)", "removals_in_flight": "\(removalsInFlight)",
+            ])
+            for socket in sockets.values { socket.drop() }
+            await emptied.wait(timeout: .seconds(1))
+        }
+        logger.info("WebSockets closed with 4200", metadata: [
+            "sockets": "\(count)", "elapsed_ms": "\((ContinuousClock.now - started).milliseconds)",
+        ])
+    }
+
     // MARK: - Running
 
     nonisolated func run() async throws {
@@ -117,22 +159,13 @@ actor RealtimeHub: Service {
         try? await subscriber.subscribe([RedisKeys.tokensRevoked])
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.consume() }
-            group.addTask { await self.refreshLoop() }
-            await withGracefulShutdownHandler {
-                while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                    try? await Task.sleep(for: .milliseconds(200))
-                }
-            } onGracefulShutdown: {}
-            await self.closeAll(code: .unknown(4200), reason: "Server shutting down")
-            // Give sockets a moment to flush their close frames and leave their presence channels.
-            try? await Task.sleep(for: .milliseconds(300))
+            group.addTask { await self.maintain() }
+            try? await gracefulShutdown()
+            // Normally done already by the stop sequence, before the HTTP server stopped.
+            await self.drain(grace: .seconds(1))
             await self.subscriber.close()
             group.cancelAll()
         }
-    }
-
-    func closeAll(code: WebSocketErrorCode, reason: String) {
-        for socket in sockets.values { socket.close(code, reason) }
     }
 
     private func consume() async {
@@ -186,7 +219,7 @@ actor RealtimeHub: Service {
     private func resendPresence() async {
         logger.info("Redis pub/sub reconnected; re-sending presence to presence-channel sockets")
         // Redis may have restarted empty: put this worker's presence back first.
-        try? await presence.refresh(presenceEntries())
+        await refreshPresence()
         for (channel, ids) in channelSockets where channel.hasPrefix("presence-") {
             guard let members = try? await presence.members(channel: channel) else { continue }
             let text = PusherProtocol.subscriptionSucceeded(channel: channel, members: members)
@@ -203,26 +236,86 @@ actor RealtimeHub: Service {
         }
     }
 
-    private func refreshLoop() async {
-        let every = Duration.milliseconds(max(200, presence.ttl.milliseconds / 3))
-        var sinceOccupancy = Duration.zero
-        while !Task.isCancelled {
-            try? await Task.sleep(for: every)
+    /// Refreshes this worker's presence in Redis, a bounded batch per round trip.
+    private func refreshPresence() async {
+        let entries = presenceEntries()
+        for start in stride(from: 0, to: entries.count, by: Self.refreshBatchSize / 2) {
             do {
-                try await presence.refresh(presenceEntries())
+                try await presence.refresh(Array(entries[start..<min(start + Self.refreshBatchSize / 2, entries.count)]))
             } catch {
                 logger.debug("Presence refresh failed", metadata: ["error": "\(error)"])
             }
-            let silenceLimit = Duration.seconds(settings.activityTimeout + 30)
-            for socket in sockets.values where socket.lastActivity.silence > silenceLimit {
-                socket.close(.unknown(4201), "Pong reply not received")
-            }
-            sinceOccupancy += every
-            if sinceOccupancy >= occupancyTTL / 3 {
-                sinceOccupancy = .zero
-                let pairs = channelSockets.flatMap { channel, ids in ids.map { (channel: channel, socket: $0) } }
-                if !pairs.isEmpty { _ = try? await redis.run(occupancyCalls(pairs)) }
+        }
+    }
+
+    /// Refreshes this worker's channel occupancy in Redis, a bounded batch per round trip.
+    private func refreshOccupancy() async {
+        let pairs = channelSockets.flatMap { channel, ids in ids.map { (channel: channel, socket: $0) } }
+        for start in stride(from: 0, to: pairs.count, by: Self.refreshBatchSize) {
+            let calls = occupancyCalls(Array(pairs[start..<min(start + Self.refreshBatchSize, pairs.count)]))
+            do {
+                _ = try await redis.run(calls)
+            } catch {
+                logger.debug("Occupancy refresh failed", metadata: ["error": "\(error)"])
             }
         }
+    }
+
+    /// Pings silent sockets and closes dead ones (4201).
+    private func checkActivity() {
+        let now = ContinuousClock.now
+        let activityTimeout = Duration.seconds(settings.activityTimeout), pongTimeout = Duration.seconds(settings.pongTimeout)
+        for socket in sockets.values {
+            switch socket.activity.verdict(now: now, activityTimeout: activityTimeout, pongTimeout: pongTimeout) {
+            case .alive:
+                break
+            case .ping:
+                socket.send(PusherProtocol.message("pusher:ping", data: "{}"))
+            case .dead:
+                Counter(label: "websocket_closed_total", dimensions: [("reason", "pong_timeout")]).increment()
+                socket.close(.unknown(4201), "Pong reply not received")
+            }
+        }
+    }
+
+    /// The hub's periodic work until cancelled: liveness every tick, presence every third of its TTL, occupancy
+    /// every third of its TTL, and memory handed back after many sockets left.
+    private func maintain() async {
+        let tick = Duration.milliseconds(max(100, min(1000, settings.pongTimeout * 1000 / 4)))
+        let presenceEvery = Duration.milliseconds(max(200, presence.ttl.milliseconds / 3))
+        var lastPresence = ContinuousClock.now, lastOccupancy = ContinuousClock.now
+        while !Task.isCancelled {
+            try? await Task.sleep(for: tick)
+            checkActivity()
+            let now = ContinuousClock.now
+            if now - lastPresence >= presenceEvery {
+                lastPresence = now
+                await refreshPresence()
+            }
+            if now - lastOccupancy >= occupancyTTL / 3 {
+                lastOccupancy = now
+                await refreshOccupancy()
+            }
+            releaseMemoryAfterDrop()
+        }
+    }
+
+    /// After most of the subscriptions went away (a flood that ended) and the count has settled, shrinks the hub's
+    /// tables to their contents and hands freed heap pages back to the system, so the worker's memory follows its load
+    /// down instead of staying at its peak.
+    private func releaseMemoryAfterDrop() {
+        defer { subscriptionsAtLastTick = subscriptionCount }
+        guard peakSubscriptions - subscriptionCount >= 1000, subscriptionCount <= peakSubscriptions / 2 else { return }
+        // Wait until the departures are over: memory freed after a trim would stay with the process.
+        guard subscriptionCount == subscriptionsAtLastTick, sockets.count == socketsAtLastTrimCheck else {
+            socketsAtLastTrimCheck = sockets.count
+            return
+        }
+        peakSubscriptions = subscriptionCount
+        channelSockets = Dictionary(uniqueKeysWithValues: channelSockets.map { ($0.key, $0.value) })
+        sockets = Dictionary(uniqueKeysWithValues: sockets.map { ($0.key, $0.value) })
+        subscriber.compact()
+        MemoryRelease.trim()
+        logger.debug("Memory handed back after many subscriptions ended", metadata: ["subscriptions": "\(subscriptionCount)"])
     }
 }
