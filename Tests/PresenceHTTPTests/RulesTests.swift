@@ -56,4 +56,45 @@ struct OriginAndAddressTests {
         #expect(ClientAddress.Block("10.0.0.0/33") == nil)
         #expect(ClientAddress.Block("nope") == nil)
     }
+
+    @Test func addressesHaveOneSpelling() {
+        #expect(ClientAddress.normalized("2001:DB8::1") == "2001:db8::1")
+        #expect(ClientAddress.normalized("2001:0db8:0000::0001") == "2001:db8::1")
+        #expect(ClientAddress.normalized("::ffff:192.0.2.7") == "192.0.2.7")
+        #expect(ClientAddress.normalized("::FFFF:c000:0207") == "192.0.2.7")
+        #expect(ClientAddress.normalized("192.0.2.7") == "192.0.2.7")
+        #expect(ClientAddress.normalized("unknown") == "unknown")
+    }
+}
+
+@Suite("Socket liveness and the stop latch")
+struct LivenessTests {
+    @Test func pingOnceAfterActivityTimeoutThenDeadAfterPongTimeout() {
+        let activity = SocketActivity()
+        let start = ContinuousClock.now
+        let a = Duration.seconds(120), p = Duration.seconds(30)
+        #expect(activity.verdict(now: start + .seconds(119), activityTimeout: a, pongTimeout: p) == .alive)
+        #expect(activity.verdict(now: start + .seconds(121), activityTimeout: a, pongTimeout: p) == .ping)
+        #expect(activity.verdict(now: start + .seconds(125), activityTimeout: a, pongTimeout: p) == .alive)
+        #expect(activity.verdict(now: start + .seconds(151), activityTimeout: a, pongTimeout: p) == .dead)
+        activity.touch()  // a pong
+        #expect(activity.verdict(now: .now + .seconds(121), activityTimeout: a, pongTimeout: p) == .ping)
+    }
+
+    @Test func latchWakesWaitersAndRacesLoseCleanly() async throws {
+        let latch = Latch()
+        #expect(await latch.wait(timeout: .milliseconds(20)) == false)
+        let fast = try await latch.race { 42 }
+        #expect(fast == 42)
+        let cut = Task {
+            try await latch.race {
+                try await Task.sleep(for: .seconds(30))
+                return 1
+            }
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        latch.open()
+        await #expect(throws: WorkerStopping.self) { try await cut.value }
+        #expect(await latch.wait(timeout: .seconds(30)) == true)
+    }
 }
