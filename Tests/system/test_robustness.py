@@ -352,7 +352,7 @@ def test_slow_consumer_is_closed_and_its_presence_removed(make_cluster):
 def test_anonymous_flood_fails_no_one_else(make_cluster):
     """250 anonymous sockets x 100 public channels each, held 90 s (through several occupancy refreshes), against a
     worker whose other clients read and post: no 5xx for them, no message lost, and the worker's memory comes back
-    within 10 % of where it started once the flood ends."""
+    within 10 % of where it was before the flood once it ends (after a first, short flood of the same size)."""
     c = make_cluster(1, PUSHER_KEY=KEY, PUSHER_SECRET=SECRET, MAX_CONNECTIONS_PER_ADDRESS=1000,
                      MESSAGE_RATE_LIMIT=100000)
     a = c.a
@@ -414,12 +414,18 @@ def test_anonymous_flood_fails_no_one_else(make_cluster):
         await asyncio.gather(*[ws.close() for ws in sockets])
         return peak
 
-    # The start: a worker in service, whose other clients have been reading and posting and which has seen a
-    # flood a tenth of this size come and go.
+    # The first flood (a short rehearsal) leaves the allocator's arenas and the runtime's caches somewhat larger,
+    # once: it must come down well below its peak. The second, held 90 s, must leave nothing behind: RSS back within
+    # 10 % of where it was before it.
     traffic(3)
-    asyncio.run(flood(1, sockets_count=25))
+    cold_rss = rss_kib(a.proc)
+    rehearsal_peak = asyncio.run(flood(5))
     traffic(3)
+    assert wait_until(lambda: rss_kib(a.proc) <= cold_rss * 1.25, 30, 1.0), \
+        f"first flood: RSS {cold_rss} KiB before, peak {rehearsal_peak} KiB, now {rss_kib(a.proc)} KiB"
+    time.sleep(6)  # the hub hands memory back a tick after the departures settle, and again 5 s later
     start_rss, start_anon = rss_kib(a.proc), rss_kib(a.proc, "RssAnon")
+    print(f"first flood RSS: before {cold_rss} KiB, peak {rehearsal_peak} KiB, after {start_rss} KiB")
     result = {}
     flood_thread = threading.Thread(target=lambda: result.update(peak=asyncio.run(flood(90))), daemon=True)
     flood_thread.start()

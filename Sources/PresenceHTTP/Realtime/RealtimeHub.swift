@@ -42,6 +42,7 @@ actor RealtimeHub: Service {
     private var peakSubscriptions = 0
     private var subscriptionsAtLastTick = 0
     private var socketsAtLastTrimCheck = 0
+    private var trimAgainAt: ContinuousClock.Instant?
     private let socketsGauge = Gauge(label: "websocket_connections")
     private let subscriptionsGauge = Gauge(label: "pubsub_subscriptions")
 
@@ -305,6 +306,10 @@ actor RealtimeHub: Service {
     /// down instead of staying at its peak.
     private func releaseMemoryAfterDrop() {
         defer { subscriptionsAtLastTick = subscriptionCount }
+        if let at = trimAgainAt, ContinuousClock.now >= at {
+            trimAgainAt = nil
+            MemoryRelease.trim()
+        }
         guard peakSubscriptions - subscriptionCount >= 1000, subscriptionCount <= peakSubscriptions / 2 else { return }
         // Wait until the departures are over: memory freed after a trim would stay with the process.
         guard subscriptionCount == subscriptionsAtLastTick, sockets.count == socketsAtLastTrimCheck else {
@@ -316,6 +321,8 @@ actor RealtimeHub: Service {
         sockets = Dictionary(uniqueKeysWithValues: sockets.map { ($0.key, $0.value) })
         subscriber.compact()
         MemoryRelease.trim()
+        // The departures' last work (presence leaves, unsubscribe confirmations) frees more shortly after.
+        trimAgainAt = ContinuousClock.now + .seconds(5)
         logger.debug("Memory handed back after many subscriptions ended", metadata: ["subscriptions": "\(subscriptionCount)"])
     }
 }

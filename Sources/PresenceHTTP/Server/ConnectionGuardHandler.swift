@@ -176,9 +176,9 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
         }
     }
 
-    /// A response ended; the connection waits for the next request if this one was read whole.
-    func responseEnded() {
-        if phase == .responding { awaitNextRequest() }
+    /// A response ended; the connection waits for the next request once every request read so far is answered.
+    func responseEnded(allAnswered: Bool) {
+        if phase == .responding && allAnswered { awaitNextRequest() }
     }
 
     func upgraded() {

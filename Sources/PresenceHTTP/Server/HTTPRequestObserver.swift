@@ -103,7 +103,7 @@ final class HTTPRequestObserver: ChannelDuplexHandler, RemovableChannelHandler {
             } else {
                 context.write(data, promise: promise)
             }
-            guardHandler.responseEnded()
+            guardHandler.responseEnded(allAnswered: unanswered == 0)
         }
     }
 
