@@ -10,10 +10,8 @@ import hashlib
 import hmac
 import json
 import random
-import statistics
 import threading
 import time
-import urllib.parse
 
 import requests
 import websockets
