@@ -37,6 +37,15 @@ public struct Broadcaster: Sendable {
         events.map { RedisCommand("PUBLISH", RedisKeys.broadcastChannel($0.channel), $0.payload) }
     }
 
+    /// Tells every worker that someone's access to some channels may have ended (see ``AccessChange``).
+    public func publish(_ change: AccessChange) async {
+        do {
+            _ = try await redis.send(RedisCommand("PUBLISH", RedisKeys.pusherControl, change.payload))
+        } catch {
+            logger.warning("Publishing an access change failed", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// Publishes `events` in one pipelined round trip.
     public func publish(_ events: [BroadcastEvent]) async {
         guard !events.isEmpty else { return }

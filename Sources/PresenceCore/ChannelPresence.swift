@@ -61,9 +61,11 @@ public struct ChannelPresence: Sendable {
         }
     }
 
-    /// Refreshes the sockets a worker holds (and their users' presence), in one round trip.
-    public func refresh(_ entries: [(channel: String, user: String, socket: String)]) async throws {
-        guard !entries.isEmpty else { return }
+    /// Refreshes the sockets a worker holds (and their users' presence), in one round trip. Returns the entries whose
+    /// presence had lapsed meanwhile (swept, or removed by an access change): the caller decides whether they may
+    /// come back (``attach(channel:user:socket:)``).
+    public func refresh(_ entries: [(channel: String, user: String, socket: String)]) async throws -> [(channel: String, user: String, socket: String)] {
+        guard !entries.isEmpty else { return [] }
         var calls: [RedisScriptCall] = []
         for entry in entries {
             let (room, _) = Self.room(for: entry.channel)
@@ -76,16 +78,17 @@ public struct ChannelPresence: Sendable {
         }
         let replies = try await redis.run(calls)
         var index: [RedisCommand] = []
+        var lapsed: [(channel: String, user: String, socket: String)] = []
         for (i, entry) in entries.enumerated() {
             let (room, _) = Self.room(for: entry.channel)
             if let v = replies[2 * i + 1].array, let expiresAt = v.first?.int {
                 index.append(engine.indexCommand(room: room, user: entry.user, expiresAt: Int64(expiresAt)))
             } else {
-                // Lapsed meanwhile (e.g. swept): come back.
-                _ = try? await attach(channel: entry.channel, user: entry.user, socket: entry.socket)
+                lapsed.append(entry)
             }
         }
         if !index.isEmpty { _ = try await redis.pipeline(index) }
+        return lapsed
     }
 
     /// Users present on a presence channel now.

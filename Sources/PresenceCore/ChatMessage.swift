@@ -9,14 +9,17 @@ public struct ChatMessage: Sendable, Equatable, Codable {
     public var timestamp: Int64
     /// The author's role in support rooms; absent in chat rooms.
     public var role: String?
+    /// `true` for Ryo's replies: written by the AI, not by a person (no account can take the AI's name).
+    public var isAI: Bool
 
-    public init(id: String, roomId: String, username: String, content: String, timestamp: Int64, role: String? = nil) {
+    public init(id: String, roomId: String, username: String, content: String, timestamp: Int64, role: String? = nil, isAI: Bool = false) {
         self.id = id
         self.roomId = roomId
         self.username = username
         self.content = content
         self.timestamp = timestamp
         self.role = role
+        self.isAI = isAI
     }
 
     public var json: JSONValue {
@@ -25,6 +28,7 @@ public struct ChatMessage: Sendable, Equatable, Codable {
             "content": .string(content), "timestamp": .int64(timestamp),
         ]
         if let role { object["role"] = .string(role) }
+        if isAI { object["isAI"] = .bool(true) }
         return .object(object)
     }
 }

@@ -13,6 +13,11 @@ public struct ChatService: Sendable {
     public let users: UserDirectory
     public let broadcaster: Broadcaster
     public let messageLimiter: SlidingWindowLimiter
+    /// Rooms created per user per hour, and users named in new private rooms per user per hour.
+    public let roomLimiter: SlidingWindowLimiter
+    public let inviteLimiter: SlidingWindowLimiter
+    /// Presence changes per user (switches here, presence-channel subscribes in the realtime layer).
+    public let presenceLimiter: SlidingWindowLimiter
     /// Ids of rooms seen to be public in the last 5 s: a switch into one skips the separate access check.
     let publicRooms = ExpiringCache<Bool>(lifetime: .seconds(5), capacity: 10_000)
     let redis: RedisClient
@@ -29,7 +34,19 @@ public struct ChatService: Sendable {
         self.messageLimiter = SlidingWindowLimiter(
             name: "messages", limit: settings.messageLimit, window: settings.messageWindow, redis: redis
         )
+        self.roomLimiter = SlidingWindowLimiter(name: "rooms", limit: settings.roomLimit, window: .seconds(3600), redis: redis)
+        self.inviteLimiter = SlidingWindowLimiter(name: "invites", limit: settings.inviteLimit, window: .seconds(3600), redis: redis)
+        self.presenceLimiter = SlidingWindowLimiter(name: "presence", limit: settings.presenceLimit, window: .seconds(60), redis: redis)
         self.logger = logger
+    }
+
+    /// The refusal of a support room's id on a chat route.
+    static let supportRoomRefusal = DomainError.invalid("Room IDs starting with ticket_ belong to support rooms")
+
+    /// Counts one request of `user` against `limiter`; throws ``DomainError/rateLimited(_:)`` past it.
+    func limit(_ limiter: SlidingWindowLimiter, _ user: String, cost: Int = 1) async throws {
+        let decision = try await limiter.check(user, cost: cost)
+        guard decision.allowed else { throw DomainError.rateLimited(decision) }
     }
 
     public func isAdmin(_ user: String) -> Bool { settings.admins.contains(user) }
@@ -41,6 +58,9 @@ public struct ChatService: Sendable {
     public func createRoom(name rawName: String, type: Room.Kind, members rawMembers: [String], by user: String) async throws -> Room {
         let name = rawName.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !name.isEmpty, name.unicodeScalars.count <= 64 else { throw DomainError.invalid("Room name must be 1-64 characters") }
+        guard Validation.isDisplaySafe(name) else {
+            throw DomainError.invalid("Room name must not contain control or bidirectional-override characters")
+        }
         let room: Room
         switch type {
         case .public:
@@ -48,6 +68,7 @@ public struct ChatService: Sendable {
             let id = name.lowercased().replacingOccurrences(of: " ", with: "-")
             guard Validation.isRoomID(id) else { throw DomainError.invalid("Invalid room ID format") }
             guard Validation.isNewChatRoomID(id) else { throw DomainError.invalid("Room IDs starting with ticket_ are reserved for support rooms") }
+            try await limit(roomLimiter, user)
             let result = try await rooms.create(id: id, name: name, type: .public, createdBy: user, members: [])
             guard result.created else { throw DomainError.conflict("Room already exists") }
             room = result.room
@@ -62,6 +83,11 @@ public struct ChatService: Sendable {
             if let unknown = zip(members, known).first(where: { !$1 })?.0 {
                 throw DomainError.invalid("Unknown user: \(unknown)")
             }
+            // Naming others costs from the hourly invitation budget, creating from the room budget: a user cannot
+            // fill someone's room list with rooms they never asked for.
+            let invited = members.filter { $0 != user }.count
+            if invited > 0 { try await limit(inviteLimiter, user, cost: invited) }
+            try await limit(roomLimiter, user)
             if !members.contains(user) { members.append(user) }
             let id = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
             room = try await rooms.create(id: String(id), name: name, type: .private, createdBy: user, members: members).room
@@ -92,6 +118,7 @@ public struct ChatService: Sendable {
 
     /// A room `viewer` may see: 404 when unknown, 403 when private and `viewer` is not a member.
     public func room(_ id: String, viewer: String?, forbidden: String = "Forbidden") async throws -> Room {
+        guard !Validation.isSupportRoomID(id) else { throw Self.supportRoomRefusal }
         guard let room = try await rooms.get(id) else { throw DomainError.roomNotFound }
         if room.type == .private, !(viewer.map { room.members?.contains($0) == true } ?? false) {
             throw DomainError.forbidden(forbidden)
@@ -110,6 +137,7 @@ public struct ChatService: Sendable {
             await broadcaster.publish(deleted.listChannels.map {
                 BroadcastEvent(event: "room-deleted", channel: $0, data: ["roomId": .string(id)])
             })
+            await broadcaster.publish(AccessChange(user: nil, channels: Self.accessChannels(room: id)))
         case .private:
             guard let result = try await rooms.leavePrivate(id, user: user) else { throw DomainError.roomNotFound }
             var events: [BroadcastEvent] = []
@@ -125,9 +153,19 @@ public struct ChatService: Sendable {
                 events += after.listChannels.map {
                     BroadcastEvent(event: "room-updated", channel: $0, data: ["room": after.json])
                 }
+                // Present when leaving: the others see the leave as they would a switch away.
+                if result.wasPresent {
+                    events += presenceEvents(room: after, user: user, action: "left").filter { $0.event != "room-updated" }
+                }
             }
             await broadcaster.publish(events)
+            await broadcaster.publish(AccessChange(user: result.deleted ? nil : user, channels: Self.accessChannels(room: id)))
         }
+    }
+
+    /// The signed channels of a chat room: access to them follows the room's.
+    static func accessChannels(room id: String) -> [String] {
+        ["private-room-\(id)", "presence-room-\(id)"]
     }
 
     // MARK: - Presence
@@ -139,6 +177,9 @@ public struct ChatService: Sendable {
     /// (``publicRooms``): then `presence_join.lua` checks the room exists, atomically, and a room that turns out
     /// not to be public any more (deleted and re-created as private meanwhile) is left again at once and refused.
     public func switchRooms(user: String, previous: String?, next: String?) async throws {
+        if let previous, Validation.isSupportRoomID(previous) { throw Self.supportRoomRefusal }
+        if let next, Validation.isSupportRoomID(next) { throw Self.supportRoomRefusal }
+        try await limit(presenceLimiter, user)
         var nextRoom: Room?
         if let next, publicRooms.value(for: next) == nil {
             let room = try await room(next, viewer: user, forbidden: "Forbidden - not a room member")
@@ -214,9 +255,11 @@ public struct ChatService: Sendable {
     public func heartbeat(user: String, room: String?) async throws {
         let roomIDs: [String]
         if let room {
+            guard !Validation.isSupportRoomID(room) else { throw Self.supportRoomRefusal }
             roomIDs = [room]
         } else {
-            roomIDs = (try await redis.send(RedisCommand("SMEMBERS", RedisKeys.userPresentRooms(user))).array ?? []).compactMap(\.string)
+            roomIDs = (try await redis.send(RedisCommand("SMEMBERS", RedisKeys.userPresentRooms(user))).array ?? [])
+                .compactMap(\.string).filter { !Validation.isSupportRoomID($0) }
         }
         for id in roomIDs {
             if try await presence.refresh(room: id, user: user, ttl: settings.presenceTTL) == nil, room == nil {

@@ -4,8 +4,15 @@ public struct ChatSettings: Sendable {
     public var presenceTTL: Duration = .seconds(90)
     /// Messages kept per room (`HISTORY_LIMIT`).
     public var historyLimit: Int = 1000
-    /// Usernames with admin rights (`ADMIN_USERS`).
-    public var admins: Set<String> = ["ryo"]
+    /// Usernames with admin rights (`ADMIN_USERS`); none on a fresh install.
+    public var admins: Set<String> = []
+    /// Rooms a user may create per hour (`ROOM_RATE_LIMIT`).
+    public var roomLimit: Int = 20
+    /// Other users a user may name as members of new private rooms per hour (`INVITE_RATE_LIMIT`).
+    public var inviteLimit: Int = 100
+    /// Presence changes per user per 60 s: switches, presence-channel subscribes, support joins and leaves
+    /// (`PRESENCE_RATE_LIMIT`).
+    public var presenceLimit: Int = 60
     /// Messages per user per window (`MESSAGE_RATE_LIMIT` per 60 s).
     public var messageLimit: Int = 20
     public var messageWindow: Duration = .seconds(60)

@@ -1,31 +1,47 @@
 import Redis
 
-/// Each room's messages in a Redis stream (`room:{id}:history`), capped at the last `limit` entries. Entry ids
-/// are the message ids: unique per room, time-ordered, and usable as `before` / `after` cursors.
+/// Each room's messages in a Redis stream (`room:{id}:history`), holding at most `limit` entries. Entry ids are
+/// the message ids: unique per room, time-ordered, and usable as `before` / `after` cursors.
 public struct MessageHistory: Sendable {
+    /// What happens to a message past `limit`.
+    public enum Overflow: String, Sendable {
+        /// The oldest messages are trimmed (chat rooms).
+        case trimOldest = "trim"
+        /// The new message is refused with ``DomainError/conflict(_:)`` "Transcript is full" (support transcripts,
+        /// which nobody can erase by flooding).
+        case refuseNew = "refuse"
+    }
+
     let redis: RedisClient
     /// Messages kept per room.
     public let limit: Int
+    public let overflow: Overflow
 
-    public init(redis: RedisClient, limit: Int) {
+    public init(redis: RedisClient, limit: Int, overflow: Overflow = .trimOldest) {
         self.redis = redis
         self.limit = limit
+        self.overflow = overflow
     }
 
-    /// Appends a message; throws ``DomainError/roomNotFound`` when the room does not exist.
-    public func append(room: String, username: String, content: String, role: String? = nil) async throws -> ChatMessage {
-        var arguments = [String(limit), "username", username, "content", content]
+    /// Appends a message; throws ``DomainError/roomNotFound`` when the room does not exist, and
+    /// ``DomainError/conflict(_:)`` when the history is full and refuses new messages.
+    public func append(room: String, username: String, content: String, role: String? = nil, isAI: Bool = false) async throws -> ChatMessage {
+        var arguments = [String(limit), overflow.rawValue, "username", username, "content", content]
         if let role { arguments += ["role", role] }
+        if isAI { arguments += ["ai", "1"] }
         let reply = try await redis.run(
             [RedisScriptCall(Scripts.historyAppend, keys: [RedisKeys.roomMeta(room), RedisKeys.roomHistory(room)], arguments: arguments)]
         )[0]
         if let message = reply.errorMessage {
             if message.hasPrefix("NOROOM") { throw DomainError.roomNotFound }
             if message.hasPrefix("CLOSED") { throw DomainError.roomClosed }
+            if message.hasPrefix("FULL") { throw DomainError.conflict("Transcript is full") }
             throw RedisError.server(message)
         }
         guard let id = reply.string else { throw RedisError.protocolError("unexpected XADD reply \(reply)") }
-        return ChatMessage(id: id, roomId: room, username: username, content: content, timestamp: Self.timestamp(of: id), role: role)
+        return ChatMessage(
+            id: id, roomId: room, username: username, content: content, timestamp: Self.timestamp(of: id), role: role, isAI: isAI
+        )
     }
 
     /// Up to `count` messages older than `before` (or the newest), newest first.
@@ -76,7 +92,7 @@ public struct MessageHistory: Sendable {
             }
             return ChatMessage(
                 id: id, roomId: room, username: values["username"] ?? "", content: values["content"] ?? "",
-                timestamp: timestamp(of: id), role: values["role"]
+                timestamp: timestamp(of: id), role: values["role"], isAI: values["ai"] == "1"
             )
         }
     }

@@ -27,6 +27,9 @@ public enum RedisKeys {
     public static func user(_ name: String) -> String { "user:{\(name)}" }
     /// Set: ids of the rooms a user entered and has not left (may lag behind expiry; heartbeats prune it).
     public static func userPresentRooms(_ name: String) -> String { "user:{\(name)}:present" }
+    /// Set (90-day TTL, at most 50 entries): client addresses a user signed in from; a correct login from one of
+    /// them is never refused by the per-username login limit.
+    public static func userLoginAddresses(_ name: String) -> String { "user:{\(name)}:logins" }
     /// Set: ids of the private rooms a user belongs to.
     public static func userRooms(_ name: String) -> String { "user:{\(name)}:rooms" }
     /// Sorted set (all scores 0): usernames starting with a 2-character prefix, queried with ZRANGEBYLEX.
@@ -49,8 +52,11 @@ public enum RedisKeys {
     /// The pub/sub channel announcing revoked tokens (payload: the token's SHA-256), so that every worker drops
     /// it from its token cache (``TokenStore/cache``) at once.
     public static let tokensRevoked = "tokens:revoked"
-    /// The pub/sub channel every worker listens to for control messages (terminate connections).
+    /// The pub/sub channel every worker listens to for control messages (terminate connections, access changes).
     public static let pusherControl = "pusher:control"
+    /// Hash: client channel → the user `/pusher/auth` signed it for, per socket (short TTL), so a subscription knows
+    /// whose access it rides on and ends when that access does.
+    public static func pusherGrants(_ socket: String) -> String { "pusher:grants:{\(socket)}" }
 
     /// The pub/sub channel carrying events for one client channel (`chats-public`, `room-general`, ...).
     public static func broadcastChannel(_ clientChannel: String) -> String { "ch:\(clientChannel)" }

@@ -93,9 +93,9 @@ public struct RoomStore: Sendable {
         return room
     }
 
-    /// `user` leaves a private room for good. Returns the room before and whether it was deleted (fewer than two
-    /// members left), or `nil` when the room does not exist.
-    public func leavePrivate(_ id: String, user: String) async throws -> (before: Room, deleted: Bool, userCount: Int)? {
+    /// `user` leaves a private room for good. Returns the room before, whether it was deleted (fewer than two
+    /// members left), the users present after, and whether `user` was present; `nil` when the room does not exist.
+    public func leavePrivate(_ id: String, user: String) async throws -> (before: Room, deleted: Bool, userCount: Int, wasPresent: Bool)? {
         let reply = try await redis.run(
             Scripts.roomLeavePrivate,
             keys: [RedisKeys.roomMeta(id), RedisKeys.roomMembers(id), RedisKeys.roomJoined(id),
@@ -103,7 +103,7 @@ public struct RoomStore: Sendable {
             arguments: [user, RedisKeys.roomPresence(id, "")]
         )
         if reply.isNull { return nil }
-        guard let v = reply.array, v.count == 4, let deleted = v[0].int, let count = v[3].int,
+        guard let v = reply.array, v.count == 5, let deleted = v[0].int, let count = v[3].int, let wasPresent = v[4].int,
               let room = Room(meta: PresenceEngine.hash(v[1]), userCount: count, members: (v[2].array ?? []).compactMap(\.string))
         else {
             throw RedisError.protocolError("unexpected room_leave_private reply \(reply)")
@@ -111,6 +111,6 @@ public struct RoomStore: Sendable {
         var cleanup = [RedisCommand("SREM", RedisKeys.userRooms(user), id)]
         if deleted == 1 { cleanup += (room.members ?? []).map { RedisCommand("SREM", RedisKeys.userRooms($0), id) } }
         _ = try await redis.pipeline(cleanup)
-        return (room, deleted == 1, count)
+        return (room, deleted == 1, count, wasPresent == 1)
     }
 }

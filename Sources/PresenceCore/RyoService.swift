@@ -8,6 +8,8 @@ public struct RyoService: Sendable {
     public static let contextBudget = 16 * 1024
     /// Longest reply kept, in characters.
     public static let maxReply = 2000
+    /// The AI's name in rooms: reserved, no account can take it.
+    public static let username = "ryo"
 
     public let provider: any AIProvider
     public let limiter: SlidingWindowLimiter
@@ -38,7 +40,7 @@ public struct RyoService: Sendable {
         }
         let content = Self.clean(raw)
         guard !content.isEmpty else { throw AIProviderError.malformed("empty reply") }
-        let message = try await chat.history.append(room: roomId, username: "ryo", content: content)
+        let message = try await chat.history.append(room: roomId, username: Self.username, content: content, isAI: true)
         await chat.broadcaster.publish(chat.messageEvents(room: room, message: message))
         return message
     }

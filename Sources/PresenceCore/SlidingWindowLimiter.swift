@@ -15,11 +15,18 @@ public struct SlidingWindowLimiter: Sendable {
         public var resetMilliseconds: Int
         /// The limit.
         public var limit: Int
+        /// The limit's name and window in whole seconds, for the `RateLimit` headers of an answer.
+        public var name: String = ""
+        public var windowSeconds: Int64 = 0
 
         /// Whole seconds until a slot frees up, at least 1: the `Retry-After` of a rejection.
         public var retryAfterSeconds: Int { max(1, (resetMilliseconds + 999) / 1000) }
         /// Seconds until the oldest counted request leaves the window, rounded up (0 when none).
         public var resetSeconds: Int { (resetMilliseconds + 999) / 1000 }
+        /// The `RateLimit` header value, e.g. `"ai";r=4;t=60`.
+        public var header: String { "\"\(name)\";r=\(remaining);t=\(resetSeconds)" }
+        /// The `RateLimit-Policy` header value, e.g. `"ai";q=5;w=60`.
+        public var policyHeader: String { "\"\(name)\";q=\(limit);w=\(windowSeconds)" }
     }
 
     /// Name of the limit (`ai`, `messages`, `search`): part of the key and of the `RateLimit` headers.
@@ -37,9 +44,9 @@ public struct SlidingWindowLimiter: Sendable {
         self.rejections = Counter(label: "rate_limit_rejections_total", dimensions: [("limit", name)])
     }
 
-    /// Checks and, when allowed, records one request of `subject`.
-    public func check(_ subject: String) async throws -> Decision {
-        let decision = try await evaluate(subject, peek: false)
+    /// Checks and, when allowed, records one request of `subject`, or `cost` requests at once (all or none).
+    public func check(_ subject: String, cost: Int = 1) async throws -> Decision {
+        let decision = try await evaluate(subject, peek: false, cost: cost)
         if !decision.allowed { rejections.increment() }
         return decision
     }
@@ -49,18 +56,21 @@ public struct SlidingWindowLimiter: Sendable {
         try await evaluate(subject, peek: true)
     }
 
-    private func evaluate(_ subject: String, peek: Bool) async throws -> Decision {
+    private func evaluate(_ subject: String, peek: Bool, cost: Int = 1) async throws -> Decision {
         let windowMs = Int(window.components.seconds) * 1000 + Int(window.components.attoseconds / 1_000_000_000_000_000)
         let reply = try await redis.run(
             Scripts.rateLimitSliding,
             keys: [RedisKeys.rateLimit(name, subject)],
-            arguments: [String(limit), String(windowMs), UUID().uuidString, peek ? "peek" : "check"]
+            arguments: [String(limit), String(windowMs), UUID().uuidString, peek ? "peek" : "check", String(max(1, cost))]
         )
         guard let values = reply.array, values.count == 4,
               let allowed = values[0].int, let remaining = values[1].int, let reset = values[2].int else {
             throw RedisError.protocolError("unexpected rate limiter reply \(reply)")
         }
-        return Decision(allowed: allowed == 1, remaining: max(0, remaining), resetMilliseconds: max(0, reset), limit: limit)
+        return Decision(
+            allowed: allowed == 1, remaining: max(0, remaining), resetMilliseconds: max(0, reset), limit: limit,
+            name: name, windowSeconds: window.components.seconds
+        )
     }
 
     /// The `RateLimit-Policy` header value, e.g. `"ai";q=5;w=60`.
@@ -70,6 +80,6 @@ public struct SlidingWindowLimiter: Sendable {
 
     /// The `RateLimit` header value for a decision, e.g. `"ai";r=4;t=60`.
     public func header(for decision: Decision) -> String {
-        "\"\(name)\";r=\(decision.remaining);t=\(decision.resetSeconds)"
+        decision.header
     }
 }

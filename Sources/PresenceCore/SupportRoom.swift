@@ -21,7 +21,7 @@ public struct SupportRoom: Sendable, Equatable {
         self.closed = meta["closed"] == "1"
     }
 
-    /// `{id, ticketId, metadata: {ticketId, priority, assignedAgentId, status}, createdAt}`.
+    /// `{id, ticketId, metadata: {ticketId, priority, assignedAgentId, status}, customerId, createdAt}`.
     public var json: JSONValue {
         [
             "id": .string(id), "ticketId": .string(ticketId),
@@ -29,6 +29,7 @@ public struct SupportRoom: Sendable, Equatable {
                 "ticketId": .string(ticketId), "priority": .optional(priority),
                 "assignedAgentId": .optional(assignedAgentId), "status": .string(status),
             ],
+            "customerId": .optional(customer),
             "createdAt": .int64(createdAt),
         ]
     }

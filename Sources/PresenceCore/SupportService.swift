@@ -9,15 +9,27 @@ public struct SupportService: Sendable {
     public let history: MessageHistory
     public let broadcaster: Broadcaster
     public let users: UserDirectory
+    /// Support messages per user (`SUPPORT_MESSAGE_RATE_LIMIT` per 60 s).
+    public let messageLimiter: SlidingWindowLimiter
+    /// Presence changes per user, shared with chat (`PRESENCE_RATE_LIMIT`): joins and leaves count.
+    public let presenceLimiter: SlidingWindowLimiter?
     let redis: RedisClient
     let logger: Logger
 
-    public init(redis: RedisClient, users: UserDirectory, settings: SupportSettings, logger: Logger) {
+    public init(
+        redis: RedisClient, users: UserDirectory, settings: SupportSettings, logger: Logger,
+        presenceLimiter: SlidingWindowLimiter? = nil
+    ) {
+        self.presenceLimiter = presenceLimiter
         self.settings = settings
         self.redis = redis
         self.users = users
         self.presence = PresenceEngine(redis: redis)
-        self.history = MessageHistory(redis: redis, limit: settings.historyLimit)
+        // A transcript outlives the room and must not be erasable by flooding: at its cap it refuses, never trims.
+        self.history = MessageHistory(redis: redis, limit: settings.transcriptLimit, overflow: .refuseNew)
+        self.messageLimiter = SlidingWindowLimiter(
+            name: "support-messages", limit: settings.messageLimit, window: .seconds(60), redis: redis
+        )
         self.broadcaster = Broadcaster(redis: redis, logger: logger)
         self.logger = logger
     }
@@ -52,7 +64,10 @@ public struct SupportService: Sendable {
     @discardableResult
     public func removeAgent(_ name: String, by user: String) async throws -> Bool {
         guard isAdmin(user) else { throw DomainError.forbidden("Forbidden") }
-        return try await redis.send(RedisCommand("SREM", RedisKeys.supportAgents, name)).int == 1
+        let removed = try await redis.send(RedisCommand("SREM", RedisKeys.supportAgents, name)).int == 1
+        // Their live ticket subscriptions end, on every worker, except on tickets where they are the customer.
+        if removed { await broadcaster.publish(AccessChange(user: name, prefix: "private-room-ticket_")) }
+        return removed
     }
 
     /// The agents (admins only), sorted.
@@ -92,14 +107,24 @@ public struct SupportService: Sendable {
     // MARK: - Routes
 
     /// Joins (creating the room on first use); joining again refreshes presence, updates the role, clears typing.
+    ///
+    /// The customer seat is decided once, by whoever creates the room joining as customer, or by an agent
+    /// (``updateMetadata(ticket:user:priority:assignedAgentId:status:customer:)``): nobody else can take it. A refused
+    /// join changes nothing, and a closed ticket takes no joins.
     public func join(ticket: String, user: String, role: SupportMember.Role) async throws -> SupportMember {
         let room = try Self.roomID(ticket: ticket)
         let agent = try await isAgent(user)
         if role != .customer && !agent { throw DomainError.forbidden("Forbidden") }
-        let opened = try await redis.run(
+        try await limitPresence(user)
+        let opened = try await redis.run([RedisScriptCall(
             Scripts.supportOpen, keys: [RedisKeys.roomMeta(room)],
-            arguments: [room, ticket, user, role == .customer ? "customer" : ""]
-        )
+            arguments: [room, ticket, user, role == .customer ? "customer" : "", agent ? "1" : "0"]
+        )])[0]
+        if let message = opened.errorMessage {
+            if message.hasPrefix("FORBIDDEN") { throw DomainError.forbidden("Forbidden") }
+            if message.hasPrefix("CLOSED") { throw DomainError.roomClosed }
+            throw RedisError.server(message)
+        }
         guard let v = opened.array, v.count == 2 else { throw RedisError.protocolError("unexpected support_open reply") }
         let ticketRoom = SupportRoom(meta: PresenceEngine.hash(v[1]))
         guard ticketRoom.id == room else { throw DomainError.roomNotFound }
@@ -147,6 +172,7 @@ public struct SupportService: Sendable {
     public func leave(ticket: String, user: String) async throws {
         let room = try Self.roomID(ticket: ticket)
         let (ticketRoom, _) = try await access(room, user: user, live: true)
+        try await limitPresence(user)
         let left = try await presence.leave(room: room, user: user)
         if left.wasPresent {
             await broadcaster.publish([event("member-left", ticketRoom, ["username": .string(user), "reason": "left"])])
@@ -154,7 +180,9 @@ public struct SupportService: Sendable {
     }
 
     /// A partial metadata update by an agent or admin; `null` clears a field. Creates the room when missing.
-    public func updateMetadata(ticket: String, user: String, priority: String??, assignedAgentId: String??, status: String?) async throws -> SupportRoom {
+    public func updateMetadata(
+        ticket: String, user: String, priority: String??, assignedAgentId: String??, status: String?, customer: String? = nil
+    ) async throws -> SupportRoom {
         let room = try Self.roomID(ticket: ticket)
         guard try await isAgent(user) else { throw DomainError.forbidden("Forbidden") }
         var fields: [String] = []
@@ -180,6 +208,12 @@ public struct SupportService: Sendable {
             }
             fields += ["status", status]
         }
+        if let customer {
+            guard let name = Validation.username(customer), try await users.existing([name]).first == true else {
+                throw DomainError.invalid("Field 'customerId' must be a registered user's username")
+            }
+            fields += ["customer", name]
+        }
         let reply = try await redis.run(
             Scripts.supportMetadata, keys: [RedisKeys.roomMeta(room)], arguments: [room, ticket, user] + fields
         )
@@ -190,6 +224,8 @@ public struct SupportService: Sendable {
         guard ticketRoom.id == room else { throw DomainError.roomNotFound }
         if changed == 1 {
             await broadcaster.publish([event("metadata-updated", ticketRoom, ["room": ticketRoom.json])])
+            // A customer replaced loses the ticket's channel wherever they hold it.
+            if customer != nil { await broadcaster.publish(AccessChange(user: nil, channels: [ticketRoom.channel])) }
         }
         return ticketRoom
     }
@@ -212,6 +248,8 @@ public struct SupportService: Sendable {
     public func postMessage(ticket: String, user: String, content: String) async throws -> ChatMessage {
         let room = try Self.roomID(ticket: ticket)
         let (ticketRoom, agent) = try await access(room, user: user, live: true)
+        let decision = try await messageLimiter.check(user)
+        guard decision.allowed else { throw DomainError.rateLimited(decision) }
         let state = try await presence.states(room: room, users: [user]).first ?? [:]
         let role = state["role"]?.string ?? (agent && ticketRoom.customer != user ? "agent" : "customer")
         let message = try await history.append(room: room, username: user, content: content, role: role)
@@ -248,6 +286,8 @@ public struct SupportService: Sendable {
         }
         events.append(event("room-closed", ticketRoom, ["roomId": .string(room), "snapshot": snapshot]))
         await broadcaster.publish(events)
+        // Whoever may no longer hold the ticket's channel once it is closed loses it on every worker.
+        await broadcaster.publish(AccessChange(user: nil, channels: [ticketRoom.channel]))
         return snapshot
     }
 
@@ -279,6 +319,12 @@ public struct SupportService: Sendable {
         await broadcaster.publish(users.map {
             event("member-left", ticketRoom, ["username": .string($0), "reason": "expired"])
         })
+    }
+
+    private func limitPresence(_ user: String) async throws {
+        guard let presenceLimiter else { return }
+        let decision = try await presenceLimiter.check(user)
+        guard decision.allowed else { throw DomainError.rateLimited(decision) }
     }
 
     func event(_ name: String, _ room: SupportRoom, _ data: JSONValue) -> BroadcastEvent {

@@ -2,10 +2,13 @@
 public struct SupportSettings: Sendable {
     /// How long presence lasts without a heartbeat (`SUPPORT_PRESENCE_TTL`, the seed's `presenceTtlSeconds`).
     public var presenceTTL: Duration = .seconds(45)
-    /// Messages kept per ticket (`HISTORY_LIMIT`).
-    public var historyLimit: Int = 1000
+    /// Messages a ticket's transcript holds (`SUPPORT_TRANSCRIPT_LIMIT`); past it new messages are refused, never
+    /// trimmed.
+    public var transcriptLimit: Int = 10_000
+    /// Support messages per user per 60 s (`SUPPORT_MESSAGE_RATE_LIMIT`).
+    public var messageLimit: Int = 30
     /// Usernames with admin rights (`ADMIN_USERS`); admins count as agents.
-    public var admins: Set<String> = ["ryo"]
+    public var admins: Set<String> = []
 
     public init() {}
 }

@@ -47,6 +47,22 @@ public struct UserDirectory: Sendable {
         return stored != nil && matches
     }
 
+    /// Whether `user` has signed in from `address` before (within 90 days).
+    public func isKnownAddress(_ address: String, of user: String) async throws -> Bool {
+        try await redis.send(RedisCommand("SISMEMBER", RedisKeys.userLoginAddresses(user), address)).int == 1
+    }
+
+    /// Remembers a successful sign-in of `user` from `address` (the 50 most recent kinds of address, roughly).
+    public func rememberAddress(_ address: String, of user: String) async throws {
+        let key = RedisKeys.userLoginAddresses(user)
+        let replies = try await redis.pipeline([
+            RedisCommand("SADD", key, address), RedisCommand("EXPIRE", key, String(90 * 86400)), RedisCommand("SCARD", key),
+        ])
+        if let count = replies[2].int, count > 50 {
+            _ = try await redis.pipeline([RedisCommand("SPOP", key, String(count - 50)), RedisCommand("SADD", key, address)])
+        }
+    }
+
     /// Which of `usernames` are registered.
     public func existing(_ usernames: [String]) async throws -> [Bool] {
         guard !usernames.isEmpty else { return [] }

@@ -22,6 +22,24 @@ public enum Validation {
         isRoomID(id) && !id.lowercased().hasPrefix("ticket_")
     }
 
+    /// A support room's id (`ticket_...`, any case): chat routes refuse these.
+    public static func isSupportRoomID(_ id: String) -> Bool {
+        id.utf8.count >= 7 && id.prefix(7).lowercased() == "ticket_"
+    }
+
+    /// Text people see as a name (room names and the like): no control characters (NUL, BEL, newlines, DEL, C1)
+    /// and no bidirectional controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C) that would make it
+    /// read as something else.
+    public static func isDisplaySafe(_ text: String) -> Bool {
+        text.unicodeScalars.allSatisfy { scalar in
+            if scalar.properties.generalCategory == .control { return false }
+            switch scalar.value {
+            case 0x061C, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069: return false
+            default: return true
+            }
+        }
+    }
+
     /// `^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`.
     public static func isRoomID(_ id: String) -> Bool {
         let bytes = Array(id.utf8)

@@ -89,9 +89,26 @@ extension AppConfiguration {
             guard !origins.isEmpty else { throw ConfigurationError(setting: "ALLOWED_ORIGINS", message: "must not be empty") }
             config.allowedOrigins = origins
         },
-        Setting(name: "ADMIN_USERS", defaultValue: "ryo", help: "Comma-separated usernames with admin rights") {
+        Setting(name: "ADMIN_USERS", defaultValue: "(none)",
+                help: "Comma-separated usernames with admin rights; these names cannot be registered, see ADMIN_PASSWORD") {
             config, value throws(ConfigurationError) in
-            config.chat.admins = Set(list(value).map { $0.lowercased() })
+            var admins: Set<String> = []
+            for raw in list(value) {
+                guard let name = Validation.username(raw), name != RyoService.username else {
+                    throw ConfigurationError(setting: "ADMIN_USERS", message: "'\(raw)' is not a username an account can have")
+                }
+                admins.insert(name)
+            }
+            config.chat.admins = admins
+        },
+        Setting(name: "ADMIN_PASSWORD", defaultValue: "(unset)",
+                help: "At start-up, each ADMIN_USERS account that does not exist is created with this password (8-128 characters)") {
+            config, value throws(ConfigurationError) in
+            if value.isEmpty { config.adminPassword = nil; return }
+            guard (8...128).contains(value.unicodeScalars.count) else {
+                throw ConfigurationError(setting: "ADMIN_PASSWORD", message: "must be 8-128 characters")
+            }
+            config.adminPassword = value
         },
         Setting(name: "TOKEN_TTL", defaultValue: "2592000", help: "Session token lifetime in seconds, extended on each use") {
             config, value throws(ConfigurationError) in
@@ -105,7 +122,7 @@ extension AppConfiguration {
             config, value throws(ConfigurationError) in
             config.support.presenceTTL = .seconds(try integer(value, setting: "SUPPORT_PRESENCE_TTL", in: 1...86400))
         },
-        Setting(name: "HISTORY_LIMIT", defaultValue: "1000", help: "Messages kept per room") {
+        Setting(name: "HISTORY_LIMIT", defaultValue: "1000", help: "Messages kept per chat room (older ones are trimmed)") {
             config, value throws(ConfigurationError) in
             config.chat.historyLimit = try integer(value, setting: "HISTORY_LIMIT", in: 1...1_000_000)
         },
@@ -117,10 +134,21 @@ extension AppConfiguration {
             config, value throws(ConfigurationError) in
             config.searchRateLimit = try integer(value, setting: "SEARCH_RATE_LIMIT", in: 1...1_000_000)
         },
-        Setting(name: "LOGIN_RATE_LIMIT", defaultValue: "10", help: "Login attempts per username per 60 s") {
+        Setting(name: "LOGIN_RATE_LIMIT", defaultValue: "10", help: "Login attempts per username and client address pair per 60 s") {
             config, value throws(ConfigurationError) in
             config.loginRateLimit = try integer(value, setting: "LOGIN_RATE_LIMIT", in: 1...1_000_000)
         },
+        .integer("LOGIN_USER_RATE_LIMIT", 100, in: 1...1_000_000, \.loginUserRateLimit,
+                 "Login attempts per username per 60 s from addresses that never signed in as that user"),
+        .integer("REGISTER_RATE_LIMIT", 20, in: 1...1_000_000, \.registerRateLimit, "Registrations per client address per hour"),
+        .integer("ROOM_RATE_LIMIT", 20, in: 1...1_000_000, \.chat.roomLimit, "Rooms a user may create per hour"),
+        .integer("INVITE_RATE_LIMIT", 100, in: 1...1_000_000, \.chat.inviteLimit,
+                 "Other users a user may name as members of new private rooms per hour"),
+        .integer("PRESENCE_RATE_LIMIT", 60, in: 1...1_000_000, \.chat.presenceLimit,
+                 "Presence changes per user per 60 s (room switches, presence-channel subscribes, support joins and leaves)"),
+        .integer("SUPPORT_MESSAGE_RATE_LIMIT", 30, in: 1...1_000_000, \.support.messageLimit, "Support messages per user per 60 s"),
+        .integer("SUPPORT_TRANSCRIPT_LIMIT", 10000, in: 1...10_000_000, \.support.transcriptLimit,
+                 "Messages a support transcript holds; new ones are refused (409) past it, never trimmed"),
         Setting(name: "LOGIN_ADDRESS_RATE_LIMIT", defaultValue: "100", help: "Login attempts per client address per 60 s") {
             config, value throws(ConfigurationError) in
             config.loginAddressRateLimit = try integer(value, setting: "LOGIN_ADDRESS_RATE_LIMIT", in: 1...1_000_000)
@@ -211,6 +239,14 @@ extension AppConfiguration {
                  "Open connections per client address per worker (behind TRUSTED_PROXIES: per X-Forwarded-For client)"),
         .integer("ACTIVITY_TIMEOUT", 120, in: 1...3600, \.pusher.activityTimeout,
                  "Seconds of WebSocket silence before a pusher:ping (sent to clients as activity_timeout)"),
+        Setting(name: "METRICS_HOST", defaultValue: "127.0.0.1", help: "Address of the /metrics listener (keep it private)") {
+            config, value throws(ConfigurationError) in
+            guard !value.isEmpty, !value.contains(" ") else {
+                throw ConfigurationError(setting: "METRICS_HOST", message: "must be a host name or IP address, got '\(value)'")
+            }
+            config.metricsHost = value
+        },
+        .integer("METRICS_PORT", 9464, in: 0...65535, \.metricsPort, "Port of the /metrics listener (0: no metrics listener)"),
         .integer("PONG_TIMEOUT", 30, in: 1...3600, \.pusher.pongTimeout, "Seconds a pinged WebSocket has to answer; closed with 4201 after"),
     ]
 

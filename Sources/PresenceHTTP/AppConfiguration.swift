@@ -32,8 +32,17 @@ public struct AppConfiguration: Sendable {
     public var tokenTTL: Duration = .seconds(30 * 24 * 3600)
     /// Searches per client address per minute (`SEARCH_RATE_LIMIT`).
     public var searchRateLimit: Int = 60
-    /// Login attempts per username per 60 s.
+    /// Login attempts per (username, client address) pair per 60 s (`LOGIN_RATE_LIMIT`).
     public var loginRateLimit: Int = 10
+    /// Login attempts per username per 60 s from addresses it never signed in from (`LOGIN_USER_RATE_LIMIT`).
+    public var loginUserRateLimit: Int = 100
+    /// Registrations per client address per hour (`REGISTER_RATE_LIMIT`).
+    public var registerRateLimit: Int = 20
+    /// The password admin accounts missing at start-up are created with (`ADMIN_PASSWORD`); `nil`: none created.
+    public var adminPassword: String?
+    /// Where `/metrics` is served (`METRICS_HOST`, `METRICS_PORT`); port 0: not served.
+    public var metricsHost: String = "127.0.0.1"
+    public var metricsPort: Int = 9464
     /// Login attempts per client address per 60 s.
     public var loginAddressRateLimit: Int = 100
     /// Peers whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`): addresses or CIDR blocks.

@@ -49,8 +49,18 @@ func makeApplication(configuration: AppConfiguration, logger: Logger?, runHubIns
         logger.warning("PUSHER_KEY / PUSHER_SECRET are the development defaults: set your own before exposing this service")
     }
     let router = buildRouter(services)
-    var appServices: [any Service] = [redis, services.sweeper, StartupTasks(chat: services.chat, logger: logger)]
+    let startup = StartupTasks(
+        chat: services.chat, users: services.users, admins: configuration.chat.admins,
+        adminPassword: configuration.adminPassword, logger: logger
+    )
+    var appServices: [any Service] = [redis, services.sweeper, startup]
     if runHubInside { appServices.append(services.hub) }
+    if configuration.metricsPort != 0 {
+        appServices.append(MetricsController.application(
+            host: configuration.metricsHost, port: configuration.metricsPort,
+            registry: PrometheusMetricsFactory.defaultRegistry, logger: logger
+        ))
+    }
     let limits = configuration.connections
     let http1 = HTTP1Channel.Configuration(
         idleTimeout: nil,  // ConnectionGuardHandler keeps every deadline of the connection
@@ -95,8 +105,10 @@ public struct AppServices: Sendable {
     public let stopDeadline = Latch()
     public let sweeper: PresenceSweeper
     public let searchLimiter: SlidingWindowLimiter
-    /// Login attempts per username and per client address.
-    public let loginLimiters: (user: SlidingWindowLimiter, address: SlidingWindowLimiter)
+    /// Registrations and login attempts.
+    let authLimiters: AuthController.Limiters
+    /// Who may hold which channel (signing, subscribing, refreshing, access changes).
+    public let channelAccess: ChannelAccess
 
     public init(configuration: AppConfiguration, redis: RedisClient, logger: Logger) {
         self.configuration = configuration
@@ -109,8 +121,9 @@ public struct AppServices: Sendable {
         self.chat = chat
         var supportSettings = configuration.support
         supportSettings.admins = configuration.chat.admins
-        supportSettings.historyLimit = configuration.chat.historyLimit
-        let support = SupportService(redis: redis, users: users, settings: supportSettings, logger: logger)
+        let support = SupportService(
+            redis: redis, users: users, settings: supportSettings, logger: logger, presenceLimiter: chat.presenceLimiter
+        )
         self.support = support
         let provider: any AIProvider = configuration.ai.baseURL.map {
             OpenAICompatibleProvider(
@@ -124,17 +137,22 @@ public struct AppServices: Sendable {
         )
         let channelPresence = ChannelPresence(redis: redis, chat: chat, ttl: configuration.chat.presenceTTL)
         self.channelPresence = channelPresence
+        let channelAccess = ChannelAccess(chat: chat, support: support)
+        self.channelAccess = channelAccess
         self.hub = RealtimeHub(
-            redis: redis, presence: channelPresence, settings: configuration.pusher, tokenCache: tokens.cache, logger: logger
+            redis: redis, presence: channelPresence, access: channelAccess, settings: configuration.pusher,
+            tokenCache: tokens.cache, logger: logger
         )
         self.signer = PusherSigner(key: configuration.pusher.key, secret: configuration.pusher.secret)
         self.registry = ConnectionRegistry(
             settings: configuration.connections, trustedProxies: configuration.trustedProxies.compactMap(ClientAddress.Block.init)
         )
         self.searchLimiter = SlidingWindowLimiter(name: "search", limit: configuration.searchRateLimit, window: .seconds(60), redis: redis)
-        self.loginLimiters = (
-            SlidingWindowLimiter(name: "login-user", limit: configuration.loginRateLimit, window: .seconds(60), redis: redis),
-            SlidingWindowLimiter(name: "login-address", limit: configuration.loginAddressRateLimit, window: .seconds(60), redis: redis)
+        self.authLimiters = AuthController.Limiters(
+            register: SlidingWindowLimiter(name: "register", limit: configuration.registerRateLimit, window: .seconds(3600), redis: redis),
+            loginPair: SlidingWindowLimiter(name: "login", limit: configuration.loginRateLimit, window: .seconds(60), redis: redis),
+            loginUser: SlidingWindowLimiter(name: "login-user", limit: configuration.loginUserRateLimit, window: .seconds(60), redis: redis),
+            loginAddress: SlidingWindowLimiter(name: "login-address", limit: configuration.loginAddressRateLimit, window: .seconds(60), redis: redis)
         )
         self.sweeper = PresenceSweeper(redis: redis, interval: configuration.sweepInterval, logger: logger) { expired in
             if expired.meta["type"] == "support" {
@@ -158,23 +176,24 @@ public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
     router.add(middleware: MethodNotAllowedMiddleware(routes: table))
     HealthController(redis: services.redis, readinessTimeout: .nanoseconds(services.configuration.redis.commandTimeout.nanoseconds))
         .addRoutes(to: router)
-    MetricsController(registry: PrometheusMetricsFactory.defaultRegistry).addRoutes(to: router)
     OpenAPIController().addRoutes(to: router)
     let authenticator = Authenticator(tokens: services.tokens)
     AuthController(
-        users: services.users, tokens: services.tokens, authenticator: authenticator, loginLimiters: services.loginLimiters,
-        trustedProxies: services.configuration.trustedProxies.compactMap(ClientAddress.Block.init)
+        users: services.users, tokens: services.tokens, authenticator: authenticator, limiters: services.authLimiters,
+        trustedProxies: services.configuration.trustedProxies.compactMap(ClientAddress.Block.init),
+        admins: services.configuration.chat.admins, adminPassword: services.configuration.adminPassword
     ).addRoutes(to: router)
     RoomsController(chat: services.chat, authenticator: authenticator).addRoutes(to: router)
     PresenceController(chat: services.chat, authenticator: authenticator).addRoutes(to: router)
     RyoController(ryo: services.ryo, authenticator: authenticator, stopDeadline: services.stopDeadline).addRoutes(to: router)
     SupportController(support: services.support, authenticator: authenticator).addRoutes(to: router)
-    PusherAuthController(chat: services.chat, support: services.support, signer: services.signer, authenticator: authenticator)
+    PusherAuthController(access: services.channelAccess, signer: services.signer, authenticator: authenticator)
         .addRoutes(to: router)
     PusherAPIController(redis: services.redis, presence: services.channelPresence, settings: services.configuration.pusher, signer: services.signer)
         .addRoutes(to: router)
     let connection = PusherConnection(
-        hub: services.hub, redis: services.redis, presence: services.channelPresence,
+        hub: services.hub, redis: services.redis, presence: services.channelPresence, access: services.channelAccess,
+        presenceLimiter: services.chat.presenceLimiter,
         settings: services.configuration.pusher, signer: services.signer, logger: Logger(label: "pusher")
     )
     router.ws("/app/:key") { _, _ in .upgrade([:]) } onUpgrade: { inbound, outbound, context in

@@ -6,20 +6,41 @@ import PresenceCore
 
 /// `POST /api/auth/register`, `/api/auth/login`, `/api/auth/logout`.
 ///
-/// Login attempts, right or wrong, are limited per client address and per username (sliding windows of 60 s,
-/// `LOGIN_ADDRESS_RATE_LIMIT` and `LOGIN_RATE_LIMIT`): past either, 429 with `Retry-After`, and the password is not
-/// even checked, so guessing costs the guesser and not our bcrypt pool.
+/// Registration is limited per client address (`REGISTER_RATE_LIMIT` per hour), and the names of admins
+/// (`ADMIN_USERS`) and of the AI are reserved: admin accounts come from `ADMIN_PASSWORD`, never from whoever
+/// registers a name first.
+///
+/// Login attempts, right or wrong, are limited per client address (`LOGIN_ADDRESS_RATE_LIMIT`), per username and
+/// address pair (`LOGIN_RATE_LIMIT`), and per username from addresses that never signed in as that user
+/// (`LOGIN_USER_RATE_LIMIT`), all per 60 s: past one, 429 with `Retry-After`, and the password is not even checked,
+/// so guessing costs the guesser and not our bcrypt pool. A third party cannot lock the owner out: their guesses
+/// count against their own addresses, and the owner's known addresses are never held to the per-username limit.
 struct AuthController {
+    /// The limits of the auth routes.
+    struct Limiters: Sendable {
+        var register: SlidingWindowLimiter
+        var loginPair: SlidingWindowLimiter
+        var loginUser: SlidingWindowLimiter
+        var loginAddress: SlidingWindowLimiter
+    }
+
     let users: UserDirectory
     let tokens: TokenStore
     let authenticator: Authenticator
-    let loginLimiters: (user: SlidingWindowLimiter, address: SlidingWindowLimiter)
+    let limiters: Limiters
     let trustedProxies: [ClientAddress.Block]
+    /// Admin names (reserved) and the password their accounts are created with when missing.
+    let admins: Set<String>
+    let adminPassword: String?
 
     func addRoutes(to router: Router<AppRequestContext>) {
         router.post("/api/auth/register") { request, context in
             let body = try await JSONBody.read(request, context: context)
             let (username, password) = try credentials(body)
+            guard username != RyoService.username, !admins.contains(username) else {
+                throw APIError(.forbidden, "Username reserved")
+            }
+            try await check(limiters.register, clientAddress(request, context))
             try await domain { try await users.register(username: username, password: password) }
             let token = try await tokens.issue(for: username)
             context.logger.info("User registered", metadata: ["user": "\(username)"])
@@ -29,23 +50,21 @@ struct AuthController {
             let body = try await JSONBody.read(request, context: context)
             let rawName = try body.string("username")
             let password = try body.string("password")
-            let address = ClientAddress.resolve(
-                peer: context.peerAddress,
-                forwardedFor: request.headers[HTTPField.Name("X-Forwarded-For")!],
-                trusted: trustedProxies
-            )
-            let byAddress = try await loginLimiters.address.check(address)
-            guard byAddress.allowed else { throw DomainError.rateLimited(byAddress).apiError }
+            let address = clientAddress(request, context)
+            try await check(limiters.loginAddress, address)
             let validName = Validation.username(rawName)
             if let validName {
-                let byUser = try await loginLimiters.user.check(validName)
-                guard byUser.allowed else { throw DomainError.rateLimited(byUser).apiError }
+                try await check(limiters.loginPair, "\(validName)|\(address)")
+                if try await !users.isKnownAddress(address, of: validName) {
+                    try await check(limiters.loginUser, validName)
+                }
             }
-            guard let username = validName, try await users.verify(username: username, password: password) else {
+            guard let username = validName, try await verify(username, password) else {
                 throw APIError(.unauthorized, "Invalid credentials")
             }
             let token = try await tokens.issue(for: username)
             try? await users.touch(username)
+            try? await users.rememberAddress(address, of: username)
             return JSONResponse.make(["username": username, "token": token])
         }
         router.post("/api/auth/logout") { request, _ in
@@ -55,6 +74,30 @@ struct AuthController {
             }
             return JSONResponse.make(["success": true])
         }
+    }
+
+    /// Checks the password; an admin account that does not exist yet is created first from `ADMIN_PASSWORD` (start-up
+    /// does the same; this covers a login that comes before it).
+    private func verify(_ username: String, _ password: String) async throws -> Bool {
+        if admins.contains(username), let adminPassword, password == adminPassword {
+            do {
+                try await users.register(username: username, password: adminPassword)
+            } catch DomainError.conflict(_) {
+                // Exists already: its own password decides.
+            }
+        }
+        return try await users.verify(username: username, password: password)
+    }
+
+    private func check(_ limiter: SlidingWindowLimiter, _ subject: String) async throws {
+        let decision = try await limiter.check(subject)
+        guard decision.allowed else { throw DomainError.rateLimited(decision).apiError }
+    }
+
+    private func clientAddress(_ request: Request, _ context: AppRequestContext) -> String {
+        ClientAddress.resolve(
+            peer: context.peerAddress, forwardedFor: request.headers[HTTPField.Name("X-Forwarded-For")!], trusted: trustedProxies
+        )
     }
 
     func credentials(_ body: JSONBody) throws -> (String, String) {

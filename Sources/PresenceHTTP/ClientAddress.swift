@@ -39,12 +39,12 @@ public enum ClientAddress {
     /// Resolves the client address from the peer address and the `X-Forwarded-For` header.
     public static func resolve(peer: String?, forwardedFor: String?, trusted: [Block]) -> String {
         guard let peer else { return "unknown" }
-        guard isTrusted(peer, trusted), let forwardedFor else { return peer }
+        guard isTrusted(peer, trusted), let forwardedFor else { return normalized(peer) }
         let hops = forwardedFor.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         for hop in hops.reversed() where !isTrusted(hop, trusted) {
-            return parse(hop) != nil ? hop : peer
+            return normalized(parse(hop) != nil ? hop : peer)
         }
-        return hops.first ?? peer
+        return normalized(hops.first ?? peer)
     }
 
     /// One spelling per address, so it can key a count or a limit: IPv4 in dotted decimal (IPv4-mapped IPv6

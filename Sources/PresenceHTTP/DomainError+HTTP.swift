@@ -1,5 +1,6 @@
 import Logging
 import Foundation
+import HTTPTypes
 import Hummingbird
 import PresenceCore
 
@@ -18,6 +19,10 @@ extension DomainError {
         case .rateLimited(let decision):
             var headers = HTTPFields()
             headers[.retryAfter] = String(decision.retryAfterSeconds)
+            if !decision.name.isEmpty {
+                headers[HTTPField.Name("RateLimit")!] = decision.header
+                headers[HTTPField.Name("RateLimit-Policy")!] = decision.policyHeader
+            }
             return APIError(.tooManyRequests, "Rate limit exceeded", headers: headers)
         }
     }

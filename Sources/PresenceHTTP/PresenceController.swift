@@ -16,8 +16,11 @@ struct PresenceController {
             guard username.lowercased() == user else { throw APIError(.forbidden, "Forbidden - username mismatch") }
             let previous = try body.optionalString("previousRoomId")
             let next = try body.optionalString("nextRoomId")
-            for id in [previous, next].compactMap({ $0 }) where !Validation.isRoomID(id) {
-                throw APIError.badRequest("Invalid room ID format")
+            for id in [previous, next].compactMap({ $0 }) {
+                guard Validation.isRoomID(id) else { throw APIError.badRequest("Invalid room ID format") }
+                guard !Validation.isSupportRoomID(id) else {
+                    throw APIError.badRequest("Room IDs starting with ticket_ belong to support rooms")
+                }
             }
             if previous == next { return JSONResponse.make(["success": true, "noop": true]) }
             try await domain { try await chat.switchRooms(user: user, previous: previous, next: next) }

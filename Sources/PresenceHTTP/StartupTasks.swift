@@ -3,10 +3,14 @@ import Logging
 import PresenceCore
 import ServiceLifecycle
 
-/// One-off work at start-up that needs Redis: creating the default rooms. Retries until Redis answers, so a worker
-/// may start before Redis does.
+/// One-off work at start-up that needs Redis: creating the default rooms, and the admin accounts of `ADMIN_USERS`
+/// that do not exist yet (with `ADMIN_PASSWORD`, when set). Retries until Redis answers, so a worker may start
+/// before Redis does.
 struct StartupTasks: Service {
     let chat: ChatService
+    let users: UserDirectory
+    let admins: Set<String>
+    let adminPassword: String?
     let logger: Logger
 
     func run() async throws {
@@ -15,6 +19,7 @@ struct StartupTasks: Service {
             while !Task.isCancelled {
                 do {
                     try await chat.ensureDefaultRooms()
+                    try await ensureAdmins()
                     return
                 } catch {
                     logger.warning("Creating default rooms failed; retrying", metadata: ["error": "\(error)"])
@@ -24,5 +29,20 @@ struct StartupTasks: Service {
             }
         }
         try? await gracefulShutdown()
+    }
+
+    private func ensureAdmins() async throws {
+        if adminPassword == nil && !admins.isEmpty {
+            logger.notice("ADMIN_PASSWORD is not set: admin accounts of ADMIN_USERS that do not exist are not created")
+        }
+        guard let adminPassword else { return }
+        for name in admins.sorted() {
+            do {
+                try await users.register(username: name, password: adminPassword)
+                logger.info("Created admin account", metadata: ["user": "\(name)"])
+            } catch DomainError.conflict(_) {
+                // Exists: its password is its own now.
+            }
+        }
     }
 }

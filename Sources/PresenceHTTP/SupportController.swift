@@ -38,8 +38,12 @@ struct SupportController {
             let assigned: String?? = body.has("assignedAgentId") ? .some(try body.optionalString("assignedAgentId")) : .none
             let status = try body.optionalString("status")
             if body.has("status") && status == nil { throw APIError.badRequest("Field 'status' must be one of open, pending, resolved") }
+            let customer = try body.optionalString("customerId")
+            if body.has("customerId") && customer == nil {
+                throw APIError.badRequest("Field 'customerId' must be a registered user's username")
+            }
             let room = try await support.updateMetadata(
-                ticket: ticket, user: user, priority: priority, assignedAgentId: assigned, status: status
+                ticket: ticket, user: user, priority: priority, assignedAgentId: assigned, status: status, customer: customer
             )
             return JSONResponse.make(["room": room.json])
         }

@@ -5,6 +5,7 @@ import NIOCore
 import HummingbirdTesting
 import PresenceHTTP
 import Redis
+import PresenceCore
 import Testing
 import TestSupport
 
@@ -76,6 +77,17 @@ struct AppConfigurationTests {
         #expect(c.redis.endpoint == .tcp(host: "127.0.0.1", port: 6379))
         #expect(c.logLevel == .info)
         #expect(c.redis.commandTimeout == .seconds(2))
+        // Safe on a fresh install: no admin, metrics on loopback only.
+        #expect(c.chat.admins.isEmpty && c.adminPassword == nil)
+        #expect(c.metricsHost == "127.0.0.1" && c.metricsPort == 9464)
+    }
+
+    @Test func adminsMustBeNamesAnAccountCanHaveButNotTheAIs() throws {
+        #expect(try load([], ["ADMIN_USERS": "Boss, ops-1"]).chat.admins == ["boss", "ops-1"])
+        for bad in ["ryo", "RYO", "bad name", "x"] {
+            #expect(throws: ConfigurationError.self) { try load([], ["ADMIN_USERS": bad]) }
+        }
+        #expect(throws: ConfigurationError.self) { try load([], ["ADMIN_PASSWORD": "short"]) }
     }
 
     @Test func environmentThenFlagsWin() throws {

@@ -26,6 +26,40 @@ struct ValidationTests {
         #expect(!Validation.isRoomID(""))
     }
 
+    @Test func displayNamesRefuseControlAndBidiCharacters() {
+        #expect(Validation.isDisplaySafe("Lobby – 2 ☕️ café"))
+        for bad in ["a\u{0}b", "bell\u{7}", "new\nline", "tab\t", "del\u{7F}", "c1\u{85}", "\u{202E}txt.exe",
+                    "\u{2066}iso", "lrm\u{200E}", "alm\u{061C}"] {
+            #expect(!Validation.isDisplaySafe(bad), "\(bad.unicodeScalars.map(\.value))")
+        }
+    }
+
+    @Test func supportRoomIDsAreRecognisedInAnyCase() {
+        #expect(Validation.isSupportRoomID("ticket_X"))
+        #expect(Validation.isSupportRoomID("TICKET_x"))
+        #expect(!Validation.isSupportRoomID("ticket"))
+        #expect(!Validation.isSupportRoomID("tickets-x"))
+        #expect(!Validation.isNewChatRoomID("Ticket_1"))
+    }
+
+    @Test func accessChangesRoundTripAndMatchTheirHolders() {
+        let change = AccessChange(user: "bob", channels: ["private-room-a", "presence-room-a"])
+        guard case .object(let object)? = JSONValue.parse(Array(change.payload.utf8)) else {
+            Issue.record("payload is not an object")
+            return
+        }
+        #expect(AccessChange(control: object) == change)
+        #expect(change.concerns(channel: "presence-room-a", holder: "bob"))
+        #expect(!change.concerns(channel: "presence-room-a", holder: "alice"))
+        #expect(!change.concerns(channel: "private-room-b", holder: "bob"))
+        let agents = AccessChange(user: "ann", prefix: "private-room-ticket_")
+        #expect(agents.concerns(channel: "private-room-ticket_T1", holder: "ann"))
+        #expect(AccessChange(user: nil, channels: ["x"]).concerns(channel: "x", holder: "anyone"))
+        #expect(AccessChange(control: ["recheck": ["user": "bob"]]) == nil)
+        #expect(ChannelAccess.isGoverned("presence-room-general") && ChannelAccess.isGoverned("private-chats-bob"))
+        #expect(!ChannelAccess.isGoverned("presence-lobby") && !ChannelAccess.isGoverned("private-orders"))
+    }
+
     @Test func messageIDs() {
         #expect(MessageHistory.isValidID("1704067320000-0"))
         #expect(!MessageHistory.isValidID("1704067320000"))
@@ -53,6 +87,12 @@ struct OriginAndAddressTests {
         #expect(ClientAddress.resolve(peer: "127.0.0.1", forwardedFor: "1.1.1.1, 203.0.113.9, 10.1.2.3", trusted: trusted) == "203.0.113.9")
         #expect(ClientAddress.resolve(peer: "::1", forwardedFor: nil, trusted: trusted) == "::1")
         #expect(ClientAddress.resolve(peer: "127.0.0.1", forwardedFor: "garbage", trusted: trusted) == "127.0.0.1")
+        // Every spelling of one address keys one limit.
+        for spelling in ["2001:db8::1", "2001:0db8::1", "2001:DB8::1", "2001:db8:0:0:0:0:0:1"] {
+            #expect(ClientAddress.resolve(peer: "127.0.0.1", forwardedFor: spelling, trusted: trusted) == "2001:db8::1")
+        }
+        #expect(ClientAddress.resolve(peer: "127.0.0.1", forwardedFor: "::ffff:192.0.2.7", trusted: trusted) == "192.0.2.7")
+        #expect(ClientAddress.resolve(peer: "::FFFF:198.51.100.7", forwardedFor: nil, trusted: trusted) == "198.51.100.7")
         #expect(ClientAddress.Block("10.0.0.0/33") == nil)
         #expect(ClientAddress.Block("nope") == nil)
     }

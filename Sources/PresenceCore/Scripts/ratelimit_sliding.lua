@@ -5,6 +5,7 @@
 -- KEYS[1] ratelimit:<name>:{<subject>}   sorted set: one member per accepted request, scored by its time (ms)
 -- ARGV[1] limit   ARGV[2] window (ms)   ARGV[3] a unique id for this request (no same-millisecond collisions)
 -- ARGV[4] 'peek' to only read the state (nothing recorded, allowed = whether one more would pass)
+-- ARGV[5] cost: how many requests this one counts as (default 1); all or none of them are accepted
 --
 -- Returns {allowed (1|0), remaining, ms until the oldest counted request leaves the window (0 if none), limit}.
 --
@@ -14,13 +15,16 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local count = redis.call('ZCARD', KEYS[1])
+local cost = tonumber(ARGV[5] or '1')
 local allowed = 0
 if ARGV[4] == 'peek' then
   if count < limit then allowed = 1 end
-elseif count < limit then
-  redis.call('ZADD', KEYS[1], now, t[1] .. t[2] .. ':' .. ARGV[3])
+elseif count + cost <= limit then
+  for i = 1, cost do
+    redis.call('ZADD', KEYS[1], now, t[1] .. t[2] .. ':' .. ARGV[3] .. ':' .. i)
+  end
   redis.call('PEXPIRE', KEYS[1], window)
-  count = count + 1
+  count = count + cost
   allowed = 1
 end
 local reset = 0

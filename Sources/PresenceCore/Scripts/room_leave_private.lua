@@ -3,7 +3,8 @@
 -- KEYS[1] room:{id}:meta   KEYS[2] room:{id}:members   KEYS[3] room:{id}:joined   KEYS[4] room:{id}:access
 -- KEYS[5] room:{id}:history
 -- ARGV[1] user   ARGV[2] the presence key prefix 'room:{id}:presence:'
--- Returns nil when the room does not exist, else {deleted (1|0), meta..., {access members before...}, userCount}.
+-- Returns nil when the room does not exist, else {deleted (1|0), meta..., {access members before...}, userCount,
+-- wasPresent (1|0)}.
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return nil
 end
@@ -12,7 +13,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local meta = redis.call('HGETALL', KEYS[1])
 local before = redis.call('SMEMBERS', KEYS[4])
 redis.call('SREM', KEYS[4], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
+local wasPresent = redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('DEL', ARGV[2] .. ARGV[1])
 if redis.call('SCARD', KEYS[4]) < 2 then
@@ -20,6 +21,6 @@ if redis.call('SCARD', KEYS[4]) < 2 then
     redis.call('DEL', ARGV[2] .. user)
   end
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
-  return {1, meta, before, 0}
+  return {1, meta, before, 0, wasPresent}
 end
-return {0, meta, before, redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')}
+return {0, meta, before, redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf'), wasPresent}

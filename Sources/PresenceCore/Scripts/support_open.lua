@@ -1,17 +1,29 @@
--- Opens a support room on first use and records its customer (the first user to join as customer).
+-- Opens a support room on first use, or lets a participant join it. The customer seat is taken only by whoever
+-- creates the room joining as customer; otherwise an agent names the customer (support_metadata). A refused join
+-- changes nothing; a closed room takes no joins.
 --
 -- KEYS[1] room:{ticket_<id>}:meta
--- ARGV[1] room id   ARGV[2] ticket id   ARGV[3] user   ARGV[4] 'customer' to claim the customer seat, '' otherwise
--- Returns {created (1|0), meta...}.
-local created = 0
+-- ARGV[1] room id   ARGV[2] ticket id   ARGV[3] user   ARGV[4] 'customer' to join as customer, '' otherwise
+-- ARGV[5] '1' when the user is an agent or admin
+-- Returns {created (1|0), meta...}, or the error FORBIDDEN (neither an agent nor the ticket's customer) or CLOSED.
 if redis.call('EXISTS', KEYS[1]) == 0 then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   redis.call('HSET', KEYS[1], 'id', ARGV[1], 'type', 'support', 'ticketId', ARGV[2], 'status', 'open',
     'createdAt', now, 'createdBy', ARGV[3], 'closed', '0')
-  created = 1
+  if ARGV[4] == 'customer' then
+    redis.call('HSET', KEYS[1], 'customer', ARGV[3])
+  end
+  return {1, redis.call('HGETALL', KEYS[1])}
 end
-if ARGV[4] == 'customer' then
-  redis.call('HSETNX', KEYS[1], 'customer', ARGV[3])
+if redis.call('HGET', KEYS[1], 'type') ~= 'support' then
+  return redis.error_reply('FORBIDDEN not a support room')
 end
-return {created, redis.call('HGETALL', KEYS[1])}
+-- Agents join any ticket (as any role; joining as customer does not take the seat); anyone else only as its customer.
+if ARGV[5] ~= '1' and redis.call('HGET', KEYS[1], 'customer') ~= ARGV[3] then
+  return redis.error_reply('FORBIDDEN not a participant')
+end
+if redis.call('HGET', KEYS[1], 'closed') == '1' then
+  return redis.error_reply('CLOSED room is closed')
+end
+return {0, redis.call('HGETALL', KEYS[1])}

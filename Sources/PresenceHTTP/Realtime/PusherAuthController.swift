@@ -3,10 +3,11 @@ import Hummingbird
 import Logging
 import PresenceCore
 
-/// `POST /pusher/auth`: signs private and presence channel subscriptions for authenticated users.
+/// `POST /pusher/auth`: signs private and presence channel subscriptions for authenticated users, per
+/// ``ChannelAccess``. Each signature is recorded for its socket (``RedisKeys/pusherGrants(_:)``), so the subscription
+/// that uses it knows whose access it rides on, is checked again when made, and ends when that access does.
 struct PusherAuthController {
-    let chat: ChatService
-    let support: SupportService
+    let access: ChannelAccess
     let signer: PusherSigner
     let authenticator: Authenticator
 
@@ -20,7 +21,8 @@ struct PusherAuthController {
             guard let channel = fields["channel_name"], PusherProtocol.isValidChannel(channel) else {
                 throw APIError.badRequest("Field 'channel_name' must be a valid channel name")
             }
-            guard try await allowed(channel, user: user) else { throw APIError(.forbidden, "Forbidden") }
+            guard try await access.allows(channel, user: user) else { throw APIError(.forbidden, "Forbidden") }
+            try await access.recordGrant(socket: socketID, channel: channel, user: user)
             if channel.hasPrefix("presence-") {
                 let channelData = PusherProtocol.channelData(user: user)
                 return JSONResponse.make([
@@ -28,32 +30,8 @@ struct PusherAuthController {
                     "channel_data": .string(channelData),
                 ] as JSONValue)
             }
-            guard channel.hasPrefix("private-") else {
-                throw APIError.badRequest("Only private- and presence- channels need authorization")
-            }
             return JSONResponse.make(["auth": .string(signer.channelAuth(socketID: socketID, channel: channel))] as JSONValue)
         }
-    }
-
-    /// Who may subscribe where.
-    func allowed(_ channel: String, user: String) async throws -> Bool {
-        if channel.hasPrefix("private-chats-") {
-            return channel == "private-chats-\(user)"
-        }
-        if channel.hasPrefix("private-room-ticket_") {
-            return try await support.canAccess(ticket: String(channel.dropFirst("private-room-ticket_".count)), user: user)
-        }
-        for prefix in ["private-room-", "presence-room-"] where channel.hasPrefix(prefix) {
-            let id = String(channel.dropFirst(prefix.count))
-            guard Validation.isRoomID(id) else { return false }
-            do {
-                _ = try await chat.room(id, viewer: user)
-                return true
-            } catch is DomainError {
-                return false
-            }
-        }
-        return false
     }
 
     /// Form-encoded or JSON body fields.

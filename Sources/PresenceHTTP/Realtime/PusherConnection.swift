@@ -19,6 +19,10 @@ struct PusherConnection {
     let hub: RealtimeHub
     let redis: RedisClient
     let presence: ChannelPresence
+    /// Who may hold which channel: checked again when a signed subscription is made.
+    let access: ChannelAccess
+    /// Presence changes per user: presence-channel subscribes count, like room switches.
+    let presenceLimiter: SlidingWindowLimiter
     let settings: PusherSettings
     let signer: PusherSigner
     let logger: Logger
@@ -113,8 +117,8 @@ struct PusherConnection {
             await subscribe(data, socket: socket)
         case "pusher:unsubscribe":
             guard let channel = data["channel"]?.string else { return }
-            let user = socket.state.withLock { $0.channels.removeValue(forKey: channel) }
-            if let user { await hub.leave(socket, channel: channel, user: user) }
+            let (subscribed, user) = socket.takeChannel(channel)
+            if subscribed { await hub.leave(socket, channel: channel, user: user) }
         default:
             if event.hasPrefix("client-") {
                 await clientEvent(event, channel: message["channel"]?.string, data: message["data"] ?? .null, socket: socket)
@@ -162,7 +166,37 @@ struct PusherConnection {
                 return
             }
         }
-        socket.state.withLock { $0.channels[channel] = .some(user) }
+        // A signature is a grant of the past: whoever it was given to must still have access now.
+        var holder = user
+        if ChannelAccess.isGoverned(channel) {
+            do {
+                if holder == nil { holder = try await access.grantHolder(socket: socket.id, channel: channel) }
+                if let holder, try await !access.allows(channel, user: holder) {
+                    socket.send(PusherProtocol.subscriptionError(channel: channel, type: "AuthError", error: "Forbidden", status: 403))
+                    return
+                }
+            } catch {
+                socket.send(PusherProtocol.subscriptionError(channel: channel, type: "ServerError", error: "Subscription failed", status: 500))
+                return
+            }
+        }
+        if let user {
+            let decision = try? await presenceLimiter.check(user)
+            if let decision, !decision.allowed {
+                socket.send(PusherProtocol.subscriptionError(
+                    channel: channel, type: "LimitReached",
+                    error: "Too many presence changes: retry in \(decision.retryAfterSeconds) s", status: 429
+                ))
+                return
+            }
+        }
+        let fresh = socket.state.withLock { state -> Bool in
+            guard state.channels[channel] == nil else { return false }
+            state.channels[channel] = .some(user)
+            if let holder { state.holders[channel] = holder }
+            return true
+        }
+        guard fresh else { return }
         do {
             try await hub.join(socket, channel: channel)
             if let user {
@@ -172,7 +206,7 @@ struct PusherConnection {
                 socket.send(PusherProtocol.subscriptionSucceeded(channel: channel))
             }
         } catch {
-            socket.state.withLock { _ = $0.channels.removeValue(forKey: channel) }
+            _ = socket.takeChannel(channel)
             await hub.leave(socket, channel: channel, user: nil)
             let notFound = (error as? DomainError) == .roomNotFound
             socket.send(PusherProtocol.subscriptionError(

@@ -14,6 +14,9 @@ final class PusherSocket: Sendable {
     struct State {
         /// Subscribed channels → the user id on presence channels.
         var channels: [String: String?] = [:]
+        /// Subscribed channels whose access this service decides → the user whose access the subscription rides on
+        /// (the presence user, or whom `/pusher/auth` signed a private channel for).
+        var holders: [String: String] = [:]
         var clientEventWindow: (second: Int64, count: Int) = (0, 0)
         var closed = false
         /// Set by ``close(_:_:)``: the writer sends this close frame before anything else still queued.
@@ -69,9 +72,23 @@ final class PusherSocket: Sendable {
     /// Forgets every channel, returning what the socket was subscribed to (channel → user on presence channels).
     func takeChannels() -> [String: String?] {
         state.withLock { state in
-            defer { state.channels = [:] }
+            defer { state.channels = [:]; state.holders = [:] }
             return state.channels
         }
+    }
+
+    /// Forgets one channel; returns whether the socket was on it and its presence user there.
+    func takeChannel(_ channel: String) -> (subscribed: Bool, user: String?) {
+        state.withLock { state in
+            state.holders[channel] = nil
+            guard let user = state.channels.removeValue(forKey: channel) else { return (false, nil) }
+            return (true, user)
+        }
+    }
+
+    /// The user whose access the subscription to `channel` rides on, when this service decides that channel's access.
+    func holder(on channel: String) -> String? {
+        state.withLock { $0.holders[channel] }
     }
 
     /// The close the writer must send now, if one was requested.
@@ -84,9 +101,9 @@ final class PusherSocket: Sendable {
         state.withLock { $0.channels[channel] ?? nil }
     }
 
-    /// All user ids this socket has on presence channels.
+    /// All user ids this socket acts as: on presence channels, and on the private channels it was signed for.
     var users: Set<String> {
-        state.withLock { Set($0.channels.values.compactMap { $0 }) }
+        state.withLock { Set($0.channels.values.compactMap { $0 }).union($0.holders.values) }
     }
 
     /// Counts one client event; `false` past the per-second limit.

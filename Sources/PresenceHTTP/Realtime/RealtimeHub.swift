@@ -19,6 +19,8 @@ actor RealtimeHub: Service {
     let redis: RedisClient
     let subscriber: RedisSubscriber
     let presence: ChannelPresence
+    /// Who may hold which channel: re-checked when access changes, after a reconnect and when presence lapsed.
+    let access: ChannelAccess
     let settings: PusherSettings
     /// Told about revoked tokens (`tokens:revoked`), and emptied when the subscriber reconnects.
     let tokenCache: ExpiringCache<String>
@@ -46,10 +48,14 @@ actor RealtimeHub: Service {
     private let socketsGauge = Gauge(label: "websocket_connections")
     private let subscriptionsGauge = Gauge(label: "pubsub_subscriptions")
 
-    init(redis: RedisClient, presence: ChannelPresence, settings: PusherSettings, tokenCache: ExpiringCache<String>, logger: Logger) {
+    init(
+        redis: RedisClient, presence: ChannelPresence, access: ChannelAccess, settings: PusherSettings,
+        tokenCache: ExpiringCache<String>, logger: Logger
+    ) {
         self.redis = redis
         self.subscriber = redis.makeSubscriber()
         self.presence = presence
+        self.access = access
         self.settings = settings
         self.tokenCache = tokenCache
         self.logger = logger
@@ -176,6 +182,8 @@ actor RealtimeHub: Service {
                 dispatch(redisChannel: channel, payload: payload)
             case .reconnected:
                 tokenCache.removeAll()
+                // Access changes published while the subscriber was away were missed: check every subscription.
+                Task { await self.recheck(AccessChange(user: nil, prefix: "")) }
                 await resendPresence()
             }
         }
@@ -192,6 +200,8 @@ actor RealtimeHub: Service {
                 for socket in sockets.values where socket.users.contains(user) {
                     socket.close(.unknown(4009), "Connection terminated by the server")
                 }
+            } else if let change = AccessChange(control: message) {
+                Task { await self.recheck(change) }
             }
             return
         }
@@ -214,6 +224,48 @@ actor RealtimeHub: Service {
             if let memberEventUser, socket.user(on: channel) == memberEventUser { continue }
             socket.send(text)
         }
+    }
+
+    // MARK: - Access
+
+    /// Re-checks the subscriptions `change` concerns on this worker's sockets and ends those no longer allowed.
+    func recheck(_ change: AccessChange) async {
+        var targets: [(socket: PusherSocket, channel: String, holder: String)] = []
+        for (channel, ids) in channelSockets where ChannelAccess.isGoverned(channel) {
+            guard change.channels.contains(channel) || change.prefix.map({ channel.hasPrefix($0) }) == true else { continue }
+            for id in ids {
+                guard let socket = sockets[id], let holder = socket.holder(on: channel),
+                      change.concerns(channel: channel, holder: holder) else { continue }
+                targets.append((socket, channel, holder))
+            }
+        }
+        var verdicts: [String: Bool] = [:]
+        for target in targets {
+            let key = target.channel + "\u{0}" + target.holder
+            if verdicts[key] == nil {
+                do {
+                    verdicts[key] = try await access.allows(target.channel, user: target.holder)
+                } catch {
+                    logger.warning("Access re-check failed; the subscription stays", metadata: [
+                        "channel": "\(target.channel)", "error": "\(error)",
+                    ])
+                    continue
+                }
+            }
+            if verdicts[key] == false { await revoke(target.socket, channel: target.channel) }
+        }
+    }
+
+    /// Ends one subscription whose access ended: the client is told (`pusher:subscription_error`, AccessRevoked,
+    /// 403), the socket leaves the channel and its presence there is removed and announced.
+    func revoke(_ socket: PusherSocket, channel: String) async {
+        let (subscribed, user) = socket.takeChannel(channel)
+        guard subscribed else { return }
+        Counter(label: "subscriptions_revoked_total").increment()
+        socket.send(PusherProtocol.subscriptionError(
+            channel: channel, type: "AccessRevoked", error: "Access to this channel ended", status: 403
+        ))
+        await leave(socket, channel: channel, user: user)
     }
 
     /// After Redis came back: pub/sub may have dropped member events, so send presence again.
@@ -242,11 +294,26 @@ actor RealtimeHub: Service {
         let entries = presenceEntries()
         for start in stride(from: 0, to: entries.count, by: Self.refreshBatchSize / 2) {
             do {
-                try await presence.refresh(Array(entries[start..<min(start + Self.refreshBatchSize / 2, entries.count)]))
+                let lapsed = try await presence.refresh(Array(entries[start..<min(start + Self.refreshBatchSize / 2, entries.count)]))
+                for entry in lapsed { await restorePresence(entry) }
             } catch {
                 logger.debug("Presence refresh failed", metadata: ["error": "\(error)"])
             }
         }
+    }
+
+    /// A socket's presence lapsed (swept after a stall, or removed by an access change this worker has not seen yet):
+    /// it comes back only if the user may still be there; otherwise the subscription ends.
+    private func restorePresence(_ entry: (channel: String, user: String, socket: String)) async {
+        guard let socket = sockets[entry.socket], socket.user(on: entry.channel) == entry.user else { return }
+        if ChannelAccess.isGoverned(entry.channel) {
+            guard let allowed = try? await access.allows(entry.channel, user: entry.user) else { return }
+            if !allowed {
+                await revoke(socket, channel: entry.channel)
+                return
+            }
+        }
+        _ = try? await presence.attach(channel: entry.channel, user: entry.user, socket: entry.socket)
     }
 
     /// Refreshes this worker's channel occupancy in Redis, a bounded batch per round trip.

@@ -1,0 +1,56 @@
+import Redis
+
+/// Who may hold which private and presence channel, decided from rooms and tickets as they are now: used to sign
+/// subscriptions (`/pusher/auth`), when a socket subscribes, when presence is refreshed and when access changes.
+public struct ChannelAccess: Sendable {
+    let chat: ChatService
+    let support: SupportService
+
+    public init(chat: ChatService, support: SupportService) {
+        self.chat = chat
+        self.support = support
+    }
+
+    /// How long a signature's record waits for the subscription that uses it, in seconds.
+    public static let grantTTL = 600
+
+    /// Records that `user` was given a signature for `channel` on `socket`.
+    public func recordGrant(socket: String, channel: String, user: String) async throws {
+        _ = try await chat.redis.pipeline([
+            RedisCommand("HSET", RedisKeys.pusherGrants(socket), channel, user),
+            RedisCommand("EXPIRE", RedisKeys.pusherGrants(socket), String(Self.grantTTL)),
+        ])
+    }
+
+    /// The user a signature for `channel` on `socket` was given to, if this service signed one lately.
+    public func grantHolder(socket: String, channel: String) async throws -> String? {
+        try await chat.redis.send(RedisCommand("HGET", RedisKeys.pusherGrants(socket), channel)).string
+    }
+
+    /// Whether `channel` is one whose access this service decides (rooms, tickets, a user's own channel). Other
+    /// private and presence channels are the business of whoever holds the app secret and signs them.
+    public static func isGoverned(_ channel: String) -> Bool {
+        channel.hasPrefix("private-chats-") || channel.hasPrefix("private-room-") || channel.hasPrefix("presence-room-")
+    }
+
+    /// Whether `user` may hold `channel` now. Channels this service does not govern are refused (it signs none).
+    public func allows(_ channel: String, user: String) async throws -> Bool {
+        if channel.hasPrefix("private-chats-") {
+            return channel == "private-chats-\(user)"
+        }
+        if channel.hasPrefix("private-room-ticket_") {
+            return try await support.canAccess(ticket: String(channel.dropFirst("private-room-ticket_".count)), user: user)
+        }
+        for prefix in ["private-room-", "presence-room-"] where channel.hasPrefix(prefix) {
+            let id = String(channel.dropFirst(prefix.count))
+            guard Validation.isNewChatRoomID(id) else { return false }
+            do {
+                _ = try await chat.room(id, viewer: user)
+                return true
+            } catch is DomainError {
+                return false
+            }
+        }
+        return false
+    }
+}
