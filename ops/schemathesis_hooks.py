@@ -5,6 +5,8 @@
   generated, and must be refused.
 - Leaves out valid `/apps/.../channels` cases asking `info=user_count` of a channel that is not a presence channel.
 - Joins the ticket room first for half of the valid `heartbeat` and `typing` cases (those need the caller present).
+- Names the fuzz user as `customerId` in three of four valid `metadata` cases that set one (it must be a registered
+  user, which generated names almost never are).
 - Gives every `POST /api/auth/logout` a fresh token of the fuzz user, so logging out never revokes the token the
   rest of the run authenticates with.
 - Replaces schemathesis' `ignored_auth` and `missing_required_header` checks (for this API they only ever probe the
@@ -44,6 +46,7 @@ APP_SECRET = os.environ.get("PUSHER_SECRET", "presence-secret")
 PUSHER_AUTH_PARAMS = {"auth_key", "auth_timestamp", "auth_version", "body_md5", "auth_signature"}
 LOGOUT = ("POST", "/api/auth/logout")
 PRESENT_ONLY = ("/support/{ticketId}/heartbeat", "/support/{ticketId}/typing")
+METADATA = ("POST", "/support/{ticketId}/metadata")
 
 _session = threading.local()
 
@@ -115,6 +118,12 @@ def before_call(context, case, kwargs):
         authorization = case.headers.get("Authorization")
         if authorization == f"Bearer {FUZZ_TOKEN}":
             case.headers["Authorization"] = f"Bearer {_fresh_token()}"
+    elif (case.method.upper(), path) == METADATA and case.meta is not None \
+            and not case.meta.generation.mode.is_negative and isinstance(case.body, MutableMapping):
+        # Most valid cases name a registered user, so the success path of `customerId` gets exercised too.
+        customer = case.body.get("customerId")
+        if isinstance(customer, str) and zlib.crc32(customer.encode()) % 4 != 0:
+            case.body["customerId"] = FUZZ_USER
     elif path in PRESENT_ONLY and case.method.upper() == "POST" and case.meta is not None \
             and not case.meta.generation.mode.is_negative and isinstance(case.path_parameters, MutableMapping):
         # Half of the valid cases first join the ticket room, so these routes get past `Not in room` too.
