@@ -23,6 +23,14 @@ class ClusterInfo:
     def worker_url(self, i):
         return f"http://127.0.0.1:{self.worker_port(i)}"
 
+    def metrics_url(self, i):
+        """Worker i's /metrics: ops/cluster writes its metrics listener's URL to .data/cluster/metrics-<i>; a
+        cluster started before that file existed served /metrics on the API port."""
+        path = os.path.join(STATE, f"metrics-{i}")
+        if os.path.exists(path):
+            return open(path).read().strip()
+        return self.worker_url(i) + "/metrics"
+
     def alive(self, i):
         try:
             os.kill(self.worker_pid(i), 0)

@@ -155,7 +155,7 @@ def test_metrics_after_a_scenario(cluster):
     ws.recv()
     ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": "room-general"}}))
     ws.recv()
-    text = requests.get(cluster.worker_url(1) + "/metrics", timeout=10).text
+    text = requests.get(cluster.metrics_url(1), timeout=10).text
     ws.close()
 
     def value(prefix):
@@ -182,7 +182,7 @@ def test_metrics_after_a_scenario(cluster):
         time.sleep(0.5)
         announced = 0.0
         for i in range(1, cluster.workers + 1):
-            for line in requests.get(cluster.worker_url(i) + "/metrics", timeout=10).text.splitlines():
+            for line in requests.get(cluster.metrics_url(i), timeout=10).text.splitlines():
                 if line.startswith("presence_leaves_announced_total"):
                     announced += float(line.rsplit(" ", 1)[1])
     assert announced >= 1

@@ -67,16 +67,28 @@ class RedisProcess:
 
 
 class ServerProcess:
-    """A presence-server child process."""
+    """A presence-server child process. Its /metrics listener gets a free port of its own (METRICS_PORT) unless the
+    settings name one; a setting given as None is removed from the environment."""
 
     def __init__(self, binary: str, env: dict, port: int):
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
         self.log = tempfile.NamedTemporaryFile(prefix="presence-server-", suffix=".log", delete=False)
         full_env = dict(os.environ)
-        full_env.update(env)
+        for key, value in env.items():
+            if value is None:
+                full_env.pop(key, None)
+            else:
+                full_env[key] = str(value)
         full_env["PORT"] = str(port)
         full_env.setdefault("HOST", "127.0.0.1")
+        if not full_env.get("METRICS_PORT"):
+            metrics_port = free_port()
+            while metrics_port == port:
+                metrics_port = free_port()
+            full_env["METRICS_PORT"] = str(metrics_port)
+        self.metrics_port = int(full_env["METRICS_PORT"])
+        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics" if self.metrics_port else None
         self.proc = subprocess.Popen([binary], env=full_env, stdout=self.log, stderr=subprocess.STDOUT)
         assert wait_until(self._up, 30), f"presence-server did not start:\n{self.output()}"
 
@@ -131,7 +143,7 @@ def start_server(server_binary):
     started = []
 
     def start(**env):
-        s = ServerProcess(server_binary, {k: str(v) for k, v in env.items()}, free_port())
+        s = ServerProcess(server_binary, {k: (None if v is None else str(v)) for k, v in env.items()}, free_port())
         started.append(s)
         return s
 
@@ -154,6 +166,13 @@ class Worker:
             h["X-Username"] = user.name
         return requests.request(method, self.base + path, json=json, headers=h, timeout=10, **kwargs)
 
+    def metrics(self) -> str:
+        """The Prometheus text of this worker's metrics listener (METRICS_PORT, not the API port)."""
+        assert self.proc.metrics_url, "this worker runs without a metrics listener (METRICS_PORT=0)"
+        r = requests.get(self.proc.metrics_url, timeout=10)
+        assert r.status_code == 200, r.text
+        return r.text
+
 
 class User:
     def __init__(self, name: str, token: str):
@@ -165,6 +184,41 @@ def register(worker: "Worker", name: str, password: str = "password123") -> User
     r = worker.call("POST", "/api/auth/register", json={"username": name, "password": password})
     assert r.status_code == 201, r.text
     return User(r.json()["username"], r.json()["token"])
+
+
+def login(worker: "Worker", name: str, password: str, headers=None):
+    """POST /api/auth/login; returns the response (status and headers matter to the limit tests)."""
+    return worker.call("POST", "/api/auth/login", json={"username": name, "password": password}, headers=headers)
+
+
+# The admin every test cluster has: ADMIN_USERS names it, ADMIN_PASSWORD creates it at start-up.
+ADMIN_NAME = "boss"
+ADMIN_PASSWORD = "boss-password-1"
+
+
+def admin(worker: "Worker") -> User:
+    """Logs in as the configured admin (created at start-up from ADMIN_PASSWORD)."""
+    r = login(worker, ADMIN_NAME, ADMIN_PASSWORD)
+    assert r.status_code == 200, r.text
+    return User(r.json()["username"], r.json()["token"])
+
+
+def default_settings(redis_url: str) -> dict:
+    """What every test worker runs with unless a test says otherwise: cheap bcrypt, one admin from configuration,
+    and the per-user and per-address write limits lifted (tests register many users from 127.0.0.1; the security
+    tests set the one they test)."""
+    return {"BCRYPT_COST": 4, "ADMIN_USERS": ADMIN_NAME, "ADMIN_PASSWORD": ADMIN_PASSWORD, "REDIS_URL": redis_url,
+            "REGISTER_RATE_LIMIT": 100000, "ROOM_RATE_LIMIT": 100000, "INVITE_RATE_LIMIT": 100000,
+            "PRESENCE_RATE_LIMIT": 100000, "SUPPORT_MESSAGE_RATE_LIMIT": 100000}
+
+
+def wait_for_admins(r, settings: dict, timeout: float = 10):
+    """Start-up creates the ADMIN_USERS accounts from ADMIN_PASSWORD; waits until they are in Redis (a worker may
+    answer /health before its start-up tasks are done)."""
+    if not settings.get("ADMIN_PASSWORD"):
+        return
+    names = [n.strip().lower() for n in str(settings.get("ADMIN_USERS") or "").split(",") if n.strip()]
+    wait_until(lambda: all(r.exists(f"user:{{{n}}}") for n in names), timeout, 0.1)
 
 
 class Cluster:
@@ -181,9 +235,11 @@ class Cluster:
 @pytest.fixture
 def make_cluster(redis_process, start_server):
     def make(n: int = 2, **env):
-        settings = {"BCRYPT_COST": 4, "ADMIN_USERS": "ryo", "REDIS_URL": redis_process.url}
-        settings.update(env)
-        return Cluster(redis_process, [Worker(start_server(**settings)) for _ in range(n)])
+        settings = default_settings(redis_process.url)
+        settings.update(env)  # a setting given as None is left unset
+        c = Cluster(redis_process, [Worker(start_server(**settings)) for _ in range(n)])
+        wait_for_admins(c.redis(), settings)
+        return c
     return make
 
 

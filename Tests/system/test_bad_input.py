@@ -6,7 +6,7 @@ import re
 import socket
 import urllib.parse
 
-from conftest import register
+from conftest import admin, register
 from test_chat_api import documented_patterns
 
 HOSTILE = ["*", "?", "[", "]", "{", "}", ":", "a b", "a\r\nb", "a\nX-Injected: 1", "a\x00b", "ü", "../x", "%", "\\",
@@ -45,10 +45,10 @@ def raw_request(worker, data: bytes, timeout=2.0) -> bytes:
 
 
 def test_hostile_values_in_every_field_and_path(make_cluster):
-    c = make_cluster(1, ADMIN_USERS="ryo", MESSAGE_RATE_LIMIT=100000, SEARCH_RATE_LIMIT=100000,
-                     LOGIN_RATE_LIMIT=100000, LOGIN_ADDRESS_RATE_LIMIT=100000)
+    c = make_cluster(1, MESSAGE_RATE_LIMIT=100000, SEARCH_RATE_LIMIT=100000,
+                     LOGIN_RATE_LIMIT=100000, LOGIN_USER_RATE_LIMIT=100000, LOGIN_ADDRESS_RATE_LIMIT=100000)
     a = c.a
-    ryo, alice = register(a, "ryo"), register(a, "alice")
+    boss, alice = admin(a), register(a, "alice")
     keys_before = set(c.redis().keys("*"))
     checked = 0
     for bad in HOSTILE:
@@ -57,11 +57,11 @@ def test_hostile_values_in_every_field_and_path(make_cluster):
             ("POST", "/api/auth/register", None, {"username": bad, "password": "password123"}),
             ("POST", "/api/auth/register", None, {"username": "zed", "password": bad if len(bad) < 8 else "x"}),
             ("POST", "/api/auth/login", None, {"username": bad, "password": "password123"}),
-            ("POST", "/api/rooms", ryo, {"name": bad, "type": "public"}),
+            ("POST", "/api/rooms", boss, {"name": bad, "type": "public"}),
             ("POST", "/api/rooms", alice, {"name": "dm", "type": "private", "members": [bad]}),
             ("POST", "/api/rooms", alice, {"name": "dm", "type": bad}),
             ("GET", f"/api/rooms/{q}", alice, None),
-            ("DELETE", f"/api/rooms/{q}", ryo, None),
+            ("DELETE", f"/api/rooms/{q}", boss, None),
             ("GET", f"/api/rooms/{q}/messages", alice, None),
             ("POST", f"/api/rooms/{q}/messages", alice, {"content": "hi"}),
             ("GET", f"/api/rooms/{q}/users", alice, None),
@@ -69,19 +69,19 @@ def test_hostile_values_in_every_field_and_path(make_cluster):
             ("POST", "/api/presence/switch", alice, {"username": "alice", "previousRoomId": bad, "nextRoomId": None}),
             ("POST", "/api/presence/switch", alice, {"username": bad, "nextRoomId": "general"}),
             ("POST", "/api/presence/heartbeat", alice, {"roomId": bad}),
-            ("PUT", f"/api/admin/agents/{q}", ryo, None),
-            ("DELETE", f"/api/admin/agents/{q}", ryo, None),
+            ("PUT", f"/api/admin/agents/{q}", boss, None),
+            ("DELETE", f"/api/admin/agents/{q}", boss, None),
             ("POST", f"/support/{q}/join", alice, {}),
-            ("POST", f"/support/{q}/metadata", ryo, {"priority": "high"}),
-            ("POST", "/support/T-1/metadata", ryo, {"assignedAgentId": bad}),
-            ("POST", "/support/T-1/metadata", ryo, {"priority": bad}),
-            ("POST", "/support/T-1/metadata", ryo, {"status": bad}),
+            ("POST", f"/support/{q}/metadata", boss, {"priority": "high"}),
+            ("POST", "/support/T-1/metadata", boss, {"assignedAgentId": bad}),
+            ("POST", "/support/T-1/metadata", boss, {"priority": bad}),
+            ("POST", "/support/T-1/metadata", boss, {"status": bad}),
             ("POST", "/support/T-1/join", alice, {"role": bad}),
             ("GET", f"/support/{q}/members", alice, None),
             ("GET", f"/support/{q}/messages", alice, None),
             ("GET", f"/support/{q}/snapshot", alice, None),
-            ("GET", f"/support/T-1/members?cursor={q}", ryo, None),
-            ("GET", f"/support/T-1/messages?after={q}", ryo, None),
+            ("GET", f"/support/T-1/members?cursor={q}", boss, None),
+            ("GET", f"/support/T-1/messages?after={q}", boss, None),
             ("GET", f"/api/rooms/general/messages?before={q}", alice, None),
             ("GET", f"/api/rooms/general/messages?limit={q}", alice, None),
             ("POST", "/pusher/auth", alice, {"socket_id": bad, "channel_name": "private-chats-alice"}),
@@ -170,9 +170,9 @@ def test_huge_headers_and_garbage_requests(make_cluster):
 
 def test_edge_values_schemathesis_found(make_cluster):
     """Edge values the contract fuzzer (ops/schemathesis) found; each once gave a 500 or a wrong answer."""
-    c = make_cluster(1, ADMIN_USERS="ryo")
+    c = make_cluster(1)
     w = c.a
-    alice, ryo = register(w, "alice"), register(w, "ryo")
+    alice, boss = register(w, "alice"), admin(w)
     # Cursors at the ends of the id space: empty pages, not Redis's "invalid interval" as a 500.
     assert w.call("GET", "/api/rooms/general/messages?before=0-0").json() == {"messages": []}
     assert w.call("POST", "/support/t1/join", user=alice, json={}).status_code == 200
@@ -185,9 +185,11 @@ def test_edge_values_schemathesis_found(make_cluster):
     r = w.call("GET", "/api/rooms/gen%zzral")
     assert r.status_code == 400 and r.json() == {"error": "Invalid room ID format"}
     # Chat rooms cannot take a support room's id (ticket_<id>), so the two never share a Redis hash.
-    r = w.call("POST", "/api/rooms", user=ryo, json={"name": "ticket_t3", "type": "public"})
+    r = w.call("POST", "/api/rooms", user=boss, json={"name": "ticket_t3", "type": "public"})
     assert r.status_code == 400 and "reserved" in r.json()["error"]
-    assert w.call("GET", "/api/rooms/ticket_t1").status_code == 404
+    # ... nor read one through the chat routes (issue 14, finding 10).
+    r = w.call("GET", "/api/rooms/ticket_t1")
+    assert r.status_code == 400 and r.json() == {"error": "Room IDs starting with ticket_ belong to support rooms"}
     # Usernames are ASCII before they are lowercased (the Kelvin sign lowercases to "k").
     r = w.call("POST", "/api/auth/register", json={"username": "\u212aelvin", "password": "password123"})
     assert r.status_code == 400

@@ -12,7 +12,7 @@ import time
 
 import requests
 
-from conftest import RedisProcess, Subscription, Worker, register, wait_until
+from conftest import RedisProcess, Subscription, Worker, admin, default_settings, register, wait_for_admins, wait_until
 
 REPO = os.path.join(os.path.dirname(__file__), "..", "..")
 
@@ -49,7 +49,9 @@ def test_redis_restart_under_load_gives_503s_never_hangs(start_server):
     redis_proc = RedisProcess(persistent=True)  # the data outlives the SIGKILL, as with ops/redis.conf
     redis_proc.start()
     try:
-        workers = [Worker(start_server(REDIS_URL=redis_proc.url, REDIS_TIMEOUT_MS=500, BCRYPT_COST=4)) for _ in range(2)]
+        # Ten users switching as fast as they can: the presence limit lifted, as in every test cluster.
+        settings = dict(default_settings(redis_proc.url), REDIS_TIMEOUT_MS=500)
+        workers = [Worker(start_server(**settings)) for _ in range(2)]
         run_restart_under_load(redis_proc, workers)
     finally:
         redis_proc.cleanup()
@@ -113,10 +115,13 @@ def test_data_survives_redis_shutdown_with_ops_redis_conf(start_server):
 
     proc = start_redis()
     try:
-        server = start_server(REDIS_URL=f"redis://127.0.0.1:{port}", BCRYPT_COST=4, ADMIN_USERS="ryo")
+        import redis as redis_py
+        settings = default_settings(f"redis://127.0.0.1:{port}")
+        server = start_server(**settings)
+        wait_for_admins(redis_py.Redis(port=port, decode_responses=True), settings)
         w = Worker(server)
-        ryo, alice, bob = register(w, "ryo"), register(w, "alice"), register(w, "bobby")
-        assert w.call("POST", "/api/rooms", user=ryo, json={"name": "Lobby", "type": "public"}).status_code == 201
+        boss, alice, bob = admin(w), register(w, "alice"), register(w, "bobby")
+        assert w.call("POST", "/api/rooms", user=boss, json={"name": "Lobby", "type": "public"}).status_code == 201
         dm = w.call("POST", "/api/rooms", user=alice, json={"name": "dm", "type": "private", "members": ["bobby"]}).json()["room"]
         assert w.call("POST", "/api/rooms/lobby/messages", user=alice, json={"content": "kept?"}).status_code == 201
         assert w.call("POST", f"/api/rooms/{dm['id']}/messages", user=bob, json={"content": "secret"}).status_code == 201
@@ -124,7 +129,7 @@ def test_data_survives_redis_shutdown_with_ops_redis_conf(start_server):
         assert w.call("POST", "/support/T-42/messages", user=alice, json={"content": "help"}).status_code == 201
         assert w.call("POST", "/support/T-43/join", user=bob, json={}).status_code == 200
         assert w.call("POST", "/support/T-43/messages", user=bob, json={"content": "bye"}).status_code == 201
-        assert w.call("POST", "/support/T-43/close", user=ryo, json={}).status_code == 200
+        assert w.call("POST", "/support/T-43/close", user=boss, json={}).status_code == 200
 
         subprocess.run(["redis-cli", "-p", str(port), "shutdown"], capture_output=True)
         proc.wait(10)
@@ -138,15 +143,15 @@ def test_data_survives_redis_shutdown_with_ops_redis_conf(start_server):
         assert w.call("GET", "/api/rooms/lobby", user=bob).status_code == 200
         rooms = w.call("GET", "/api/rooms", user=bob).json()["rooms"]
         assert {"lobby", dm["id"]} <= {r["id"] for r in rooms}
-        assert w.call("GET", f"/api/rooms/{dm['id']}", user=ryo).status_code == 403
+        assert w.call("GET", f"/api/rooms/{dm['id']}", user=boss).status_code == 403
         msgs = w.call("GET", "/api/rooms/lobby/messages", user=alice).json()["messages"]
         assert [m["content"] for m in msgs] == ["kept?"]
         assert [m["content"] for m in w.call("GET", f"/api/rooms/{dm['id']}/messages", user=bob).json()["messages"]] == ["secret"]
         transcript = w.call("GET", "/support/T-42/messages", user=alice).json()["messages"]
         assert [m["content"] for m in transcript] == ["help"]
-        closed = w.call("GET", "/support/T-43/messages", user=ryo).json()["messages"]
+        closed = w.call("GET", "/support/T-43/messages", user=boss).json()["messages"]
         assert [m["content"] for m in closed] == ["bye"]
-        snapshot = w.call("GET", "/support/T-43/snapshot", user=ryo)
+        snapshot = w.call("GET", "/support/T-43/snapshot", user=boss)
         assert snapshot.status_code == 200 and snapshot.json()["snapshot"]["messageCount"] == 1
         assert w.call("GET", "/api/users?search=bo").json()["users"][0]["username"] == "bobby"
     finally:

@@ -10,7 +10,7 @@ import pysher
 import pytest
 import websocket
 
-from conftest import register
+from conftest import Cluster, RedisProcess, Worker, default_settings, register
 
 KEY, SECRET, APP = "test-key", "test-secret-123", "4242"
 
@@ -326,7 +326,21 @@ def test_sigterm_closes_sockets_with_4200_and_removes_presence(rt):
     assert a.call("GET", "/api/rooms/general/users").json()["users"] == []
 
 
-def test_redis_restart_resubscribes_and_resends_presence(rt):
+def test_redis_restart_resubscribes_and_resends_presence(start_server):
+    # A Redis that keeps its data across the restart, as ops/redis.conf's does: the rooms and the user are still
+    # there, so the presence channel's access holds when the worker checks it again.
+    redis_proc = RedisProcess(persistent=True)
+    redis_proc.start()
+    try:
+        settings = dict(default_settings(redis_proc.url), PUSHER_KEY=KEY, PUSHER_SECRET=SECRET, PUSHER_APP_ID=APP,
+                        CHAT_PRESENCE_TTL=3, SWEEP_INTERVAL_MS=250)
+        rt = Cluster(redis_proc, [Worker(start_server(**settings)) for _ in range(2)])
+        run_redis_restart_resubscribes(rt)
+    finally:
+        redis_proc.cleanup()
+
+
+def run_redis_restart_resubscribes(rt):
     a, b = rt.a, rt.b
     alice = register(a, "alice")
     client = Client(a, alice)
@@ -335,7 +349,7 @@ def test_redis_restart_resubscribes_and_resends_presence(rt):
     client.wait_for(lambda e: e[1] == "pusher_internal:subscription_succeeded")
     rt.redis_proc.kill()
     time.sleep(0.5)
-    rt.redis_proc.start()  # an empty Redis: nothing persisted in tests
+    rt.redis_proc.start()
     # The worker notices, resubscribes, and sends current presence again.
     client.wait_for(lambda e: e[1] == "pusher_internal:subscription_succeeded", timeout=10)
     port = int(b.base.rsplit(":", 1)[1])

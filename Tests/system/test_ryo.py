@@ -84,7 +84,7 @@ def test_real_provider_request_storage_and_broadcast(make_cluster, fake_ai):
     msg = r.json()["message"]
     assert msg["username"] == "ryo" and msg["roomId"] == "general"
     assert msg["content"] == "hey alice, not much here"  # trimmed, control character removed
-    assert set(msg) == {"id", "roomId", "username", "content", "timestamp"}
+    assert set(msg) == {"id", "roomId", "username", "content", "timestamp", "isAI"} and msg["isAI"] is True
 
     sent = fake_ai.requests[-1]
     assert sent["path"] == "/v1/chat/completions"
@@ -148,7 +148,7 @@ def test_validation_order_and_messages(make_cluster):
     dm = a.call("POST", "/api/rooms", user=bob, json={"name": "dm", "type": "private", "members": []}).json()["room"]
     assert ryo(a, alice, room=dm["id"]).status_code == 403
     r = ryo(a, bob, room=dm["id"])
-    assert r.status_code == 201 and r.json()["message"]["username"] == "ryo"
+    assert r.status_code == 201 and r.json()["message"]["username"] == "ryo" and r.json()["message"]["isAI"] is True
     assert r.json()["message"]["content"] == r.json()["message"]["content"].strip()
 
 

@@ -6,7 +6,7 @@ import json
 
 import websocket
 
-from conftest import register
+from conftest import admin, register
 
 KEY, SECRET, APP = "sec-key", "sec-secret-value-123", "777"
 
@@ -14,7 +14,8 @@ KEY, SECRET, APP = "sec-key", "sec-secret-value-123", "777"
 def test_private_resources_refused_to_non_members(make_cluster):
     c = make_cluster(2, PUSHER_KEY=KEY, PUSHER_SECRET=SECRET, PUSHER_APP_ID=APP)
     a, b = c.a, c.b
-    ryo, alice, bob, eve = (register(a, n) for n in ["ryo", "alice", "bobby", "eve"])
+    boss = admin(a)
+    alice, bob, eve = (register(a, n) for n in ["alice", "bobby", "eve"])
     dm = a.call("POST", "/api/rooms", user=alice, json={"name": "dm", "type": "private", "members": ["bobby"]}).json()["room"]
     rid = dm["id"]
     assert a.call("POST", f"/api/rooms/{rid}/messages", user=bob, json={"content": "secret"}).status_code == 201
@@ -22,7 +23,7 @@ def test_private_resources_refused_to_non_members(make_cluster):
     assert a.call("POST", "/support/T-7/messages", user=alice, json={"content": "my card number"}).status_code == 201
     assert a.call("POST", "/support/T-8/join", user=bob, json={}).status_code == 200
     assert a.call("POST", "/support/T-8/messages", user=bob, json={"content": "closing"}).status_code == 201
-    assert a.call("POST", "/support/T-8/close", user=ryo, json={}).status_code == 200
+    assert a.call("POST", "/support/T-8/close", user=boss, json={}).status_code == 200
 
     def refused(method, path, body=None, statuses=(403,)):
         r = b.call(method, path, user=eve, json=body)
@@ -66,7 +67,7 @@ def test_private_resources_refused_to_non_members(make_cluster):
     ws.close()
     # Members still get in (the refusals above are about eve, not a broken route).
     assert b.call("GET", f"/api/rooms/{rid}/messages", user=bob).status_code == 200
-    assert b.call("GET", "/support/T-8/snapshot", user=ryo).status_code == 200
+    assert b.call("GET", "/support/T-8/snapshot", user=boss).status_code == 200
 
 
 def test_secrets_never_stored_or_logged_in_clear(make_cluster):

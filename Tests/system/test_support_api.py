@@ -3,7 +3,7 @@ import hashlib
 import secrets
 import time
 
-from conftest import Subscription, User, register
+from conftest import Subscription, User, admin, register
 
 
 def seed_users(r, names):
@@ -20,33 +20,33 @@ def seed_users(r, names):
 
 def setup_people(c):
     a = c.a
-    ryo = register(a, "ryo")            # admin
+    boss = admin(a)                     # the configured admin (ADMIN_USERS, ADMIN_PASSWORD)
     agent = register(a, "agent1")
     cust = register(a, "cust1")
     other = register(a, "other1")
-    assert a.call("PUT", "/api/admin/agents/agent1", user=ryo).status_code == 200
-    return ryo, agent, cust, other
+    assert a.call("PUT", "/api/admin/agents/agent1", user=boss).status_code == 200
+    return boss, agent, cust, other
 
 
 def test_agents_admin_routes(cluster):
     a, b = cluster.a, cluster.b
-    ryo, agent, cust, other = setup_people(cluster)
-    assert b.call("GET", "/api/admin/agents", user=ryo).json() == {"agents": ["agent1"]}
+    boss, agent, cust, other = setup_people(cluster)
+    assert b.call("GET", "/api/admin/agents", user=boss).json() == {"agents": ["agent1"]}
     assert b.call("GET", "/api/admin/agents", user=agent).status_code == 403
     assert b.call("PUT", "/api/admin/agents/other1", user=cust).json() == {"error": "Forbidden"}
-    assert b.call("PUT", "/api/admin/agents/nobody", user=ryo).status_code == 404
-    assert b.call("PUT", "/api/admin/agents/bad%20name", user=ryo).status_code == 400
-    assert b.call("PUT", "/api/admin/agents/other1", user=ryo).status_code == 200
-    assert a.call("GET", "/api/admin/agents", user=ryo).json() == {"agents": ["agent1", "other1"]}
-    assert a.call("DELETE", "/api/admin/agents/other1", user=ryo).json() == {"success": True}
-    assert a.call("DELETE", "/api/admin/agents/other1", user=ryo).status_code == 404
+    assert b.call("PUT", "/api/admin/agents/nobody", user=boss).status_code == 404
+    assert b.call("PUT", "/api/admin/agents/bad%20name", user=boss).status_code == 400
+    assert b.call("PUT", "/api/admin/agents/other1", user=boss).status_code == 200
+    assert a.call("GET", "/api/admin/agents", user=boss).json() == {"agents": ["agent1", "other1"]}
+    assert a.call("DELETE", "/api/admin/agents/other1", user=boss).json() == {"success": True}
+    assert a.call("DELETE", "/api/admin/agents/other1", user=boss).status_code == 404
     assert a.call("GET", "/api/admin/agents").status_code == 401
 
 
 def test_seed_flow_end_to_end(cluster):
     """metadata → join → typing → members → close, then transcript and snapshot still readable."""
     a, b = cluster.a, cluster.b
-    ryo, agent, cust, other = setup_people(cluster)
+    boss, agent, cust, other = setup_people(cluster)
     sub = Subscription(cluster.redis(), ["private-room-ticket_T-100"])
 
     r = a.call("POST", "/support/T-100/metadata", user=agent, json={"priority": "high", "assignedAgentId": "agent1"})
@@ -56,6 +56,11 @@ def test_seed_flow_end_to_end(cluster):
     assert room["metadata"] == {"ticketId": "T-100", "priority": "high", "assignedAgentId": "agent1", "status": "open"}
     assert isinstance(room["createdAt"], int)
 
+    # Opened by an agent: nobody holds the customer seat until an agent names the customer.
+    assert r.json()["room"]["customerId"] is None
+    assert b.call("POST", "/support/T-100/join", user=cust, json={}).status_code == 403
+    r = b.call("POST", "/support/T-100/metadata", user=agent, json={"customerId": "cust1"})
+    assert r.status_code == 200 and r.json()["room"]["customerId"] == "cust1"
     r = b.call("POST", "/support/T-100/join", user=cust, json={})
     assert r.status_code == 200
     m = r.json()["member"]
@@ -121,12 +126,12 @@ def test_seed_flow_end_to_end(cluster):
 
 def test_close_can_delete_history_and_snapshot(cluster):
     a = cluster.a
-    ryo, agent, cust, other = setup_people(cluster)
+    boss, agent, cust, other = setup_people(cluster)
     a.call("POST", "/support/T-7/join", user=cust, json={})
     a.call("POST", "/support/T-7/messages", user=cust, json={"content": "hello"})
     r = cluster.redis()
     assert r.xlen("room:{ticket_T-7}:history") == 1
-    res = a.call("POST", "/support/T-7/close", user=ryo, json={"deleteHistory": True, "deleteSnapshots": True})
+    res = a.call("POST", "/support/T-7/close", user=boss, json={"deleteHistory": True, "deleteSnapshots": True})
     assert res.json() == {"closed": True, "historyKept": False, "snapshotKept": False}
     assert not r.exists("room:{ticket_T-7}:history") and not r.exists("room:{ticket_T-7}:snapshot")
     assert a.call("GET", "/support/T-7/snapshot", user=agent).status_code == 404
@@ -136,7 +141,7 @@ def test_close_can_delete_history_and_snapshot(cluster):
 
 def test_access_roles_and_errors(cluster):
     a, b = cluster.a, cluster.b
-    ryo, agent, cust, other = setup_people(cluster)
+    boss, agent, cust, other = setup_people(cluster)
     assert a.call("POST", "/support/bad%20id/join", user=cust, json={}).status_code == 400
     assert a.call("POST", "/support/" + "x" * 65 + "/join", user=cust, json={}).status_code == 400
     assert a.call("POST", "/support/T-1/join", json={}).status_code == 401
@@ -158,7 +163,7 @@ def test_access_roles_and_errors(cluster):
     assert b.call("POST", "/support/T-1/metadata", user=cust, json={"status": "pending"}).status_code == 403
     # Observers and admins.
     assert b.call("POST", "/support/T-1/join", user=agent, json={"role": "observer"}).json()["member"]["metadata"] == {"role": "observer"}
-    assert b.call("POST", "/support/T-1/join", user=ryo, json={"role": "agent"}).status_code == 200
+    assert b.call("POST", "/support/T-1/join", user=boss, json={"role": "agent"}).status_code == 200
     # Not present → 409.
     assert a.call("POST", "/support/T-1/leave", user=cust).json() == {"success": True}
     assert a.call("POST", "/support/T-1/typing", user=cust, json={"typing": True}).json() == {"error": "Not in room"}
@@ -175,27 +180,27 @@ def test_access_roles_and_errors(cluster):
 
 def test_metadata_partial_updates_and_validation(cluster):
     a, b = cluster.a, cluster.b
-    ryo, agent, cust, other = setup_people(cluster)
+    boss, agent, cust, other = setup_people(cluster)
     meta = lambda r: r.json()["room"]["metadata"]
     assert meta(a.call("POST", "/support/M-1/metadata", user=agent, json={"priority": "low"})) == \
         {"ticketId": "M-1", "priority": "low", "assignedAgentId": None, "status": "open"}
-    assert meta(b.call("POST", "/support/M-1/metadata", user=ryo, json={"status": "pending"}))["priority"] == "low"
-    assert meta(b.call("POST", "/support/M-1/metadata", user=ryo, json={"assignedAgentId": "agent1"}))["assignedAgentId"] == "agent1"
-    assert meta(b.call("POST", "/support/M-1/metadata", user=ryo, json={"assignedAgentId": "RYO"}))["assignedAgentId"] == "ryo"
+    assert meta(b.call("POST", "/support/M-1/metadata", user=boss, json={"status": "pending"}))["priority"] == "low"
+    assert meta(b.call("POST", "/support/M-1/metadata", user=boss, json={"assignedAgentId": "agent1"}))["assignedAgentId"] == "agent1"
+    assert meta(b.call("POST", "/support/M-1/metadata", user=boss, json={"assignedAgentId": "BOSS"}))["assignedAgentId"] == "boss"
     assert meta(a.call("POST", "/support/M-1/metadata", user=agent, json={"priority": None})) == \
-        {"ticketId": "M-1", "priority": None, "assignedAgentId": "ryo", "status": "pending"}
+        {"ticketId": "M-1", "priority": None, "assignedAgentId": "boss", "status": "pending"}
     for bad in [{"priority": "meh"}, {"status": "closed"}, {"status": None}, {"assignedAgentId": "cust1"},
                 {"assignedAgentId": "nobody"}, {"priority": 3}]:
         r = a.call("POST", "/support/M-1/metadata", user=agent, json=bad)
         assert r.status_code == 400, bad
     assert meta(a.call("POST", "/support/M-1/metadata", user=agent, json={})) == \
-        {"ticketId": "M-1", "priority": None, "assignedAgentId": "ryo", "status": "pending"}
+        {"ticketId": "M-1", "priority": None, "assignedAgentId": "boss", "status": "pending"}
     # Two agents changing different fields at the same moment, through two workers: both win.
     import threading
     for round_ in range(10):
         prio, status = ["low", "urgent"][round_ % 2], ["open", "resolved"][round_ % 2]
         t1 = threading.Thread(target=a.call, args=("POST", "/support/M-1/metadata"), kwargs={"user": agent, "json": {"priority": prio}})
-        t2 = threading.Thread(target=b.call, args=("POST", "/support/M-1/metadata"), kwargs={"user": ryo, "json": {"status": status}})
+        t2 = threading.Thread(target=b.call, args=("POST", "/support/M-1/metadata"), kwargs={"user": boss, "json": {"status": status}})
         t1.start(); t2.start(); t1.join(); t2.join()
         got = b.call("GET", "/support/M-1/messages", user=agent)  # any route; then read the metadata
         assert got.status_code == 200
@@ -205,7 +210,7 @@ def test_metadata_partial_updates_and_validation(cluster):
 
 def test_expired_member_leaves_exactly_once(make_cluster):
     c = make_cluster(2, SUPPORT_PRESENCE_TTL=2, SWEEP_INTERVAL_MS=250)
-    ryo, agent, cust, other = setup_people(c)
+    boss, agent, cust, other = setup_people(c)
     sub = Subscription(c.redis(), ["private-room-ticket_E-1"])
     assert c.a.call("POST", "/support/E-1/join", user=cust, json={}).status_code == 200
     assert c.b.call("POST", "/support/E-1/join", user=agent, json={"role": "agent"}).status_code == 200
@@ -223,7 +228,7 @@ def test_expired_member_leaves_exactly_once(make_cluster):
 
 def test_members_pagination_while_members_come_and_go(cluster):
     a, b = cluster.a, cluster.b
-    ryo, agent, cust, other = setup_people(cluster)
+    boss, agent, cust, other = setup_people(cluster)
     r = cluster.redis()
     people = seed_users(r, [f"m{i:03d}" for i in range(300)] + [f"late{i:02d}" for i in range(40)])
     members, late = people[:300], people[300:]
