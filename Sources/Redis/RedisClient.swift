@@ -73,23 +73,25 @@ public final class RedisClient: Sendable {
         try await sendBatch(commands, timeout: timeout).get()
     }
 
-    /// Sends `commands` in one write on one connection without waiting for them: `completion` gets the replies
-    /// (error replies included) or the failure, on the connection's event loop. For follow-up work whose outcome
-    /// the caller only logs: the commands still run in order with everything sent on that connection before.
+    /// Sends `commands` in one write without waiting for them: `completion` gets the replies (error replies
+    /// included) or the failure, on the connection's event loop. For follow-up work whose outcome the caller only
+    /// logs. Batches given the same `orderKey` go on the same connection, so they run in the order they were sent
+    /// (one user's switch events stay in the order of the switches); batches with different keys have no order.
     public func pipelineDetached(
-        _ commands: [RedisCommand], timeout: Duration? = nil,
+        _ commands: [RedisCommand], orderKey: String, timeout: Duration? = nil,
         completion: @escaping @Sendable (Result<[RESPValue], RedisError>) -> Void
     ) {
-        sendBatch(commands, timeout: timeout).whenComplete { result in
+        sendBatch(commands, on: connection(for: orderKey), timeout: timeout).whenComplete { result in
             completion(result.mapError { ($0 as? RedisError) ?? .connectionLost })
         }
     }
 
-    /// One batch on the next connection, timed into the metrics; a failure is always a ``RedisError``.
-    private func sendBatch(_ commands: [RedisCommand], timeout: Duration?) -> EventLoopFuture<[RESPValue]> {
+    /// One batch on the next connection (or `connection`), timed into the metrics; a failure is always a
+    /// ``RedisError``.
+    private func sendBatch(_ commands: [RedisCommand], on connection: RedisConnection? = nil, timeout: Duration?) -> EventLoopFuture<[RESPValue]> {
         let start = ContinuousClock.now
         let name = commands.count == 1 ? commands[0].name : "PIPELINE"
-        return pick().send(batch: commands, timeout: timeout.map(TimeAmount.init)).flatMapErrorThrowing { error in
+        return (connection ?? pick()).send(batch: commands, timeout: timeout.map(TimeAmount.init)).flatMapErrorThrowing { error in
             throw (error as? RedisError) ?? RedisError.connectionLost
         }.always { result in
             switch result {
@@ -109,6 +111,14 @@ public final class RedisClient: Sendable {
             logger: logger,
             healthCheckInterval: TimeAmount(healthCheckInterval)
         )
+    }
+
+    /// The connection every batch with this order key goes on (FNV-1a of the key: the same in every process).
+    func connection(for orderKey: String) -> RedisConnection {
+        if connections.count == 1 { return connections[0] }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in orderKey.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return connections[Int(hash % UInt64(connections.count))]
     }
 
     private func pick() -> RedisConnection {

@@ -50,15 +50,30 @@ public final class RedisSubscriber: @unchecked Sendable {
 
     /// Subscribes to `channels`; returns once Redis confirmed each. If Redis is unreachable it throws after the
     /// bounded wait, but the channels stay wanted and are subscribed as soon as the connection is back.
+    ///
+    /// An `async` call starts on the generic executor, so two calls made one after the other from different tasks may
+    /// reach the connection in either order: a caller whose subscribes and unsubscribes of one channel must stay in
+    /// order uses ``requestSubscribe(_:)`` and ``requestUnsubscribe(_:)`` from one isolation domain instead.
     public func subscribe(_ channels: [String]) async throws {
-        guard !channels.isEmpty else { return }
-        try await eventLoop.flatSubmit { self.subscribeOnLoop(channels) }.get()
+        try await requestSubscribe(channels).get()
     }
 
     /// Unsubscribes from `channels`; returns once Redis confirmed (or at once when not connected).
     public func unsubscribe(_ channels: [String]) async throws {
-        guard !channels.isEmpty else { return }
-        try await eventLoop.flatSubmit { self.unsubscribeOnLoop(channels) }.get()
+        try await requestUnsubscribe(channels).get()
+    }
+
+    /// Queues a subscribe now, in call order with every other request to this subscriber (a synchronous call, so
+    /// an actor's requests reach Redis in the order the actor made them); the future completes as ``subscribe(_:)``.
+    public func requestSubscribe(_ channels: [String]) -> EventLoopFuture<Void> {
+        guard !channels.isEmpty else { return eventLoop.makeSucceededVoidFuture() }
+        return eventLoop.flatSubmit { self.subscribeOnLoop(channels) }
+    }
+
+    /// Queues an unsubscribe now, in call order with every other request (see ``requestSubscribe(_:)``).
+    public func requestUnsubscribe(_ channels: [String]) -> EventLoopFuture<Void> {
+        guard !channels.isEmpty else { return eventLoop.makeSucceededVoidFuture() }
+        return eventLoop.flatSubmit { self.unsubscribeOnLoop(channels) }
     }
 
     /// The channels currently wanted.

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import Redis
+import Synchronization
 import Testing
 import TestSupport
 
@@ -141,6 +142,42 @@ struct RedisClientTests {
         #expect(replies[0] == .array([.bulkString(ByteBuffer(string: key)), .integer(7)]))
         #expect(replies[1] == .error("ERR nope"))
         await #expect(throws: RedisError.server("ERR nope")) { try await client.run(failing) }
+    }
+
+    @Test func detachedBatchesWithOneOrderKeyRunInOrder() async throws {
+        var configuration = try SharedRedis.configuration()
+        configuration.connectionCount = 4
+        let client = RedisClient(configuration: configuration)
+        let key = prefix + "ordered"
+        let done = AsyncStream.makeStream(of: Void.self)
+        let count = 2000
+        let remaining = Atomic<Int>(count)
+        // Spread over four connections, these would interleave; one order key keeps them on one, in order.
+        for i in 0..<count {
+            client.pipelineDetached([RedisCommand("RPUSH", key, String(i))], orderKey: "alice") { _ in
+                if remaining.subtract(1, ordering: .relaxed).newValue == 0 { done.continuation.finish() }
+            }
+        }
+        for await _ in done.stream {}
+        let list = (try await client.send(RedisCommand("LRANGE", key, "0", "-1")).array ?? []).compactMap(\.string)
+        #expect(list == (0..<count).map(String.init))
+        await client.close()
+    }
+
+    @Test func subscribeAndUnsubscribeRequestsReachRedisInCallOrder() async throws {
+        let subscriber = client.makeSubscriber()
+        let channel = prefix + "flip"
+        try await subscriber.subscribe([prefix + "warm"])
+        // Many flips of one channel queued back to back, ending with a subscribe: the channel must end subscribed.
+        var futures: [EventLoopFuture<Void>] = []
+        for i in 0..<501 {
+            futures.append(i % 2 == 0 ? subscriber.requestSubscribe([channel]) : subscriber.requestUnsubscribe([channel]))
+        }
+        for future in futures { try? await future.get() }
+        let numsub = try await client.send(RedisCommand("PUBSUB", "NUMSUB", channel)).array ?? []
+        #expect(numsub.last?.int == 1)
+        #expect(try await client.publish("still wanted", to: channel) == 1)
+        await subscriber.close()
     }
 
     @Test func pubSubDelivery() async throws {

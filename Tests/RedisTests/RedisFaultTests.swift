@@ -89,7 +89,15 @@ struct RedisFaultTests {
         let client = RedisClient(configuration: try configuration(server.url, timeoutMilliseconds: 3000))
         try await client.ping(timeout: .seconds(10))
         let blocked = Task { try await client.raw(RedisCommand("BLPOP", "nothing", "10"), timeout: .seconds(5)) }
-        try await Task.sleep(for: .milliseconds(200))
+        // Kill only once Redis holds the command (a fixed sleep is not enough on a busy machine).
+        let observer = RedisClient(configuration: try configuration(server.url, timeoutMilliseconds: 3000))
+        let deadline = ContinuousClock.now + .seconds(4)
+        while ContinuousClock.now < deadline {
+            let info = try await observer.send(RedisCommand("INFO", "clients"), timeout: .seconds(2)).string ?? ""
+            if info.contains("blocked_clients:1") { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        await observer.close()
         server.kill9()
         await #expect(throws: RedisError.connectionLost) { try await blocked.value }
         await client.close()

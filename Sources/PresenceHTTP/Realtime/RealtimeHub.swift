@@ -69,7 +69,7 @@ actor RealtimeHub: Service {
         guard !draining else { return false }
         sockets[socket.id] = socket
         socketsGauge.record(sockets.count)
-        if sockets.count == 1 { try? await subscriber.subscribe([RedisKeys.pusherControl]) }
+        if sockets.count == 1 { try? await subscriber.requestSubscribe([RedisKeys.pusherControl]).get() }
         return true
     }
 
@@ -95,7 +95,9 @@ actor RealtimeHub: Service {
         if inserted && channelSockets[channel]?.count == 1 {
             subscriptionsGauge.record(channelSockets.count)
             do {
-                try await subscriber.subscribe([RedisKeys.broadcastChannel(channel)])
+                // Queued before the await, on the actor: subscribes and unsubscribes of a channel reach Redis in
+                // the order the hub decided them, whatever the awaits do afterwards.
+                try await subscriber.requestSubscribe([RedisKeys.broadcastChannel(channel)]).get()
             } catch {
                 logger.warning("Subscribe failed; it will be retried on reconnect", metadata: ["channel": "\(channel)", "error": "\(error)"])
             }
@@ -109,7 +111,7 @@ actor RealtimeHub: Service {
         if removed, channelSockets[channel]?.isEmpty == true {
             channelSockets[channel] = nil
             subscriptionsGauge.record(channelSockets.count)
-            try? await subscriber.unsubscribe([RedisKeys.broadcastChannel(channel)])
+            try? await subscriber.requestUnsubscribe([RedisKeys.broadcastChannel(channel)]).get()
         }
         _ = try? await redis.send(RedisCommand("ZREM", RedisKeys.pusherChannelSockets(channel), socket.id))
         if let user {
