@@ -91,6 +91,11 @@ public struct ChannelPresence: Sendable {
         return lapsed
     }
 
+    /// The script call counting the users present on a presence channel now (to pipeline with others).
+    public func countCall(channel: String) -> RedisScriptCall {
+        engine.countCall(room: Self.room(for: channel).id)
+    }
+
     /// Users present on a presence channel now.
     public func members(channel: String) async throws -> [String] {
         try await engine.allMembers(room: Self.room(for: channel).id, ttl: ttl).map(\.username).sorted()

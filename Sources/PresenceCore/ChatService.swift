@@ -110,8 +110,14 @@ public struct ChatService: Sendable {
 
     /// Public rooms, plus `viewer`'s private rooms, with current user counts.
     public func listRooms(for viewer: String?) async throws -> [Room] {
-        let ids = try await rooms.listIDs(for: viewer)
-        return try await rooms.get(Array(Set(ids)).sorted()).filter { room in
+        let ids = Array(Set(try await rooms.listIDs(for: viewer))).sorted()
+        let found = try await rooms.get(ids)
+        if found.count < ids.count {
+            // Index entries of rooms that are gone (a deletion whose cleanup failed half way): drop them.
+            let present = Set(found.map(\.id))
+            try? await rooms.forget(ids.filter { !present.contains($0) }, for: viewer)
+        }
+        return found.filter { room in
             room.type == .public || (viewer.map { room.members?.contains($0) == true } ?? false)
         }.sorted { ($0.type == .public ? 0 : 1, $0.createdAt, $0.id) < ($1.type == .public ? 0 : 1, $1.createdAt, $1.id) }
     }
@@ -234,10 +240,11 @@ public struct ChatService: Sendable {
             if joined.isNew { events += presenceEvents(room: room, user: user, action: "joined") }
         }
         // The sweeper's index entry and the events go out without holding the response: the switch itself is
-        // committed. They follow on the same connection in order; a failure is logged and counted.
+        // committed. A failure is logged and counted.
         let commands = followUp + Broadcaster.commands(for: events)
         if !commands.isEmpty {
-            redis.pipelineDetached(commands) { [logger] result in
+            // Keyed by user: one user's switches publish their events in the order the switches happened.
+            redis.pipelineDetached(commands, orderKey: user) { [logger] result in
                 let failed: String? = switch result {
                 case .success(let replies): replies.lazy.compactMap(\.errorMessage).first
                 case .failure(let error): "\(error)"

@@ -64,6 +64,11 @@ public struct PresenceEngine: Sendable {
         )
     }
 
+    /// How many are present in `room` now (members whose expiry is ahead of Redis's clock).
+    func countCall(room: String) -> RedisScriptCall {
+        RedisScriptCall(Scripts.presenceCount, keys: [RedisKeys.roomMembers(room)], arguments: [])
+    }
+
     func leaveCall(room: String, user: String) -> RedisScriptCall {
         RedisScriptCall(
             Scripts.presenceLeave,

@@ -48,6 +48,15 @@ public struct PresenceSweeper: Service {
         }
     }
 
+    /// The room of a work-list entry `<roomId>:<user>`. Chat and support room ids have no `:`; a presence channel's
+    /// room is `pch:<channel>` and channel names have no `:` either, so the room ends at its first `:` after that
+    /// prefix (a user id may contain `:`).
+    static func room(ofEntry entry: String) -> String? {
+        let start = entry.hasPrefix("pch:") ? entry.index(entry.startIndex, offsetBy: 4) : entry.startIndex
+        guard let colon = entry[start...].firstIndex(of: ":") else { return nil }
+        return String(entry[..<colon])
+    }
+
     /// One pass; returns how many due entries it handled.
     @discardableResult
     public func sweepOnce() async throws -> Int {
@@ -57,8 +66,7 @@ public struct PresenceSweeper: Service {
               !entries.isEmpty else { return 0 }
         var rooms: [String] = []
         for entry in entries {
-            guard let colon = entry.firstIndex(of: ":") else { continue }
-            let room = String(entry[..<colon])
+            guard let room = Self.room(ofEntry: entry) else { continue }
             if !rooms.contains(room) { rooms.append(room) }
         }
         let replies = try await redis.run(rooms.map { room in

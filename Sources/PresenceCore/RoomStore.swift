@@ -27,8 +27,10 @@ public struct RoomStore: Sendable {
         guard let v = reply.array, v.count == 2, let created = v[0].int, let createdAt = v[1].int else {
             throw RedisError.protocolError("unexpected room_create reply \(reply)")
         }
+        // The indexes are other keys (other hash slots), written after the room: a failure in between throws, and
+        // the next attempt (the caller's retry, or the default rooms at start-up) writes them again.
+        try Self.check(try await redis.pipeline(indexes))
         if created == 1 {
-            _ = try await redis.pipeline(indexes)
             let room = Room(
                 id: id, name: name, type: type, createdAt: Int64(createdAt), createdBy: createdBy, userCount: 0,
                 members: type == .private ? members.sorted() : nil
@@ -37,6 +39,19 @@ public struct RoomStore: Sendable {
         }
         guard let existing = try await get(id) else { throw DomainError.roomNotFound }
         return (existing, false)
+    }
+
+    /// Throws the first error reply of a pipeline.
+    static func check(_ replies: [RESPValue]) throws {
+        if let message = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
+    }
+
+    /// Drops index entries of rooms that no longer exist (a deletion whose index cleanup failed).
+    public func forget(_ ids: [String], for user: String?) async throws {
+        guard !ids.isEmpty else { return }
+        var commands = [RedisCommand("SREM", [RedisKeys.publicRooms] + ids)]
+        if let user { commands.append(RedisCommand("SREM", [RedisKeys.userRooms(user)] + ids)) }
+        try Self.check(try await redis.pipeline(commands))
     }
 
     func getCall(_ id: String) -> RedisScriptCall {
@@ -89,7 +104,8 @@ public struct RoomStore: Sendable {
         let room = Room(meta: PresenceEngine.hash(v[0]), userCount: 0, members: access)
         var cleanup = [RedisCommand("SREM", RedisKeys.publicRooms, id)]
         cleanup += access.map { RedisCommand("SREM", RedisKeys.userRooms($0), id) }
-        _ = try await redis.pipeline(cleanup)
+        // A failure here leaves index entries of a room that is gone: listings skip and drop them (forget).
+        try Self.check(try await redis.pipeline(cleanup))
         return room
     }
 
@@ -110,7 +126,7 @@ public struct RoomStore: Sendable {
         }
         var cleanup = [RedisCommand("SREM", RedisKeys.userRooms(user), id)]
         if deleted == 1 { cleanup += (room.members ?? []).map { RedisCommand("SREM", RedisKeys.userRooms($0), id) } }
-        _ = try await redis.pipeline(cleanup)
+        try Self.check(try await redis.pipeline(cleanup))
         return (room, deleted == 1, count, wasPresent == 1)
     }
 }

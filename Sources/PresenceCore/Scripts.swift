@@ -1,13 +1,16 @@
 import Foundation
 import Redis
+import Synchronization
 
-/// The Lua scripts of the domain, loaded once from the target's `Scripts/` resources.
+/// The Lua scripts of the domain, loaded once from the target's `Scripts/` resources. ``verify()`` runs at start-up,
+/// so a missing or unreadable file stops the server before it serves anything instead of on first use.
 public enum Scripts {
     static let presenceJoin = load("presence_join")
     static let presenceRefresh = load("presence_refresh")
     static let presenceLeave = load("presence_leave")
     static let presenceSweep = load("presence_sweep")
     static let presenceList = load("presence_list")
+    static let presenceCount = load("presence_count")
     static let expiryDue = load("expiry_due")
     static let expiryAck = load("expiry_ack")
     static let rateLimitSliding = load("ratelimit_sliding")
@@ -28,11 +31,36 @@ public enum Scripts {
     static let socketDetach = load("socket_detach")
     static let channelRoomOpen = load("channel_room_open")
 
+    /// Every script, in declaration order.
+    public static var all: [RedisScript] {
+        [presenceJoin, presenceRefresh, presenceLeave, presenceSweep, presenceList, presenceCount, expiryDue, expiryAck,
+         rateLimitSliding, roomCreate, roomGet, roomDelete, roomLeavePrivate, userRegister, userTouch, userSwitch,
+         historyAppend, supportOpen, supportMetadata, supportClose, supportReopen, expiringTouch, expiringMembers,
+         socketDetach, channelRoomOpen]
+    }
+
+    /// A script that could not be loaded, with the reason.
+    public struct LoadError: Error, CustomStringConvertible {
+        public let failures: [String]
+        public var description: String { "Lua scripts missing or unreadable: " + failures.joined(separator: "; ") }
+    }
+
+    /// Loads every script now; throws ``LoadError`` naming each one that is missing or unreadable.
+    public static func verify() throws {
+        _ = all
+        let failed = failures.withLock { $0 }
+        if !failed.isEmpty { throw LoadError(failures: failed) }
+    }
+
+    private static let failures = Mutex<[String]>([])
+
     private static func load(_ name: String) -> RedisScript {
         do {
             return try RedisScript(resource: name, in: .module, subdirectory: "Scripts")
         } catch {
-            fatalError("missing Lua resource \(name).lua: \(error)")
+            failures.withLock { $0.append("\(name).lua: \(error)") }
+            // Never sent: verify() stops start-up first. Should it be, Redis answers with this error.
+            return RedisScript(name: name, source: "return redis.error_reply('MISSINGSCRIPT \(name).lua')")
         }
     }
 }

@@ -34,8 +34,10 @@ public struct UserDirectory: Sendable {
             RedisScriptCall(Scripts.userRegister, keys: [RedisKeys.user(username)], arguments: [username, passwordHash]),
         ])
         guard let created = replies[0].int else { throw RedisError.protocolError("unexpected register reply \(replies[0])") }
-        guard created != 0 else { throw DomainError.conflict("Username taken") }
+        // The search index is a second key (another hash slot): written even when the user exists, so a failure
+        // between the two steps is repaired by the next attempt instead of leaving a user nobody can find.
         try await redis.send(RedisCommand("ZADD", RedisKeys.usersPrefix(username.prefix(2)), "0", username))
+        guard created != 0 else { throw DomainError.conflict("Username taken") }
     }
 
     /// `true` when the password matches the user's; `false` for an unknown user (after the same work, so timing

@@ -22,6 +22,8 @@ public func buildApplication(configuration: AppConfiguration, logger: Logger? = 
 /// ``StopSequence``): WebSockets closed with 4200 and their presence removed while Redis is connected, then the
 /// listener closed and in-flight requests finished, then the sweeper and Redis stopped.
 public func runServer(configuration: AppConfiguration) async throws {
+    // Every Lua script is read and checked before anything is served.
+    try Scripts.verify()
     let parts = makeApplication(configuration: configuration, logger: nil, runHubInside: false)
     let stop = StopSequence(
         hub: parts.services.hub, registry: parts.services.registry, deadline: parts.services.stopDeadline,

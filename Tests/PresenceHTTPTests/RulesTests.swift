@@ -1,4 +1,5 @@
-import PresenceCore
+import Foundation
+@testable import PresenceCore
 @testable import PresenceHTTP
 import Testing
 
@@ -58,6 +59,25 @@ struct ValidationTests {
         #expect(AccessChange(control: ["recheck": ["user": "bob"]]) == nil)
         #expect(ChannelAccess.isGoverned("presence-room-general") && ChannelAccess.isGoverned("private-chats-bob"))
         #expect(!ChannelAccess.isGoverned("presence-lobby") && !ChannelAccess.isGoverned("private-orders"))
+    }
+
+    @Test func everyLuaScriptIsLoadedAndCheckedAtStartUp() throws {
+        try Scripts.verify()
+        let names = Set(Scripts.all.map(\.name))
+        #expect(names.count == Scripts.all.count)
+        let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Sources/PresenceCore/Scripts").standardized
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+            .filter { $0.hasSuffix(".lua") }.map { String($0.dropLast(4)) }
+        #expect(Set(files) == names, "a .lua file that Scripts does not load, or the other way round")
+    }
+
+    @Test func sweeperEntriesSplitAfterTheRoomEvenWhenItHasAColon() {
+        #expect(PresenceSweeper.room(ofEntry: "general:alice") == "general")
+        #expect(PresenceSweeper.room(ofEntry: "ticket_T-1:bob") == "ticket_T-1")
+        #expect(PresenceSweeper.room(ofEntry: "pch:presence-lobby:alice") == "pch:presence-lobby")
+        #expect(PresenceSweeper.room(ofEntry: "pch:presence-lobby:user:1") == "pch:presence-lobby")
+        #expect(PresenceSweeper.room(ofEntry: "nocolon") == nil)
     }
 
     @Test func messageIDs() {

@@ -224,3 +224,86 @@ def test_worker_sigkill_announces_each_of_its_users_leave_once(make_cluster):
     for _, cl in clients:
         cl.close()
     watch.close()
+
+
+def test_worker_sigkill_announces_leaves_on_presence_channels_that_are_not_rooms(make_cluster):
+    """A presence channel that is no chat room (`presence-lobby`, signed by the app's own backend with the secret) has
+    its engine room `pch:presence-lobby`, with a `:` in it; a user id may hold one too. SIGKILL the worker holding the
+    user's socket: another worker's sweeper announces `member_removed` once, within TTL + sweep interval."""
+    import hashlib
+    import hmac
+    import websocket
+
+    key, secret, ttl, sweep = "test-key", "test-secret-123", 3, 0.25
+    c = make_cluster(2, PUSHER_KEY=key, PUSHER_SECRET=secret, CHAT_PRESENCE_TTL=ttl, SWEEP_INTERVAL_MS=int(sweep * 1000))
+    a, k = c.workers
+
+    def connect(worker, user_id):
+        ws = websocket.create_connection(worker.base.replace("http", "ws") + f"/app/{key}?protocol=7", timeout=10)
+        socket_id = json.loads(json.loads(ws.recv())["data"])["socket_id"]
+        channel_data = json.dumps({"user_id": user_id, "user_info": {}})
+        signature = hmac.new(secret.encode(), f"{socket_id}:presence-lobby:{channel_data}".encode(), hashlib.sha256).hexdigest()
+        ws.send(json.dumps({"event": "pusher:subscribe", "data": {
+            "channel": "presence-lobby", "auth": f"{key}:{signature}", "channel_data": channel_data}}))
+        return ws
+
+    def next_event(ws, name, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ws.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                msg = json.loads(ws.recv())
+            except websocket.WebSocketTimeoutException:
+                break
+            if msg["event"] == name:
+                return msg
+        raise AssertionError(f"no {name} within {timeout} s")
+
+    watcher = connect(a, "watcher")
+    next_event(watcher, "pusher_internal:subscription_succeeded", 5)
+    doomed = connect(k, "ghost:1")
+    members = json.loads(next_event(doomed, "pusher_internal:subscription_succeeded", 5)["data"])["presence"]["ids"]
+    assert sorted(members) == ["ghost:1", "watcher"]
+    added = next_event(watcher, "pusher_internal:member_added", 5)
+    assert json.loads(added["data"])["user_id"] == "ghost:1"
+    sub = Subscription(c.redis(), ["presence-lobby"])
+    t0 = time.monotonic()
+    k.proc.stop(signal.SIGKILL)
+    removed = next_event(watcher, "pusher_internal:member_removed", ttl + sweep + 5)
+    assert json.loads(removed["data"])["user_id"] == "ghost:1"
+    assert time.monotonic() - t0 <= ttl + sweep + 3
+    # Announced once: nothing more in another TTL.
+    published = [e for e in sub.events(ttl) if e["event"] == "pusher_internal:member_removed"]
+    assert [e["data"]["user_id"] for e in published] == ["ghost:1"]
+    watcher.close()
+
+
+def test_half_done_room_and_user_changes_are_repaired(make_cluster):
+    """Room creation, deletion and registration each write a second key after their script (another hash slot).
+    When that second write is lost (simulated by undoing it in Redis), the next attempt or listing repairs it: a
+    public room is never left unlisted, a deleted room never listed, a user never unsearchable."""
+    c = make_cluster(1)
+    a = c.a
+    r = c.redis()
+    boss = admin(a)
+
+    def listed():
+        return [room["id"] for room in a.call("GET", "/api/rooms").json()["rooms"]]
+
+    assert a.call("POST", "/api/rooms", user=boss, json={"name": "lobby", "type": "public"}).status_code == 201
+    r.srem("rooms:public", "lobby")  # the index write after the script, lost
+    assert "lobby" not in listed()
+    retry = a.call("POST", "/api/rooms", user=boss, json={"name": "lobby", "type": "public"})
+    assert retry.status_code == 409, retry.text
+    assert "lobby" in listed()
+
+    r.sadd("rooms:public", "ghost")  # a deleted room whose index cleanup was lost
+    assert "ghost" not in listed()
+    assert not r.sismember("rooms:public", "ghost")
+
+    register(a, "findme")
+    r.zrem("users:prefix:fi", "findme")  # the search index write after the script, lost
+    assert a.call("GET", "/api/users?search=fin").json()["users"] == []
+    again = a.call("POST", "/api/auth/register", json={"username": "findme", "password": "password123"})
+    assert again.status_code == 409
+    assert [u["username"] for u in a.call("GET", "/api/users?search=fin").json()["users"]] == ["findme"]

@@ -422,3 +422,91 @@ def test_malformed_frames_and_messages(rt):
     msg = json.loads(ws.recv())
     assert msg["event"] == "ok" and msg["channel"] == "after-abuse"
     assert a.call("GET", "/health").status_code == 200
+
+
+def test_channel_listing_answers_every_live_channel_in_one_batch(rt):
+    """GET /apps/{id}/channels reads every live channel's counts in one pipelined batch: with 40 channels live (30
+    public, 10 presence with 1 or 2 users each) the answer has each one, with its own user count."""
+    import hashlib
+    import hmac
+
+    a, b = rt.a, rt.b
+    sockets = []
+
+    def connect(worker):
+        ws = websocket.create_connection(worker.base.replace("http", "ws") + f"/app/{KEY}?protocol=7", timeout=10)
+        sockets.append(ws)
+        return ws, json.loads(json.loads(ws.recv())["data"])["socket_id"]
+
+    def subscribe(ws, socket_id, channel, user=None):
+        data = {"channel": channel}
+        if user:
+            channel_data = json.dumps({"user_id": user})
+            sig = hmac.new(SECRET.encode(), f"{socket_id}:{channel}:{channel_data}".encode(), hashlib.sha256).hexdigest()
+            data.update(auth=f"{KEY}:{sig}", channel_data=channel_data)
+        ws.send(json.dumps({"event": "pusher:subscribe", "data": data}))
+        while True:
+            msg = json.loads(ws.recv())
+            if msg["event"] == "pusher_internal:subscription_succeeded" and msg["channel"] == channel:
+                return
+
+    for i in range(30):
+        ws, sid = connect(a if i % 2 else b)
+        subscribe(ws, sid, f"public-{i}")
+    expected = {}
+    for i in range(10):
+        users = [f"u{i}-{j}" for j in range(1 + i % 2)]
+        for j, user in enumerate(users):
+            ws, sid = connect(a if j else b)
+            subscribe(ws, sid, f"presence-lobby-{i}", user)
+        expected[f"presence-lobby-{i}"] = {"user_count": len(users)}
+    server = pusher.Pusher(app_id=APP, key=KEY, secret=SECRET, host="127.0.0.1", port=int(b.base.rsplit(":", 1)[1]), ssl=False)
+    assert server.channels_info(prefix_filter="presence-lobby-", attributes=["user_count"])["channels"] == expected
+    everything = server.channels_info()["channels"]
+    assert {f"public-{i}" for i in range(30)} | set(expected) <= set(everything)
+    for ws in sockets:
+        ws.close()
+
+
+def test_subscribe_unsubscribe_churn_leaves_a_wanted_channel_subscribed(rt):
+    """One socket flips a public channel 300 times without waiting, ending subscribed, while a second socket on the
+    same worker flips it too and ends unsubscribed: the worker's Redis subscription must end up wanted, so an event
+    triggered on the other worker arrives (the hub's subscribes and unsubscribes reach Redis in the order it decided
+    them)."""
+    a, b = rt.a, rt.b
+
+    def connect():
+        ws = websocket.create_connection(a.base.replace("http", "ws") + f"/app/{KEY}?protocol=7", timeout=10)
+        ws.recv()
+        return ws
+
+    keeper, flipper = connect(), connect()
+    for i in range(300):
+        for ws, end_subscribed in ((keeper, True), (flipper, False)):
+            subscribe = (i % 2 == 0) == end_subscribed if i < 299 else end_subscribed
+            event = "pusher:subscribe" if subscribe else "pusher:unsubscribe"
+            ws.send(json.dumps({"event": event, "data": {"channel": "churn"}}))
+    keeper.send(json.dumps({"event": "pusher:ping", "data": {}}))
+    keeper.settimeout(10)
+    while json.loads(keeper.recv())["event"] != "pusher:pong":
+        pass
+    flipper.send(json.dumps({"event": "pusher:ping", "data": {}}))
+    flipper.settimeout(10)
+    while json.loads(flipper.recv())["event"] != "pusher:pong":
+        pass
+    server = pusher.Pusher(app_id=APP, key=KEY, secret=SECRET, host="127.0.0.1", port=int(b.base.rsplit(":", 1)[1]), ssl=False)
+    server.trigger("churn", "after-churn", {"ok": True})
+    deadline = time.monotonic() + 5
+    got = None
+    while time.monotonic() < deadline:
+        keeper.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            msg = json.loads(keeper.recv())
+        except websocket.WebSocketTimeoutException:
+            break
+        if msg["event"] == "after-churn":
+            got = msg
+            break
+    assert got is not None, "the wanted channel ended unsubscribed in Redis"
+    keeper.close()
+    flipper.close()

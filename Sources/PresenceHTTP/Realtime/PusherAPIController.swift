@@ -35,11 +35,17 @@ struct PusherAPIController {
             if info.contains("user_count") && !prefix.hasPrefix("presence-") {
                 throw APIError.badRequest("info=user_count needs filter_by_prefix=presence-")
             }
+            // Two round trips whatever the number of channels: the live list, then every count in one pipeline.
+            let candidates = try await liveChannels().filter { $0.hasPrefix(prefix) }
+            let withUsers = info.contains("user_count")
+            var calls = candidates.map(subscriptionCountCall)
+            if withUsers { calls += candidates.map { presence.countCall(channel: $0) } }
+            let replies = calls.isEmpty ? [] : try await redis.run(calls)
             var channels: [String: JSONValue] = [:]
-            for channel in try await liveChannels() where channel.hasPrefix(prefix) {
-                guard try await subscriptionCount(channel) > 0 else { continue }
+            for (index, channel) in candidates.enumerated() {
+                guard Self.subscriptionCount(replies[index]) > 0 else { continue }
                 var attributes: [String: JSONValue] = [:]
-                if info.contains("user_count") { attributes["user_count"] = .int(try await presence.members(channel: channel).count) }
+                if withUsers { attributes["user_count"] = .int(replies[candidates.count + index].int ?? 0) }
                 channels[channel] = .object(attributes)
             }
             return JSONResponse.make(["channels": .object(channels)] as JSONValue)
@@ -108,8 +114,15 @@ struct PusherAPIController {
     }
 
     func subscriptionCount(_ channel: String) async throws -> Int {
-        let reply = try await redis.run(Scripts.expiringMembers, keys: [RedisKeys.pusherChannelSockets(channel)], arguments: [])
-        return reply.array?.first?.int ?? 0
+        Self.subscriptionCount(try await redis.run([subscriptionCountCall(channel)])[0])
+    }
+
+    func subscriptionCountCall(_ channel: String) -> RedisScriptCall {
+        RedisScriptCall(Scripts.expiringMembers, keys: [RedisKeys.pusherChannelSockets(channel)], arguments: [])
+    }
+
+    static func subscriptionCount(_ reply: RESPValue) -> Int {
+        reply.array?.first?.int ?? 0
     }
 
     /// Checks Pusher's request signature and returns the body: `auth_key`, `auth_timestamp` (±600 s),
