@@ -323,6 +323,3 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
         for promise in deferred { context.channel.closeFuture.cascade(to: promise) }
     }
 }
-
-/// A request body that stopped arriving at the minimum rate; answered 408.
-struct RequestBodyTimeout: Error {}

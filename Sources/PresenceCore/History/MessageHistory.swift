@@ -97,7 +97,3 @@ public struct MessageHistory: Sendable {
         }
     }
 }
-
-extension Character {
-    var isASCIIDigit: Bool { isASCII && isNumber }
-}

@@ -41,7 +41,7 @@ struct AuthController {
                 throw APIError(.forbidden, "Username reserved")
             }
             try await check(limiters.register, clientAddress(request, context))
-            try await domain { try await users.register(username: username, password: password) }
+            try await users.register(username: username, password: password)
             let token = try await tokens.issue(for: username)
             context.logger.info("User registered", metadata: ["user": "\(username)"])
             return JSONResponse.make(["username": username, "token": token], status: .created)
@@ -91,7 +91,7 @@ struct AuthController {
 
     private func check(_ limiter: SlidingWindowLimiter, _ subject: String) async throws {
         let decision = try await limiter.check(subject)
-        guard decision.allowed else { throw DomainError.rateLimited(decision).apiError }
+        guard decision.allowed else { throw DomainError.rateLimited(decision) }
     }
 
     private func clientAddress(_ request: Request, _ context: AppRequestContext) -> String {

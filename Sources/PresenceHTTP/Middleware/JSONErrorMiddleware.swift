@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOHTTP1
+import PresenceCore
 import Redis
 
 /// Turns every error into a JSON body `{"error": "..."}` with the right status: the routes' own
@@ -16,6 +17,9 @@ public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             return JSONResponse.error(error.message, status: error.status, headers: error.headers)
+        } catch let error as DomainError {
+            let answer = error.apiError
+            return JSONResponse.error(answer.message, status: answer.status, headers: answer.headers)
         } catch let error as HTTPError {
             return JSONResponse.error(error.body ?? Self.message(for: error.status), status: error.status, headers: error.headers)
         } catch let error as any HTTPResponseError {

@@ -18,7 +18,7 @@ struct UsersController {
                 trusted: trustedProxies
             )
             let decision = try await limiter.check(address)
-            guard decision.allowed else { throw DomainError.rateLimited(decision).apiError }
+            guard decision.allowed else { throw DomainError.rateLimited(decision) }
             let limit = try Query.int(request, "limit", default: 20, range: 1...50)
             let search = (request.uri.queryParameters.get("search") ?? "").trimmingCharacters(in: .whitespaces).lowercased()
             guard search.count >= 2, search.count <= 30, Validation.isUsernameAlphabet(search) else {

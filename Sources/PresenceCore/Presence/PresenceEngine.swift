@@ -233,10 +233,3 @@ public struct PresenceEngine: Sendable {
         return (at, user)
     }
 }
-
-extension Duration {
-    /// Whole milliseconds.
-    public var milliseconds: Int64 {
-        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
-    }
-}

@@ -23,7 +23,7 @@ struct PresenceController {
                 }
             }
             if previous == next { return JSONResponse.make(["success": true, "noop": true]) }
-            try await domain { try await chat.switchRooms(user: user, previous: previous, next: next) }
+            try await chat.switchRooms(user: user, previous: previous, next: next)
             return JSONResponse.make(["success": true])
         }
         router.post("/api/presence/heartbeat") { request, context in
@@ -31,7 +31,7 @@ struct PresenceController {
             let user = try await authenticator.authenticate(request)
             let room = try body.optionalString("roomId")
             if let room, !Validation.isRoomID(room) { throw APIError.badRequest("Invalid room ID format") }
-            try await domain { try await chat.heartbeat(user: user, room: room) }
+            try await chat.heartbeat(user: user, room: room)
             return JSONResponse.make(["success": true])
         }
     }

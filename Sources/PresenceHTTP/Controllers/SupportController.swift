@@ -92,19 +92,19 @@ struct SupportController {
 
         router.get("/api/admin/agents") { request, _ in
             let user = try await authenticator.authenticate(request)
-            let agents = try await domain { try await support.agents(by: user) }
+            let agents = try await support.agents(by: user)
             return JSONResponse.make(["agents": JSONValue.array(agents.map(JSONValue.string))])
         }
         router.put("/api/admin/agents/:username") { request, context in
             let user = try await authenticator.authenticate(request)
             let name = try agentName(context)
-            try await domain { try await support.addAgent(name, by: user) }
+            try await support.addAgent(name, by: user)
             return JSONResponse.make(["username": .string(name), "agent": true] as JSONValue)
         }
         router.delete("/api/admin/agents/:username") { request, context in
             let user = try await authenticator.authenticate(request)
             let name = try agentName(context)
-            let was = try await domain { try await support.removeAgent(name, by: user) }
+            let was = try await support.removeAgent(name, by: user)
             guard was else { throw APIError(.notFound, "Agent not found") }
             return JSONResponse.make(["success": true])
         }
@@ -131,9 +131,7 @@ struct SupportController {
     private func run(_ request: Request, _ context: AppRequestContext, _ handler: Handler) async throws -> Response {
         let user = try await authenticator.authenticate(request)
         let ticket = context.pathParameter("ticketId") ?? ""
-        return try await domain {
-            _ = try SupportService.roomID(ticket: ticket)
-            return try await handler(request, context, user, ticket)
-        }
+        _ = try SupportService.roomID(ticket: ticket)
+        return try await handler(request, context, user, ticket)
     }
 }

@@ -23,25 +23,25 @@ struct RoomsController {
                 throw APIError.badRequest("Field 'type' must be \"public\" or \"private\"")
             }
             let members = try body.optionalStrings("members") ?? []
-            let room = try await domain { try await chat.createRoom(name: name, type: type, members: members, by: user) }
+            let room = try await chat.createRoom(name: name, type: type, members: members, by: user)
             return JSONResponse.make(["room": room.json], status: .created)
         }
         router.get("/api/rooms/:id") { request, context in
             let id = try roomID(context)
             let viewer = try await authenticator.optionalUser(request)
-            let room = try await domain { try await chat.room(id, viewer: viewer) }
+            let room = try await chat.room(id, viewer: viewer)
             return JSONResponse.make(["room": room.json])
         }
         router.delete("/api/rooms/:id") { request, context in
             let id = try roomID(context)
             let user = try await authenticator.authenticate(request)
-            try await domain { try await chat.deleteRoom(id, by: user) }
+            try await chat.deleteRoom(id, by: user)
             return JSONResponse.make(["success": true])
         }
         router.get("/api/rooms/:id/users") { request, context in
             let id = try roomID(context)
             let viewer = try await authenticator.optionalUser(request)
-            let members = try await domain { try await chat.presentUsers(in: id, viewer: viewer) }
+            let members = try await chat.presentUsers(in: id, viewer: viewer)
             let users: [JSONValue] = members.sorted { $0.username < $1.username }.map {
                 ["username": .string($0.username), "lastSeen": .int64($0.lastSeen)]
             }
@@ -55,7 +55,7 @@ struct RoomsController {
             if let before, !MessageHistory.isValidID(before) {
                 throw APIError.badRequest("Invalid 'before' cursor: expected a message id")
             }
-            let messages = try await domain { try await chat.messages(room: id, viewer: viewer, limit: limit, before: before) }
+            let messages = try await chat.messages(room: id, viewer: viewer, limit: limit, before: before)
             return JSONResponse.make(["messages": JSONValue.array(messages.map(\.json))])
         }
         router.post("/api/rooms/:id/messages") { request, context in
@@ -66,7 +66,7 @@ struct RoomsController {
             guard (1...1000).contains(content.unicodeScalars.count) else {
                 throw APIError.badRequest("Field 'content' must be 1-1000 characters")
             }
-            let message = try await domain { try await chat.postMessage(room: id, user: user, content: content) }
+            let message = try await chat.postMessage(room: id, user: user, content: content)
             return JSONResponse.make(["message": message.json], status: .created)
         }
     }
@@ -78,15 +78,4 @@ func roomID(_ context: AppRequestContext) throws -> String {
         throw APIError.badRequest("Invalid room ID format")
     }
     return id
-}
-
-/// Query string helpers.
-enum Query {
-    static func int(_ request: Request, _ name: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
-        guard let text = request.uri.queryParameters.get(name) else { return value }
-        guard let number = Int(text), number >= range.lowerBound else {
-            throw APIError.badRequest("Query parameter '\(name)' must be an integer from \(range.lowerBound) to \(range.upperBound)")
-        }
-        return min(number, range.upperBound)
-    }
 }

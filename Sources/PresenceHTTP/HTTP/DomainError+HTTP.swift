@@ -4,7 +4,14 @@ import HTTPTypes
 import Hummingbird
 import PresenceCore
 
-extension DomainError {
+/// A refused domain operation answers for itself: routes throw ``DomainError`` as it is, and this is its HTTP answer.
+extension DomainError: HTTPResponseError {
+    public var status: HTTPResponse.Status { apiError.status }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        try apiError.response(from: request, context: context)
+    }
+
     /// The HTTP answer for a refused domain operation.
     var apiError: APIError {
         switch self {
@@ -25,14 +32,5 @@ extension DomainError {
             }
             return APIError(.tooManyRequests, "Rate limit exceeded", headers: headers)
         }
-    }
-}
-
-/// Runs a domain call, turning ``DomainError`` into ``APIError``.
-func domain<T>(_ body: () async throws -> T) async throws -> T {
-    do {
-        return try await body()
-    } catch let error as DomainError {
-        throw error.apiError
     }
 }

@@ -1,0 +1,83 @@
+import Foundation
+import Logging
+import PresenceCore
+import Redis
+
+/// The domain services one worker runs, wired from the configuration.
+public struct AppServices: Sendable {
+    public let configuration: AppConfiguration
+    public let redis: RedisClient
+    public let users: UserDirectory
+    public let tokens: TokenStore
+    public let chat: ChatService
+    public let support: SupportService
+    public let ryo: RyoService
+    public let channelPresence: ChannelPresence
+    let hub: RealtimeHub
+    let signer: PusherSigner
+    /// Every open connection, for the connection limits and the stop's deadline.
+    public let registry: ConnectionRegistry
+    /// Opened when a stop reaches its deadline: long waits give up.
+    public let stopDeadline = Latch()
+    public let sweeper: PresenceSweeper
+    public let searchLimiter: SlidingWindowLimiter
+    /// Registrations and login attempts.
+    let authLimiters: AuthController.Limiters
+    /// Who may hold which channel (signing, subscribing, refreshing, access changes).
+    public let channelAccess: ChannelAccess
+
+    public init(configuration: AppConfiguration, redis: RedisClient, logger: Logger) {
+        self.configuration = configuration
+        self.redis = redis
+        let users = UserDirectory(redis: redis, hasher: PasswordHasher(cost: configuration.bcryptCost))
+        self.users = users
+        let tokens = TokenStore(redis: redis, ttl: configuration.tokenTTL)
+        self.tokens = tokens
+        let chat = ChatService(redis: redis, users: users, settings: configuration.chat, logger: logger)
+        self.chat = chat
+        var supportSettings = configuration.support
+        supportSettings.admins = configuration.chat.admins
+        let support = SupportService(
+            redis: redis, users: users, settings: supportSettings, logger: logger, presenceLimiter: chat.presenceLimiter
+        )
+        self.support = support
+        let provider: any AIProvider = configuration.ai.baseURL.map {
+            OpenAICompatibleProvider(
+                baseURL: $0, apiKey: configuration.ai.apiKey, model: configuration.ai.model, timeout: configuration.ai.timeout
+            )
+        } ?? OfflineRyoResponder()
+        self.ryo = RyoService(
+            provider: provider,
+            limiter: SlidingWindowLimiter(name: "ai", limit: configuration.ai.rateLimit, window: configuration.ai.rateWindow, redis: redis),
+            chat: chat, logger: logger
+        )
+        let channelPresence = ChannelPresence(redis: redis, chat: chat, ttl: configuration.chat.presenceTTL)
+        self.channelPresence = channelPresence
+        let channelAccess = ChannelAccess(chat: chat, support: support)
+        self.channelAccess = channelAccess
+        self.hub = RealtimeHub(
+            redis: redis, presence: channelPresence, access: channelAccess, settings: configuration.pusher,
+            tokenCache: tokens.cache, logger: logger
+        )
+        self.signer = PusherSigner(key: configuration.pusher.key, secret: configuration.pusher.secret)
+        self.registry = ConnectionRegistry(
+            settings: configuration.connections, trustedProxies: configuration.trustedProxies.compactMap(ClientAddress.Block.init)
+        )
+        self.searchLimiter = SlidingWindowLimiter(name: "search", limit: configuration.searchRateLimit, window: .seconds(60), redis: redis)
+        self.authLimiters = AuthController.Limiters(
+            register: SlidingWindowLimiter(name: "register", limit: configuration.registerRateLimit, window: .seconds(3600), redis: redis),
+            loginPair: SlidingWindowLimiter(name: "login", limit: configuration.loginRateLimit, window: .seconds(60), redis: redis),
+            loginUser: SlidingWindowLimiter(name: "login-user", limit: configuration.loginUserRateLimit, window: .seconds(60), redis: redis),
+            loginAddress: SlidingWindowLimiter(name: "login-address", limit: configuration.loginAddressRateLimit, window: .seconds(60), redis: redis)
+        )
+        self.sweeper = PresenceSweeper(redis: redis, interval: configuration.sweepInterval, logger: logger) { expired in
+            if expired.meta["type"] == "support" {
+                await support.announceExpired(room: expired.room, users: expired.users, meta: expired.meta)
+            } else if expired.meta["type"] == "channel", let channel = expired.meta["channel"] {
+                await chat.broadcaster.publish(expired.users.map { ChatService.memberEvent(channel: channel, user: $0, action: "left") })
+            } else {
+                await chat.announceExpired(room: expired.room, users: expired.users, userCount: expired.userCount, meta: expired.meta)
+            }
+        }
+    }
+}
