@@ -110,6 +110,12 @@ let package = Package(
             resources: [.copy("Scripts")],
             swiftSettings: swiftSettings
         ),
+        // Domain rules against in-memory implementations of the storage protocols: no Redis, no network.
+        .testTarget(
+            name: "PresenceCoreTests",
+            dependencies: ["PresenceCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "PresenceHTTPTests",
             dependencies: [

@@ -81,10 +81,10 @@ struct ValidationTests {
     }
 
     @Test func messageIDs() {
-        #expect(MessageHistory.isValidID("1704067320000-0"))
-        #expect(!MessageHistory.isValidID("1704067320000"))
-        #expect(!MessageHistory.isValidID("abc-1"))
-        #expect(!MessageHistory.isValidID("1-"))
+        #expect(ChatMessage.isValidID("1704067320000-0"))
+        #expect(!ChatMessage.isValidID("1704067320000"))
+        #expect(!ChatMessage.isValidID("abc-1"))
+        #expect(!ChatMessage.isValidID("1-"))
     }
 }
 

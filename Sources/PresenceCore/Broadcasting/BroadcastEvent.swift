@@ -1,17 +1,27 @@
-/// One event for clients: its name, the client channel it goes to and its data (a JSON object).
+/// One event for clients: its name, the client channel it goes to and its data (a JSON object, or a string as
+/// Pusher's HTTP API gives it).
 public struct BroadcastEvent: Sendable {
     public var event: String
     public var channel: String
     public var data: JSONValue
+    /// The socket that caused it (client events, HTTP API `socket_id`): it does not get its own event back.
+    public var socketID: String?
+    /// The sender's user id on presence channels (client events).
+    public var userID: String?
 
-    public init(event: String, channel: String, data: JSONValue) {
+    public init(event: String, channel: String, data: JSONValue, socketID: String? = nil, userID: String? = nil) {
         self.event = event
         self.channel = channel
         self.data = data
+        self.socketID = socketID
+        self.userID = userID
     }
 
-    /// The pub/sub payload: `{"event": ..., "channel": ..., "data": {...}}`.
+    /// The pub/sub payload: `{"event": ..., "channel": ..., "data": ..., "socket_id"?: ..., "user_id"?: ...}`.
     public var payload: String {
-        JSONValue.object(["event": .string(event), "channel": .string(channel), "data": data]).serialized
+        var object: [String: JSONValue] = ["event": .string(event), "channel": .string(channel), "data": data]
+        if let socketID { object["socket_id"] = .string(socketID) }
+        if let userID { object["user_id"] = .string(userID) }
+        return JSONValue.object(object).serialized
     }
 }

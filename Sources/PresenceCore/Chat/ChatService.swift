@@ -1,17 +1,17 @@
 import Foundation
 import Logging
 import Metrics
-import Redis
 
 /// The chat face: rooms, presence switches and heartbeats, messages, and the events they broadcast.
-/// Decides who may do what; storage is in ``RoomStore``, ``PresenceEngine`` and ``MessageHistory``.
+/// Decides who may do what; storage is behind ``RoomStorage``, ``PresenceStorage`` and ``HistoryStorage``, events go
+/// out through an ``EventPublisher``.
 public struct ChatService: Sendable {
     public let settings: ChatSettings
-    public let rooms: RoomStore
-    public let presence: PresenceEngine
-    public let history: MessageHistory
+    public let rooms: any RoomStorage
+    public let presence: any PresenceStorage
+    public let history: any HistoryStorage
     public let users: UserDirectory
-    public let broadcaster: Broadcaster
+    public let broadcaster: any EventPublisher
     public let messageLimiter: SlidingWindowLimiter
     /// Rooms created per user per hour, and users named in new private rooms per user per hour.
     public let roomLimiter: SlidingWindowLimiter
@@ -20,23 +20,24 @@ public struct ChatService: Sendable {
     public let presenceLimiter: SlidingWindowLimiter
     /// Ids of rooms seen to be public in the last 5 s: a switch into one skips the separate access check.
     let publicRooms = ExpiringCache<Bool>(lifetime: .seconds(5), capacity: 10_000)
-    let redis: RedisClient
     let logger: Logger
 
-    public init(redis: RedisClient, users: UserDirectory, settings: ChatSettings, logger: Logger) {
+    public init(
+        rooms: any RoomStorage, presence: any PresenceStorage, history: any HistoryStorage, users: UserDirectory,
+        events: any EventPublisher, limits: any RateLimitStorage, settings: ChatSettings, logger: Logger
+    ) {
         self.settings = settings
-        self.redis = redis
-        self.rooms = RoomStore(redis: redis)
-        self.presence = PresenceEngine(redis: redis)
-        self.history = MessageHistory(redis: redis, limit: settings.historyLimit)
+        self.rooms = rooms
+        self.presence = presence
+        self.history = history
         self.users = users
-        self.broadcaster = Broadcaster(redis: redis, logger: logger)
+        self.broadcaster = events
         self.messageLimiter = SlidingWindowLimiter(
-            name: "messages", limit: settings.messageLimit, window: settings.messageWindow, redis: redis
+            name: "messages", limit: settings.messageLimit, window: settings.messageWindow, storage: limits
         )
-        self.roomLimiter = SlidingWindowLimiter(name: "rooms", limit: settings.roomLimit, window: .seconds(3600), redis: redis)
-        self.inviteLimiter = SlidingWindowLimiter(name: "invites", limit: settings.inviteLimit, window: .seconds(3600), redis: redis)
-        self.presenceLimiter = SlidingWindowLimiter(name: "presence", limit: settings.presenceLimit, window: .seconds(60), redis: redis)
+        self.roomLimiter = SlidingWindowLimiter(name: "rooms", limit: settings.roomLimit, window: .seconds(3600), storage: limits)
+        self.inviteLimiter = SlidingWindowLimiter(name: "invites", limit: settings.inviteLimit, window: .seconds(3600), storage: limits)
+        self.presenceLimiter = SlidingWindowLimiter(name: "presence", limit: settings.presenceLimit, window: .seconds(60), storage: limits)
         self.logger = logger
     }
 
@@ -192,42 +193,33 @@ public struct ChatService: Sendable {
             if room.type == .public { publicRooms.set(true, for: next) }
             nextRoom = room
         }
-        // One round trip: leave, join, and the user's own bookkeeping (present-rooms set, lastActive).
-        var calls: [RedisScriptCall] = []
-        if let previous { calls.append(presence.leaveCall(room: previous, user: user)) }
-        if let next { calls.append(presence.joinCall(room: next, user: user, ttl: settings.presenceTTL, state: nil)) }
-        calls.append(RedisScriptCall(
-            Scripts.userSwitch, keys: [RedisKeys.user(user), RedisKeys.userPresentRooms(user)],
-            arguments: [previous ?? "", next ?? ""]
-        ))
-        let replies = try await redis.run(calls)
+        // One step: leave, join, and the user's own bookkeeping (present rooms, lastActive).
+        let outcome = try await presence.switchRooms(user: user, previous: previous, next: next, ttl: settings.presenceTTL)
 
         // A join refused here is only possible when the room was deleted since it was checked or cached: the
         // leave still happened, so it is still announced before the error goes back.
-        var joined: PresenceEngine.JoinResult?
+        var joined: PresenceJoin?
         var joinError: (any Error)?
-        if let next {
+        if let next, let result = outcome.joined {
             do {
-                let result = try PresenceEngine.parseJoin(replies[previous == nil ? 0 : 1], user: user, ttl: settings.presenceTTL)
+                let join = try result.get()
                 if nextRoom == nil {
-                    guard let room = Room(meta: result.meta, userCount: result.userCount, members: nil), room.type == .public else {
+                    guard let room = Room(meta: join.meta, userCount: join.userCount, members: nil), room.type == .public else {
                         publicRooms.remove(next)
                         _ = try? await presence.leave(room: next, user: user)
                         throw DomainError.forbidden("Forbidden - not a room member")
                     }
                     nextRoom = room
                 }
-                joined = result
+                joined = join
             } catch {
                 joinError = error
-                _ = try? await redis.send(RedisCommand("SREM", RedisKeys.userPresentRooms(user), next))
+                try? await presence.forgetPresentRooms([next], of: user)
             }
         }
 
         var events: [BroadcastEvent] = []
-        var followUp: [RedisCommand] = []
-        if let previous {
-            let left = try PresenceEngine.parseLeave(replies[0])
+        if let previous, let left = outcome.left {
             if left.wasPresent, var room = Room(meta: left.meta, userCount: left.userCount, members: nil) {
                 if room.type == .private { room = try await rooms.get(previous) ?? room }
                 room.userCount = left.userCount
@@ -235,26 +227,13 @@ public struct ChatService: Sendable {
             }
         }
         if let next, var room = nextRoom, let joined {
-            followUp.append(presence.indexCommand(room: next, user: user, expiresAt: joined.member.expiresAt))
+            // The sweeper's work-list entry and the events go out without holding the response: the switch itself
+            // is committed. Keyed by user: one user's switches publish their events in the order they happened.
+            presence.recordExpiryDetached(room: next, user: user, expiresAt: joined.member.expiresAt, orderKey: user)
             room.userCount = joined.userCount
             if joined.isNew { events += presenceEvents(room: room, user: user, action: "joined") }
         }
-        // The sweeper's index entry and the events go out without holding the response: the switch itself is
-        // committed. A failure is logged and counted.
-        let commands = followUp + Broadcaster.commands(for: events)
-        if !commands.isEmpty {
-            // Keyed by user: one user's switches publish their events in the order the switches happened.
-            redis.pipelineDetached(commands, orderKey: user) { [logger] result in
-                let failed: String? = switch result {
-                case .success(let replies): replies.lazy.compactMap(\.errorMessage).first
-                case .failure(let error): "\(error)"
-                }
-                if let failed {
-                    Counter(label: "switch_followup_failures_total").increment()
-                    logger.warning("Switch follow-up failed", metadata: ["user": "\(user)", "error": "\(failed)"])
-                }
-            }
-        }
+        broadcaster.publishDetached(events, orderKey: user)
         if let joinError { throw joinError }
     }
 
@@ -265,19 +244,18 @@ public struct ChatService: Sendable {
             guard !Validation.isSupportRoomID(room) else { throw Self.supportRoomRefusal }
             roomIDs = [room]
         } else {
-            roomIDs = (try await redis.send(RedisCommand("SMEMBERS", RedisKeys.userPresentRooms(user))).array ?? [])
-                .compactMap(\.string).filter { !Validation.isSupportRoomID($0) }
+            roomIDs = try await presence.presentRooms(of: user).filter { !Validation.isSupportRoomID($0) }
         }
         for id in roomIDs {
             if try await presence.refresh(room: id, user: user, ttl: settings.presenceTTL) == nil, room == nil {
-                try await redis.send(RedisCommand("SREM", RedisKeys.userPresentRooms(user), id))
+                try await presence.forgetPresentRooms([id], of: user)
             }
         }
         try await users.touch(user)
     }
 
     /// Users present in a room now.
-    public func presentUsers(in id: String, viewer: String?) async throws -> [PresenceEngine.Member] {
+    public func presentUsers(in id: String, viewer: String?) async throws -> [PresenceMember] {
         _ = try await room(id, viewer: viewer)
         return try await presence.allMembers(room: id, ttl: settings.presenceTTL)
     }
@@ -285,7 +263,7 @@ public struct ChatService: Sendable {
     /// Announces members the sweeper found expired (called by ``PresenceSweeper`` on the worker that claimed them).
     public func announceExpired(room id: String, users: [String], userCount: Int, meta: [String: String]) async {
         guard await announcePresence(room: id, users: users, action: "left", userCount: userCount, meta: meta) else { return }
-        _ = try? await redis.pipeline(users.map { RedisCommand("SREM", RedisKeys.userPresentRooms($0), id) })
+        try? await presence.forgetPresentRoom(id, of: users)
     }
 
     /// Publishes `presence-update`, `room-updated` and the presence channel's member event for users who joined or

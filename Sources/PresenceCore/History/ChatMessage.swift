@@ -31,4 +31,11 @@ public struct ChatMessage: Sendable, Equatable, Codable {
         if isAI { object["isAI"] = .bool(true) }
         return .object(object)
     }
+
+    /// `true` when `id` has the shape of a message id (`<ms>-<seq>`).
+    public static func isValidID(_ id: String) -> Bool {
+        let parts = id.split(separator: "-", omittingEmptySubsequences: false)
+        return id.count <= 41 && parts.count == 2 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCIIDigit) }
+            && UInt64(parts[0]) != nil && UInt64(parts[1]) != nil
+    }
 }

@@ -1,9 +1,9 @@
 import Foundation
 import Metrics
-import Redis
 
 /// An exact sliding-window rate limiter shared by every worker: at any instant at most `limit` accepted requests
-/// in the preceding `window`, per subject. One Lua script (one round trip) per check, on Redis's clock.
+/// in the preceding `window`, per subject. The logs live in a ``RateLimitStorage`` (Redis: one Lua script, one round
+/// trip per check, on Redis's clock).
 public struct SlidingWindowLimiter: Sendable {
     /// The outcome of one check.
     public struct Decision: Sendable, Equatable {
@@ -33,14 +33,14 @@ public struct SlidingWindowLimiter: Sendable {
     public let name: String
     public let limit: Int
     public let window: Duration
-    let redis: RedisClient
+    let storage: any RateLimitStorage
     let rejections: Counter
 
-    public init(name: String, limit: Int, window: Duration, redis: RedisClient) {
+    public init(name: String, limit: Int, window: Duration, storage: any RateLimitStorage) {
         self.name = name
         self.limit = limit
         self.window = window
-        self.redis = redis
+        self.storage = storage
         self.rejections = Counter(label: "rate_limit_rejections_total", dimensions: [("limit", name)])
     }
 
@@ -57,18 +57,9 @@ public struct SlidingWindowLimiter: Sendable {
     }
 
     private func evaluate(_ subject: String, peek: Bool, cost: Int = 1) async throws -> Decision {
-        let windowMs = Int(window.components.seconds) * 1000 + Int(window.components.attoseconds / 1_000_000_000_000_000)
-        let reply = try await redis.run(
-            Scripts.rateLimitSliding,
-            keys: [RedisKeys.rateLimit(name, subject)],
-            arguments: [String(limit), String(windowMs), UUID().uuidString, peek ? "peek" : "check", String(max(1, cost))]
-        )
-        guard let values = reply.array, values.count == 4,
-              let allowed = values[0].int, let remaining = values[1].int, let reset = values[2].int else {
-            throw RedisError.protocolError("unexpected rate limiter reply \(reply)")
-        }
+        let state = try await storage.evaluate(limit: name, subject: subject, limit: limit, window: window, cost: cost, peek: peek)
         return Decision(
-            allowed: allowed == 1, remaining: max(0, remaining), resetMilliseconds: max(0, reset), limit: limit,
+            allowed: state.allowed, remaining: state.remaining, resetMilliseconds: state.resetMilliseconds, limit: limit,
             name: name, windowSeconds: window.components.seconds
         )
     }

@@ -1,14 +1,13 @@
 import Logging
 import Metrics
-import Redis
 import ServiceLifecycle
 
 /// Finds presences that expired and has their departure announced, exactly once, whichever worker gets there.
 ///
-/// Every worker runs one. Each pass reads due entries from `presence:expiries` (scored by expiry, on Redis's
-/// clock), runs `presence_sweep.lua` for each room concerned (the script claims expired members with ZREM, so only
-/// one worker ever gets a given expiry), hands the claimed members to `onExpired`, then drops the handled entries
-/// from the work list unless a heartbeat pushed them into the future meanwhile. No keyspace notifications: they lag
+/// Every worker runs one. Each pass reads due entries from the work list (``ExpiryStorage``; in Redis
+/// `presence:expiries`, scored by expiry, on Redis's clock), claims the expired members of each room concerned (only
+/// one worker ever gets a given expiry), hands them to `onExpired`, then drops the handled entries from the work list
+/// unless a heartbeat pushed them into the future meanwhile. No keyspace notifications: they lag
 /// badly once Redis holds many keys with a TTL.
 public struct PresenceSweeper: Service {
     /// Members of one room whose presence expired, claimed by this worker.
@@ -19,14 +18,14 @@ public struct PresenceSweeper: Service {
         public var meta: [String: String]
     }
 
-    let redis: RedisClient
+    let storage: any ExpiryStorage
     let interval: Duration
     let batchSize: Int
     let logger: Logger
     let onExpired: @Sendable (Expired) async -> Void
 
-    public init(redis: RedisClient, interval: Duration, batchSize: Int = 500, logger: Logger, onExpired: @escaping @Sendable (Expired) async -> Void) {
-        self.redis = redis
+    public init(storage: any ExpiryStorage, interval: Duration, batchSize: Int = 500, logger: Logger, onExpired: @escaping @Sendable (Expired) async -> Void) {
+        self.storage = storage
         self.interval = interval
         self.batchSize = batchSize
         self.logger = logger
@@ -61,33 +60,25 @@ public struct PresenceSweeper: Service {
     @discardableResult
     public func sweepOnce() async throws -> Int {
         Counter(label: "sweeper_runs_total").increment()
-        let due = try await redis.run(Scripts.expiryDue, keys: [RedisKeys.presenceExpiries], arguments: [String(batchSize)])
-        guard let v = due.array, v.count == 2, let now = v[0].int, let entries = v[1].array?.compactMap(\.string),
-              !entries.isEmpty else { return 0 }
+        let (now, entries) = try await storage.due(limit: batchSize)
+        guard !entries.isEmpty else { return 0 }
         var rooms: [String] = []
         for entry in entries {
             guard let room = Self.room(ofEntry: entry) else { continue }
             if !rooms.contains(room) { rooms.append(room) }
         }
-        let replies = try await redis.run(rooms.map { room in
-            RedisScriptCall(
-                Scripts.presenceSweep,
-                keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room)],
-                arguments: []
-            )
-        })
-        for (room, reply) in zip(rooms, replies) {
-            guard let r = reply.array, r.count == 3, let count = r[0].int else {
-                logger.warning("Sweep script failed", metadata: ["room": "\(room)", "reply": "\(reply)"])
+        let claims = try await storage.claimExpired(rooms: rooms)
+        for (room, claim) in zip(rooms, claims) {
+            guard let claim else {
+                logger.warning("Sweep failed for a room", metadata: ["room": "\(room)"])
                 continue
             }
-            let claimed = (r[1].array ?? []).compactMap(\.string)
-            guard !claimed.isEmpty else { continue }
-            logger.debug("Presence expired", metadata: ["room": "\(room)", "users": "\(claimed)"])
-            Counter(label: "presence_leaves_announced_total").increment(by: claimed.count)
-            await onExpired(Expired(room: room, users: claimed, userCount: count, meta: PresenceEngine.hash(r[2])))
+            guard !claim.users.isEmpty else { continue }
+            logger.debug("Presence expired", metadata: ["room": "\(room)", "users": "\(claim.users)"])
+            Counter(label: "presence_leaves_announced_total").increment(by: claim.users.count)
+            await onExpired(Expired(room: room, users: claim.users, userCount: claim.userCount, meta: claim.meta))
         }
-        try await redis.run(Scripts.expiryAck, keys: [RedisKeys.presenceExpiries], arguments: [String(now)] + entries)
+        try await storage.acknowledge(entries, now: now)
         return entries.count
     }
 }

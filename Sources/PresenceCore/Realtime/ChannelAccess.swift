@@ -1,30 +1,27 @@
-import Redis
-
 /// Who may hold which private and presence channel, decided from rooms and tickets as they are now: used to sign
 /// subscriptions (`/pusher/auth`), when a socket subscribes, when presence is refreshed and when access changes.
 public struct ChannelAccess: Sendable {
     let chat: ChatService
     let support: SupportService
+    let grants: any GrantStorage
 
-    public init(chat: ChatService, support: SupportService) {
+    public init(chat: ChatService, support: SupportService, grants: any GrantStorage) {
         self.chat = chat
         self.support = support
+        self.grants = grants
     }
 
-    /// How long a signature's record waits for the subscription that uses it, in seconds.
-    public static let grantTTL = 600
+    /// How long a signature's record waits for the subscription that uses it.
+    public static let grantTTL = Duration.seconds(600)
 
     /// Records that `user` was given a signature for `channel` on `socket`.
     public func recordGrant(socket: String, channel: String, user: String) async throws {
-        _ = try await chat.redis.pipeline([
-            RedisCommand("HSET", RedisKeys.pusherGrants(socket), channel, user),
-            RedisCommand("EXPIRE", RedisKeys.pusherGrants(socket), String(Self.grantTTL)),
-        ])
+        try await grants.record(socket: socket, channel: channel, user: user, ttl: Self.grantTTL)
     }
 
     /// The user a signature for `channel` on `socket` was given to, if this service signed one lately.
     public func grantHolder(socket: String, channel: String) async throws -> String? {
-        try await chat.redis.send(RedisCommand("HGET", RedisKeys.pusherGrants(socket), channel)).string
+        try await grants.holder(socket: socket, channel: channel)
     }
 
     /// Whether `channel` is one whose access this service decides (rooms, tickets, a user's own channel). Other

@@ -6,14 +6,14 @@ import Redis
 /// user leaves on their last disconnect, and the sockets of a dead worker lapse and the sweeper announces the user.
 public struct ChannelPresence: Sendable {
     let redis: RedisClient
-    let engine: PresenceEngine
+    let engine: RedisPresenceStore
     let chat: ChatService
     /// How long a socket or presence lasts without its worker refreshing it.
     public let ttl: Duration
 
     public init(redis: RedisClient, chat: ChatService, ttl: Duration) {
         self.redis = redis
-        self.engine = PresenceEngine(redis: redis)
+        self.engine = RedisPresenceStore(redis: redis)
         self.chat = chat
         self.ttl = ttl
     }
@@ -37,7 +37,7 @@ public struct ChannelPresence: Sendable {
         calls.append(RedisScriptCall(Scripts.expiringTouch, keys: [RedisKeys.roomSockets(room, user)], arguments: [socket, String(ttl.milliseconds)]))
         calls.append(engine.joinCall(room: room, user: user, ttl: ttl, state: nil))
         let replies = try await redis.run(calls)
-        let joined = try PresenceEngine.parseJoin(replies[replies.count - 1], user: user, ttl: ttl)
+        let joined = try RedisPresenceStore.parseJoin(replies[replies.count - 1], user: user, ttl: ttl)
         try await redis.send(engine.indexCommand(room: room, user: user, expiresAt: joined.member.expiresAt))
         if joined.isNew { await announce(room: room, isChat: isChat, channel: channel, user: user, action: "joined", count: joined.userCount, meta: joined.meta) }
         let members = try await engine.allMembers(room: room, ttl: ttl).map(\.username)
@@ -57,7 +57,7 @@ public struct ChannelPresence: Sendable {
             throw RedisError.protocolError("unexpected socket_detach reply \(reply)")
         }
         if left == 1 {
-            await announce(room: room, isChat: isChat, channel: channel, user: user, action: "left", count: count, meta: PresenceEngine.hash(v[2]))
+            await announce(room: room, isChat: isChat, channel: channel, user: user, action: "left", count: count, meta: v[2].hashFields)
         }
     }
 

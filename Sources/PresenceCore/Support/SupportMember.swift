@@ -11,7 +11,7 @@ public struct SupportMember: Sendable, Equatable {
     public var lastSeen: Int64
     public var expiresAt: Int64
 
-    init(_ member: PresenceEngine.Member) {
+    init(_ member: PresenceMember) {
         self.username = member.username
         self.role = member.state["role"]?.string.flatMap(Role.init(rawValue:)) ?? .customer
         self.typing = member.state["typing"]?.bool ?? false

@@ -1,36 +1,38 @@
 import Logging
-import Redis
 
 /// The support face: ticket rooms with roles, typing state, assignment metadata and transcripts that outlive the
-/// room. Built on the same ``PresenceEngine``, ``MessageHistory`` and ``Broadcaster`` as chat.
+/// room. Tickets' own state is behind ``SupportStorage``; presence, transcripts and events use the same
+/// ``PresenceStorage``, ``HistoryStorage`` and ``EventPublisher`` kinds as chat.
 public struct SupportService: Sendable {
     public let settings: SupportSettings
-    public let presence: PresenceEngine
-    public let history: MessageHistory
-    public let broadcaster: Broadcaster
+    public let tickets: any SupportStorage
+    public let presence: any PresenceStorage
+    public let history: any HistoryStorage
+    public let broadcaster: any EventPublisher
     public let users: UserDirectory
     /// Support messages per user (`SUPPORT_MESSAGE_RATE_LIMIT` per 60 s).
     public let messageLimiter: SlidingWindowLimiter
     /// Presence changes per user, shared with chat (`PRESENCE_RATE_LIMIT`): joins and leaves count.
     public let presenceLimiter: SlidingWindowLimiter?
-    let redis: RedisClient
     let logger: Logger
 
+    /// `history` must refuse new messages at its cap rather than trim (``HistoryOverflow/refuseNew``): a transcript
+    /// outlives the room and must not be erasable by flooding.
     public init(
-        redis: RedisClient, users: UserDirectory, settings: SupportSettings, logger: Logger,
+        tickets: any SupportStorage, presence: any PresenceStorage, history: any HistoryStorage, users: UserDirectory,
+        events: any EventPublisher, limits: any RateLimitStorage, settings: SupportSettings, logger: Logger,
         presenceLimiter: SlidingWindowLimiter? = nil
     ) {
-        self.presenceLimiter = presenceLimiter
         self.settings = settings
-        self.redis = redis
+        self.tickets = tickets
+        self.presence = presence
+        self.history = history
         self.users = users
-        self.presence = PresenceEngine(redis: redis)
-        // A transcript outlives the room and must not be erasable by flooding: at its cap it refuses, never trims.
-        self.history = MessageHistory(redis: redis, limit: settings.transcriptLimit, overflow: .refuseNew)
+        self.broadcaster = events
         self.messageLimiter = SlidingWindowLimiter(
-            name: "support-messages", limit: settings.messageLimit, window: .seconds(60), redis: redis
+            name: "support-messages", limit: settings.messageLimit, window: .seconds(60), storage: limits
         )
-        self.broadcaster = Broadcaster(redis: redis, logger: logger)
+        self.presenceLimiter = presenceLimiter
         self.logger = logger
     }
 
@@ -48,7 +50,7 @@ public struct SupportService: Sendable {
     /// Whether `user` is an agent (admins always are).
     public func isAgent(_ user: String) async throws -> Bool {
         if settings.admins.contains(user) { return true }
-        return try await redis.send(RedisCommand("SISMEMBER", RedisKeys.supportAgents, user)).int == 1
+        return try await tickets.isAgent(user)
     }
 
     public func isAdmin(_ user: String) -> Bool { settings.admins.contains(user) }
@@ -57,14 +59,14 @@ public struct SupportService: Sendable {
     public func addAgent(_ name: String, by user: String) async throws {
         guard isAdmin(user) else { throw DomainError.forbidden("Forbidden") }
         guard try await users.existing([name]).first == true else { throw DomainError.notFound("User not found") }
-        try await redis.send(RedisCommand("SADD", RedisKeys.supportAgents, name))
+        try await tickets.addAgent(name)
     }
 
     /// Removes an agent (admins only); returns whether it was one.
     @discardableResult
     public func removeAgent(_ name: String, by user: String) async throws -> Bool {
         guard isAdmin(user) else { throw DomainError.forbidden("Forbidden") }
-        let removed = try await redis.send(RedisCommand("SREM", RedisKeys.supportAgents, name)).int == 1
+        let removed = try await tickets.removeAgent(name)
         // Their live ticket subscriptions end, on every worker, except on tickets where they are the customer.
         if removed { await broadcaster.publish(AccessChange(user: name, prefix: "private-room-ticket_")) }
         return removed
@@ -73,7 +75,7 @@ public struct SupportService: Sendable {
     /// The agents (admins only), sorted.
     public func agents(by user: String) async throws -> [String] {
         guard isAdmin(user) else { throw DomainError.forbidden("Forbidden") }
-        return (try await redis.send(RedisCommand("SMEMBERS", RedisKeys.supportAgents)).array ?? []).compactMap(\.string).sorted()
+        return try await tickets.agents()
     }
 
     // MARK: - Access
@@ -81,14 +83,10 @@ public struct SupportService: Sendable {
     /// The room, after the access rule: 404 when it never existed, 403 unless `user` is its customer, an agent or
     /// an admin, 410 when closed and `live` is required.
     func access(_ room: String, user: String, live: Bool) async throws -> (SupportRoom, isAgent: Bool) {
-        let replies = try await redis.pipeline([
-            RedisCommand("HGETALL", RedisKeys.roomMeta(room)),
-            RedisCommand("SISMEMBER", RedisKeys.supportAgents, user),
-        ])
-        let meta = PresenceEngine.hash(replies[0])
+        let (meta, listedAgent) = try await tickets.ticket(room, user: user)
         guard meta["type"] == "support" else { throw DomainError.roomNotFound }
         let ticket = SupportRoom(meta: meta)
-        let agent = isAdmin(user) || replies[1].int == 1
+        let agent = isAdmin(user) || listedAgent
         guard agent || ticket.customer == user else { throw DomainError.forbidden("Forbidden") }
         if live && ticket.closed { throw DomainError.roomClosed }
         return (ticket, agent)
@@ -116,17 +114,7 @@ public struct SupportService: Sendable {
         let agent = try await isAgent(user)
         if role != .customer && !agent { throw DomainError.forbidden("Forbidden") }
         try await limitPresence(user)
-        let opened = try await redis.run([RedisScriptCall(
-            Scripts.supportOpen, keys: [RedisKeys.roomMeta(room)],
-            arguments: [room, ticket, user, role == .customer ? "customer" : "", agent ? "1" : "0"]
-        )])[0]
-        if let message = opened.errorMessage {
-            if message.hasPrefix("FORBIDDEN") { throw DomainError.forbidden("Forbidden") }
-            if message.hasPrefix("CLOSED") { throw DomainError.roomClosed }
-            throw RedisError.server(message)
-        }
-        guard let v = opened.array, v.count == 2 else { throw RedisError.protocolError("unexpected support_open reply") }
-        let ticketRoom = SupportRoom(meta: PresenceEngine.hash(v[1]))
+        let ticketRoom = try await tickets.open(room: room, ticket: ticket, user: user, asCustomer: role == .customer, isAgent: agent)
         guard ticketRoom.id == room else { throw DomainError.roomNotFound }
         guard agent || ticketRoom.customer == user else { throw DomainError.forbidden("Forbidden") }
         if ticketRoom.closed { throw DomainError.roomClosed }
@@ -185,44 +173,38 @@ public struct SupportService: Sendable {
     ) async throws -> SupportRoom {
         let room = try Self.roomID(ticket: ticket)
         guard try await isAgent(user) else { throw DomainError.forbidden("Forbidden") }
-        var fields: [String] = []
+        var fields: [(String, String)] = []
         if let priority {
             if let value = priority, !["low", "normal", "high", "urgent"].contains(value) {
                 throw DomainError.invalid("Field 'priority' must be one of low, normal, high, urgent, or null")
             }
-            fields += ["priority", priority ?? ""]
+            fields.append(("priority", priority ?? ""))
         }
         if let assignedAgentId {
             if let agent = assignedAgentId {
                 guard let name = Validation.username(agent), try await isAgent(name) else {
                     throw DomainError.invalid("Field 'assignedAgentId' must be an agent's username or null")
                 }
-                fields += ["assignedAgentId", name]
+                fields.append(("assignedAgentId", name))
             } else {
-                fields += ["assignedAgentId", ""]
+                fields.append(("assignedAgentId", ""))
             }
         }
         if let status {
             guard ["open", "pending", "resolved"].contains(status) else {
                 throw DomainError.invalid("Field 'status' must be one of open, pending, resolved")
             }
-            fields += ["status", status]
+            fields.append(("status", status))
         }
         if let customer {
             guard let name = Validation.username(customer), try await users.existing([name]).first == true else {
                 throw DomainError.invalid("Field 'customerId' must be a registered user's username")
             }
-            fields += ["customer", name]
+            fields.append(("customer", name))
         }
-        let reply = try await redis.run(
-            Scripts.supportMetadata, keys: [RedisKeys.roomMeta(room)], arguments: [room, ticket, user] + fields
-        )
-        guard let v = reply.array, v.count == 2, let changed = v[0].int else {
-            throw RedisError.protocolError("unexpected support_metadata reply \(reply)")
-        }
-        let ticketRoom = SupportRoom(meta: PresenceEngine.hash(v[1]))
+        let (changed, ticketRoom) = try await tickets.updateMetadata(room: room, ticket: ticket, user: user, fields: fields)
         guard ticketRoom.id == room else { throw DomainError.roomNotFound }
-        if changed == 1 {
+        if changed {
             await broadcaster.publish([event("metadata-updated", ticketRoom, ["room": ticketRoom.json])])
             // A customer replaced loses the ticket's channel wherever they hold it.
             if customer != nil { await broadcaster.publish(AccessChange(user: nil, channels: [ticketRoom.channel])) }
@@ -252,7 +234,7 @@ public struct SupportService: Sendable {
         guard decision.allowed else { throw DomainError.rateLimited(decision) }
         let state = try await presence.states(room: room, users: [user]).first ?? [:]
         let role = state["role"]?.string ?? (agent && ticketRoom.customer != user ? "agent" : "customer")
-        let message = try await history.append(room: room, username: user, content: content, role: role)
+        let message = try await history.append(room: room, username: user, content: content, role: role, isAI: false)
         await broadcaster.publish([event("room-message", ticketRoom, ["roomId": .string(room), "message": message.json])])
         return message
     }
@@ -269,19 +251,9 @@ public struct SupportService: Sendable {
         let room = try Self.roomID(ticket: ticket)
         let (ticketRoom, agent) = try await access(room, user: user, live: false)
         guard agent else { throw DomainError.forbidden("Forbidden") }
-        let reply = try await redis.run(
-            Scripts.supportClose,
-            keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
-                   RedisKeys.roomHistory(room), RedisKeys.roomSnapshot(room)],
-            arguments: [user, RedisKeys.roomPresence(room, ""), deleteHistory ? "1" : "0", deleteSnapshot ? "1" : "0"]
-        )
-        if reply.isNull { throw DomainError.roomNotFound }
-        if reply.string == "ALREADY" { throw DomainError.roomClosed }
-        guard let v = reply.array, v.count == 2, let encoded = v[0].string else {
-            throw RedisError.protocolError("unexpected support_close reply \(reply)")
-        }
-        let snapshot = Self.normalize(snapshot: encoded)
-        var events = (v[1].array ?? []).compactMap(\.string).map {
+        let closed = try await tickets.close(room: room, by: user, deleteHistory: deleteHistory, deleteSnapshot: deleteSnapshot)
+        let snapshot = Self.normalize(snapshot: closed.snapshot)
+        var events = closed.present.map {
             event("member-left", ticketRoom, ["username": .string($0), "reason": "closed"])
         }
         events.append(event("room-closed", ticketRoom, ["roomId": .string(room), "snapshot": snapshot]))
@@ -296,10 +268,8 @@ public struct SupportService: Sendable {
         let room = try Self.roomID(ticket: ticket)
         let (_, agent) = try await access(room, user: user, live: false)
         guard agent else { throw DomainError.forbidden("Forbidden") }
-        let reply = try await redis.run(Scripts.supportReopen, keys: [RedisKeys.roomMeta(room)], arguments: [])
-        guard let v = reply.array, v.count == 2, let was = v[0].int else { throw DomainError.roomNotFound }
-        let ticketRoom = SupportRoom(meta: PresenceEngine.hash(v[1]))
-        if was == 1 { await broadcaster.publish([event("room-reopened", ticketRoom, ["room": ticketRoom.json])]) }
+        guard let (wasClosed, ticketRoom) = try await tickets.reopen(room: room) else { throw DomainError.roomNotFound }
+        if wasClosed { await broadcaster.publish([event("room-reopened", ticketRoom, ["room": ticketRoom.json])]) }
         return ticketRoom
     }
 
@@ -307,7 +277,7 @@ public struct SupportService: Sendable {
     public func snapshot(ticket: String, user: String) async throws -> JSONValue {
         let room = try Self.roomID(ticket: ticket)
         _ = try await access(room, user: user, live: false)
-        guard let text = try await redis.send(RedisCommand("GET", RedisKeys.roomSnapshot(room))).string else {
+        guard let text = try await tickets.snapshot(room: room) else {
             throw DomainError.notFound("Snapshot not found")
         }
         return Self.normalize(snapshot: text)

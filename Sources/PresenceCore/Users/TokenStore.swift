@@ -1,19 +1,18 @@
 import Crypto
 import Foundation
-import Redis
 
-/// Session tokens: 32 random bytes, hex, handed to the client once. Redis keeps only their SHA-256
-/// (`token:{<sha256>}` → username) with a sliding expiry: each use pushes it back by the TTL.
+/// Session tokens: 32 random bytes, hex, handed to the client once. The ``TokenStorage`` keeps only their SHA-256
+/// with a sliding expiry: each use pushes it back by the TTL.
 public struct TokenStore: Sendable {
-    let redis: RedisClient
+    let storage: any TokenStorage
     public let ttl: Duration
     /// Users of token digests Redis confirmed in the last second. A token in use is still looked up in Redis (and
     /// its sliding expiry pushed back) at least once a second; a logout removes it here and, through
     /// ``RedisKeys/tokensRevoked``, on every other worker.
     public let cache: ExpiringCache<String>
 
-    public init(redis: RedisClient, ttl: Duration, cache: ExpiringCache<String> = ExpiringCache(lifetime: .seconds(1))) {
-        self.redis = redis
+    public init(storage: any TokenStorage, ttl: Duration, cache: ExpiringCache<String> = ExpiringCache(lifetime: .seconds(1))) {
+        self.storage = storage
         self.ttl = ttl
         self.cache = cache
     }
@@ -23,7 +22,7 @@ public struct TokenStore: Sendable {
         var generator = SystemRandomNumberGenerator()
         let bytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         let token = Hex.encode(bytes)
-        try await redis.send(RedisCommand("SET", RedisKeys.token(Self.digest(token)), user, "EX", String(ttl.components.seconds)))
+        try await storage.save(digest: Self.digest(token), user: user, ttl: ttl)
         return token
     }
 
@@ -32,22 +31,17 @@ public struct TokenStore: Sendable {
         guard token.utf8.count == 64, token.utf8.allSatisfy(Self.isHexDigit) else { return nil }
         let digest = Self.digest(token)
         if let user = cache.value(for: digest) { return user }
-        let reply = try await redis.send(RedisCommand("GETEX", RedisKeys.token(digest), "EX", String(ttl.components.seconds)))
-        guard let user = reply.string else { return nil }
+        guard let user = try await storage.user(digest: digest, ttl: ttl) else { return nil }
         cache.set(user, for: digest)
         return user
     }
 
-    /// Revokes a token at once, for every worker: deleted from Redis, forgotten here, and announced on
-    /// ``RedisKeys/tokensRevoked`` so the other workers forget it too.
+    /// Revokes a token at once, for every worker: deleted from storage, forgotten here, and announced so the other
+    /// workers forget it too.
     public func revoke(_ token: String) async throws {
         let digest = Self.digest(token)
         cache.remove(digest)
-        let replies = try await redis.pipeline([
-            RedisCommand("DEL", RedisKeys.token(digest)),
-            RedisCommand("PUBLISH", RedisKeys.tokensRevoked, digest),
-        ])
-        if let message = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
+        try await storage.revoke(digest: digest)
     }
 
     static func digest(_ token: String) -> String {

@@ -25,20 +25,37 @@ public struct AppServices: Sendable {
     let authLimiters: AuthController.Limiters
     /// Who may hold which channel (signing, subscribing, refreshing, access changes).
     public let channelAccess: ChannelAccess
+    /// Where events for clients go, and where channel occupancy is counted.
+    public let events: any EventPublisher
+    public let occupancy: any OccupancyStorage
 
     public init(configuration: AppConfiguration, redis: RedisClient, logger: Logger) {
         self.configuration = configuration
         self.redis = redis
-        let users = UserDirectory(redis: redis, hasher: PasswordHasher(cost: configuration.bcryptCost))
+        // Every store the domain uses, over the one Redis client, built once here.
+        let presence = RedisPresenceStore(redis: redis, logger: logger)
+        let events = RedisEventPublisher(redis: redis, logger: logger)
+        self.events = events
+        let occupancy = RedisOccupancyStore(redis: redis)
+        self.occupancy = occupancy
+        let limits = RedisRateLimitStorage(redis: redis)
+        let users = UserDirectory(storage: RedisUserStore(redis: redis), hasher: PasswordHasher(cost: configuration.bcryptCost))
         self.users = users
-        let tokens = TokenStore(redis: redis, ttl: configuration.tokenTTL)
+        let tokens = TokenStore(storage: RedisTokenStore(redis: redis), ttl: configuration.tokenTTL)
         self.tokens = tokens
-        let chat = ChatService(redis: redis, users: users, settings: configuration.chat, logger: logger)
+        let chat = ChatService(
+            rooms: RedisRoomStore(redis: redis), presence: presence,
+            history: RedisMessageHistory(redis: redis, limit: configuration.chat.historyLimit), users: users,
+            events: events, limits: limits, settings: configuration.chat, logger: logger
+        )
         self.chat = chat
         var supportSettings = configuration.support
         supportSettings.admins = configuration.chat.admins
         let support = SupportService(
-            redis: redis, users: users, settings: supportSettings, logger: logger, presenceLimiter: chat.presenceLimiter
+            tickets: RedisSupportStore(redis: redis), presence: presence,
+            history: RedisMessageHistory(redis: redis, limit: supportSettings.transcriptLimit, overflow: .refuseNew),
+            users: users, events: events, limits: limits, settings: supportSettings, logger: logger,
+            presenceLimiter: chat.presenceLimiter
         )
         self.support = support
         let provider: any AIProvider = configuration.ai.baseURL.map {
@@ -48,29 +65,29 @@ public struct AppServices: Sendable {
         } ?? OfflineRyoResponder()
         self.ryo = RyoService(
             provider: provider,
-            limiter: SlidingWindowLimiter(name: "ai", limit: configuration.ai.rateLimit, window: configuration.ai.rateWindow, redis: redis),
+            limiter: SlidingWindowLimiter(name: "ai", limit: configuration.ai.rateLimit, window: configuration.ai.rateWindow, storage: limits),
             chat: chat, logger: logger
         )
         let channelPresence = ChannelPresence(redis: redis, chat: chat, ttl: configuration.chat.presenceTTL)
         self.channelPresence = channelPresence
-        let channelAccess = ChannelAccess(chat: chat, support: support)
+        let channelAccess = ChannelAccess(chat: chat, support: support, grants: RedisGrantStore(redis: redis))
         self.channelAccess = channelAccess
         self.hub = RealtimeHub(
-            redis: redis, presence: channelPresence, access: channelAccess, settings: configuration.pusher,
+            subscriber: redis.makeSubscriber(), occupancy: occupancy, presence: channelPresence, access: channelAccess, settings: configuration.pusher,
             tokenCache: tokens.cache, logger: logger
         )
         self.signer = PusherSigner(key: configuration.pusher.key, secret: configuration.pusher.secret)
         self.registry = ConnectionRegistry(
             settings: configuration.connections, trustedProxies: configuration.trustedProxies.compactMap(ClientAddress.Block.init)
         )
-        self.searchLimiter = SlidingWindowLimiter(name: "search", limit: configuration.searchRateLimit, window: .seconds(60), redis: redis)
+        self.searchLimiter = SlidingWindowLimiter(name: "search", limit: configuration.searchRateLimit, window: .seconds(60), storage: limits)
         self.authLimiters = AuthController.Limiters(
-            register: SlidingWindowLimiter(name: "register", limit: configuration.registerRateLimit, window: .seconds(3600), redis: redis),
-            loginPair: SlidingWindowLimiter(name: "login", limit: configuration.loginRateLimit, window: .seconds(60), redis: redis),
-            loginUser: SlidingWindowLimiter(name: "login-user", limit: configuration.loginUserRateLimit, window: .seconds(60), redis: redis),
-            loginAddress: SlidingWindowLimiter(name: "login-address", limit: configuration.loginAddressRateLimit, window: .seconds(60), redis: redis)
+            register: SlidingWindowLimiter(name: "register", limit: configuration.registerRateLimit, window: .seconds(3600), storage: limits),
+            loginPair: SlidingWindowLimiter(name: "login", limit: configuration.loginRateLimit, window: .seconds(60), storage: limits),
+            loginUser: SlidingWindowLimiter(name: "login-user", limit: configuration.loginUserRateLimit, window: .seconds(60), storage: limits),
+            loginAddress: SlidingWindowLimiter(name: "login-address", limit: configuration.loginAddressRateLimit, window: .seconds(60), storage: limits)
         )
-        self.sweeper = PresenceSweeper(redis: redis, interval: configuration.sweepInterval, logger: logger) { expired in
+        self.sweeper = PresenceSweeper(storage: RedisExpiryStore(redis: redis), interval: configuration.sweepInterval, logger: logger) { expired in
             if expired.meta["type"] == "support" {
                 await support.announceExpired(room: expired.room, users: expired.users, meta: expired.meta)
             } else if expired.meta["type"] == "channel", let channel = expired.meta["channel"] {

@@ -112,10 +112,13 @@ public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
     SupportController(support: services.support, authenticator: authenticator).addRoutes(to: router)
     PusherAuthController(access: services.channelAccess, signer: services.signer, authenticator: authenticator)
         .addRoutes(to: router)
-    PusherAPIController(redis: services.redis, presence: services.channelPresence, settings: services.configuration.pusher, signer: services.signer)
+    PusherAPIController(
+        events: services.events, occupancy: services.occupancy, presence: services.channelPresence,
+        settings: services.configuration.pusher, signer: services.signer
+    )
         .addRoutes(to: router)
     let connection = PusherConnection(
-        hub: services.hub, redis: services.redis, presence: services.channelPresence, access: services.channelAccess,
+        hub: services.hub, events: services.events, presence: services.channelPresence, access: services.channelAccess,
         presenceLimiter: services.chat.presenceLimiter,
         settings: services.configuration.pusher, signer: services.signer, logger: Logger(label: "pusher")
     )

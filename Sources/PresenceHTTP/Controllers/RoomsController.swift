@@ -52,7 +52,7 @@ struct RoomsController {
             let viewer = try await authenticator.optionalUser(request)
             let limit = try Query.int(request, "limit", default: 20, range: 1...100)
             let before = request.uri.queryParameters.get("before")
-            if let before, !MessageHistory.isValidID(before) {
+            if let before, !ChatMessage.isValidID(before) {
                 throw APIError.badRequest("Invalid 'before' cursor: expected a message id")
             }
             let messages = try await chat.messages(room: id, viewer: viewer, limit: limit, before: before)

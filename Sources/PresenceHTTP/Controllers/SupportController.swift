@@ -67,7 +67,7 @@ struct SupportController {
         get("/support/:ticketId/messages", router) { request, _, user, ticket in
             let limit = try Query.int(request, "limit", default: 50, range: 1...100)
             let after = request.uri.queryParameters.get("after")
-            if let after, !MessageHistory.isValidID(after) {
+            if let after, !ChatMessage.isValidID(after) {
                 throw APIError.badRequest("Invalid 'after' cursor: expected a message id")
             }
             let messages = try await support.messages(ticket: ticket, user: user, limit: limit, after: after)

@@ -7,7 +7,8 @@ import Redis
 /// The Pusher HTTP API for app backends (`/apps/{app_id}/...`), signed as Pusher specifies. Occupancy, user counts
 /// and presence members come from Redis, so every worker answers the same.
 struct PusherAPIController {
-    let redis: RedisClient
+    let events: any EventPublisher
+    let occupancy: any OccupancyStorage
     let presence: ChannelPresence
     let settings: PusherSettings
     let signer: PusherSigner
@@ -35,17 +36,13 @@ struct PusherAPIController {
             if info.contains("user_count") && !prefix.hasPrefix("presence-") {
                 throw APIError.badRequest("info=user_count needs filter_by_prefix=presence-")
             }
-            // Two round trips whatever the number of channels: the live list, then every count in one pipeline.
-            let candidates = try await liveChannels().filter { $0.hasPrefix(prefix) }
-            let withUsers = info.contains("user_count")
-            var calls = candidates.map(subscriptionCountCall)
-            if withUsers { calls += candidates.map { presence.countCall(channel: $0) } }
-            let replies = calls.isEmpty ? [] : try await redis.run(calls)
+            // Two round trips whatever the number of channels: the live list, then every count in one step.
+            let candidates = try await occupancy.liveChannels().filter { $0.hasPrefix(prefix) }
+            let counts = try await occupancy.counts(candidates, users: info.contains("user_count"))
             var channels: [String: JSONValue] = [:]
-            for (index, channel) in candidates.enumerated() {
-                guard Self.subscriptionCount(replies[index]) > 0 else { continue }
+            for (channel, count) in zip(candidates, counts) where count.subscriptions > 0 {
                 var attributes: [String: JSONValue] = [:]
-                if withUsers { attributes["user_count"] = .int(replies[candidates.count + index].int ?? 0) }
+                if let users = count.users { attributes["user_count"] = .int(users) }
                 channels[channel] = .object(attributes)
             }
             return JSONResponse.make(["channels": .object(channels)] as JSONValue)
@@ -54,7 +51,7 @@ struct PusherAPIController {
             _ = try await verified(request, context)
             let channel = try channelName(context)
             let info = Set((request.uri.queryParameters.get("info") ?? "").split(separator: ",").map(String.init))
-            let count = try await subscriptionCount(channel)
+            let count = try await occupancy.counts([channel], users: false).first?.subscriptions ?? 0
             var result: [String: JSONValue] = ["occupied": .bool(count > 0)]
             if info.contains("subscription_count") { result["subscription_count"] = .int(count) }
             if info.contains("user_count") {
@@ -73,7 +70,7 @@ struct PusherAPIController {
         router.post("/apps/:appId/users/:userId/terminate_connections") { request, context in
             _ = try await verified(request, context)
             let user = context.pathParameter("userId") ?? ""
-            try await redis.publish(JSONValue.object(["terminate": .string(user)]).serialized, to: RedisKeys.pusherControl)
+            try await events.terminate(user: user)
             return JSONResponse.make([:] as JSONValue)
         }
     }
@@ -87,7 +84,7 @@ struct PusherAPIController {
 
     /// Publishes events given as Pusher's `{name, data, channel | channels, socket_id?}`.
     func trigger(_ events: [[String: JSONValue]]) async throws {
-        var commands: [RedisCommand] = []
+        var out: [BroadcastEvent] = []
         for event in events {
             guard let name = event["name"]?.string, (1...200).contains(name.unicodeScalars.count) else {
                 throw APIError.badRequest("Event 'name' is required (at most 200 characters)")
@@ -99,30 +96,12 @@ struct PusherAPIController {
             if case .array(let list)? = event["channels"] { channels += list.compactMap(\.string) }
             guard !channels.isEmpty, channels.count <= 100 else { throw APIError.badRequest("Give 1 to 100 channels") }
             guard channels.allSatisfy(PusherProtocol.isValidChannel) else { throw APIError.badRequest("Invalid channel name") }
-            for channel in channels {
-                var payload: [String: JSONValue] = ["event": .string(name), "channel": .string(channel), "data": .string(data)]
-                if let socket = event["socket_id"]?.string { payload["socket_id"] = .string(socket) }
-                commands.append(RedisCommand("PUBLISH", RedisKeys.broadcastChannel(channel), JSONValue.object(payload).serialized))
+            out += channels.map {
+                BroadcastEvent(event: name, channel: $0, data: .string(data), socketID: event["socket_id"]?.string)
             }
         }
-        _ = try await redis.pipeline(commands)
-    }
-
-    func liveChannels() async throws -> [String] {
-        let reply = try await redis.run(Scripts.expiringMembers, keys: [RedisKeys.pusherChannels], arguments: [])
-        return (reply.array?.last?.array ?? []).compactMap(\.string)
-    }
-
-    func subscriptionCount(_ channel: String) async throws -> Int {
-        Self.subscriptionCount(try await redis.run([subscriptionCountCall(channel)])[0])
-    }
-
-    func subscriptionCountCall(_ channel: String) -> RedisScriptCall {
-        RedisScriptCall(Scripts.expiringMembers, keys: [RedisKeys.pusherChannelSockets(channel)], arguments: [])
-    }
-
-    static func subscriptionCount(_ reply: RESPValue) -> Int {
-        reply.array?.first?.int ?? 0
+        // The app's backend is told when its events could not be handed over (503 while Redis is away).
+        try await self.events.deliver(out)
     }
 
     /// Checks Pusher's request signature and returns the body: `auth_key`, `auth_timestamp` (±600 s),

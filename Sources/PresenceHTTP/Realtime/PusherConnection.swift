@@ -17,7 +17,8 @@ struct PusherConnection {
     static let closeGrace = Duration.seconds(1)
 
     let hub: RealtimeHub
-    let redis: RedisClient
+    /// Where client events go (to every worker's subscribers of the channel).
+    let events: any EventPublisher
     let presence: ChannelPresence
     /// Who may hold which channel: checked again when a signed subscription is made.
     let access: ChannelAccess
@@ -229,11 +230,9 @@ struct PusherConnection {
             socket.send(PusherProtocol.error("Client event rejected: more than \(settings.clientEventsPerSecond) per second", code: 4301))
             return
         }
-        var payload: [String: JSONValue] = [
-            "event": .string(event), "channel": .string(channel), "socket_id": .string(socket.id),
-            "data": data.string.map(JSONValue.string) ?? .string(data.serialized),
-        ]
-        if let user = membership { payload["user_id"] = .string(user) }
-        _ = try? await redis.publish(JSONValue.object(payload).serialized, to: RedisKeys.broadcastChannel(channel))
+        await events.publish([BroadcastEvent(
+            event: event, channel: channel, data: data.string.map(JSONValue.string) ?? .string(data.serialized),
+            socketID: socket.id, userID: membership ?? nil
+        )])
     }
 }

@@ -16,7 +16,8 @@ import Synchronization
 /// (4201) when no reply comes within `pong_timeout`; and it refreshes in Redis, in bounded batches, the presence and
 /// occupancy its sockets hold. On a stop it closes every socket with 4200 (``drain(grace:)``).
 actor RealtimeHub: Service {
-    let redis: RedisClient
+    /// Where this worker's subscriptions are counted for the whole cluster.
+    let occupancy: any OccupancyStorage
     let subscriber: RedisSubscriber
     let presence: ChannelPresence
     /// Who may hold which channel: re-checked when access changes, after a reconnect and when presence lapsed.
@@ -49,11 +50,11 @@ actor RealtimeHub: Service {
     private let subscriptionsGauge = Gauge(label: "pubsub_subscriptions")
 
     init(
-        redis: RedisClient, presence: ChannelPresence, access: ChannelAccess, settings: PusherSettings,
-        tokenCache: ExpiringCache<String>, logger: Logger
+        subscriber: RedisSubscriber, occupancy: any OccupancyStorage, presence: ChannelPresence, access: ChannelAccess,
+        settings: PusherSettings, tokenCache: ExpiringCache<String>, logger: Logger
     ) {
-        self.redis = redis
-        self.subscriber = redis.makeSubscriber()
+        self.subscriber = subscriber
+        self.occupancy = occupancy
         self.presence = presence
         self.access = access
         self.settings = settings
@@ -102,7 +103,7 @@ actor RealtimeHub: Service {
                 logger.warning("Subscribe failed; it will be retried on reconnect", metadata: ["channel": "\(channel)", "error": "\(error)"])
             }
         }
-        _ = try? await redis.run(occupancyCalls([(channel, socket.id)]))
+        try? await occupancy.touch([(channel, socket.id)], ttl: occupancyTTL)
     }
 
     func leave(_ socket: PusherSocket, channel: String, user: String?) async {
@@ -113,7 +114,7 @@ actor RealtimeHub: Service {
             subscriptionsGauge.record(channelSockets.count)
             try? await subscriber.requestUnsubscribe([RedisKeys.broadcastChannel(channel)]).get()
         }
-        _ = try? await redis.send(RedisCommand("ZREM", RedisKeys.pusherChannelSockets(channel), socket.id))
+        try? await occupancy.remove(channel: channel, socket: socket.id)
         if let user {
             do {
                 try await presence.detach(channel: channel, user: user, socket: socket.id)
@@ -121,20 +122,6 @@ actor RealtimeHub: Service {
                 logger.warning("Presence detach failed; the entry will lapse", metadata: ["channel": "\(channel)", "error": "\(error)"])
             }
         }
-    }
-
-    func occupancyCalls(_ pairs: [(channel: String, socket: String)]) -> [RedisScriptCall] {
-        let ttl = String(occupancyTTL.milliseconds)
-        var calls: [RedisScriptCall] = []
-        var channels = Set<String>()
-        for pair in pairs {
-            calls.append(RedisScriptCall(Scripts.expiringTouch, keys: [RedisKeys.pusherChannelSockets(pair.channel)], arguments: [pair.socket, ttl]))
-            channels.insert(pair.channel)
-        }
-        for channel in channels {
-            calls.append(RedisScriptCall(Scripts.expiringTouch, keys: [RedisKeys.pusherChannels], arguments: [channel, ttl]))
-        }
-        return calls
     }
 
     // MARK: - Stopping
@@ -322,9 +309,8 @@ actor RealtimeHub: Service {
     private func refreshOccupancy() async {
         let pairs = channelSockets.flatMap { channel, ids in ids.map { (channel: channel, socket: $0) } }
         for start in stride(from: 0, to: pairs.count, by: Self.refreshBatchSize) {
-            let calls = occupancyCalls(Array(pairs[start..<min(start + Self.refreshBatchSize, pairs.count)]))
             do {
-                _ = try await redis.run(calls)
+                try await occupancy.touch(Array(pairs[start..<min(start + Self.refreshBatchSize, pairs.count)]), ttl: occupancyTTL)
             } catch {
                 logger.debug("Occupancy refresh failed", metadata: ["error": "\(error)"])
             }

@@ -1,23 +1,14 @@
 import Redis
 
-/// Each room's messages in a Redis stream (`room:{id}:history`), holding at most `limit` entries. Entry ids are
+/// ``HistoryStorage`` in Redis: each room's messages in a stream (`room:{id}:history`), holding at most `limit` entries. Entry ids are
 /// the message ids: unique per room, time-ordered, and usable as `before` / `after` cursors.
-public struct MessageHistory: Sendable {
-    /// What happens to a message past `limit`.
-    public enum Overflow: String, Sendable {
-        /// The oldest messages are trimmed (chat rooms).
-        case trimOldest = "trim"
-        /// The new message is refused with ``DomainError/conflict(_:)`` "Transcript is full" (support transcripts,
-        /// which nobody can erase by flooding).
-        case refuseNew = "refuse"
-    }
-
+public struct RedisMessageHistory: HistoryStorage {
     let redis: RedisClient
     /// Messages kept per room.
     public let limit: Int
-    public let overflow: Overflow
+    public let overflow: HistoryOverflow
 
-    public init(redis: RedisClient, limit: Int, overflow: Overflow = .trimOldest) {
+    public init(redis: RedisClient, limit: Int, overflow: HistoryOverflow = .trimOldest) {
         self.redis = redis
         self.limit = limit
         self.overflow = overflow
@@ -25,7 +16,7 @@ public struct MessageHistory: Sendable {
 
     /// Appends a message; throws ``DomainError/roomNotFound`` when the room does not exist, and
     /// ``DomainError/conflict(_:)`` when the history is full and refuses new messages.
-    public func append(room: String, username: String, content: String, role: String? = nil, isAI: Bool = false) async throws -> ChatMessage {
+    public func append(room: String, username: String, content: String, role: String?, isAI: Bool) async throws -> ChatMessage {
         var arguments = [String(limit), overflow.rawValue, "username", username, "content", content]
         if let role { arguments += ["role", role] }
         if isAI { arguments += ["ai", "1"] }
@@ -60,13 +51,6 @@ public struct MessageHistory: Sendable {
         let start = after.map { "(" + $0 } ?? "-"
         let reply = try await redis.send(RedisCommand("XRANGE", RedisKeys.roomHistory(room), start, "+", "COUNT", String(count)))
         return Self.parse(reply, room: room)
-    }
-
-    /// `true` when `id` has the shape of a message id (`<ms>-<seq>`).
-    public static func isValidID(_ id: String) -> Bool {
-        let parts = id.split(separator: "-", omittingEmptySubsequences: false)
-        return id.count <= 41 && parts.count == 2 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCIIDigit) }
-            && UInt64(parts[0]) != nil && UInt64(parts[1]) != nil
     }
 
     static func isSmallestID(_ id: String) -> Bool {

@@ -1,56 +1,22 @@
 import Foundation
+import Logging
+import Metrics
 import Redis
 
-/// Who is in which room, in Redis, shared by every worker: the one presence engine behind both chat rooms and
-/// support rooms.
+/// Who is in which room, in Redis, shared by every worker: the one presence store behind chat rooms, support rooms
+/// and presence channels.
 ///
 /// A user is present in a room while the key `room:{id}:presence:<user>` lives (native TTL). The room's sorted set
 /// `room:{id}:members` (scored by expiry) counts and lists them in O(log N); `room:{id}:joined` keeps join order.
 /// Every change is one Lua script over the room's hash tag, on Redis's clock. Each entry also goes into
 /// `presence:expiries`, the work list of ``PresenceSweeper``, which announces members whose presence expired.
-public struct PresenceEngine: Sendable {
-    /// A present member as the engine knows it.
-    public struct Member: Sendable, Equatable {
-        public var username: String
-        public var joinedAt: Int64
-        public var expiresAt: Int64
-        /// Last refresh (join, heartbeat, switch...): `expiresAt - ttl`.
-        public var lastSeen: Int64
-        /// The member's state (JSON object) stored with the presence key, e.g. role and typing for support rooms.
-        public var state: JSONValue
-    }
-
-    /// The result of entering a room.
-    public struct JoinResult: Sendable {
-        /// `true` when the user was not present before (announce it).
-        public var isNew: Bool
-        public var userCount: Int
-        public var member: Member
-        /// The state before this call (`{}` for a new member).
-        public var previousState: JSONValue
-        /// The room's metadata hash.
-        public var meta: [String: String]
-    }
-
-    /// The result of leaving a room.
-    public struct LeaveResult: Sendable {
-        /// `true` when this call removed a present member (announce it); `false` when the user was not there.
-        public var wasPresent: Bool
-        public var userCount: Int
-        public var state: JSONValue
-        public var meta: [String: String]
-    }
-
-    /// The result of a refresh of a present member.
-    public struct RefreshResult: Sendable {
-        public var member: Member
-        public var previousState: JSONValue
-    }
-
+public struct RedisPresenceStore: PresenceStorage {
     let redis: RedisClient
+    let logger: Logger
 
-    public init(redis: RedisClient) {
+    public init(redis: RedisClient, logger: Logger = Logger(label: "presence")) {
         self.redis = redis
+        self.logger = logger
     }
 
     // MARK: - Script calls (for pipelining several rooms in one round trip)
@@ -88,14 +54,14 @@ public struct PresenceEngine: Sendable {
 
     /// Enters `room` (or refreshes presence there). `state` replaces the member's state; `nil` keeps it.
     /// Throws ``DomainError/roomNotFound`` when the room does not exist.
-    public func join(room: String, user: String, ttl: Duration, state: JSONValue? = nil) async throws -> JoinResult {
+    public func join(room: String, user: String, ttl: Duration, state: JSONValue?) async throws -> PresenceJoin {
         let reply = try await redis.run([joinCall(room: room, user: user, ttl: ttl, state: state)])[0]
         let result = try Self.parseJoin(reply, user: user, ttl: ttl)
         try await redis.send(indexCommand(room: room, user: user, expiresAt: result.member.expiresAt))
         return result
     }
 
-    static func parseJoin(_ reply: RESPValue, user: String, ttl: Duration) throws -> JoinResult {
+    static func parseJoin(_ reply: RESPValue, user: String, ttl: Duration) throws -> PresenceJoin {
         if let message = reply.errorMessage {
             if message.hasPrefix("NOROOM") { throw DomainError.roomNotFound }
             if message.hasPrefix("CLOSED") { throw DomainError.roomClosed }
@@ -105,34 +71,34 @@ public struct PresenceEngine: Sendable {
               let joinedAt = v[2].int, let expiresAt = v[3].int, let state = v[5].string, let old = v[7].string else {
             throw RedisError.protocolError("unexpected join reply \(reply)")
         }
-        let member = Member(
+        let member = PresenceMember(
             username: user, joinedAt: Int64(joinedAt), expiresAt: Int64(expiresAt),
             lastSeen: Int64(expiresAt) - ttl.milliseconds, state: JSONValue.parse(Array(state.utf8)) ?? [:]
         )
-        return JoinResult(
+        return PresenceJoin(
             isNew: isNew == 1, userCount: count, member: member,
-            previousState: JSONValue.parse(Array(old.utf8)) ?? [:], meta: Self.hash(v[6])
+            previousState: JSONValue.parse(Array(old.utf8)) ?? [:], meta: v[6].hashFields
         )
     }
 
-    /// Leaves `room` at once. Not being there is not an error (``LeaveResult/wasPresent`` is `false`).
-    public func leave(room: String, user: String) async throws -> LeaveResult {
+    /// Leaves `room` at once. Not being there is not an error (``PresenceLeave/wasPresent`` is `false`).
+    public func leave(room: String, user: String) async throws -> PresenceLeave {
         try Self.parseLeave(try await redis.run([leaveCall(room: room, user: user)])[0])
     }
 
-    static func parseLeave(_ reply: RESPValue) throws -> LeaveResult {
+    static func parseLeave(_ reply: RESPValue) throws -> PresenceLeave {
         if let message = reply.errorMessage { throw RedisError.server(message) }
         guard let v = reply.array, v.count == 4, let removed = v[0].int, let count = v[1].int, let state = v[2].string else {
             throw RedisError.protocolError("unexpected leave reply \(reply)")
         }
-        return LeaveResult(
+        return PresenceLeave(
             wasPresent: removed == 1, userCount: count,
-            state: JSONValue.parse(Array(state.utf8)) ?? [:], meta: Self.hash(v[3])
+            state: JSONValue.parse(Array(state.utf8)) ?? [:], meta: v[3].hashFields
         )
     }
 
     /// Refreshes a present member's TTL, optionally replacing its state. `nil` when the user is not present.
-    public func refresh(room: String, user: String, ttl: Duration, state: JSONValue? = nil) async throws -> RefreshResult? {
+    public func refresh(room: String, user: String, ttl: Duration, state: JSONValue?) async throws -> PresenceRefresh? {
         let reply = try await redis.run(
             Scripts.presenceRefresh,
             keys: [RedisKeys.roomMembers(room), RedisKeys.roomPresence(room, user), RedisKeys.roomJoined(room)],
@@ -144,15 +110,15 @@ public struct PresenceEngine: Sendable {
             throw RedisError.protocolError("unexpected refresh reply \(reply)")
         }
         try await redis.send(indexCommand(room: room, user: user, expiresAt: Int64(expiresAt)))
-        let member = Member(
+        let member = PresenceMember(
             username: user, joinedAt: Int64(joinedAt), expiresAt: Int64(expiresAt),
             lastSeen: Int64(expiresAt) - ttl.milliseconds, state: JSONValue.parse(Array(new.utf8)) ?? [:]
         )
-        return RefreshResult(member: member, previousState: JSONValue.parse(Array(old.utf8)) ?? [:])
+        return PresenceRefresh(member: member, previousState: JSONValue.parse(Array(old.utf8)) ?? [:])
     }
 
     /// Users present in `room` now, in join order, one page at a time. The cursor is opaque.
-    public func members(room: String, ttl: Duration, limit: Int, cursor: String? = nil) async throws -> (members: [Member], nextCursor: String?) {
+    public func members(room: String, ttl: Duration, limit: Int, cursor: String?) async throws -> (members: [PresenceMember], nextCursor: String?) {
         var cursorAt = ""
         var cursorUser = ""
         if let cursor {
@@ -168,13 +134,13 @@ public struct PresenceEngine: Sendable {
               let page = v[3].array else {
             throw RedisError.protocolError("unexpected list reply \(reply)")
         }
-        var members: [Member] = []
+        var members: [PresenceMember] = []
         var index = 0
         while index + 2 < page.count {
             guard let user = page[index].string, let joinedAt = page[index + 1].int, let expiresAt = page[index + 2].int else {
                 break
             }
-            members.append(Member(
+            members.append(PresenceMember(
                 username: user, joinedAt: Int64(joinedAt), expiresAt: Int64(expiresAt),
                 lastSeen: Int64(expiresAt) - ttl.milliseconds, state: [:]
             ))
@@ -193,27 +159,51 @@ public struct PresenceEngine: Sendable {
         return (reply.array ?? []).map { value in value.string.flatMap { JSONValue.parse(Array($0.utf8)) } ?? [:] }
     }
 
-    /// Users present in `room` now (any order), with their last refresh.
-    public func allMembers(room: String, ttl: Duration) async throws -> [Member] {
-        var all: [Member] = []
-        var cursor: String?
-        repeat {
-            let page = try await members(room: room, ttl: ttl, limit: 500, cursor: cursor)
-            all += page.members
-            cursor = page.nextCursor
-        } while cursor != nil
-        return all
+    // MARK: - Chat switches and the user's present rooms
+
+    public func switchRooms(user: String, previous: String?, next: String?, ttl: Duration) async throws -> PresenceSwitch {
+        // One round trip: leave, join, and the user's own bookkeeping (present-rooms set, lastActive).
+        var calls: [RedisScriptCall] = []
+        if let previous { calls.append(leaveCall(room: previous, user: user)) }
+        if let next { calls.append(joinCall(room: next, user: user, ttl: ttl, state: nil)) }
+        calls.append(RedisScriptCall(
+            Scripts.userSwitch, keys: [RedisKeys.user(user), RedisKeys.userPresentRooms(user)],
+            arguments: [previous ?? "", next ?? ""]
+        ))
+        let replies = try await redis.run(calls)
+        let left = try previous.map { _ in try Self.parseLeave(replies[0]) }
+        let joined: Result<PresenceJoin, any Error>? = next.map { _ in
+            Result { try Self.parseJoin(replies[previous == nil ? 0 : 1], user: user, ttl: ttl) }
+        }
+        return PresenceSwitch(left: left, joined: joined)
     }
 
-    static func hash(_ value: RESPValue) -> [String: String] {
-        guard let flat = value.array else { return [:] }
-        var result: [String: String] = [:]
-        var index = 0
-        while index + 1 < flat.count {
-            if let key = flat[index].string, let value = flat[index + 1].string { result[key] = value }
-            index += 2
+    public func presentRooms(of user: String) async throws -> [String] {
+        (try await redis.send(RedisCommand("SMEMBERS", RedisKeys.userPresentRooms(user))).array ?? []).compactMap(\.string)
+    }
+
+    public func forgetPresentRooms(_ rooms: [String], of user: String) async throws {
+        guard !rooms.isEmpty else { return }
+        try await redis.send(RedisCommand("SREM", [RedisKeys.userPresentRooms(user)] + rooms))
+    }
+
+    public func forgetPresentRoom(_ room: String, of users: [String]) async throws {
+        guard !users.isEmpty else { return }
+        let replies = try await redis.pipeline(users.map { RedisCommand("SREM", RedisKeys.userPresentRooms($0), room) })
+        if let message = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
+    }
+
+    public func recordExpiryDetached(room: String, user: String, expiresAt: Int64, orderKey: String) {
+        redis.pipelineDetached([indexCommand(room: room, user: user, expiresAt: expiresAt)], orderKey: orderKey) { [logger] result in
+            let failed: String? = switch result {
+            case .success(let replies): replies.lazy.compactMap(\.errorMessage).first
+            case .failure(let error): "\(error)"
+            }
+            if let failed {
+                Counter(label: "switch_followup_failures_total").increment()
+                logger.warning("Recording a presence expiry failed", metadata: ["room": "\(room)", "user": "\(user)", "error": "\(failed)"])
+            }
         }
-        return result
     }
 
     static func encodeCursor(at: String, user: String) -> String {

@@ -1,9 +1,9 @@
 import Foundation
 import Redis
 
-/// Chat rooms in Redis: metadata, access lists of private rooms, the registry of public rooms and each user's
+/// Chat rooms in Redis (``RoomStorage``): metadata, access lists of private rooms, the registry of public rooms and each user's
 /// private rooms. Knows storage, not permissions (``ChatService`` decides who may do what).
-public struct RoomStore: Sendable {
+public struct RedisRoomStore: RoomStorage {
     let redis: RedisClient
 
     public init(redis: RedisClient) {
@@ -79,7 +79,7 @@ public struct RoomStore: Sendable {
         guard let v = reply.array, v.count == 3, let count = v[1].int else {
             throw RedisError.protocolError("unexpected room_get reply \(reply)")
         }
-        return Room(meta: PresenceEngine.hash(v[0]), userCount: count, members: (v[2].array ?? []).compactMap(\.string))
+        return Room(meta: v[0].hashFields, userCount: count, members: (v[2].array ?? []).compactMap(\.string))
     }
 
     /// Ids of the public rooms and of `user`'s private rooms.
@@ -101,7 +101,7 @@ public struct RoomStore: Sendable {
         if reply.isNull { return nil }
         guard let v = reply.array, v.count == 2 else { throw RedisError.protocolError("unexpected room_delete reply \(reply)") }
         let access = (v[1].array ?? []).compactMap(\.string)
-        let room = Room(meta: PresenceEngine.hash(v[0]), userCount: 0, members: access)
+        let room = Room(meta: v[0].hashFields, userCount: 0, members: access)
         var cleanup = [RedisCommand("SREM", RedisKeys.publicRooms, id)]
         cleanup += access.map { RedisCommand("SREM", RedisKeys.userRooms($0), id) }
         // A failure here leaves index entries of a room that is gone: listings skip and drop them (forget).
@@ -111,7 +111,7 @@ public struct RoomStore: Sendable {
 
     /// `user` leaves a private room for good. Returns the room before, whether it was deleted (fewer than two
     /// members left), the users present after, and whether `user` was present; `nil` when the room does not exist.
-    public func leavePrivate(_ id: String, user: String) async throws -> (before: Room, deleted: Bool, userCount: Int, wasPresent: Bool)? {
+    public func leavePrivate(_ id: String, user: String) async throws -> PrivateRoomLeave? {
         let reply = try await redis.run(
             Scripts.roomLeavePrivate,
             keys: [RedisKeys.roomMeta(id), RedisKeys.roomMembers(id), RedisKeys.roomJoined(id),
@@ -120,13 +120,13 @@ public struct RoomStore: Sendable {
         )
         if reply.isNull { return nil }
         guard let v = reply.array, v.count == 5, let deleted = v[0].int, let count = v[3].int, let wasPresent = v[4].int,
-              let room = Room(meta: PresenceEngine.hash(v[1]), userCount: count, members: (v[2].array ?? []).compactMap(\.string))
+              let room = Room(meta: v[1].hashFields, userCount: count, members: (v[2].array ?? []).compactMap(\.string))
         else {
             throw RedisError.protocolError("unexpected room_leave_private reply \(reply)")
         }
         var cleanup = [RedisCommand("SREM", RedisKeys.userRooms(user), id)]
         if deleted == 1 { cleanup += (room.members ?? []).map { RedisCommand("SREM", RedisKeys.userRooms($0), id) } }
         try Self.check(try await redis.pipeline(cleanup))
-        return (room, deleted == 1, count, wasPresent == 1)
+        return PrivateRoomLeave(before: room, deleted: deleted == 1, userCount: count, wasPresent: wasPresent == 1)
     }
 }

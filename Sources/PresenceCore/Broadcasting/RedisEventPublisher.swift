@@ -1,11 +1,12 @@
 import Foundation
 import Logging
+import Metrics
 import Redis
 
 /// Publishes events to Redis pub/sub, one Redis channel per client channel (`ch:<channel>`), so every worker
 /// can deliver them. Publishing is best effort: a failure is logged, never fails the request that caused it
 /// (the state change already happened).
-public struct Broadcaster: Sendable {
+public struct RedisEventPublisher: EventPublisher {
     let redis: RedisClient
     let logger: Logger
 
@@ -25,6 +26,30 @@ public struct Broadcaster: Sendable {
             _ = try await redis.send(RedisCommand("PUBLISH", RedisKeys.pusherControl, change.payload))
         } catch {
             logger.warning("Publishing an access change failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    public func deliver(_ events: [BroadcastEvent]) async throws {
+        guard !events.isEmpty else { return }
+        let replies = try await redis.pipeline(Self.commands(for: events))
+        if let message = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
+    }
+
+    public func terminate(user: String) async throws {
+        try await redis.send(RedisCommand("PUBLISH", RedisKeys.pusherControl, JSONValue.object(["terminate": .string(user)]).serialized))
+    }
+
+    public func publishDetached(_ events: [BroadcastEvent], orderKey: String) {
+        guard !events.isEmpty else { return }
+        redis.pipelineDetached(Self.commands(for: events), orderKey: orderKey) { [logger] result in
+            let failed: String? = switch result {
+            case .success(let replies): replies.lazy.compactMap(\.errorMessage).first
+            case .failure(let error): "\(error)"
+            }
+            if let failed {
+                Counter(label: "switch_followup_failures_total").increment()
+                logger.warning("Publish failed", metadata: ["events": "\(events.count)", "error": "\(failed)"])
+            }
         }
     }
 

@@ -1,0 +1,26 @@
+import Foundation
+import Redis
+
+/// Sliding-window logs in Redis sorted sets (`ratelimit:<name>:{<subject>}`), one Lua script per check
+/// (`ratelimit_sliding.lua`, one round trip, on Redis's clock).
+public struct RedisRateLimitStorage: RateLimitStorage {
+    let redis: RedisClient
+
+    public init(redis: RedisClient) {
+        self.redis = redis
+    }
+
+    public func evaluate(limit name: String, subject: String, limit: Int, window: Duration, cost: Int, peek: Bool) async throws
+        -> (allowed: Bool, remaining: Int, resetMilliseconds: Int) {
+        let reply = try await redis.run(
+            Scripts.rateLimitSliding,
+            keys: [RedisKeys.rateLimit(name, subject)],
+            arguments: [String(limit), String(window.milliseconds), UUID().uuidString, peek ? "peek" : "check", String(max(1, cost))]
+        )
+        guard let values = reply.array, values.count == 4,
+              let allowed = values[0].int, let remaining = values[1].int, let reset = values[2].int else {
+            throw RedisError.protocolError("unexpected rate limiter reply \(reply)")
+        }
+        return (allowed == 1, max(0, remaining), max(0, reset))
+    }
+}

@@ -1,0 +1,49 @@
+/// Who is present where: the store behind chat rooms, support rooms and presence channels, shared by every worker.
+/// Presence lasts `ttl` unless refreshed; every change is atomic per room, on the store's clock.
+public protocol PresenceStorage: Sendable {
+    /// Enters `room` (or refreshes presence there). `state` replaces the member's state; `nil` keeps it.
+    /// Throws ``DomainError/roomNotFound`` (no such room) or ``DomainError/roomClosed``.
+    func join(room: String, user: String, ttl: Duration, state: JSONValue?) async throws -> PresenceJoin
+    /// Leaves `room` at once; not being there is not an error.
+    func leave(room: String, user: String) async throws -> PresenceLeave
+    /// Refreshes a present member, optionally replacing its state; `nil` when the user is not present.
+    func refresh(room: String, user: String, ttl: Duration, state: JSONValue?) async throws -> PresenceRefresh?
+    /// Present members in join order, one page at a time (an opaque cursor); ``DomainError/invalid(_:)`` for a bad one.
+    func members(room: String, ttl: Duration, limit: Int, cursor: String?) async throws -> (members: [PresenceMember], nextCursor: String?)
+    /// The states of `users` in `room`, `{}` for those not present.
+    func states(room: String, users: [String]) async throws -> [JSONValue]
+
+    /// A chat switch in one step: leave `previous`, enter `next`, and record which rooms the user is in.
+    func switchRooms(user: String, previous: String?, next: String?, ttl: Duration) async throws -> PresenceSwitch
+    /// The chat rooms `user` entered and has not left (may lag behind expiry).
+    func presentRooms(of user: String) async throws -> [String]
+    /// Forgets rooms from `user`'s present rooms.
+    func forgetPresentRooms(_ rooms: [String], of user: String) async throws
+    /// Forgets `room` from the present rooms of each of `users` (after their presence expired).
+    func forgetPresentRoom(_ room: String, of users: [String]) async throws
+    /// Puts a presence into the expiry work list without waiting (``PresenceSweeper``); calls with one `orderKey`
+    /// are applied in call order.
+    func recordExpiryDetached(room: String, user: String, expiresAt: Int64, orderKey: String)
+}
+
+extension PresenceStorage {
+    public func join(room: String, user: String, ttl: Duration) async throws -> PresenceJoin {
+        try await join(room: room, user: user, ttl: ttl, state: nil)
+    }
+
+    public func refresh(room: String, user: String, ttl: Duration) async throws -> PresenceRefresh? {
+        try await refresh(room: room, user: user, ttl: ttl, state: nil)
+    }
+
+    /// Everyone present in `room` now (any order), with their last refresh.
+    public func allMembers(room: String, ttl: Duration) async throws -> [PresenceMember] {
+        var all: [PresenceMember] = []
+        var cursor: String?
+        repeat {
+            let page = try await members(room: room, ttl: ttl, limit: 500, cursor: cursor)
+            all += page.members
+            cursor = page.nextCursor
+        } while cursor != nil
+        return all
+    }
+}

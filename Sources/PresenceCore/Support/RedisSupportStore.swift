@@ -1,0 +1,86 @@
+import Redis
+
+/// ``SupportStorage`` in Redis: agents in `support:agents`, ticket metadata in `room:{ticket_<id>}:meta`, snapshots in
+/// `room:{ticket_<id>}:snapshot`; every change to a ticket is one Lua script over its hash tag.
+public struct RedisSupportStore: SupportStorage {
+    let redis: RedisClient
+
+    public init(redis: RedisClient) {
+        self.redis = redis
+    }
+
+    public func isAgent(_ user: String) async throws -> Bool {
+        try await redis.send(RedisCommand("SISMEMBER", RedisKeys.supportAgents, user)).int == 1
+    }
+
+    public func addAgent(_ user: String) async throws {
+        try await redis.send(RedisCommand("SADD", RedisKeys.supportAgents, user))
+    }
+
+    public func removeAgent(_ user: String) async throws -> Bool {
+        try await redis.send(RedisCommand("SREM", RedisKeys.supportAgents, user)).int == 1
+    }
+
+    public func agents() async throws -> [String] {
+        (try await redis.send(RedisCommand("SMEMBERS", RedisKeys.supportAgents)).array ?? []).compactMap(\.string).sorted()
+    }
+
+    public func ticket(_ room: String, user: String) async throws -> (meta: [String: String], isListedAgent: Bool) {
+        let replies = try await redis.pipeline([
+            RedisCommand("HGETALL", RedisKeys.roomMeta(room)),
+            RedisCommand("SISMEMBER", RedisKeys.supportAgents, user),
+        ])
+        if let message = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
+        return (replies[0].hashFields, replies[1].int == 1)
+    }
+
+    public func open(room: String, ticket: String, user: String, asCustomer: Bool, isAgent: Bool) async throws -> SupportRoom {
+        let reply = try await redis.run([RedisScriptCall(
+            Scripts.supportOpen, keys: [RedisKeys.roomMeta(room)],
+            arguments: [room, ticket, user, asCustomer ? "customer" : "", isAgent ? "1" : "0"]
+        )])[0]
+        if let message = reply.errorMessage {
+            if message.hasPrefix("FORBIDDEN") { throw DomainError.forbidden("Forbidden") }
+            if message.hasPrefix("CLOSED") { throw DomainError.roomClosed }
+            throw RedisError.server(message)
+        }
+        guard let v = reply.array, v.count == 2 else { throw RedisError.protocolError("unexpected support_open reply \(reply)") }
+        return SupportRoom(meta: v[1].hashFields)
+    }
+
+    public func updateMetadata(room: String, ticket: String, user: String, fields: [(String, String)]) async throws -> (changed: Bool, room: SupportRoom) {
+        let reply = try await redis.run(
+            Scripts.supportMetadata, keys: [RedisKeys.roomMeta(room)],
+            arguments: [room, ticket, user] + fields.flatMap { [$0.0, $0.1] }
+        )
+        guard let v = reply.array, v.count == 2, let changed = v[0].int else {
+            throw RedisError.protocolError("unexpected support_metadata reply \(reply)")
+        }
+        return (changed == 1, SupportRoom(meta: v[1].hashFields))
+    }
+
+    public func close(room: String, by user: String, deleteHistory: Bool, deleteSnapshot: Bool) async throws -> (snapshot: String, present: [String]) {
+        let reply = try await redis.run(
+            Scripts.supportClose,
+            keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
+                   RedisKeys.roomHistory(room), RedisKeys.roomSnapshot(room)],
+            arguments: [user, RedisKeys.roomPresence(room, ""), deleteHistory ? "1" : "0", deleteSnapshot ? "1" : "0"]
+        )
+        if reply.isNull { throw DomainError.roomNotFound }
+        if reply.string == "ALREADY" { throw DomainError.roomClosed }
+        guard let v = reply.array, v.count == 2, let encoded = v[0].string else {
+            throw RedisError.protocolError("unexpected support_close reply \(reply)")
+        }
+        return (encoded, (v[1].array ?? []).compactMap(\.string))
+    }
+
+    public func reopen(room: String) async throws -> (wasClosed: Bool, room: SupportRoom)? {
+        let reply = try await redis.run(Scripts.supportReopen, keys: [RedisKeys.roomMeta(room)], arguments: [])
+        guard let v = reply.array, v.count == 2, let was = v[0].int else { return nil }
+        return (was == 1, SupportRoom(meta: v[1].hashFields))
+    }
+
+    public func snapshot(room: String) async throws -> String? {
+        try await redis.send(RedisCommand("GET", RedisKeys.roomSnapshot(room))).string
+    }
+}

@@ -1,0 +1,133 @@
+@testable import PresenceCore
+
+/// ``PresenceStorage`` and ``ExpiryStorage`` in memory, on the world's clock.
+struct InMemoryPresenceStore: PresenceStorage, ExpiryStorage {
+    let world: World
+
+    func join(room: String, user: String, ttl: Duration, state newState: JSONValue?) async throws -> PresenceJoin {
+        try world.withState { state in
+            guard let meta = state.meta[room] else { throw DomainError.roomNotFound }
+            if meta["closed"] == "1" { throw DomainError.roomClosed }
+            let present = World.present(state, room: room)
+            let previous = present[user]
+            let member = World.Presence(
+                joinedAt: previous?.joinedAt ?? state.now, expiresAt: state.now + ttl.milliseconds,
+                state: newState ?? previous?.state ?? [:]
+            )
+            state.presence[room, default: [:]][user] = member
+            state.expiries["\(room):\(user)"] = member.expiresAt
+            return PresenceJoin(
+                isNew: previous == nil, userCount: World.present(state, room: room).count,
+                member: Self.member(user, member, ttl: ttl), previousState: previous?.state ?? [:], meta: meta
+            )
+        }
+    }
+
+    func leave(room: String, user: String) async throws -> PresenceLeave {
+        world.withState { state in
+            let wasPresent = World.present(state, room: room)[user] != nil
+            let removed = state.presence[room]?.removeValue(forKey: user)
+            return PresenceLeave(
+                wasPresent: wasPresent, userCount: World.present(state, room: room).count,
+                state: removed?.state ?? [:], meta: state.meta[room] ?? [:]
+            )
+        }
+    }
+
+    func refresh(room: String, user: String, ttl: Duration, state newState: JSONValue?) async throws -> PresenceRefresh? {
+        world.withState { state in
+            guard var member = World.present(state, room: room)[user] else { return nil }
+            let previous = member.state
+            member.expiresAt = state.now + ttl.milliseconds
+            if let newState { member.state = newState }
+            state.presence[room]?[user] = member
+            state.expiries["\(room):\(user)"] = member.expiresAt
+            return PresenceRefresh(member: Self.member(user, member, ttl: ttl), previousState: previous)
+        }
+    }
+
+    func members(room: String, ttl: Duration, limit: Int, cursor: String?) async throws -> (members: [PresenceMember], nextCursor: String?) {
+        let start = try cursor.map { text -> Int in
+            guard let index = Int(text) else { throw DomainError.invalid("Invalid cursor") }
+            return index
+        } ?? 0
+        let all = world.withState { state in
+            World.present(state, room: room).sorted { ($0.value.joinedAt, $0.key) < ($1.value.joinedAt, $1.key) }
+                .map { Self.member($0.key, $0.value, ttl: ttl) }
+        }
+        let page = Array(all.dropFirst(start).prefix(limit))
+        return (page, start + page.count < all.count ? String(start + page.count) : nil)
+    }
+
+    func states(room: String, users: [String]) async throws -> [JSONValue] {
+        world.withState { state in users.map { World.present(state, room: room)[$0]?.state ?? [:] } }
+    }
+
+    func switchRooms(user: String, previous: String?, next: String?, ttl: Duration) async throws -> PresenceSwitch {
+        let left = try await previous.asyncMap { try await leave(room: $0, user: user) }
+        var joined: Result<PresenceJoin, any Error>?
+        if let next {
+            do { joined = .success(try await join(room: next, user: user, ttl: ttl)) } catch { joined = .failure(error) }
+        }
+        world.withState { state in
+            if let previous { state.presentRooms[user]?.remove(previous) }
+            if let next { state.presentRooms[user, default: []].insert(next) }
+        }
+        return PresenceSwitch(left: left, joined: joined)
+    }
+
+    func presentRooms(of user: String) async throws -> [String] {
+        world.withState { Array($0.presentRooms[user] ?? []) }
+    }
+
+    func forgetPresentRooms(_ rooms: [String], of user: String) async throws {
+        world.withState { state in for room in rooms { state.presentRooms[user]?.remove(room) } }
+    }
+
+    func forgetPresentRoom(_ room: String, of users: [String]) async throws {
+        world.withState { state in for user in users { state.presentRooms[user]?.remove(room) } }
+    }
+
+    func recordExpiryDetached(room: String, user: String, expiresAt: Int64, orderKey: String) {
+        world.withState { state in state.expiries["\(room):\(user)"] = max(state.expiries["\(room):\(user)"] ?? 0, expiresAt) }
+    }
+
+    // MARK: ExpiryStorage
+
+    func due(limit: Int) async throws -> (now: Int64, entries: [String]) {
+        world.withState { state in
+            let due = state.expiries.filter { $0.value <= state.now }.sorted { ($0.value, $0.key) < ($1.value, $1.key) }
+            return (state.now, Array(due.prefix(limit).map(\.key)))
+        }
+    }
+
+    func claimExpired(rooms: [String]) async throws -> [ExpiredClaim?] {
+        world.withState { state in
+            rooms.map { room in
+                let expired = (state.presence[room] ?? [:]).filter { $0.value.expiresAt <= state.now }.keys.sorted()
+                for user in expired { state.presence[room]?[user] = nil }
+                return ExpiredClaim(users: expired, userCount: World.present(state, room: room).count, meta: state.meta[room] ?? [:])
+            }
+        }
+    }
+
+    func acknowledge(_ entries: [String], now: Int64) async throws {
+        world.withState { state in
+            for entry in entries where (state.expiries[entry] ?? 0) <= now { state.expiries[entry] = nil }
+        }
+    }
+
+    static func member(_ user: String, _ presence: World.Presence, ttl: Duration) -> PresenceMember {
+        PresenceMember(
+            username: user, joinedAt: presence.joinedAt, expiresAt: presence.expiresAt,
+            lastSeen: presence.expiresAt - ttl.milliseconds, state: presence.state
+        )
+    }
+}
+
+extension Optional {
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let value = self else { return nil }
+        return try await transform(value)
+    }
+}

@@ -1,0 +1,49 @@
+import Synchronization
+@testable import PresenceCore
+
+/// The shared state behind the in-memory stores: a manual clock and everything the Redis keys hold, so that stores
+/// which share keys in Redis (room metadata is read by presence, history and support alike) share them here.
+/// Test doubles of our own storage protocols, never of Redis.
+final class World: Sendable {
+    struct Presence {
+        var joinedAt: Int64
+        var expiresAt: Int64
+        var state: JSONValue
+    }
+
+    struct State {
+        var now: Int64 = 1_700_000_000_000
+        var meta: [String: [String: String]] = [:]
+        var access: [String: Set<String>] = [:]
+        var publicRooms: Set<String> = []
+        var userRooms: [String: Set<String>] = [:]
+        var presence: [String: [String: Presence]] = [:]
+        var presentRooms: [String: Set<String>] = [:]
+        var expiries: [String: Int64] = [:]
+        var history: [String: [ChatMessage]] = [:]
+        var lastMessageID: Int64 = 0
+        var snapshots: [String: String] = [:]
+        var agents: Set<String> = []
+        var users: [String: (hash: String, lastActive: Int64)] = [:]
+        var addresses: [String: Set<String>] = [:]
+        var limits: [String: [Int64]] = [:]
+    }
+
+    let state = Mutex(State())
+
+    var now: Int64 { state.withLock { $0.now } }
+
+    /// Moves the clock on.
+    func advance(_ duration: Duration) {
+        state.withLock { $0.now += duration.milliseconds }
+    }
+
+    func withState<T>(_ body: (inout State) throws -> T) rethrows -> T {
+        try state.withLock { try body(&$0) }
+    }
+
+    /// Members whose presence has not expired.
+    static func present(_ state: State, room: String) -> [String: Presence] {
+        (state.presence[room] ?? [:]).filter { $0.value.expiresAt > state.now }
+    }
+}
