@@ -9,30 +9,19 @@ import NIOPosix
 /// connection reconnects by itself with capped exponential backoff; meanwhile commands wait for it, at most
 /// the configured bounded wait, then fail with ``RedisError/unavailable(_:)``.
 ///
-/// All mutable state is confined to ``eventLoop``; public methods may be called from anywhere.
+/// The rules live in ``RedisConnectionStateMachine``; this class feeds it events and carries out its actions (connect,
+/// write, schedule timers, complete promises). All mutable state is confined to ``eventLoop``; public methods may be
+/// called from anywhere.
 public final class RedisConnection: @unchecked Sendable {
     /// The event loop that owns this connection's socket and state.
     public let eventLoop: any EventLoop
     let configuration: RedisConfiguration
     let logger: Logger
 
-    private enum State {
-        case idle
-        case connecting
-        case ready(any Channel)
-        case waitingToReconnect
-        case closed
-    }
-
-    private var state: State = .idle
-    private var waiting = CircularBuffer<RedisRequest>()
+    private var state: RedisConnectionStateMachine<any Channel, RedisRequest>
     private var waitingTimer: RepeatedTask?
     private var reconnectTask: Scheduled<Void>?
-    private var backoff: Backoff
-    private var lastFailure = "not connected yet"
     private var flushScheduled = false
-    private var everConnected = false
-    private var loggedDown = false
 
     /// Called on ``eventLoop`` each time a connection is established and its handshake done, before queued
     /// commands go out. The flag says whether this is a reconnect. A subscriber uses it to (re)subscribe.
@@ -45,12 +34,17 @@ public final class RedisConnection: @unchecked Sendable {
         self.configuration = configuration
         self.eventLoop = eventLoop
         self.logger = logger
-        self.backoff = Backoff(base: configuration.reconnectBaseDelay, cap: configuration.reconnectMaxDelay)
+        self.state = RedisConnectionStateMachine(
+            backoff: Backoff(base: configuration.reconnectBaseDelay, cap: configuration.reconnectMaxDelay),
+            maxWaiting: configuration.maxQueuedWhileDisconnected
+        )
     }
 
     /// Starts connecting (idempotent).
     public func start() {
-        onLoop { $0.startOnLoop() }
+        onLoop { connection in
+            if connection.state.start() { connection.connect() }
+        }
     }
 
     /// Sends one command; completes with its reply (error replies included, as ``RESPValue/error(_:)``).
@@ -89,25 +83,21 @@ public final class RedisConnection: @unchecked Sendable {
             payload: RESPEncoder.encode(command), replyCount: 0, deadline: .distantFuture, responder: .none
         )
         onLoop { connection in
-            guard case .ready(let channel) = connection.state else { return }
-            channel.writeAndFlush(request, promise: nil)
+            connection.state.readyChannel?.writeAndFlush(request, promise: nil)
         }
     }
 
     /// Closes the socket and fails whatever still waits; no reconnect follows.
     public func close() -> EventLoopFuture<Void> {
         eventLoop.flatSubmit {
-            let previous = self.state
-            self.state = .closed
+            let action = self.state.close()
             self.reconnectTask?.cancel()
             self.reconnectTask = nil
             self.waitingTimer?.cancel()
             self.waitingTimer = nil
-            while let request = self.waiting.popFirst() { request.responder.fail(.shutdown) }
-            if case .ready(let channel) = previous {
-                return channel.close().recover { _ in }
-            }
-            return self.eventLoop.makeSucceededVoidFuture()
+            for request in action.fail { request.responder.fail(.shutdown) }
+            guard let channel = action.channel else { return self.eventLoop.makeSucceededVoidFuture() }
+            return channel.close().recover { _ in }
         }
     }
 
@@ -121,22 +111,25 @@ public final class RedisConnection: @unchecked Sendable {
         }
     }
 
-    private func startOnLoop() {
-        guard case .idle = state else { return }
-        connect()
-    }
-
     private func enqueue(_ request: RedisRequest) {
-        switch state {
-        case .ready(let channel):
+        switch state.request(request, deadline: request.deadline) {
+        case .write(let request, let channel):
             write(request, to: channel)
-        case .closed:
-            request.responder.fail(.shutdown)
-        case .idle:
-            waitForConnection(request)
-            connect()
-        case .connecting, .waitingToReconnect:
-            waitForConnection(request)
+        case .fail(let request, let error):
+            request.responder.fail(error)
+        case .wait(let startTimer, let connect):
+            if startTimer {
+                waitingTimer = eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(50), delay: .milliseconds(50)) {
+                    [self] task in
+                    let (expired, error, stop) = self.state.waitingTimerFired(now: .now())
+                    for request in expired { request.responder.fail(error) }
+                    if stop {
+                        task.cancel()
+                        self.waitingTimer = nil
+                    }
+                }
+            }
+            if connect { self.connect() }
         }
     }
 
@@ -150,49 +143,13 @@ public final class RedisConnection: @unchecked Sendable {
             // Everything enqueued before this task runs goes out in the same flush.
             eventLoop.execute {
                 self.flushScheduled = false
-                if case .ready(let channel) = self.state { channel.flush() }
+                self.state.readyChannel?.flush()
             }
         }
     }
 
-    private func waitForConnection(_ request: RedisRequest) {
-        guard waiting.count < configuration.maxQueuedWhileDisconnected else {
-            request.responder.fail(.unavailable("\(lastFailure) (\(waiting.count) commands already waiting)"))
-            return
-        }
-        waiting.append(request)
-        if waitingTimer == nil {
-            waitingTimer = eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(50), delay: .milliseconds(50)) {
-                [self] task in
-                self.expireWaiting()
-                if self.waiting.isEmpty {
-                    task.cancel()
-                    self.waitingTimer = nil
-                }
-            }
-        }
-    }
-
-    private func expireWaiting() {
-        let now = NIODeadline.now()
-        guard waiting.contains(where: { $0.deadline <= now }) else { return }
-        var kept = CircularBuffer<RedisRequest>(initialCapacity: waiting.count)
-        while let request = waiting.popFirst() {
-            if request.deadline <= now {
-                request.responder.fail(.unavailable(lastFailure))
-            } else {
-                kept.append(request)
-            }
-        }
-        waiting = kept
-    }
-
+    /// Opens a socket and does the handshake; the state machine is in `connecting`.
     private func connect() {
-        switch state {
-        case .idle, .waitingToReconnect: break
-        default: return
-        }
-        state = .connecting
         reconnectTask = nil
         let configuration = self.configuration
         let bootstrap = ClientBootstrap(group: eventLoop)
@@ -223,7 +180,9 @@ public final class RedisConnection: @unchecked Sendable {
             case .success(let channel):
                 self.connected(channel)
             case .failure(let error):
-                self.connectFailed(Self.describe(error))
+                let reason = Self.describe(error)
+                let action = self.state.connectFailed(endpoint: "\(configuration.endpoint)", reason: reason)
+                self.down(action, metadata: ["redis": "\(configuration.endpoint)", "reason": "\(reason)"])
             }
         }
     }
@@ -260,53 +219,35 @@ public final class RedisConnection: @unchecked Sendable {
     }
 
     private func connected(_ channel: any Channel) {
-        guard case .connecting = state,
-              let handler = try? channel.pipeline.syncOperations.handler(type: RedisPipelineHandler.self)
-        else {
-            channel.close(promise: nil)  // closed meanwhile
+        guard let handler = try? channel.pipeline.syncOperations.handler(type: RedisPipelineHandler.self) else {
+            channel.close(promise: nil)
             return
         }
-        if let onPush { handler.onPush = onPush }
-        let isReconnect = everConnected
-        everConnected = true
-        backoff.reset()
-        state = .ready(channel)
-        if loggedDown {
-            logger.info("Redis connection restored", metadata: ["redis": "\(configuration.endpoint)"])
-            loggedDown = false
-        } else {
-            logger.debug("Redis connected", metadata: ["redis": "\(configuration.endpoint)"])
+        switch state.connectSucceeded(channel, id: ObjectIdentifier(channel)) {
+        case .closeChannel(let channel):
+            channel.close(promise: nil)  // closed meanwhile
+        case .ready(let channel, let isReconnect, let restored, let flush):
+            if let onPush { handler.onPush = onPush }
+            if restored {
+                logger.info("Redis connection restored", metadata: ["redis": "\(configuration.endpoint)"])
+            } else {
+                logger.debug("Redis connected", metadata: ["redis": "\(configuration.endpoint)"])
+            }
+            channel.closeFuture.whenComplete { _ in
+                let action = self.state.channelClosed(id: ObjectIdentifier(channel), endpoint: "\(self.configuration.endpoint)")
+                self.down(action, metadata: ["redis": "\(self.configuration.endpoint)"])
+            }
+            onReady?(channel, handler, isReconnect)
+            for request in flush { write(request, to: channel) }
         }
-        channel.closeFuture.whenComplete { _ in self.disconnected(channel) }
-        onReady?(channel, handler, isReconnect)
-        while let request = waiting.popFirst() { write(request, to: channel) }
     }
 
-    private func disconnected(_ channel: any Channel) {
-        guard case .ready(let current) = state, current === channel else { return }
-        lastFailure = "connection to \(configuration.endpoint) lost"
-        logger.warning("Redis connection lost; reconnecting", metadata: ["redis": "\(configuration.endpoint)"])
-        loggedDown = true
-        state = .waitingToReconnect
-        scheduleReconnect()
-    }
-
-    private func connectFailed(_ reason: String) {
-        guard case .connecting = state else { return }
-        lastFailure = "cannot connect to \(configuration.endpoint): \(reason)"
-        if !loggedDown {
-            logger.warning("Redis unreachable; retrying", metadata: [
-                "redis": "\(configuration.endpoint)", "reason": "\(reason)",
-            ])
-            loggedDown = true
+    private func down(_ action: RedisConnectionStateMachine<any Channel, RedisRequest>.DownAction, metadata: Logger.Metadata) {
+        guard case .scheduleReconnect(let delay, let warning) = action else { return }
+        if let warning { logger.warning("\(warning)", metadata: metadata) }
+        reconnectTask = eventLoop.scheduleTask(in: delay) {
+            if self.state.reconnectTimerFired() { self.connect() }
         }
-        state = .waitingToReconnect
-        scheduleReconnect()
-    }
-
-    private func scheduleReconnect() {
-        let delay = backoff.next()
-        reconnectTask = eventLoop.scheduleTask(in: delay) { self.connect() }
     }
 
     private static func describe(_ error: any Error) -> String {

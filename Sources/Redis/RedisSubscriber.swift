@@ -1,37 +1,21 @@
 import Logging
 import NIOCore
 
-/// What a ``RedisSubscriber`` delivers.
-public enum RedisSubscriberEvent: Sendable, Equatable {
-    /// A message published on a channel this subscriber listens to.
-    case message(channel: String, payload: ByteBuffer)
-    /// The connection was lost and is back, and every channel is subscribed again. Messages published
-    /// meanwhile are gone (pub/sub is at-most-once): re-read whatever state they would have announced.
-    case reconnected
-}
-
 /// A dedicated pub/sub connection whose messages arrive as an `AsyncSequence` (``events``).
 ///
 /// Channels can be added and removed at any time. After a reconnect the subscriber subscribes to all of
 /// them again and then yields ``RedisSubscriberEvent/reconnected``. A periodic PING notices a silent dead
-/// link. State is confined to the connection's event loop.
+/// link. The rules live in ``RedisSubscriberStateMachine``; this class carries out its actions. State is confined to
+/// the connection's event loop.
 public final class RedisSubscriber: @unchecked Sendable {
     /// Messages and reconnect signals, in order. One consumer.
     public let events: AsyncStream<RedisSubscriberEvent>
-    /// Channels per SUBSCRIBE command when resubscribing after a reconnect.
-    static let resubscribeBatchSize = 500
 
     private let connection: RedisConnection
     private let continuation: AsyncStream<RedisSubscriberEvent>.Continuation
     private let healthCheckInterval: TimeAmount
     private var eventLoop: any EventLoop { connection.eventLoop }
-
-    private var channels = Set<String>()
-    private var ready = false
-    private var closed = false
-    private var confirmations: [String: [EventLoopPromise<Void>]] = [:]
-    private var awaitingResubscribe = Set<String>()
-    private var signalReconnect = false
+    private var state = RedisSubscriberStateMachine<EventLoopPromise<Void>>()
     private var healthTimer: RepeatedTask?
 
     /// Creates a subscriber with its own connection; it connects at once.
@@ -67,41 +51,43 @@ public final class RedisSubscriber: @unchecked Sendable {
     /// an actor's requests reach Redis in the order the actor made them); the future completes as ``subscribe(_:)``.
     public func requestSubscribe(_ channels: [String]) -> EventLoopFuture<Void> {
         guard !channels.isEmpty else { return eventLoop.makeSucceededVoidFuture() }
-        return eventLoop.flatSubmit { self.subscribeOnLoop(channels) }
+        return eventLoop.flatSubmit {
+            let (action, waiters) = self.state.subscribe(channels, makeWaiter: { self.eventLoop.makePromise() })
+            return self.perform(action, command: "SUBSCRIBE", waiters: waiters)
+        }
     }
 
     /// Queues an unsubscribe now, in call order with every other request (see ``requestSubscribe(_:)``).
     public func requestUnsubscribe(_ channels: [String]) -> EventLoopFuture<Void> {
         guard !channels.isEmpty else { return eventLoop.makeSucceededVoidFuture() }
-        return eventLoop.flatSubmit { self.unsubscribeOnLoop(channels) }
+        return eventLoop.flatSubmit {
+            let result = self.state.unsubscribe(channels, makeWaiter: { self.eventLoop.makePromise() })
+            // A subscribe still waiting for its confirmation is moot now.
+            result.moot.forEach { $0.succeed() }
+            if result.reconnected { self.continuation.yield(.reconnected) }
+            return self.perform(result.action, command: "UNSUBSCRIBE", waiters: result.waiters)
+        }
     }
 
     /// The channels currently wanted.
     public var subscribedChannels: Set<String> {
         get async {
-            (try? await eventLoop.submit { self.channels }.get()) ?? []
+            (try? await eventLoop.submit { self.state.channels }.get()) ?? []
         }
     }
 
     /// Shrinks the subscriber's tables to what they hold now (they keep their largest size otherwise); call it after
     /// many channels were unsubscribed.
     public func compact() {
-        eventLoop.execute {
-            // Built element by element: `Set(aSet)` would keep the old storage.
-            self.channels = Set(self.channels.map { $0 })
-            self.confirmations = Dictionary(uniqueKeysWithValues: self.confirmations.map { ($0.key, $0.value) })
-            self.awaitingResubscribe = Set(self.awaitingResubscribe.map { $0 })
-        }
+        eventLoop.execute { self.state.compact() }
     }
 
     /// Closes the connection and finishes ``events``.
     public func close() async {
         let future: EventLoopFuture<Void> = eventLoop.flatSubmit {
-            self.closed = true
             self.healthTimer?.cancel()
             self.healthTimer = nil
-            for (_, promises) in self.confirmations { promises.forEach { $0.fail(RedisError.shutdown) } }
-            self.confirmations = [:]
+            self.state.close().forEach { $0.fail(RedisError.shutdown) }
             self.continuation.finish()
             return self.connection.close()
         }
@@ -119,101 +105,47 @@ public final class RedisSubscriber: @unchecked Sendable {
         healthTimer = eventLoop.scheduleRepeatedTask(initialDelay: healthCheckInterval, delay: healthCheckInterval) {
             [weak self] _ in
             // A PING that gets no answer in time makes the pipeline handler close the link, which reconnects.
-            if let self, self.ready { _ = self.connection.send(RedisCommand("PING")) }
+            if let self, self.state.isReady { _ = self.connection.send(RedisCommand("PING")) }
         }
     }
 
     private func connected(_ channel: any Channel, handler: RedisPipelineHandler, isReconnect: Bool) {
         handler.subscriptionMode = true
-        ready = true
-        channel.closeFuture.whenComplete { [weak self] _ in self?.ready = false }
-        // Resubscribe in bounded commands: one SUBSCRIBE of tens of thousands of channels is one huge write and
-        // reply burst.
-        let wanted = channels.sorted()
-        for start in stride(from: 0, to: wanted.count, by: Self.resubscribeBatchSize) {
-            connection.sendWithoutReply(RedisCommand("SUBSCRIBE", Array(wanted[start..<min(start + Self.resubscribeBatchSize, wanted.count)])))
-        }
-        if isReconnect {
-            awaitingResubscribe = channels
-            signalReconnect = true
-            finishReconnectIfDone()
-        }
+        channel.closeFuture.whenComplete { [weak self] _ in self?.state.disconnected() }
+        let (batches, reconnected) = state.connected(isReconnect: isReconnect)
+        for batch in batches { connection.sendWithoutReply(RedisCommand("SUBSCRIBE", batch)) }
+        if reconnected { continuation.yield(.reconnected) }
     }
 
-    private func finishReconnectIfDone() {
-        if signalReconnect && awaitingResubscribe.isEmpty {
-            signalReconnect = false
-            continuation.yield(.reconnected)
-        }
-    }
-
-    private func subscribeOnLoop(_ requested: [String]) -> EventLoopFuture<Void> {
-        guard !closed else { return eventLoop.makeFailedFuture(RedisError.shutdown) }
-        let new = Array(Set(requested).subtracting(channels))
-        guard !new.isEmpty else { return eventLoop.makeSucceededVoidFuture() }
-        channels.formUnion(new)
-        let futures = new.map { channel -> EventLoopFuture<Void> in
-            let promise = eventLoop.makePromise(of: Void.self)
-            confirmations["s:" + channel, default: []].append(promise)
-            return promise.futureResult
-        }
-        if ready { connection.sendWithoutReply(RedisCommand("SUBSCRIBE", new)) }
-        return waitAll(futures, keys: new.map { "s:" + $0 })
-    }
-
-    private func unsubscribeOnLoop(_ requested: [String]) -> EventLoopFuture<Void> {
-        guard !closed else { return eventLoop.makeSucceededVoidFuture() }
-        let present = requested.filter { channels.contains($0) }
-        guard !present.isEmpty else { return eventLoop.makeSucceededVoidFuture() }
-        channels.subtract(present)
-        awaitingResubscribe.subtract(present)
-        for channel in present {
-            // A subscribe still waiting for its confirmation is moot now.
-            confirmations.removeValue(forKey: "s:" + channel)?.forEach { $0.succeed() }
-        }
-        finishReconnectIfDone()
-        guard ready else { return eventLoop.makeSucceededVoidFuture() }
-        let futures = present.map { channel -> EventLoopFuture<Void> in
-            let promise = eventLoop.makePromise(of: Void.self)
-            confirmations["u:" + channel, default: []].append(promise)
-            return promise.futureResult
-        }
-        connection.sendWithoutReply(RedisCommand("UNSUBSCRIBE", present))
-        return waitAll(futures, keys: present.map { "u:" + $0 })
-    }
-
-    private func waitAll(_ futures: [EventLoopFuture<Void>], keys: [String]) -> EventLoopFuture<Void> {
-        let timeout = eventLoop.scheduleTask(in: connection.configuration.commandTimeout) { [weak self] in
-            guard let self else { return }
-            for key in keys {
-                self.confirmations.removeValue(forKey: key)?.forEach {
-                    $0.fail(self.ready ? RedisError.timeout : RedisError.unavailable("not connected to Redis"))
-                }
+    private func perform(
+        _ action: RedisSubscriberStateMachine<EventLoopPromise<Void>>.RequestAction,
+        command: String,
+        waiters: [EventLoopPromise<Void>]
+    ) -> EventLoopFuture<Void> {
+        switch action {
+        case .done(let error):
+            if let error { return eventLoop.makeFailedFuture(error) }
+            return eventLoop.makeSucceededVoidFuture()
+        case .wait(let channels, let send, let confirmations):
+            if send { connection.sendWithoutReply(RedisCommand(command, channels)) }
+            let timeout = eventLoop.scheduleTask(in: connection.configuration.commandTimeout) { [weak self] in
+                guard let self else { return }
+                let (expired, error) = self.state.timedOut(confirmations)
+                expired.forEach { $0.fail(error) }
             }
+            return EventLoopFuture.andAllSucceed(waiters.map(\.futureResult), on: eventLoop).always { _ in timeout.cancel() }
         }
-        return EventLoopFuture.andAllSucceed(futures, on: eventLoop).always { _ in timeout.cancel() }
     }
 
     private func handle(_ push: RESPValue) {
-        guard case .array(let items) = push, items.count >= 3, let kind = items[0].string else { return }
-        switch kind {
-        case "message":
-            guard let channel = items[1].string, case .bulkString(let payload) = items[2] else { return }
-            continuation.yield(.message(channel: channel, payload: payload))
-        case "pmessage":
-            guard items.count >= 4, let channel = items[2].string, case .bulkString(let payload) = items[3] else {
-                return
-            }
-            continuation.yield(.message(channel: channel, payload: payload))
-        case "subscribe":
-            guard let channel = items[1].string else { return }
-            confirmations.removeValue(forKey: "s:" + channel)?.forEach { $0.succeed() }
-            if awaitingResubscribe.remove(channel) != nil { finishReconnectIfDone() }
-        case "unsubscribe":
-            guard let channel = items[1].string else { return }
-            confirmations.removeValue(forKey: "u:" + channel)?.forEach { $0.succeed() }
-        default:
+        switch state.push(push) {
+        case .none:
             break
+        case .message(let channel, let payload):
+            continuation.yield(.message(channel: channel, payload: payload))
+        case .confirmed(let waiters, let reconnected):
+            waiters.forEach { $0.succeed() }
+            if reconnected { continuation.yield(.reconnected) }
         }
     }
 }

@@ -17,6 +17,11 @@ public struct BroadcastEvent: Sendable {
         self.userID = userID
     }
 
+    /// One of the service's own events.
+    public init(_ name: ServiceEvent, channel: String, data: JSONValue) {
+        self.init(event: name.rawValue, channel: channel, data: data)
+    }
+
     /// The pub/sub payload: `{"event": ..., "channel": ..., "data": ..., "socket_id"?: ..., "user_id"?: ...}`.
     public var payload: String {
         var object: [String: JSONValue] = ["event": .string(event), "channel": .string(channel), "data": data]

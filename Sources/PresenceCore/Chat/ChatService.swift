@@ -94,7 +94,7 @@ public struct ChatService: Sendable {
             room = try await rooms.create(id: String(id), name: name, type: .private, createdBy: user, members: members).room
         }
         await broadcaster.publish(room.listChannels.map {
-            BroadcastEvent(event: "room-updated", channel: $0, data: ["room": room.json])
+            BroadcastEvent(.roomUpdated, channel: $0, data: ["room": room.json])
         })
         return room
     }
@@ -142,7 +142,7 @@ public struct ChatService: Sendable {
             publicRooms.remove(id)
             guard let deleted = try await rooms.delete(id) else { throw DomainError.roomNotFound }
             await broadcaster.publish(deleted.listChannels.map {
-                BroadcastEvent(event: "room-deleted", channel: $0, data: ["roomId": .string(id)])
+                BroadcastEvent(.roomDeleted, channel: $0, data: ["roomId": .string(id)])
             })
             await broadcaster.publish(AccessChange(user: nil, channels: Self.accessChannels(room: id)))
         case .private:
@@ -150,19 +150,19 @@ public struct ChatService: Sendable {
             var events: [BroadcastEvent] = []
             if result.deleted {
                 events += result.before.listChannels.map {
-                    BroadcastEvent(event: "room-deleted", channel: $0, data: ["roomId": .string(id)])
+                    BroadcastEvent(.roomDeleted, channel: $0, data: ["roomId": .string(id)])
                 }
             } else {
                 var after = result.before
                 after.members = after.members?.filter { $0 != user }
                 after.userCount = result.userCount
-                events.append(BroadcastEvent(event: "room-deleted", channel: "private-chats-\(user)", data: ["roomId": .string(id)]))
+                events.append(BroadcastEvent(.roomDeleted, channel: "private-chats-\(user)", data: ["roomId": .string(id)]))
                 events += after.listChannels.map {
-                    BroadcastEvent(event: "room-updated", channel: $0, data: ["room": after.json])
+                    BroadcastEvent(.roomUpdated, channel: $0, data: ["room": after.json])
                 }
                 // Present when leaving: the others see the leave as they would a switch away.
                 if result.wasPresent {
-                    events += presenceEvents(room: after, user: user, action: "left").filter { $0.event != "room-updated" }
+                    events += presenceEvents(room: after, user: user, action: .left).filter { $0.event != ServiceEvent.roomUpdated.rawValue }
                 }
             }
             await broadcaster.publish(events)
@@ -223,7 +223,7 @@ public struct ChatService: Sendable {
             if left.wasPresent, var room = Room(meta: left.meta, userCount: left.userCount, members: nil) {
                 if room.type == .private { room = try await rooms.get(previous) ?? room }
                 room.userCount = left.userCount
-                events += presenceEvents(room: room, user: user, action: "left")
+                events += presenceEvents(room: room, user: user, action: .left)
             }
         }
         if let next, var room = nextRoom, let joined {
@@ -231,7 +231,7 @@ public struct ChatService: Sendable {
             // is committed. Keyed by user: one user's switches publish their events in the order they happened.
             presence.recordExpiryDetached(room: next, user: user, expiresAt: joined.member.expiresAt, orderKey: user)
             room.userCount = joined.userCount
-            if joined.isNew { events += presenceEvents(room: room, user: user, action: "joined") }
+            if joined.isNew { events += presenceEvents(room: room, user: user, action: .joined) }
         }
         broadcaster.publishDetached(events, orderKey: user)
         if let joinError { throw joinError }
@@ -262,14 +262,14 @@ public struct ChatService: Sendable {
 
     /// Announces members the sweeper found expired (called by ``PresenceSweeper`` on the worker that claimed them).
     public func announceExpired(room id: String, users: [String], userCount: Int, meta: [String: String]) async {
-        guard await announcePresence(room: id, users: users, action: "left", userCount: userCount, meta: meta) else { return }
+        guard await announcePresence(room: id, users: users, action: .left, userCount: userCount, meta: meta) else { return }
         try? await presence.forgetPresentRoom(id, of: users)
     }
 
     /// Publishes `presence-update`, `room-updated` and the presence channel's member event for users who joined or
     /// left a chat room. Returns `false` (publishing nothing) when `meta` is not a chat room's.
     @discardableResult
-    public func announcePresence(room id: String, users: [String], action: String, userCount: Int, meta: [String: String]) async -> Bool {
+    public func announcePresence(room id: String, users: [String], action: PresenceAction, userCount: Int, meta: [String: String]) async -> Bool {
         guard var room = Room(meta: meta, userCount: userCount, members: nil) else { return false }
         if room.type == .private, let current = try? await rooms.get(id) { room = current }
         room.userCount = userCount
@@ -277,25 +277,25 @@ public struct ChatService: Sendable {
         return true
     }
 
-    func presenceEvents(room: Room, user: String, action: String) -> [BroadcastEvent] {
+    func presenceEvents(room: Room, user: String, action: PresenceAction) -> [BroadcastEvent] {
         var events = [BroadcastEvent(
-            event: "presence-update", channel: room.channel,
-            data: ["roomId": .string(room.id), "username": .string(user), "action": .string(action), "userCount": .int(room.userCount)]
+            .presenceUpdate, channel: room.channel,
+            data: ["roomId": .string(room.id), "username": .string(user), "action": .string(action.rawValue), "userCount": .int(room.userCount)]
         )]
-        events += room.listChannels.map { BroadcastEvent(event: "room-updated", channel: $0, data: ["room": room.json]) }
+        events += room.listChannels.map { BroadcastEvent(.roomUpdated, channel: $0, data: ["room": room.json]) }
         events.append(Self.memberEvent(channel: "presence-room-\(room.id)", user: user, action: action))
         return events
     }
 
     /// `pusher_internal:member_added` / `member_removed` for a presence channel's subscribers.
-    public static func memberEvent(channel: String, user: String, action: String) -> BroadcastEvent {
-        if action == "joined" {
+    public static func memberEvent(channel: String, user: String, action: PresenceAction) -> BroadcastEvent {
+        if action == .joined {
             return BroadcastEvent(
-                event: "pusher_internal:member_added", channel: channel,
+                .memberAdded, channel: channel,
                 data: ["user_id": .string(user), "user_info": ["username": .string(user)]]
             )
         }
-        return BroadcastEvent(event: "pusher_internal:member_removed", channel: channel, data: ["user_id": .string(user)])
+        return BroadcastEvent(.memberRemoved, channel: channel, data: ["user_id": .string(user)])
     }
 
     // MARK: - Messages
@@ -314,9 +314,9 @@ public struct ChatService: Sendable {
     /// The `room-message` events for a message: the room's channel, and for private rooms each member's channel.
     public func messageEvents(room: Room, message: ChatMessage) -> [BroadcastEvent] {
         let data: JSONValue = ["roomId": .string(room.id), "message": message.json]
-        var events = [BroadcastEvent(event: "room-message", channel: room.channel, data: data)]
+        var events = [BroadcastEvent(.roomMessage, channel: room.channel, data: data)]
         if room.type == .private {
-            events += room.listChannels.map { BroadcastEvent(event: "room-message", channel: $0, data: data) }
+            events += room.listChannels.map { BroadcastEvent(.roomMessage, channel: $0, data: data) }
         }
         return events
     }

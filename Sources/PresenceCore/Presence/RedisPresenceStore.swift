@@ -30,11 +30,6 @@ public struct RedisPresenceStore: PresenceStorage {
         )
     }
 
-    /// How many are present in `room` now (members whose expiry is ahead of Redis's clock).
-    func countCall(room: String) -> RedisScriptCall {
-        RedisScriptCall(Scripts.presenceCount, keys: [RedisKeys.roomMembers(room)], arguments: [])
-    }
-
     func leaveCall(room: String, user: String) -> RedisScriptCall {
         RedisScriptCall(
             Scripts.presenceLeave,

@@ -123,9 +123,9 @@ public struct SupportService: Sendable {
         )
         let member = SupportMember(result.member)
         if result.isNew {
-            await broadcaster.publish([event("member-joined", ticketRoom, ["member": member.json])])
+            await broadcaster.publish([event(.memberJoined, ticketRoom, ["member": member.json])])
         } else if result.previousState != result.member.state {
-            await broadcaster.publish([event("member-updated", ticketRoom, ["member": member.json])])
+            await broadcaster.publish([event(.memberUpdated, ticketRoom, ["member": member.json])])
         }
         return member
     }
@@ -141,7 +141,7 @@ public struct SupportService: Sendable {
         ) else { throw DomainError.notPresent }
         let member = SupportMember(refreshed.member)
         if refreshed.previousState != refreshed.member.state {
-            await broadcaster.publish([event("member-updated", ticketRoom, ["member": member.json])])
+            await broadcaster.publish([event(.memberUpdated, ticketRoom, ["member": member.json])])
         }
         return member
     }
@@ -163,7 +163,7 @@ public struct SupportService: Sendable {
         try await limitPresence(user)
         let left = try await presence.leave(room: room, user: user)
         if left.wasPresent {
-            await broadcaster.publish([event("member-left", ticketRoom, ["username": .string(user), "reason": "left"])])
+            await broadcaster.publish([event(.memberLeft, ticketRoom, ["username": .string(user), "reason": .string(LeaveReason.left.rawValue)])])
         }
     }
 
@@ -205,7 +205,7 @@ public struct SupportService: Sendable {
         let (changed, ticketRoom) = try await tickets.updateMetadata(room: room, ticket: ticket, user: user, fields: fields)
         guard ticketRoom.id == room else { throw DomainError.roomNotFound }
         if changed {
-            await broadcaster.publish([event("metadata-updated", ticketRoom, ["room": ticketRoom.json])])
+            await broadcaster.publish([event(.metadataUpdated, ticketRoom, ["room": ticketRoom.json])])
             // A customer replaced loses the ticket's channel wherever they hold it.
             if customer != nil { await broadcaster.publish(AccessChange(user: nil, channels: [ticketRoom.channel])) }
         }
@@ -235,7 +235,7 @@ public struct SupportService: Sendable {
         let state = try await presence.states(room: room, users: [user]).first ?? [:]
         let role = state["role"]?.string ?? (agent && ticketRoom.customer != user ? "agent" : "customer")
         let message = try await history.append(room: room, username: user, content: content, role: role, isAI: false)
-        await broadcaster.publish([event("room-message", ticketRoom, ["roomId": .string(room), "message": message.json])])
+        await broadcaster.publish([event(.roomMessage, ticketRoom, ["roomId": .string(room), "message": message.json])])
         return message
     }
 
@@ -254,9 +254,9 @@ public struct SupportService: Sendable {
         let closed = try await tickets.close(room: room, by: user, deleteHistory: deleteHistory, deleteSnapshot: deleteSnapshot)
         let snapshot = Self.normalize(snapshot: closed.snapshot)
         var events = closed.present.map {
-            event("member-left", ticketRoom, ["username": .string($0), "reason": "closed"])
+            event(.memberLeft, ticketRoom, ["username": .string($0), "reason": .string(LeaveReason.closed.rawValue)])
         }
-        events.append(event("room-closed", ticketRoom, ["roomId": .string(room), "snapshot": snapshot]))
+        events.append(event(.roomClosed, ticketRoom, ["roomId": .string(room), "snapshot": snapshot]))
         await broadcaster.publish(events)
         // Whoever may no longer hold the ticket's channel once it is closed loses it on every worker.
         await broadcaster.publish(AccessChange(user: nil, channels: [ticketRoom.channel]))
@@ -269,7 +269,7 @@ public struct SupportService: Sendable {
         let (_, agent) = try await access(room, user: user, live: false)
         guard agent else { throw DomainError.forbidden("Forbidden") }
         guard let (wasClosed, ticketRoom) = try await tickets.reopen(room: room) else { throw DomainError.roomNotFound }
-        if wasClosed { await broadcaster.publish([event("room-reopened", ticketRoom, ["room": ticketRoom.json])]) }
+        if wasClosed { await broadcaster.publish([event(.roomReopened, ticketRoom, ["room": ticketRoom.json])]) }
         return ticketRoom
     }
 
@@ -287,7 +287,7 @@ public struct SupportService: Sendable {
     public func announceExpired(room: String, users: [String], meta: [String: String]) async {
         let ticketRoom = SupportRoom(meta: meta)
         await broadcaster.publish(users.map {
-            event("member-left", ticketRoom, ["username": .string($0), "reason": "expired"])
+            event(.memberLeft, ticketRoom, ["username": .string($0), "reason": .string(LeaveReason.expired.rawValue)])
         })
     }
 
@@ -297,8 +297,8 @@ public struct SupportService: Sendable {
         guard decision.allowed else { throw DomainError.rateLimited(decision) }
     }
 
-    func event(_ name: String, _ room: SupportRoom, _ data: JSONValue) -> BroadcastEvent {
-        BroadcastEvent(event: name, channel: room.channel, data: data)
+    func event(_ name: ServiceEvent, _ room: SupportRoom, _ data: JSONValue) -> BroadcastEvent {
+        BroadcastEvent(name, channel: room.channel, data: data)
     }
 
     /// cjson writes an empty table as `{}`: make `members` always an array.

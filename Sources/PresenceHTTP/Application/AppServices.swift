@@ -68,7 +68,7 @@ public struct AppServices: Sendable {
             limiter: SlidingWindowLimiter(name: "ai", limit: configuration.ai.rateLimit, window: configuration.ai.rateWindow, storage: limits),
             chat: chat, logger: logger
         )
-        let channelPresence = ChannelPresence(redis: redis, chat: chat, ttl: configuration.chat.presenceTTL)
+        let channelPresence = ChannelPresence(sockets: presence, presence: presence, chat: chat, ttl: configuration.chat.presenceTTL)
         self.channelPresence = channelPresence
         let channelAccess = ChannelAccess(chat: chat, support: support, grants: RedisGrantStore(redis: redis))
         self.channelAccess = channelAccess
@@ -91,7 +91,7 @@ public struct AppServices: Sendable {
             if expired.meta["type"] == "support" {
                 await support.announceExpired(room: expired.room, users: expired.users, meta: expired.meta)
             } else if expired.meta["type"] == "channel", let channel = expired.meta["channel"] {
-                await chat.broadcaster.publish(expired.users.map { ChatService.memberEvent(channel: channel, user: $0, action: "left") })
+                await chat.broadcaster.publish(expired.users.map { ChatService.memberEvent(channel: channel, user: $0, action: .left) })
             } else {
                 await chat.announceExpired(room: expired.room, users: expired.users, userCount: expired.userCount, meta: expired.meta)
             }

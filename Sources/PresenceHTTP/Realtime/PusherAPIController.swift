@@ -2,7 +2,6 @@ import Foundation
 import Hummingbird
 import Logging
 import PresenceCore
-import Redis
 
 /// The Pusher HTTP API for app backends (`/apps/{app_id}/...`), signed as Pusher specifies. Occupancy, user counts
 /// and presence members come from Redis, so every worker answers the same.

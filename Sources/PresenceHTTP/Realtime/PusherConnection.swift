@@ -5,7 +5,6 @@ import Metrics
 import NIOCore
 import NIOWebSocket
 import PresenceCore
-import Redis
 import Synchronization
 
 /// One client WebSocket speaking the Pusher protocol, from `connection_established` to close.

@@ -1,0 +1,62 @@
+import Redis
+
+/// Sockets behind presence in Redis: `room:{id}:sockets:<user>` holds a user's sockets in a room, each with its own
+/// expiry (`expiring_touch.lua`); the user's presence is the room's ordinary presence entry.
+extension RedisPresenceStore: SocketPresenceStorage {
+    public func attachSocket(_ socket: String, user: String, room: String, openingChannel: String?, ttl: Duration) async throws -> PresenceJoin {
+        var calls: [RedisScriptCall] = []
+        if let channel = openingChannel {
+            calls.append(RedisScriptCall(Scripts.channelRoomOpen, keys: [RedisKeys.roomMeta(room)], arguments: [room, channel]))
+        }
+        calls.append(touchCall(socket: socket, user: user, room: room, ttl: ttl))
+        calls.append(joinCall(room: room, user: user, ttl: ttl, state: nil))
+        let replies = try await redis.run(calls)
+        let joined = try Self.parseJoin(replies[replies.count - 1], user: user, ttl: ttl)
+        try await redis.send(indexCommand(room: room, user: user, expiresAt: joined.member.expiresAt))
+        return joined
+    }
+
+    public func detachSocket(_ socket: String, user: String, room: String) async throws -> PresenceLeave? {
+        let reply = try await redis.run(
+            Scripts.socketDetach,
+            keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
+                   RedisKeys.roomPresence(room, user), RedisKeys.roomSockets(room, user)],
+            arguments: [user, socket]
+        )
+        guard let v = reply.array, v.count == 3, let left = v[0].int, let count = v[1].int else {
+            throw RedisError.protocolError("unexpected socket_detach reply \(reply)")
+        }
+        guard left == 1 else { return nil }
+        return PresenceLeave(wasPresent: true, userCount: count, state: [:], meta: v[2].hashFields)
+    }
+
+    public func refreshSockets(_ entries: [SocketEntry], ttl: Duration) async throws -> [Int] {
+        guard !entries.isEmpty else { return [] }
+        var calls: [RedisScriptCall] = []
+        calls.reserveCapacity(2 * entries.count)
+        for entry in entries {
+            calls.append(touchCall(socket: entry.socket, user: entry.user, room: entry.room, ttl: ttl))
+            calls.append(RedisScriptCall(
+                Scripts.presenceRefresh,
+                keys: [RedisKeys.roomMembers(entry.room), RedisKeys.roomPresence(entry.room, entry.user), RedisKeys.roomJoined(entry.room)],
+                arguments: [entry.user, String(ttl.milliseconds), ""]
+            ))
+        }
+        let replies = try await redis.run(calls)
+        var index: [RedisCommand] = []
+        var lapsed: [Int] = []
+        for (i, entry) in entries.enumerated() {
+            if let v = replies[2 * i + 1].array, let expiresAt = v.first?.int {
+                index.append(indexCommand(room: entry.room, user: entry.user, expiresAt: Int64(expiresAt)))
+            } else {
+                lapsed.append(i)
+            }
+        }
+        if !index.isEmpty { _ = try await redis.pipeline(index) }
+        return lapsed
+    }
+
+    private func touchCall(socket: String, user: String, room: String, ttl: Duration) -> RedisScriptCall {
+        RedisScriptCall(Scripts.expiringTouch, keys: [RedisKeys.roomSockets(room, user)], arguments: [socket, String(ttl.milliseconds)])
+    }
+}

@@ -1,0 +1,311 @@
+import NIOCore
+import Testing
+
+@testable import Redis
+
+/// The connection's, the reply matcher's and the subscriber's rules, driven by events and a clock of our own:
+/// no socket, no timer, no Redis.
+@Suite("Redis state machines")
+struct RedisStateMachineTests {
+    final class FakeChannel {}
+
+    let t0 = NIODeadline.uptimeNanoseconds(1_000_000_000)
+    func at(_ ms: Int64) -> NIODeadline { t0 + .milliseconds(ms) }
+    func push(_ parts: String...) -> RESPValue {
+        .array(parts.map { .bulkString(ByteBuffer(string: $0)) })
+    }
+
+    // MARK: Connection
+
+    typealias Connection = RedisConnectionStateMachine<FakeChannel, Int>
+
+    func makeConnection(maxWaiting: Int = 10) -> Connection {
+        Connection(backoff: Backoff(base: .milliseconds(100), cap: .seconds(2)), maxWaiting: maxWaiting)
+    }
+
+    @Test func requestsWaitForTheFirstConnectionThenGoOutInOrder() {
+        var machine = makeConnection()
+        guard case .wait(startTimer: true, connect: true) = machine.request(1, deadline: at(500)) else {
+            Issue.record("the first request should start the timer and connect"); return
+        }
+        guard case .wait(startTimer: false, connect: false) = machine.request(2, deadline: at(500)) else {
+            Issue.record("a second request only waits"); return
+        }
+        let channel = FakeChannel()
+        guard case .ready(let ready, let isReconnect, let restored, let flush) = machine.connectSucceeded(channel) else {
+            Issue.record("connect should make it ready"); return
+        }
+        #expect(ready === channel && !isReconnect && !restored && flush == [1, 2])
+        guard case .write(3, let target) = machine.request(3, deadline: at(500)) else {
+            Issue.record("a ready connection writes at once"); return
+        }
+        #expect(target === channel)
+    }
+
+    @Test func aLostConnectionBacksOffReconnectsAndSaysSo() {
+        var machine = makeConnection()
+        let result1 = machine.start()
+        #expect(result1)
+        let result2 = machine.start()
+        #expect(!result2)
+        let first = FakeChannel()
+        _ = machine.connectSucceeded(first)
+        guard case .scheduleReconnect(let delay, let warning?) = machine.channelClosed(first, endpoint: "r:1") else {
+            Issue.record("a lost channel schedules a reconnect with a warning"); return
+        }
+        #expect(delay >= .milliseconds(80) && delay <= .milliseconds(100))
+        #expect(machine.lastFailure == "connection to r:1 lost")
+        // Requests now wait; a failed attempt backs off further without a second warning.
+        guard case .wait(_, connect: false) = machine.request(7, deadline: at(1000)) else {
+            Issue.record("waits while reconnecting"); return
+        }
+        let result3 = machine.reconnectTimerFired()
+        #expect(result3)
+        guard case .scheduleReconnect(let second, nil) = machine.connectFailed(endpoint: "r:1", reason: "refused") else {
+            Issue.record("a failed attempt backs off quietly"); return
+        }
+        #expect(second >= .milliseconds(160) && second <= .milliseconds(200))
+        #expect(machine.lastFailure == "cannot connect to r:1: refused")
+        let result4 = machine.reconnectTimerFired()
+        #expect(result4)
+        guard case .ready(_, isReconnect: true, restored: true, let flush) = machine.connectSucceeded(FakeChannel()) else {
+            Issue.record("the reconnect is reported as one, and as restored"); return
+        }
+        #expect(flush == [7])
+    }
+
+    @Test func aLateCloseOfAnOldChannelIsIgnored() {
+        var machine = makeConnection()
+        _ = machine.start()
+        let old = FakeChannel()
+        _ = machine.connectSucceeded(old)
+        _ = machine.channelClosed(old, endpoint: "r")
+        _ = machine.reconnectTimerFired()
+        let current = FakeChannel()
+        _ = machine.connectSucceeded(current)
+        guard case .none = machine.channelClosed(old, endpoint: "r") else {
+            Issue.record("the old channel's close must not take the current one down"); return
+        }
+        #expect(machine.readyChannel === current)
+    }
+
+    @Test func waitingIsBoundedInCountAndTime() {
+        var machine = makeConnection(maxWaiting: 2)
+        _ = machine.request(1, deadline: at(100))
+        _ = machine.request(2, deadline: at(300))
+        guard case .fail(3, .unavailable(let message)) = machine.request(3, deadline: at(300)) else {
+            Issue.record("a full queue refuses at once"); return
+        }
+        #expect(message.contains("2 commands already waiting"))
+        let early = machine.waitingTimerFired(now: at(50))
+        #expect(early.expired.isEmpty && !early.stopTimer)
+        let mid = machine.waitingTimerFired(now: at(150))
+        #expect(mid.expired == [1] && !mid.stopTimer && machine.waitingCount == 1)
+        let late = machine.waitingTimerFired(now: at(300))
+        #expect(late.expired == [2] && late.stopTimer)
+        // The timer stopped, so the next waiting request starts it again.
+        guard case .wait(startTimer: true, _) = machine.request(4, deadline: at(900)) else {
+            Issue.record("the timer restarts"); return
+        }
+    }
+
+    @Test func closeFailsTheWaitingAndRefusesTheRest() {
+        var machine = makeConnection()
+        _ = machine.request(1, deadline: at(100))
+        let action = machine.close()
+        #expect(action.fail == [1] && action.channel == nil)
+        guard case .fail(2, .shutdown) = machine.request(2, deadline: at(100)) else {
+            Issue.record("closed refuses"); return
+        }
+        let result5 = machine.reconnectTimerFired()
+        #expect(!result5)
+        let late = FakeChannel()
+        guard case .closeChannel(let closed) = machine.connectSucceeded(late) else {
+            Issue.record("a connect that completes after close is closed"); return
+        }
+        #expect(closed === late)
+    }
+
+    // MARK: Replies
+
+    typealias Replies = RedisReplyStateMachine<String>
+
+    @Test func repliesCompleteRequestsInOrderAndBatchesWhole() {
+        var machine = Replies(stallTimeout: .seconds(1), now: t0)
+        machine.written("a", replyCount: 1, deadline: at(500), now: t0)
+        machine.written("b", replyCount: 2, deadline: at(500), now: t0)
+        guard case .succeed("a", .integer(1)) = machine.read(.integer(1), now: at(1)) else {
+            Issue.record("the first reply completes the first request"); return
+        }
+        guard case .none = machine.read(.integer(2), now: at(2)) else { Issue.record("half a batch waits"); return }
+        guard case .succeedBatch("b", let replies) = machine.read(.integer(3), now: at(3)) else {
+            Issue.record("the batch completes with both"); return
+        }
+        #expect(replies == [.integer(2), .integer(3)] && machine.inFlight == 0)
+        guard case .closeConnection = machine.read(.integer(4), now: at(4)) else {
+            Issue.record("a reply nobody asked for closes the connection"); return
+        }
+    }
+
+    @Test func anOverdueRequestFailsKeepsItsSlotAndItsReplyIsDropped() {
+        var machine = Replies(stallTimeout: .seconds(1), now: t0)
+        machine.written("slow", replyCount: 1, deadline: at(100), now: t0)
+        machine.written("next", replyCount: 1, deadline: at(5000), now: t0)
+        guard case .failOverdue(let failed) = machine.timerFired(now: at(200)) else {
+            Issue.record("overdue fails"); return
+        }
+        #expect(failed == ["slow"] && machine.inFlight == 2)
+        guard case .none = machine.timerFired(now: at(300)) else { Issue.record("failed once only"); return }
+        guard case .none = machine.read(.integer(1), now: at(400)) else { Issue.record("late reply dropped"); return }
+        guard case .succeed("next", .integer(2)) = machine.read(.integer(2), now: at(401)) else {
+            Issue.record("the next reply still finds its request"); return
+        }
+    }
+
+    @Test func onlyAnOverdueAndSilentConnectionCountsAsStuck() {
+        var machine = Replies(stallTimeout: .seconds(1), now: t0)
+        machine.written("big", replyCount: 3, deadline: at(100), now: t0)
+        machine.written("other", replyCount: 1, deadline: at(5000), now: t0)
+        // Replies keep streaming: late, not stuck.
+        _ = machine.read(.integer(1), now: at(900))
+        guard case .failOverdue(["big"]) = machine.timerFired(now: at(1500)) else {
+            Issue.record("late but alive only fails the overdue request"); return
+        }
+        guard case .failAllAndClose(let all) = machine.timerFired(now: at(1900)) else {
+            Issue.record("a second of silence with an overdue head is stuck"); return
+        }
+        #expect(all == ["other"] && machine.inFlight == 0)
+    }
+
+    @Test func pushesAreToldApartOnlyInSubscriptionMode() {
+        var machine = Replies(stallTimeout: .seconds(1), now: t0)
+        machine.written("ping", replyCount: 1, deadline: at(500), now: t0)
+        let message = push("message", "chan", "hi")
+        guard case .succeed("ping", _) = machine.read(message, now: at(1)) else {
+            Issue.record("outside subscription mode an array is a reply"); return
+        }
+        machine.subscriptionMode = true
+        machine.written("ping", replyCount: 1, deadline: at(500), now: at(2))
+        guard case .push(message) = machine.read(message, now: at(3)) else { Issue.record("a push"); return }
+        guard case .succeed("ping", .simpleString("PONG")) = machine.read(.simpleString("PONG"), now: at(4)) else {
+            Issue.record("the PING reply still reaches its request"); return
+        }
+        #expect(!Replies.isPush(.array([.bulkString(ByteBuffer(string: "messages"))])))
+    }
+
+    @Test func closingFailsEveryRequestStillOwedButNotTheAbandoned() {
+        var machine = Replies(stallTimeout: .seconds(10), now: t0)
+        machine.written("a", replyCount: 1, deadline: at(100), now: t0)
+        machine.written("b", replyCount: 1, deadline: at(900), now: t0)
+        _ = machine.timerFired(now: at(200))
+        let result6 = machine.closed()
+        #expect(result6 == ["b"])
+        #expect(machine.inFlight == 0)
+    }
+
+    // MARK: Subscriber
+
+    typealias Subscriber = RedisSubscriberStateMachine<Int>
+
+    final class Counter { var next = 0; func make() -> Int { next += 1; return next } }
+
+    @Test func subscribesWaitForTheConnectionAndItsConfirmation() {
+        var machine = Subscriber()
+        let counter = Counter()
+        let (action, waiters) = machine.subscribe(["a", "a"], makeWaiter: counter.make)
+        guard case .wait(["a"], send: false, [.subscribe("a")]) = action else {
+            Issue.record("not ready: wanted, not sent"); return
+        }
+        #expect(waiters == [1])
+        let (batches, reconnected) = machine.connected(isReconnect: false)
+        #expect(batches == [["a"]] && !reconnected)
+        guard case .confirmed([1], reconnected: false) = machine.push(push("subscribe", "a", "1")) else {
+            Issue.record("the confirmation completes the waiter"); return
+        }
+        guard case .done(nil) = machine.subscribe(["a"], makeWaiter: counter.make).0 else {
+            Issue.record("already wanted: nothing to wait for"); return
+        }
+        guard case .message(channel: "a", let payload) = machine.push(push("message", "a", "hi")) else {
+            Issue.record("messages pass"); return
+        }
+        #expect(String(buffer: payload) == "hi")
+    }
+
+    @Test func anUnsubscribeMakesAPendingSubscribeMoot() {
+        var machine = Subscriber()
+        let counter = Counter()
+        _ = machine.connected(isReconnect: false)
+        _ = machine.subscribe(["a"], makeWaiter: counter.make)
+        let result = machine.unsubscribe(["a", "never"], makeWaiter: counter.make)
+        #expect(result.moot == [1] && result.waiters == [2])
+        guard case .wait(["a"], send: true, [.unsubscribe("a")]) = result.action else {
+            Issue.record("the unsubscribe is sent for the wanted channel only"); return
+        }
+        #expect(machine.channels.isEmpty)
+        guard case .confirmed([2], _) = machine.push(push("unsubscribe", "a", "0")) else {
+            Issue.record("the unsubscribe confirmation completes its waiter"); return
+        }
+    }
+
+    @Test func aReconnectResubscribesInBatchesAndSignalsOnceAllAreBack() {
+        var machine = Subscriber(resubscribeBatchSize: 2)
+        let counter = Counter()
+        _ = machine.subscribe(["c", "a", "b"], makeWaiter: counter.make)
+        _ = machine.connected(isReconnect: false)
+        for channel in ["a", "b", "c"] { _ = machine.push(push("subscribe", channel, "1")) }
+        machine.disconnected()
+        #expect(!machine.isReady)
+        let (batches, reconnectedAtOnce) = machine.connected(isReconnect: true)
+        #expect(batches == [["a", "b"], ["c"]] && !reconnectedAtOnce)
+        guard case .confirmed([], reconnected: false) = machine.push(push("subscribe", "a", "1")) else {
+            Issue.record("not all back yet"); return
+        }
+        // A channel dropped meanwhile no longer holds the signal back.
+        let dropped = machine.unsubscribe(["c"], makeWaiter: counter.make)
+        #expect(!dropped.reconnected)
+        guard case .confirmed([], reconnected: true) = machine.push(push("subscribe", "b", "2")) else {
+            Issue.record("the last confirmation signals the reconnect"); return
+        }
+        guard case .confirmed([], reconnected: false) = machine.push(push("subscribe", "b", "2")) else {
+            Issue.record("signalled once"); return
+        }
+    }
+
+    @Test func aReconnectWithNothingWantedSignalsAtOnce() {
+        var machine = Subscriber()
+        _ = machine.connected(isReconnect: false)
+        machine.disconnected()
+        let (batches, reconnected) = machine.connected(isReconnect: true)
+        #expect(batches.isEmpty && reconnected)
+    }
+
+    @Test func timeoutsAndCloseFailTheWaiters() {
+        var machine = Subscriber()
+        let counter = Counter()
+        _ = machine.subscribe(["a"], makeWaiter: counter.make)
+        let notConnected = machine.timedOut([.subscribe("a")])
+        #expect(notConnected.waiters == [1])
+        guard case .unavailable = notConnected.error else { Issue.record("not connected: unavailable"); return }
+        #expect(machine.channels == ["a"], "a channel stays wanted after its wait timed out")
+        _ = machine.connected(isReconnect: false)
+        _ = machine.subscribe(["b"], makeWaiter: counter.make)
+        let connected = machine.timedOut([.subscribe("b")])
+        #expect(connected.waiters == [2] && connected.error == .timeout)
+        _ = machine.subscribe(["c"], makeWaiter: counter.make)
+        let result7 = machine.close()
+        #expect(result7 == [3])
+        guard case .done(.shutdown) = machine.subscribe(["d"], makeWaiter: counter.make).0 else {
+            Issue.record("closed refuses"); return
+        }
+    }
+}
+
+extension RedisConnectionStateMachine where Channel == RedisStateMachineTests.FakeChannel {
+    mutating func connectSucceeded(_ channel: Channel) -> ConnectedAction {
+        connectSucceeded(channel, id: ObjectIdentifier(channel))
+    }
+
+    mutating func channelClosed(_ channel: Channel, endpoint: String) -> DownAction {
+        channelClosed(id: ObjectIdentifier(channel), endpoint: endpoint)
+    }
+}
