@@ -68,3 +68,29 @@ def test_top_level_openapi_is_the_bundled_one():
     top = os.path.join(ROOT, "openapi.yaml")
     bundled = os.path.join(ROOT, "Sources", "PresenceHTTP", "Resources", "openapi.yaml")
     assert os.path.realpath(top) == os.path.realpath(bundled)
+
+
+def test_redis_cluster_script_starts_six_nodes_and_leaves_nothing(tmp_path):
+    import random
+    base = random.randrange(21000, 28000, 10)
+    env = dict(os.environ, REDIS_CLUSTER_BASE_PORT=str(base), REDIS_CLUSTER_DIR=str(tmp_path / "rc"))
+    script = os.path.join(ROOT, "ops", "redis-cluster")
+    try:
+        up = subprocess.run([script, "up"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+        assert up.returncode == 0, up.stderr
+        status = subprocess.run([script, "status"], capture_output=True, text=True, env=env, cwd=ROOT, check=True).stdout
+        lines = status.strip().splitlines()
+        assert len(lines) == 6 and all("cluster_state:ok" in line for line in lines), status
+        assert sum(" master " in line for line in lines) == 3 and sum(" slave " in line for line in lines) == 3
+        url = subprocess.run([script, "url"], capture_output=True, text=True, env=env, cwd=ROOT, check=True).stdout.strip()
+        assert url == "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in range(base, base + 6))
+        # Keys in every slot range are served (redis-cli -c follows MOVED).
+        for key in ("a", "b", "c", "{room}:x"):
+            subprocess.run(["redis-cli", "-c", "-p", str(base), "set", key, "1"], check=True, capture_output=True)
+            got = subprocess.run(["redis-cli", "-c", "-p", str(base + 3), "get", key], check=True, capture_output=True, text=True)
+            assert got.stdout.strip() == "1"
+    finally:
+        subprocess.run([script, "down"], env=env, cwd=ROOT, timeout=60)
+    assert not (tmp_path / "rc").exists()
+    left = subprocess.run(["pgrep", "-f", f"redis-server 127.0.0.1:{base}"], capture_output=True, text=True).stdout
+    assert left == "", left
