@@ -6,6 +6,15 @@ extension RedisClient {
         try await send(RedisCommand("PING"), timeout: timeout)
     }
 
+    /// Whether Redis serves: `PING` on one Redis; on a cluster, every slot served and every primary answering PING.
+    public func checkHealth(timeout: Duration? = nil) async throws {
+        if let cluster {
+            try await clusterHealth(on: cluster, timeout: timeout)
+        } else {
+            try await ping(timeout: timeout)
+        }
+    }
+
     /// `GET key`: the value as bytes, `nil` when the key does not exist.
     public func get(_ key: String) async throws -> ByteBuffer? {
         switch try await send(RedisCommand("GET", key)) {

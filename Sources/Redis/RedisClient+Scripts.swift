@@ -26,6 +26,7 @@ extension RedisClient {
     /// Runs several scripts pipelined in one round trip (each atomic on its own) and returns their replies in
     /// order, error replies as values. Scripts Redis does not know yet are loaded and re-run once.
     public func run(_ calls: [RedisScriptCall]) async throws -> [RESPValue] {
+        if let cluster { return try await clusterRun(calls, on: cluster) }
         var replies = try await pipeline(calls.map { $0.script.evalsha(keys: $0.keys, arguments: $0.arguments) })
         let missing = replies.indices.filter { replies[$0].errorMessage?.hasPrefix("NOSCRIPT") == true }
         guard !missing.isEmpty else { return replies }

@@ -10,10 +10,18 @@ import Synchronization
 /// Commands from concurrent tasks are spread round-robin over ``RedisConfiguration/connectionCount``
 /// connections and pipelined on each. Run it as a `Service` (it connects, then closes on graceful shutdown),
 /// or call ``connect()`` and ``close()`` yourself.
+///
+/// With ``RedisConfiguration/clusterSeeds`` set it talks to a Redis Cluster: each command goes to the primary of its
+/// keys' slot (a call whose keys span slots is refused before it is sent), pipelines are split per node and put back
+/// in order, and MOVED, ASK and retryable cluster errors are followed within the bounded wait (see
+/// `RedisClient+Cluster.swift`).
 public final class RedisClient: Sendable {
     /// The configuration the client was made with.
     public let configuration: RedisConfiguration
+    /// The connections to one Redis (empty in cluster mode).
     let connections: [RedisConnection]
+    /// The cluster side, in cluster mode.
+    let cluster: RedisClusterRouter?
     let eventLoopGroup: any EventLoopGroup
     let logger: Logger
     private let next = Atomic<Int>(0)
@@ -27,14 +35,31 @@ public final class RedisClient: Sendable {
         self.configuration = configuration
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
-        self.connections = (0..<configuration.connectionCount).map { _ in
-            RedisConnection(configuration: configuration, eventLoop: eventLoopGroup.next(), logger: logger)
+        if configuration.clusterSeeds.isEmpty {
+            self.cluster = nil
+            self.connections = (0..<configuration.connectionCount).map { _ in
+                RedisConnection(configuration: configuration, eventLoop: eventLoopGroup.next(), logger: logger)
+            }
+        } else {
+            self.connections = []
+            self.cluster = RedisClusterRouter(
+                configuration: configuration,
+                seeds: configuration.clusterSeeds.compactMap {
+                    guard case .tcp(let host, let port) = $0 else { return nil }
+                    return RedisClusterTopology.Endpoint(host: host, port: port)
+                },
+                eventLoopGroup: eventLoopGroup, logger: logger
+            )
         }
     }
 
-    /// Starts connecting every connection (idempotent).
+    /// Whether this client talks to a Redis Cluster.
+    public var isCluster: Bool { cluster != nil }
+
+    /// Starts connecting every connection (idempotent); in cluster mode, reads the slot map.
     public func connect() {
         for connection in connections { connection.start() }
+        cluster?.requestRefresh()
     }
 
     /// Closes every connection; later commands fail with ``RedisError/shutdown``.
@@ -42,6 +67,7 @@ public final class RedisClient: Sendable {
         for connection in connections {
             try? await connection.close().get()
         }
+        await cluster?.close()
     }
 
     /// Sends one command and returns its reply. An error reply throws ``RedisError/server(_:)``;
@@ -55,6 +81,7 @@ public final class RedisClient: Sendable {
 
     /// Sends one command; the reply comes back as it is, error replies included.
     public func raw(_ command: RedisCommand, timeout: Duration? = nil) async throws -> RESPValue {
+        if let cluster { return try await clusterSend(command, on: cluster, timeout: timeout) }
         let start = ContinuousClock.now
         do {
             let reply = try await pick().send(command, timeout: timeout.map(TimeAmount.init)).get()
@@ -70,17 +97,26 @@ public final class RedisClient: Sendable {
     /// Sends `commands` in one write on one connection and returns all replies in order. Error replies are
     /// returned as ``RESPValue/error(_:)`` values, not thrown, so one failing command loses no other reply.
     public func pipeline(_ commands: [RedisCommand], timeout: Duration? = nil) async throws -> [RESPValue] {
-        try await sendBatch(commands, timeout: timeout).get()
+        if let cluster { return try await clusterPipeline(commands, on: cluster, timeout: timeout) }
+        return try await sendBatch(commands, timeout: timeout).get()
     }
 
     /// Sends `commands` in one write without waiting for them: `completion` gets the replies (error replies
     /// included) or the failure, on the connection's event loop. For follow-up work whose outcome the caller only
     /// logs. Batches given the same `orderKey` go on the same connection, so they run in the order they were sent
     /// (one user's switch events stay in the order of the switches); batches with different keys have no order.
+    ///
+    /// In cluster mode the promise holds per node: the commands of such batches that go to one node (same slot, or
+    /// no keys at all, like `PUBLISH`) run in the order sent; a command redirected while its slot moves is sent
+    /// again later and may overtake or fall behind.
     public func pipelineDetached(
         _ commands: [RedisCommand], orderKey: String, timeout: Duration? = nil,
         completion: @escaping @Sendable (Result<[RESPValue], RedisError>) -> Void
     ) {
+        if let cluster {
+            clusterPipelineDetached(commands, on: cluster, orderKey: orderKey, timeout: timeout, completion: completion)
+            return
+        }
         sendBatch(commands, on: connection(for: orderKey), timeout: timeout).whenComplete { result in
             completion(result.mapError { ($0 as? RedisError) ?? .connectionLost })
         }
@@ -103,22 +139,29 @@ public final class RedisClient: Sendable {
         }
     }
 
-    /// A new pub/sub subscriber on a dedicated connection with this client's configuration.
+    /// A new pub/sub subscriber on a dedicated connection with this client's configuration. In cluster mode it
+    /// connects to any node (a classic `PUBLISH` reaches every node's subscribers) and moves to another when its node
+    /// is lost.
     public func makeSubscriber(healthCheckInterval: Duration = .seconds(1)) -> RedisSubscriber {
-        RedisSubscriber(
-            configuration: configuration,
+        var endpoints: (@Sendable () -> [RedisConfiguration.Endpoint])?
+        if let cluster {
+            endpoints = { cluster.anyNodes.map { RedisConfiguration.Endpoint.tcp(host: $0.host, port: $0.port) } }
+        }
+        var subscriberConfiguration = configuration
+        subscriberConfiguration.preloadScripts = []
+        return RedisSubscriber(
+            configuration: subscriberConfiguration,
             eventLoop: eventLoopGroup.next(),
             logger: logger,
-            healthCheckInterval: TimeAmount(healthCheckInterval)
+            healthCheckInterval: TimeAmount(healthCheckInterval),
+            endpoints: endpoints
         )
     }
 
     /// The connection every batch with this order key goes on (FNV-1a of the key: the same in every process).
     func connection(for orderKey: String) -> RedisConnection {
         if connections.count == 1 { return connections[0] }
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in orderKey.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return connections[Int(hash % UInt64(connections.count))]
+        return connections[Int(RedisClusterRouter.hash(orderKey) % UInt64(connections.count))]
     }
 
     private func pick() -> RedisConnection {
@@ -129,10 +172,20 @@ public final class RedisClient: Sendable {
 }
 
 extension RedisClient: Service {
-    /// Connects, waits for graceful shutdown, then closes the connections.
+    /// Connects, waits for graceful shutdown, then closes the connections. In cluster mode it also refreshes the
+    /// slot map every ``RedisConfiguration/clusterRefreshInterval`` meanwhile.
     public func run() async throws {
         connect()
-        try? await gracefulShutdown()
+        if let cluster {
+            await cancelWhenGracefulShutdown {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .nanoseconds(self.configuration.clusterRefreshInterval.nanoseconds))
+                    if !Task.isCancelled { await cluster.refresh() }
+                }
+            }
+        } else {
+            try? await gracefulShutdown()
+        }
         await close()
     }
 }

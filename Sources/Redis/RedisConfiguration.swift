@@ -8,8 +8,16 @@ public struct RedisConfiguration: Sendable, Equatable {
         case unixSocket(path: String)
     }
 
-    /// The server's address.
+    /// The server's address (in cluster mode, the first seed).
     public var endpoint: Endpoint
+    /// Redis Cluster mode when not empty: the seed nodes (any one reachable is enough). Empty: one Redis.
+    public var clusterSeeds: [Endpoint] = []
+    /// In cluster mode, how often the slot map is read again (it is also read after MOVED and lost nodes).
+    public var clusterRefreshInterval: TimeAmount = .seconds(10)
+    /// Scripts loaded (`SCRIPT LOAD`) on every connection as it is made, before any command: a restarted server or a
+    /// node new to the client (a promoted replica) knows them before a pipeline of dependent scripts arrives, where
+    /// one NOSCRIPT would let the later ones run without the earlier. NOSCRIPT stays handled as well.
+    public var preloadScripts: [RedisScript] = []
     /// ACL user name for `AUTH user password` (Redis 6+); `nil` sends `AUTH password`.
     public var username: String?
     /// Password; `nil` sends no AUTH.
@@ -54,9 +62,31 @@ public struct RedisConfiguration: Sendable, Equatable {
         self.maxQueuedWhileDisconnected = maxQueuedWhileDisconnected
     }
 
-    /// Parses `redis://[user:password@]host[:port][/db]` or `unix:///path/to/socket[?db=N]`.
+    /// Parses `redis://[user:password@]host[:port][/db]`, `unix:///path/to/socket[?db=N]`, or
+    /// `redis+cluster://[user:password@]host1:port1,host2:port2,...` (Redis Cluster: seed nodes, database 0 only).
     /// User and password may be percent-encoded. Throws ``RedisConfigurationError`` naming what is wrong.
     public init(url: String) throws(RedisConfigurationError) {
+        if url.hasPrefix("redis+cluster://") {
+            let rest = url.dropFirst("redis+cluster://".count)
+            let userinfo = rest.lastIndex(of: "@").map { String(rest[...$0]) } ?? ""
+            let hostsAndDatabase = rest.lastIndex(of: "@").map { rest[rest.index(after: $0)...] } ?? rest
+            let hosts = hostsAndDatabase.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+            if hosts.count == 2, !hosts[1].isEmpty, hosts[1] != "0" {
+                throw .init("a Redis Cluster has only database 0: remove '/\(hosts[1])' from the redis+cluster:// URL")
+            }
+            var seeds: [Endpoint] = []
+            var first: RedisConfiguration?
+            for seed in hosts[0].split(separator: ",", omittingEmptySubsequences: false) {
+                guard !seed.isEmpty else { throw .init("empty seed node in '\(url)'") }
+                let parsed = try RedisConfiguration(url: "redis://\(userinfo)\(seed)")
+                seeds.append(parsed.endpoint)
+                if first == nil { first = parsed }
+            }
+            guard var configuration = first else { throw .init("no seed node in '\(url)'") }
+            configuration.clusterSeeds = seeds
+            self = configuration
+            return
+        }
         if url.hasPrefix("unix://") {
             var rest = String(url.dropFirst("unix://".count))
             var database = 0
@@ -78,7 +108,7 @@ public struct RedisConfiguration: Sendable, Equatable {
             return
         }
         guard url.hasPrefix("redis://") else {
-            throw .init("expected redis://[user:password@]host:port[/db] or unix:///path, got '\(url)'")
+            throw .init("expected redis://[user:password@]host:port[/db], unix:///path or redis+cluster://host:port,host:port,..., got '\(url)'")
         }
         var rest = Substring(url.dropFirst("redis://".count))
         var username: String?

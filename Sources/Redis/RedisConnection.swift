@@ -22,6 +22,11 @@ public final class RedisConnection: @unchecked Sendable {
     private var waitingTimer: RepeatedTask?
     private var reconnectTask: Scheduled<Void>?
     private var flushScheduled = false
+    /// Where to connect when the node may be any of several (a cluster subscriber); each attempt takes the next.
+    private let endpoints: (@Sendable () -> [RedisConfiguration.Endpoint])?
+    private var attempt = 0
+    /// The endpoint of the current or last attempt.
+    private var endpoint: RedisConfiguration.Endpoint
 
     /// Called on ``eventLoop`` each time a connection is established and its handshake done, before queued
     /// commands go out. The flag says whether this is a reconnect. A subscriber uses it to (re)subscribe.
@@ -29,11 +34,17 @@ public final class RedisConnection: @unchecked Sendable {
     /// Pub/sub pushes, for a subscriber connection.
     var onPush: ((RESPValue) -> Void)?
 
-    /// Creates a connection; it connects on ``start()`` or on the first command.
-    public init(configuration: RedisConfiguration, eventLoop: any EventLoop, logger: Logger) {
+    /// Creates a connection; it connects on ``start()`` or on the first command. With `endpoints`, each connect attempt
+    /// goes to the next endpoint of the list it returns (a connection that may use any node of a cluster).
+    public init(
+        configuration: RedisConfiguration, eventLoop: any EventLoop, logger: Logger,
+        endpoints: (@Sendable () -> [RedisConfiguration.Endpoint])? = nil
+    ) {
         self.configuration = configuration
         self.eventLoop = eventLoop
         self.logger = logger
+        self.endpoints = endpoints
+        self.endpoint = configuration.endpoint
         self.state = RedisConnectionStateMachine(
             backoff: Backoff(base: configuration.reconnectBaseDelay, cap: configuration.reconnectMaxDelay),
             maxWaiting: configuration.maxQueuedWhileDisconnected
@@ -163,8 +174,13 @@ public final class RedisConnection: @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(ErrorSink())
                 }
             }
+        if let candidates = endpoints?(), !candidates.isEmpty {
+            endpoint = candidates[attempt % candidates.count]
+            attempt &+= 1
+        }
+        let endpoint = self.endpoint
         let connectFuture: EventLoopFuture<any Channel>
-        switch configuration.endpoint {
+        switch endpoint {
         case .tcp(let host, let port):
             connectFuture = bootstrap.connect(host: host, port: port)
         case .unixSocket(let path):
@@ -181,8 +197,8 @@ public final class RedisConnection: @unchecked Sendable {
                 self.connected(channel)
             case .failure(let error):
                 let reason = Self.describe(error)
-                let action = self.state.connectFailed(endpoint: "\(configuration.endpoint)", reason: reason)
-                self.down(action, metadata: ["redis": "\(configuration.endpoint)", "reason": "\(reason)"])
+                let action = self.state.connectFailed(endpoint: "\(endpoint)", reason: reason)
+                self.down(action, metadata: ["redis": "\(endpoint)", "reason": "\(reason)"])
             }
         }
     }
@@ -199,8 +215,13 @@ public final class RedisConnection: @unchecked Sendable {
         if configuration.database != 0 {
             commands.append(RedisCommand("SELECT", String(configuration.database)))
         }
+        // AUTH and SELECT must succeed; a script that fails to load is logged, and the call that uses it later gets
+        // the error.
+        let required = commands.count
+        commands += configuration.preloadScripts.map { RedisCommand("SCRIPT", "LOAD", $0.source) }
         guard !commands.isEmpty else { return eventLoop.makeSucceededVoidFuture() }
         let sent = commands
+        let logger = self.logger
         let promise = eventLoop.makePromise(of: [RESPValue].self)
         var payload = channel.allocator.buffer(capacity: 64)
         for command in commands { RESPEncoder.encode(command, into: &payload) }
@@ -210,10 +231,10 @@ public final class RedisConnection: @unchecked Sendable {
         )
         channel.writeAndFlush(request, promise: nil)
         return promise.futureResult.flatMapThrowing { replies in
-            for (command, reply) in zip(sent, replies) {
-                if case .error(let message) = reply {
-                    throw RedisError.server("\(command.name) failed: \(message)")
-                }
+            for (index, (command, reply)) in zip(sent, replies).enumerated() {
+                guard case .error(let message) = reply else { continue }
+                if index < required { throw RedisError.server("\(command.name) failed: \(message)") }
+                logger.error("SCRIPT LOAD failed", metadata: ["error": "\(message)"])
             }
         }
     }
@@ -228,14 +249,15 @@ public final class RedisConnection: @unchecked Sendable {
             channel.close(promise: nil)  // closed meanwhile
         case .ready(let channel, let isReconnect, let restored, let flush):
             if let onPush { handler.onPush = onPush }
+            let endpoint = self.endpoint
             if restored {
-                logger.info("Redis connection restored", metadata: ["redis": "\(configuration.endpoint)"])
+                logger.info("Redis connection restored", metadata: ["redis": "\(endpoint)"])
             } else {
-                logger.debug("Redis connected", metadata: ["redis": "\(configuration.endpoint)"])
+                logger.debug("Redis connected", metadata: ["redis": "\(endpoint)"])
             }
             channel.closeFuture.whenComplete { _ in
-                let action = self.state.channelClosed(id: ObjectIdentifier(channel), endpoint: "\(self.configuration.endpoint)")
-                self.down(action, metadata: ["redis": "\(self.configuration.endpoint)"])
+                let action = self.state.channelClosed(id: ObjectIdentifier(channel), endpoint: "\(endpoint)")
+                self.down(action, metadata: ["redis": "\(endpoint)"])
             }
             onReady?(channel, handler, isReconnect)
             for request in flush { write(request, to: channel) }

@@ -13,6 +13,8 @@ public enum RedisError: Error, Sendable, Equatable {
     case protocolError(String)
     /// The client was shut down.
     case shutdown
+    /// The keys of one call live in different cluster slots (give them one hash tag); the call was never sent.
+    case crossSlot([String])
 }
 
 extension RedisError: CustomStringConvertible {
@@ -24,6 +26,7 @@ extension RedisError: CustomStringConvertible {
         case .server(let message): return "Redis error: \(message)"
         case .protocolError(let message): return "Redis protocol error: \(message)"
         case .shutdown: return "Redis client shut down"
+        case .crossSlot(let keys): return "Redis call refused: its keys span cluster slots (\(keys.joined(separator: ", ")))"
         }
     }
 }
@@ -34,7 +37,10 @@ extension RedisError {
     public var isUnavailability: Bool {
         switch self {
         case .connectionLost, .unavailable, .timeout, .shutdown: return true
-        case .server, .protocolError: return false
+        case .server(let message):
+            // A cluster that cannot serve for now (failover, migration, loading) is unavailable, not wrong.
+            return ["CLUSTERDOWN", "TRYAGAIN", "LOADING", "MASTERDOWN"].contains { message.hasPrefix($0) }
+        case .protocolError, .crossSlot: return false
         }
     }
 }

@@ -1,31 +1,36 @@
 import Metrics
 import Synchronization
 
-/// swift-metrics instruments of the client: command latency (a timer per command name; `PIPELINE` for batches)
-/// and errors by kind. No-ops until the process bootstraps a metrics backend.
+/// swift-metrics instruments of the client: command latency (a timer per command name, and per node in cluster mode;
+/// `PIPELINE` for batches) and errors by kind. No-ops until the process bootstraps a metrics backend.
 enum RedisMetrics {
-    /// Timers by command name: creating a metric goes through the backend's registry, too slow per command.
+    /// Timers by command name (and node): creating a metric goes through the backend's registry, too slow per command.
     private static let timers = Mutex<[String: Timer]>([:])
 
-    static func timer(_ command: String) -> Timer {
-        timers.withLock { cache in
-            if let timer = cache[command] { return timer }
-            let timer = Timer(label: "redis_command_duration_seconds", dimensions: [("command", command)])
-            cache[command] = timer
+    static func timer(_ command: String, node: String? = nil) -> Timer {
+        let key = node.map { command + " " + $0 } ?? command
+        return timers.withLock { cache in
+            if let timer = cache[key] { return timer }
+            var dimensions = [("command", command)]
+            if let node { dimensions.append(("node", node)) }
+            let timer = Timer(label: "redis_command_duration_seconds", dimensions: dimensions)
+            cache[key] = timer
             return timer
         }
     }
 
-    static func record(_ command: String, since start: ContinuousClock.Instant, reply: RESPValue) {
-        timer(command).recordInterval(since: start)
+    /// A reply to `command`; `node` labels it in cluster mode.
+    static func record(_ command: String, node: String? = nil, since start: ContinuousClock.Instant, reply: RESPValue) {
+        timer(command, node: node).recordInterval(since: start)
         if case .error(let message) = reply {
             let kind = message.split(separator: " ").first.map(String.init) ?? "ERR"
-            Counter(label: "redis_errors_total", dimensions: [("kind", "server"), ("code", kind)]).increment()
+            Counter(label: "redis_errors_total", dimensions: [("kind", "server"), ("code", kind)] + nodeDimension(node)).increment()
         }
     }
 
-    static func record(_ command: String, since start: ContinuousClock.Instant, error: RedisError) {
-        timer(command).recordInterval(since: start)
+    /// A failure of `command`; `node` labels it in cluster mode.
+    static func record(_ command: String, node: String? = nil, since start: ContinuousClock.Instant, error: RedisError) {
+        timer(command, node: node).recordInterval(since: start)
         let kind: String
         switch error {
         case .connectionLost: kind = "connection_lost"
@@ -34,8 +39,13 @@ enum RedisMetrics {
         case .server: kind = "server"
         case .protocolError: kind = "protocol"
         case .shutdown: kind = "shutdown"
+        case .crossSlot: kind = "cross_slot"
         }
-        Counter(label: "redis_errors_total", dimensions: [("kind", kind), ("code", "")]).increment()
+        Counter(label: "redis_errors_total", dimensions: [("kind", kind), ("code", "")] + nodeDimension(node)).increment()
+    }
+
+    private static func nodeDimension(_ node: String?) -> [(String, String)] {
+        node.map { [("node", $0)] } ?? []
     }
 }
 

@@ -18,15 +18,17 @@ public final class RedisSubscriber: @unchecked Sendable {
     private var state = RedisSubscriberStateMachine<EventLoopPromise<Void>>()
     private var healthTimer: RepeatedTask?
 
-    /// Creates a subscriber with its own connection; it connects at once.
+    /// Creates a subscriber with its own connection; it connects at once. With `endpoints` it may connect to any of
+    /// the nodes that list gives, the next one on each attempt (classic pub/sub on a Redis Cluster).
     public init(
         configuration: RedisConfiguration,
         eventLoop: any EventLoop,
         logger: Logger,
         healthCheckInterval: TimeAmount = .seconds(1),
-        bufferingPolicy: AsyncStream<RedisSubscriberEvent>.Continuation.BufferingPolicy = .unbounded
+        bufferingPolicy: AsyncStream<RedisSubscriberEvent>.Continuation.BufferingPolicy = .unbounded,
+        endpoints: (@Sendable () -> [RedisConfiguration.Endpoint])? = nil
     ) {
-        self.connection = RedisConnection(configuration: configuration, eventLoop: eventLoop, logger: logger)
+        self.connection = RedisConnection(configuration: configuration, eventLoop: eventLoop, logger: logger, endpoints: endpoints)
         self.healthCheckInterval = healthCheckInterval
         (self.events, self.continuation) = AsyncStream.makeStream(bufferingPolicy: bufferingPolicy)
         eventLoop.execute { self.setUp() }

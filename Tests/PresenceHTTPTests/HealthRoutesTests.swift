@@ -106,6 +106,8 @@ struct AppConfigurationTests {
         (["PORT": "x"], [String](), "PORT"),
         ([:], ["--port", "0"], "PORT"),
         (["REDIS_URL": "mysql://x"], [], "REDIS_URL"),
+        (["REDIS_URL": "redis+cluster://a:7000,b:7001/2"], [], "REDIS_URL"),
+        ([:], ["--redis-url", "redis+cluster://a:7000,,b:7001"], "REDIS_URL"),
         (["LOG_LEVEL": "verbose"], [], "LOG_LEVEL"),
         (["REDIS_CONNECTIONS": "0"], [], "REDIS_CONNECTIONS"),
         ([:], ["--bogus"], "--bogus"),

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import Redis
 import TestSupport
@@ -52,5 +53,128 @@ struct RedisClusterTests {
             #expect(RedisClusterError(errorReply: reply.errorMessage ?? "") == .moved(slot: RedisHashSlot.slot(for: key), to: owner))
         }
         for client in clients.values { await client.close() }
+    }
+}
+
+/// The client in cluster mode against a real 6-node cluster: routing, pipelines, scripts, pub/sub, redirects.
+@Suite("Redis client in cluster mode", .serialized)
+struct RedisClusterClientTests {
+    func node(_ cluster: RedisClusterServers, port: Int) async throws -> RedisClient {
+        RedisClient(configuration: try RedisConfiguration(url: "redis://127.0.0.1:\(port)"))
+    }
+
+    @Test func routesCommandsPipelinesAndScriptsByKeySlot() async throws {
+        let cluster = try RedisClusterServers.start()
+        defer { cluster.stop() }
+        let client = RedisClient(configuration: try RedisConfiguration(url: cluster.url))
+        // Keys over every primary, one at a time and as one pipeline whose replies come back in order.
+        for index in 0..<50 { try await client.set("k\(index)", to: "v\(index)") }
+        let replies = try await client.pipeline((0..<50).map { RedisCommand("GET", "k\($0)") } + [RedisCommand("PING")])
+        #expect(replies.dropLast().map(\.string) == (0..<50).map { "v\($0)" })
+        #expect(replies.last == .simpleString("PONG"))
+        // A call whose keys span slots is refused before it is sent, naming the keys.
+        await #expect(throws: RedisError.crossSlot(["a", "b"])) { try await client.send(RedisCommand("DEL", "a", "b")) }
+        #expect(try await client.send(RedisCommand("DEL", "{t}a", "{t}b")) == .integer(0))
+        // Scripts go by KEYS[1]; a node that does not know a script gets it loaded.
+        for node in cluster.nodes { try cluster.redisCLI(["-p", String(node.port), "script", "flush"]) }
+        let script = RedisScript(name: "incr2", source: "redis.call('INCR', KEYS[1]); return redis.call('INCR', KEYS[2])")
+        let calls = (0..<20).map { RedisScriptCall(script, keys: ["{s\($0)}:a", "{s\($0)}:b"], arguments: []) }
+        #expect(try await client.run(calls) == Array(repeating: .integer(1), count: 20))
+        #expect(try await client.run(calls) == Array(repeating: .integer(2), count: 20))
+        await #expect(throws: RedisError.crossSlot(["x", "y"])) { try await client.run(script, keys: ["x", "y"]) }
+        // Detached batches land too.
+        let done = AsyncStream.makeStream(of: Result<[RESPValue], RedisError>.self)
+        client.pipelineDetached((0..<30).map { RedisCommand("SET", "d\($0)", "1") }, orderKey: "o") { done.continuation.yield($0) }
+        var iterator = done.stream.makeAsyncIterator()
+        #expect(try await iterator.next()?.get() == Array(repeating: .simpleString("OK"), count: 30))
+        try await client.checkHealth()
+        await client.close()
+    }
+
+    @Test func pubSubReachesASubscriberOnAnyNode() async throws {
+        let cluster = try RedisClusterServers.start()
+        defer { cluster.stop() }
+        let client = RedisClient(configuration: try RedisConfiguration(url: cluster.url))
+        let subscriber = client.makeSubscriber()
+        try await subscriber.subscribe(["news"])
+        var events = subscriber.events.makeAsyncIterator()
+        _ = try await client.publish("hello", to: "news")
+        #expect(await events.next() == .message(channel: "news", payload: ByteBuffer(string: "hello")))
+        await subscriber.close()
+        await client.close()
+    }
+
+    @Test func followsMovedAfterAFailoverAndAskDuringAMigration() async throws {
+        let cluster = try RedisClusterServers.start()
+        defer { cluster.stop() }
+        let client = RedisClient(configuration: try RedisConfiguration(url: cluster.url))
+        let key = "moving:{m}"
+        try await client.set(key, to: "before")
+        let slot = RedisHashSlot.slot(for: key)
+        let owner = try #require(try await client.topology().primary(forSlot: slot))
+
+        // MOVED: a replica of the owner takes over (CLUSTER FAILOVER); the client still holds the old map.
+        let replica = try #require(try await client.topology().shards.first { $0.primary == owner }?.replicas.first)
+        try cluster.redisCLI(["-p", String(replica.port), "cluster", "failover"])
+        try await waitUntil { (try? cluster.redisCLI(["-p", String(replica.port), "role"]))?.hasPrefix("master") == true }
+        try cluster.waitUntilOK()
+        #expect(try await client.getString(key) == "before")
+        #expect(try await client.topology().primary(forSlot: slot) == replica, "MOVED taught the map the new owner")
+
+        // ASK: the slot migrates by hand to another primary; the key has already moved, the slot not yet.
+        let topology = try await client.topology()
+        let target = try #require(topology.primaries.first { $0 != replica })
+        let sourceID = try cluster.redisCLI(["-p", String(replica.port), "cluster", "myid"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let targetID = try cluster.redisCLI(["-p", String(target.port), "cluster", "myid"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        try cluster.redisCLI(["-p", String(target.port), "cluster", "setslot", String(slot), "importing", sourceID])
+        try cluster.redisCLI(["-p", String(replica.port), "cluster", "setslot", String(slot), "migrating", targetID])
+        try cluster.redisCLI(["-p", String(replica.port), "migrate", "127.0.0.1", String(target.port), key, "0", "5000"])
+        #expect(try await client.getString(key) == "before", "ASK led to the target, with ASKING")
+        #expect(try await client.topology().primary(forSlot: slot) == replica, "ASK does not change the map")
+        for node in cluster.nodes {
+            try cluster.redisCLI(["-p", String(node.port), "cluster", "setslot", String(slot), "node", targetID])
+        }
+        try await client.set(key, to: "after")
+        #expect(try await client.getString(key) == "after")
+        #expect(try await client.topology().primary(forSlot: slot) == target)
+        await client.close()
+    }
+
+    func waitUntil(seconds: Double = 30, _ condition: () throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while try !condition() {
+            guard ContinuousClock.now < deadline else { throw TestHarnessError("condition not met in \(seconds) s") }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+}
+
+/// Readiness in cluster mode follows the cluster: a primary that dies makes the client unhealthy until its replica
+/// has taken over, and commands for its slots come back.
+@Suite("Redis Cluster health", .serialized)
+struct RedisClusterHealthTests {
+    @Test func aDeadPrimaryIsUnhealthyUntilItsReplicaTakesOver() async throws {
+        let cluster = try RedisClusterServers.start()
+        defer { cluster.stop() }
+        let client = RedisClient(configuration: try RedisConfiguration(url: cluster.url))
+        try await client.checkHealth()
+        let key = "health:{h}"
+        try await client.set(key, to: "kept")
+        let owner = try #require(try await client.topology().primary(forSlot: RedisHashSlot.slot(for: key)))
+        try await Task.sleep(for: .milliseconds(500))  // the replica has the write (replication is asynchronous)
+        let victim = try #require(cluster.nodes.first { $0.port == owner.port })
+        victim.kill9()
+        await #expect(throws: RedisError.self) { try await client.checkHealth(timeout: .seconds(1)) }
+        // cluster-node-timeout is 2 s: the replica is promoted within seconds.
+        let deadline = ContinuousClock.now + .seconds(30)
+        var healthy = false
+        while ContinuousClock.now < deadline, !healthy {
+            healthy = (try? await client.checkHealth(timeout: .seconds(1))) != nil
+            if !healthy { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        #expect(healthy)
+        #expect(try await client.getString(key) == "kept")
+        #expect(try await client.topology().primary(forSlot: RedisHashSlot.slot(for: key)) != owner)
+        await client.close()
     }
 }

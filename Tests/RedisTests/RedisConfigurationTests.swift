@@ -21,6 +21,24 @@ struct RedisConfigurationTests {
         #expect(passwordOnly.endpoint == .tcp(host: "127.0.0.1", port: 7000))
     }
 
+    @Test func clusterSeeds() throws {
+        let c = try RedisConfiguration(url: "redis+cluster://app:s%40cret@10.0.0.1:7000,[::1]:7001,node3")
+        #expect(c.clusterSeeds == [.tcp(host: "10.0.0.1", port: 7000), .tcp(host: "::1", port: 7001), .tcp(host: "node3", port: 6379)])
+        #expect(c.endpoint == .tcp(host: "10.0.0.1", port: 7000))
+        #expect(c.username == "app" && c.password == "s@cret" && c.database == 0)
+        #expect(try RedisConfiguration(url: "redis+cluster://h:1/0").clusterSeeds.count == 1)
+        #expect(try RedisConfiguration(url: "redis://h:1").clusterSeeds.isEmpty)
+        #expect(throws: RedisConfigurationError.self) { try RedisConfiguration(url: "redis+cluster://h:1,h:2/3") }
+        do {
+            _ = try RedisConfiguration(url: "redis+cluster://h:1/3")
+        } catch {
+            #expect(error.message.contains("only database 0"))
+        }
+        #expect(throws: RedisConfigurationError.self) { try RedisConfiguration(url: "redis+cluster://") }
+        #expect(throws: RedisConfigurationError.self) { try RedisConfiguration(url: "redis+cluster://h:1,,h:2") }
+        #expect(throws: RedisConfigurationError.self) { try RedisConfiguration(url: "redis+cluster://h:99999") }
+    }
+
     @Test func ipv6AndUnixSocket() throws {
         #expect(try RedisConfiguration(url: "redis://[::1]:6390").endpoint == .tcp(host: "::1", port: 6390))
         let unix = try RedisConfiguration(url: "unix:///run/redis/redis.sock?db=2")

@@ -43,7 +43,7 @@ struct RedisFaultTests {
         }
         let elapsed = ContinuousClock.now - start
         #expect(elapsed >= .milliseconds(250))
-        #expect(elapsed < .milliseconds(1000))
+        #expect(elapsed < .seconds(3))  // bounded (300 ms wait), with room for a busy machine
         await client.close()
     }
 
@@ -75,7 +75,7 @@ struct RedisFaultTests {
         server.signal(SIGSTOP)
         let start = ContinuousClock.now
         await #expect(throws: RedisError.timeout) { try await client.ping() }
-        #expect(ContinuousClock.now - start < .milliseconds(1000))
+        #expect(ContinuousClock.now - start < .seconds(3))  // bounded (400 ms wait), with room for a busy machine
         server.signal(SIGCONT)
         #expect(try await recovers(client))
         await client.close()

@@ -39,11 +39,13 @@ public final class RedisClusterServers: @unchecked Sendable {
     /// `redis+cluster://127.0.0.1:p1,127.0.0.1:p2,...`.
     public var url: String { "redis+cluster://" + nodes.map { "127.0.0.1:\($0.port)" }.joined(separator: ",") }
 
-    /// Waits until every node reports `cluster_state:ok` (at most `seconds`).
+    /// Waits until every node reports `cluster_state:ok` and sees every replica in sync (`CLUSTER SHARDS` shows no node
+    /// loading or failed), at most `seconds`.
     public func waitUntilOK(seconds: Double = 60) throws {
         let deadline = Date().addingTimeInterval(seconds)
         for node in nodes {
-            while !((try? redisCLI(["-p", String(node.port), "cluster", "info"]))?.contains("cluster_state:ok") ?? false) {
+            while !(((try? redisCLI(["-p", String(node.port), "cluster", "info"]))?.contains("cluster_state:ok") ?? false)
+                && ((try? redisCLI(["-p", String(node.port), "cluster", "shards"])).map { !$0.contains("loading") && !$0.contains("fail") } ?? false)) {
                 guard Date() < deadline else { throw TestHarnessError("node \(node.port) did not reach cluster_state:ok") }
                 usleep(100_000)
             }

@@ -13,6 +13,8 @@ class ClusterInfo:
         self.url = os.environ.get("CLUSTER_URL", "http://127.0.0.1:8080")
         self.workers = int(open(os.path.join(STATE, "workers")).read())
         self.redis_port = int(open(os.path.join(STATE, "redis.port")).read())
+        # The workers' REDIS_URL: redis://... or, under `ops/cluster up --redis-cluster`, redis+cluster://...
+        self.redis_url = open(os.path.join(STATE, "redis.url")).read().strip()
 
     def worker_port(self, i):
         return int(open(os.path.join(STATE, f"worker-{i}.port")).read())

@@ -196,7 +196,7 @@ def test_ops_inspect(cluster):
     name = unique("insp")
     auth = register(cluster.url, name)
     requests.post(cluster.url + "/api/presence/switch", headers=auth, json={"nextRoomId": "general", "username": name}, timeout=10)
-    env = dict(os.environ, REDIS_URL=f"redis://127.0.0.1:{cluster.redis_port}")
+    env = dict(os.environ, REDIS_URL=cluster.redis_url)
     out = subprocess.run([os.path.join(ROOT, "ops", "inspect"), "room", "general"], capture_output=True, text=True, env=env, timeout=20)
     assert out.returncode == 0, out.stderr
     assert "== room general: metadata" in out.stdout and name in out.stdout

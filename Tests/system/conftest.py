@@ -66,6 +66,76 @@ class RedisProcess:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+# SYSTEM_REDIS_CLUSTER=1: the API suites run against a 6-node Redis Cluster (ops/redis-cluster) instead of one
+# redis-server per test; ./ops/test runs them a second time so.
+REDIS_CLUSTER = os.environ.get("SYSTEM_REDIS_CLUSTER") == "1"
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+class RedisClusterProcesses:
+    """A local 6-node Redis Cluster (3 primaries, 3 replicas) started by ops/redis-cluster for the whole test session
+    and emptied before each test (FLUSHALL on every primary; replicas follow)."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="presence-test-redis-cluster-")
+        self.script = os.path.join(ROOT, "ops", "redis-cluster")
+
+    def start(self):
+        import random
+        for _ in range(5):
+            # Node ports and their bus ports (+1000) below the ephemeral range, so no client socket holds them.
+            self.env = dict(os.environ, REDIS_CLUSTER_DIR=os.path.join(self.dir, "nodes"),
+                            REDIS_CLUSTER_BASE_PORT=str(random.randrange(21000, 28000, 10)), REDIS_CLUSTER_BUS_OFFSET="1000")
+            up = subprocess.run([self.script, "up"], env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+            if up.returncode == 0:
+                break
+        else:
+            raise AssertionError(f"ops/redis-cluster up failed:\n{up.stderr}")
+        self.url = subprocess.run([self.script, "url"], env=self.env, cwd=ROOT, check=True, capture_output=True,
+                                  text=True).stdout.strip()
+        self.ports = [int(seed.rsplit(":", 1)[1]) for seed in self.url.split("//", 1)[1].split(",")]
+        self.port = self.ports[0]
+
+    def flush(self):
+        import redis as redis_py
+        for port in self.ports:
+            node = redis_py.Redis(port=port)
+            try:
+                if node.execute_command("ROLE")[0] in (b"master", "master"):
+                    node.flushall()
+            finally:
+                node.close()
+
+    def client(self):
+        from redis.cluster import RedisCluster
+
+        class WholeClusterKeys(RedisCluster):
+            """KEYS over every primary, as the tests mean it (redis-py asks one node by default)."""
+
+            def keys(self, pattern="*", **kwargs):
+                kwargs.setdefault("target_nodes", RedisCluster.PRIMARIES)
+                return super().keys(pattern, **kwargs)
+
+        return WholeClusterKeys(host="127.0.0.1", port=self.port, decode_responses=True)
+
+    def kill(self):
+        pytest.skip("a fault test of one standalone Redis")
+
+    start_again = kill
+
+    def cleanup(self):
+        subprocess.run([self.script, "down"], env=self.env, cwd=ROOT, timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_processes():
+    cluster = RedisClusterProcesses()
+    cluster.start()
+    yield cluster
+    cluster.cleanup()
+
+
 class ServerProcess:
     """A presence-server child process. Its /metrics listener gets a free port of its own (METRICS_PORT) unless the
     settings name one; a setting given as None is removed from the environment."""
@@ -117,7 +187,7 @@ class ServerProcess:
 
     def cleanup(self):
         self.stop(signal.SIGKILL)
-        os.unlink(self.log.name)
+        os.environ.get("KEEP_SERVER_LOGS") or os.unlink(self.log.name)  # KEEP_SERVER_LOGS=1 keeps /tmp/presence-server-*.log
 
 
 @pytest.fixture(scope="session")
@@ -131,7 +201,12 @@ def server_binary() -> str:
 
 
 @pytest.fixture
-def redis_process():
+def redis_process(request):
+    if REDIS_CLUSTER:
+        cluster = request.getfixturevalue("redis_cluster_processes")
+        cluster.flush()
+        yield cluster
+        return
     r = RedisProcess()
     r.start()
     yield r
@@ -228,6 +303,8 @@ class Cluster:
         self.a, self.b = workers[0], workers[-1]
 
     def redis(self):
+        if isinstance(self.redis_proc, RedisClusterProcesses):
+            return self.redis_proc.client()
         import redis as redis_py
         return redis_py.Redis(port=self.redis_proc.port, decode_responses=True)
 

@@ -301,7 +301,10 @@ def test_sweeper_announces_expiry_exactly_once(make_cluster):
     sub.close()
 
 
-def test_200_users_switching_concurrently_through_two_workers(cluster):
+def test_200_users_switching_concurrently_through_two_workers(make_cluster):
+    # 200 clients on one address, each with a keep-alive connection to both workers: above the default per-address
+    # connection cap (100), which this test is not about.
+    cluster = make_cluster(MAX_CONNECTIONS_PER_ADDRESS=1000)
     a, b = cluster.a, cluster.b
     r = cluster.redis()
     # Seed users straight into Redis with tokens, as registration would (bcrypt is not what is under test).

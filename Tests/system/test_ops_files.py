@@ -73,7 +73,7 @@ def test_top_level_openapi_is_the_bundled_one():
 def test_redis_cluster_script_starts_six_nodes_and_leaves_nothing(tmp_path):
     import random
     base = random.randrange(21000, 28000, 10)
-    env = dict(os.environ, REDIS_CLUSTER_BASE_PORT=str(base), REDIS_CLUSTER_DIR=str(tmp_path / "rc"))
+    env = dict(os.environ, REDIS_CLUSTER_BASE_PORT=str(base), REDIS_CLUSTER_BUS_OFFSET="1000", REDIS_CLUSTER_DIR=str(tmp_path / "rc"))
     script = os.path.join(ROOT, "ops", "redis-cluster")
     try:
         up = subprocess.run([script, "up"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
@@ -94,3 +94,21 @@ def test_redis_cluster_script_starts_six_nodes_and_leaves_nothing(tmp_path):
     assert not (tmp_path / "rc").exists()
     left = subprocess.run(["pgrep", "-f", f"redis-server 127.0.0.1:{base}"], capture_output=True, text=True).stdout
     assert left == "", left
+
+
+def test_compose_redis_cluster_profile():
+    compose = yaml.safe_load(open(os.path.join(ROOT, "docker-compose.yml")))
+    services = compose["services"]
+    nodes = sorted(s for s in services if s.startswith("redis-node-"))
+    assert nodes == [f"redis-node-{i}" for i in range(1, 7)]
+    for n in nodes:
+        assert services[n]["profiles"] == ["redis-cluster"] and services[n]["hostname"] == n
+        assert "--cluster-enabled yes" in " ".join(services[n]["command"])
+    create = services["redis-cluster-create"]
+    assert create["profiles"] == ["redis-cluster"] and set(create["depends_on"]) == set(nodes)
+    assert "--cluster-replicas 1" in " ".join(create["command"])
+    # The workers take their Redis from PRESENCE_REDIS_URL, one Redis by default.
+    assert services["presence-1"]["environment"]["REDIS_URL"] == "${PRESENCE_REDIS_URL:-redis://redis:6379}"
+    out = subprocess.run(["docker-compose", "-f", os.path.join(ROOT, "docker-compose.yml"), "--profile", "redis-cluster",
+                          "config", "-q"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr

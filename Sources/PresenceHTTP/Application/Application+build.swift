@@ -45,7 +45,10 @@ func makeApplication(configuration: AppConfiguration, logger: Logger?, runHubIns
     logger.logLevel = configuration.logLevel
     var redisLogger = logger
     redisLogger[metadataKey: "component"] = "redis"
-    let redis = RedisClient(configuration: configuration.redis, logger: redisLogger)
+    var redisConfiguration = configuration.redis
+    // Every connection (to each node of a cluster, after every reconnect) loads the scripts before its first command.
+    redisConfiguration.preloadScripts = Scripts.all
+    let redis = RedisClient(configuration: redisConfiguration, logger: redisLogger)
     let services = AppServices(configuration: configuration, redis: redis, logger: logger)
     if configuration.pusher.usesDevelopmentDefaults {
         logger.warning("PUSHER_KEY / PUSHER_SECRET are the development defaults: set your own before exposing this service")

@@ -40,7 +40,7 @@ extension AppConfiguration {
             config.port = try integer(value, setting: "PORT", in: 1...65535)
         },
         Setting(name: "REDIS_URL", defaultValue: "redis://127.0.0.1:6379",
-                help: "redis://[user:password@]host:port[/db] or unix:///path/to/socket") {
+                help: "redis://[user:password@]host:port[/db], unix:///path/to/socket, or redis+cluster://[user:password@]host1:port1,host2:port2,... for a Redis Cluster (seed nodes; database 0 only)") {
             config, value throws(ConfigurationError) in
             do throws(RedisConfigurationError) {
                 let parsed = try RedisConfiguration(url: value)
@@ -49,6 +49,7 @@ extension AppConfiguration {
                 config.redis.username = parsed.username
                 config.redis.password = parsed.password
                 config.redis.database = parsed.database
+                config.redis.clusterSeeds = parsed.clusterSeeds
             } catch {
                 throw ConfigurationError(setting: "REDIS_URL", message: error.message)
             }

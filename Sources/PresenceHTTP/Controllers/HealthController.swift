@@ -21,7 +21,7 @@ public struct HealthController: Sendable {
         }
         router.get("/ready") { _, context in
             do {
-                try await redis.ping(timeout: readinessTimeout)
+                try await redis.checkHealth(timeout: readinessTimeout)
                 return JSONResponse.make(["status": "ready"])
             } catch {
                 context.logger.debug("Readiness check failed", metadata: ["error": "\(error)"])

@@ -27,7 +27,9 @@ extension RedisClusterTopology {
                 let endpoint = Endpoint(host: host(info["endpoint"]?.string, info["ip"]?.string, answeredBy), port: port)
                 let health = info["health"]?.string ?? "online"
                 if role == "master" {
-                    primary = (endpoint, health != "fail" && health != "failed")
+                    let healthy = health != "fail" && health != "failed"
+                    // A failed old primary may still be listed beside the replica that replaced it: the healthy one wins.
+                    if primary == nil || (healthy && primary?.1 == false) { primary = (endpoint, healthy) }
                 } else if health == "online" {
                     replicas.append(endpoint)
                 }

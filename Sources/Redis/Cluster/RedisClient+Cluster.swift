@@ -1,0 +1,215 @@
+import Metrics
+import NIOCore
+
+/// Cluster mode: routing by slot, pipelines split per node, redirects and retries within the bounded wait.
+extension RedisClient {
+    /// One command to the primary of its slot, following MOVED and ASK and retrying TRYAGAIN, CLUSTERDOWN, LOADING
+    /// and MASTERDOWN until the deadline (``RedisClusterRetry``). With `script`, a NOSCRIPT answer loads the script on
+    /// the node that gave it (a promoted replica starts with an empty script cache) and runs the command again there,
+    /// in one round trip. A lost connection is not retried: the command may have run.
+    func clusterSend(
+        _ command: RedisCommand, on cluster: RedisClusterRouter, timeout: Duration?, script: RedisScript? = nil, orderKey: String? = nil
+    ) async throws -> RESPValue {
+        let slot = try command.slot()
+        let deadline = NIODeadline.now() + (timeout.map(TimeAmount.init) ?? configuration.commandTimeout)
+        var retry = RedisClusterRetry(deadline: deadline)
+        var node = try await cluster.node(forSlot: slot, orderKey: orderKey)
+        var asking = false
+        while true {
+            var batch: [RedisCommand] = asking ? [RedisCommand("ASKING"), command] : [command]
+            var reply = try await send(batch, to: node, on: cluster, deadline: deadline, name: command.name).last!
+            if let script, reply.errorMessage?.hasPrefix("NOSCRIPT") == true {
+                batch.insert(RedisCommand("SCRIPT", "LOAD", script.source), at: 0)
+                reply = try await send(batch, to: node, on: cluster, deadline: deadline, name: command.name).last!
+            }
+            switch retry.next(after: reply, from: node, now: .now()) {
+            case .done:
+                return reply
+            case .redirect(let target, let isAsk, let movedSlot):
+                Counter(label: "redis_cluster_redirects_total", dimensions: [("kind", isAsk ? "ASK" : "MOVED")]).increment()
+                if let movedSlot { cluster.moved(slot: movedSlot, to: target) }
+                node = target
+                asking = isAsk
+            case .retry(let delay, let refresh):
+                let kind = reply.errorMessage.flatMap { RedisClusterError(errorReply: $0)?.kind } ?? "retry"
+                Counter(label: "redis_cluster_redirects_total", dimensions: [("kind", kind)]).increment()
+                if refresh { await cluster.refresh() }
+                try await Task.sleep(for: .nanoseconds(delay.nanoseconds))
+                node = try await cluster.node(forSlot: slot, orderKey: orderKey)
+                asking = false
+            }
+        }
+    }
+
+    /// A batch split by node: each node's share goes in one write, all nodes at once, and the replies come back in
+    /// the caller's order. A reply that is a redirect or a retryable error is followed for that command alone.
+    func clusterPipeline(_ commands: [RedisCommand], on cluster: RedisClusterRouter, timeout: Duration?, orderKey: String? = nil) async throws -> [RESPValue] {
+        guard !commands.isEmpty else { return [] }
+        let deadline = NIODeadline.now() + (timeout.map(TimeAmount.init) ?? configuration.commandTimeout)
+        let groups = try await route(commands, on: cluster, orderKey: orderKey)
+        var replies = [RESPValue](repeating: .null, count: commands.count)
+        try await withThrowingTaskGroup(of: (indices: [Int], replies: [RESPValue]).self) { group in
+            for (node, indices) in groups {
+                group.addTask {
+                    let batch = indices.map { commands[$0] }
+                    return (indices, try await self.send(batch, to: node, on: cluster, deadline: deadline, name: "PIPELINE"))
+                }
+            }
+            for try await (indices, batchReplies) in group {
+                for (index, reply) in zip(indices, batchReplies) { replies[index] = reply }
+            }
+        }
+        for index in replies.indices where Self.needsRouting(replies[index]) {
+            let remaining = deadline - .now()
+            replies[index] = try await clusterSend(
+                commands[index], on: cluster, timeout: .nanoseconds(max(remaining.nanoseconds, 1)), orderKey: orderKey
+            )
+        }
+        return replies
+    }
+
+    /// ``pipelineDetached(_:orderKey:timeout:completion:)`` in cluster mode. With a slot map at hand, each node's
+    /// share is queued at once on the connection `orderKey` picks (so batches with one key keep their order per node);
+    /// before the first map is read, the batch waits for it.
+    func clusterPipelineDetached(
+        _ commands: [RedisCommand], on cluster: RedisClusterRouter, orderKey: String, timeout: Duration?,
+        completion: @escaping @Sendable (Result<[RESPValue], RedisError>) -> Void
+    ) {
+        guard let topology = cluster.currentTopology, let groups = try? Self.route(commands, by: topology, orderKey: orderKey) else {
+            Task {
+                do {
+                    completion(.success(try await clusterPipeline(commands, on: cluster, timeout: timeout, orderKey: orderKey)))
+                } catch {
+                    completion(.failure((error as? RedisError) ?? .connectionLost))
+                }
+            }
+            return
+        }
+        let wait = timeout.map(TimeAmount.init) ?? configuration.commandTimeout
+        let futures = groups.map { node, indices in
+            cluster.connection(to: node, orderKey: orderKey).send(batch: indices.map { commands[$0] }, timeout: wait)
+                .map { (indices, $0) }
+        }
+        let eventLoop = futures.first?.eventLoop ?? eventLoopGroup.next()
+        EventLoopFuture.whenAllSucceed(futures, on: eventLoop).whenComplete { result in
+            switch result {
+            case .failure(let error):
+                cluster.requestRefresh()
+                completion(.failure((error as? RedisError) ?? .connectionLost))
+            case .success(let parts):
+                var replies = [RESPValue](repeating: .null, count: commands.count)
+                for (indices, batchReplies) in parts {
+                    for (index, reply) in zip(indices, batchReplies) { replies[index] = reply }
+                }
+                guard replies.contains(where: Self.needsRouting) else {
+                    completion(.success(replies))
+                    return
+                }
+                // A slot moved under these commands: follow them one by one (their order is no longer kept).
+                Task {
+                    do {
+                        for index in replies.indices where Self.needsRouting(replies[index]) {
+                            replies[index] = try await self.clusterSend(commands[index], on: cluster, timeout: timeout, orderKey: orderKey)
+                        }
+                        completion(.success(replies))
+                    } catch {
+                        completion(.failure((error as? RedisError) ?? .connectionLost))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Script calls in cluster mode: pipelined per node; NOSCRIPT answers are loaded and run again on the node that
+    /// gave them.
+    func clusterRun(_ calls: [RedisScriptCall], on cluster: RedisClusterRouter) async throws -> [RESPValue] {
+        let commands = calls.map { $0.script.evalsha(keys: $0.keys, arguments: $0.arguments) }
+        var replies = try await clusterPipeline(commands, on: cluster, timeout: nil)
+        for index in replies.indices where replies[index].errorMessage?.hasPrefix("NOSCRIPT") == true {
+            replies[index] = try await clusterSend(commands[index], on: cluster, timeout: nil, script: calls[index].script)
+        }
+        return replies
+    }
+
+    /// The cluster's slot map as this client knows it (reading it first if need be). Cluster mode only.
+    public func topology() async throws -> RedisClusterTopology {
+        guard let cluster else { throw RedisError.protocolError("not a Redis Cluster client") }
+        return try await cluster.topology()
+    }
+
+    /// Whether every slot is served and every primary answers PING, within the bounded wait.
+    func clusterHealth(on cluster: RedisClusterRouter, timeout: Duration?) async throws {
+        guard let topology = await cluster.refresh() else {
+            throw RedisError.unavailable("no Redis Cluster node described the cluster")
+        }
+        guard topology.servedSlots == RedisHashSlot.count else {
+            throw RedisError.unavailable("the Redis Cluster serves \(topology.servedSlots) of \(RedisHashSlot.count) slots")
+        }
+        let deadline = NIODeadline.now() + (timeout.map(TimeAmount.init) ?? configuration.commandTimeout)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for node in topology.primaries {
+                group.addTask {
+                    let reply = try await self.send([RedisCommand("PING")], to: node, on: cluster, deadline: deadline, name: "PING")[0]
+                    if let message = reply.errorMessage { throw RedisError.server("\(node): \(message)") }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    // MARK: - Helpers
+
+    /// Commands grouped by the node that serves them, each group in the caller's order.
+    private func route(_ commands: [RedisCommand], on cluster: RedisClusterRouter, orderKey: String?) async throws -> [(RedisClusterTopology.Endpoint, [Int])] {
+        try Self.route(commands, by: try await cluster.topology(), orderKey: orderKey)
+    }
+
+    private static func route(
+        _ commands: [RedisCommand], by topology: RedisClusterTopology, orderKey: String?
+    ) throws -> [(RedisClusterTopology.Endpoint, [Int])] {
+        let primaries = topology.primaries
+        guard !primaries.isEmpty else { throw RedisError.unavailable("the Redis Cluster serves no slots") }
+        let keyless = primaries[orderKey.map { Int(RedisClusterRouter.hash($0) % UInt64(primaries.count)) } ?? 0]
+        var order: [RedisClusterTopology.Endpoint] = []
+        var groups: [RedisClusterTopology.Endpoint: [Int]] = [:]
+        for (index, command) in commands.enumerated() {
+            let node: RedisClusterTopology.Endpoint
+            if let slot = try command.slot() {
+                guard let owner = topology.primary(forSlot: slot) else {
+                    throw RedisError.unavailable("no Redis Cluster primary serves slot \(slot)")
+                }
+                node = owner
+            } else {
+                node = keyless
+            }
+            if groups[node] == nil { order.append(node) }
+            groups[node, default: []].append(index)
+        }
+        return order.map { ($0, groups[$0]!) }
+    }
+
+    /// One batch to one node, timed into the metrics by node.
+    private func send(
+        _ batch: [RedisCommand], to node: RedisClusterTopology.Endpoint, on cluster: RedisClusterRouter, deadline: NIODeadline, name: String
+    ) async throws -> [RESPValue] {
+        let start = ContinuousClock.now
+        let remaining = deadline - .now()
+        guard remaining > .zero else { throw RedisError.timeout }
+        do {
+            let replies = try await cluster.connection(to: node).send(batch: batch, timeout: remaining).get()
+            RedisMetrics.record(name, node: node.description, since: start, reply: replies.first(where: { $0.errorMessage != nil }) ?? .null)
+            return replies
+        } catch {
+            let error = (error as? RedisError) ?? RedisError.connectionLost
+            RedisMetrics.record(name, node: node.description, since: start, error: error)
+            cluster.requestRefresh()
+            throw error
+        }
+    }
+
+    /// Whether a reply asks the client to go elsewhere or try again.
+    private static func needsRouting(_ reply: RESPValue) -> Bool {
+        guard let message = reply.errorMessage else { return false }
+        return RedisClusterError(errorReply: message) != nil
+    }
+}
