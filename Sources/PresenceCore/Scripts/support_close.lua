@@ -2,18 +2,26 @@
 -- snapshot (metadata, the members present at close with their roles, closedAt, closedBy, message count).
 -- History and snapshot stay unless asked otherwise.
 --
--- KEYS[1] meta   KEYS[2] members   KEYS[3] joined   KEYS[4] history   KEYS[5] snapshot
--- ARGV[1] closed by   ARGV[2] presence key prefix 'room:{ticket_<id>}:presence:'
--- ARGV[3] '1' to delete the history   ARGV[4] '1' to delete the snapshot
--- Returns nil when the room does not exist, 'ALREADY' when closed, else {snapshot JSON, {present users...}}.
+-- KEYS[1] meta   KEYS[2] members   KEYS[3] joined   KEYS[4] history   KEYS[5] snapshot (all room:{ticket_<id>}:...)
+-- KEYS[6..] room:{ticket_<id>}:presence:<user> of each user in ARGV[4..], in the same order
+-- ARGV[1] closed by   ARGV[2] '1' to delete the history   ARGV[3] '1' to delete the snapshot
+-- ARGV[4..] the members as the caller read them (ZRANGE room:{ticket_<id>}:members 0 -1)
+-- Returns nil when the room does not exist, 'ALREADY' when closed; the error RETRY, changing nothing, when a member's
+-- presence key was not passed (someone joined since the read: read the members again and re-run); else
+-- {snapshot JSON, {present users...}}.
 if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
 if redis.call('HGET', KEYS[1], 'closed') == '1' then return 'ALREADY' end
+local presence = {}
+for i = 6, #KEYS do presence[ARGV[i - 2]] = KEYS[i] end
+for _, user in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  if not presence[user] then return redis.error_reply('RETRY no presence key passed for member ' .. user) end
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local present = {}
 local members = {}
 for _, user in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')) do
-  local state = redis.call('GET', ARGV[2] .. user)
+  local state = redis.call('GET', presence[user])
   local role = 'customer'
   if state then
     local ok, decoded = pcall(cjson.decode, state)
@@ -23,7 +31,7 @@ for _, user in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')) 
   members[#members + 1] = {username = user, role = role}
 end
 for _, user in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  redis.call('DEL', ARGV[2] .. user)
+  redis.call('DEL', presence[user])
 end
 redis.call('DEL', KEYS[2], KEYS[3])
 local meta = redis.call('HGETALL', KEYS[1])
@@ -39,6 +47,6 @@ local snapshot = {
 if #members > 0 then snapshot['members'] = members end
 local encoded = cjson.encode(snapshot)
 redis.call('HSET', KEYS[1], 'closed', '1', 'closedAt', now, 'closedBy', ARGV[1])
-if ARGV[3] == '1' then redis.call('DEL', KEYS[4]) end
-if ARGV[4] == '1' then redis.call('DEL', KEYS[5]) else redis.call('SET', KEYS[5], encoded) end
+if ARGV[2] == '1' then redis.call('DEL', KEYS[4]) end
+if ARGV[3] == '1' then redis.call('DEL', KEYS[5]) else redis.call('SET', KEYS[5], encoded) end
 return {encoded, present}
