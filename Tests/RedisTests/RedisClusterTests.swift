@@ -4,11 +4,17 @@ import Redis
 import TestSupport
 import Testing
 
-/// Slots, topology and redirects against a real 6-node Redis Cluster (3 primaries, 3 replicas).
-@Suite("Redis Cluster against real nodes", .serialized)
-struct RedisClusterTests {
+/// Every suite that starts a real 6-node Redis Cluster (3 primaries, 3 replicas), one at a time: six nodes each are
+/// plenty for a 2-core machine.
+@Suite("Redis Cluster (real nodes)", .serialized)
+struct RedisClusterTests {}
+
+extension RedisClusterTests {
+/// Slots, topology and redirects against real nodes.
+@Suite("Redis Cluster against real nodes")
+struct Layout {
     @Test func slotsAgreeWithClusterKeyslotAndTopologyRoutesEveryKey() async throws {
-        let cluster = try RedisClusterServers.start()
+        let cluster = try await RedisClusterServers.start()
         defer { cluster.stop() }
         let first = RedisClient(configuration: try RedisConfiguration(url: cluster.nodes[0].url))
 
@@ -57,14 +63,14 @@ struct RedisClusterTests {
 }
 
 /// The client in cluster mode against a real 6-node cluster: routing, pipelines, scripts, pub/sub, redirects.
-@Suite("Redis client in cluster mode", .serialized)
-struct RedisClusterClientTests {
+@Suite("Redis client in cluster mode")
+struct Client {
     func node(_ cluster: RedisClusterServers, port: Int) async throws -> RedisClient {
         RedisClient(configuration: try RedisConfiguration(url: "redis://127.0.0.1:\(port)"))
     }
 
     @Test func routesCommandsPipelinesAndScriptsByKeySlot() async throws {
-        let cluster = try RedisClusterServers.start()
+        let cluster = try await RedisClusterServers.start()
         defer { cluster.stop() }
         let client = RedisClient(configuration: try RedisConfiguration(url: cluster.url))
         // Keys over every primary, one at a time and as one pipeline whose replies come back in order.
@@ -76,7 +82,7 @@ struct RedisClusterClientTests {
         await #expect(throws: RedisError.crossSlot(["a", "b"])) { try await client.send(RedisCommand("DEL", "a", "b")) }
         #expect(try await client.send(RedisCommand("DEL", "{t}a", "{t}b")) == .integer(0))
         // Scripts go by KEYS[1]; a node that does not know a script gets it loaded.
-        for node in cluster.nodes { try cluster.redisCLI(["-p", String(node.port), "script", "flush"]) }
+        for node in cluster.nodes { try await cluster.cli(["-p", String(node.port), "script", "flush"]) }
         let script = RedisScript(name: "incr2", source: "redis.call('INCR', KEYS[1]); return redis.call('INCR', KEYS[2])")
         let calls = (0..<20).map { RedisScriptCall(script, keys: ["{s\($0)}:a", "{s\($0)}:b"], arguments: []) }
         #expect(try await client.run(calls) == Array(repeating: .integer(1), count: 20))
@@ -92,7 +98,7 @@ struct RedisClusterClientTests {
     }
 
     @Test func pubSubReachesASubscriberOnAnyNode() async throws {
-        let cluster = try RedisClusterServers.start()
+        let cluster = try await RedisClusterServers.start()
         defer { cluster.stop() }
         let client = RedisClient(configuration: try RedisConfiguration(url: cluster.url))
         let subscriber = client.makeSubscriber()
@@ -105,7 +111,7 @@ struct RedisClusterClientTests {
     }
 
     @Test func followsMovedAfterAFailoverAndAskDuringAMigration() async throws {
-        let cluster = try RedisClusterServers.start()
+        let cluster = try await RedisClusterServers.start()
         defer { cluster.stop() }
         let client = RedisClient(configuration: try RedisConfiguration(url: cluster.url))
         let key = "moving:{m}"
@@ -115,24 +121,24 @@ struct RedisClusterClientTests {
 
         // MOVED: a replica of the owner takes over (CLUSTER FAILOVER); the client still holds the old map.
         let replica = try #require(try await client.topology().shards.first { $0.primary == owner }?.replicas.first)
-        try cluster.redisCLI(["-p", String(replica.port), "cluster", "failover"])
-        try await waitUntil { (try? cluster.redisCLI(["-p", String(replica.port), "role"]))?.hasPrefix("master") == true }
-        try cluster.waitUntilOK()
+        try await cluster.cli(["-p", String(replica.port), "cluster", "failover"])
+        try await waitUntil { (try? await cluster.cli(["-p", String(replica.port), "role"]))?.hasPrefix("master") == true }
+        try await cluster.waitUntilOK()
         #expect(try await client.getString(key) == "before")
         #expect(try await client.topology().primary(forSlot: slot) == replica, "MOVED taught the map the new owner")
 
         // ASK: the slot migrates by hand to another primary; the key has already moved, the slot not yet.
         let topology = try await client.topology()
         let target = try #require(topology.primaries.first { $0 != replica })
-        let sourceID = try cluster.redisCLI(["-p", String(replica.port), "cluster", "myid"]).trimmingCharacters(in: .whitespacesAndNewlines)
-        let targetID = try cluster.redisCLI(["-p", String(target.port), "cluster", "myid"]).trimmingCharacters(in: .whitespacesAndNewlines)
-        try cluster.redisCLI(["-p", String(target.port), "cluster", "setslot", String(slot), "importing", sourceID])
-        try cluster.redisCLI(["-p", String(replica.port), "cluster", "setslot", String(slot), "migrating", targetID])
-        try cluster.redisCLI(["-p", String(replica.port), "migrate", "127.0.0.1", String(target.port), key, "0", "5000"])
+        let sourceID = try await cluster.cli(["-p", String(replica.port), "cluster", "myid"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let targetID = try await cluster.cli(["-p", String(target.port), "cluster", "myid"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        try await cluster.cli(["-p", String(target.port), "cluster", "setslot", String(slot), "importing", sourceID])
+        try await cluster.cli(["-p", String(replica.port), "cluster", "setslot", String(slot), "migrating", targetID])
+        try await cluster.cli(["-p", String(replica.port), "migrate", "127.0.0.1", String(target.port), key, "0", "5000"])
         #expect(try await client.getString(key) == "before", "ASK led to the target, with ASKING")
         #expect(try await client.topology().primary(forSlot: slot) == replica, "ASK does not change the map")
         for node in cluster.nodes {
-            try cluster.redisCLI(["-p", String(node.port), "cluster", "setslot", String(slot), "node", targetID])
+            try await cluster.cli(["-p", String(node.port), "cluster", "setslot", String(slot), "node", targetID])
         }
         try await client.set(key, to: "after")
         #expect(try await client.getString(key) == "after")
@@ -140,9 +146,9 @@ struct RedisClusterClientTests {
         await client.close()
     }
 
-    func waitUntil(seconds: Double = 30, _ condition: () throws -> Bool) async throws {
+    func waitUntil(seconds: Double = 30, _ condition: () async throws -> Bool) async throws {
         let deadline = ContinuousClock.now + .seconds(seconds)
-        while try !condition() {
+        while try await !condition() {
             guard ContinuousClock.now < deadline else { throw TestHarnessError("condition not met in \(seconds) s") }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -151,10 +157,10 @@ struct RedisClusterClientTests {
 
 /// Readiness in cluster mode follows the cluster: a primary that dies makes the client unhealthy until its replica
 /// has taken over, and commands for its slots come back.
-@Suite("Redis Cluster health", .serialized)
-struct RedisClusterHealthTests {
+@Suite("Redis Cluster health")
+struct Health {
     @Test func aDeadPrimaryIsUnhealthyUntilItsReplicaTakesOver() async throws {
-        let cluster = try RedisClusterServers.start()
+        let cluster = try await RedisClusterServers.start()
         defer { cluster.stop() }
         let client = RedisClient(configuration: try RedisConfiguration(url: cluster.url))
         try await client.checkHealth()
@@ -177,4 +183,5 @@ struct RedisClusterHealthTests {
         #expect(try await client.topology().primary(forSlot: RedisHashSlot.slot(for: key)) != owner)
         await client.close()
     }
+}
 }

@@ -10,8 +10,26 @@ public final class RedisClusterServers: @unchecked Sendable {
     /// Every node, primaries first as `redis-cli --cluster create` assigns them.
     public let nodes: [RedisServer]
 
-    /// Starts the nodes and creates the cluster.
-    public static func start(primaries: Int = 3, replicasPerPrimary: Int = 1, nodeTimeoutMilliseconds: Int = 2000) throws -> RedisClusterServers {
+    /// Starts the nodes and creates the cluster, on a thread of its own: the waiting here blocks, and a blocked thread
+    /// of Swift's small cooperative pool would stall every other test running meanwhile.
+    public static func start(primaries: Int = 3, replicasPerPrimary: Int = 1, nodeTimeoutMilliseconds: Int = 2000) async throws -> RedisClusterServers {
+        try await offThread {
+            try startBlocking(primaries: primaries, replicasPerPrimary: replicasPerPrimary, nodeTimeoutMilliseconds: nodeTimeoutMilliseconds)
+        }
+    }
+
+    /// `redis-cli` with `arguments`, on a thread of its own (see ``start(primaries:replicasPerPrimary:nodeTimeoutMilliseconds:)``).
+    @discardableResult
+    public func cli(_ arguments: [String]) async throws -> String {
+        try await offThread { try self.redisCLI(arguments) }
+    }
+
+    /// ``waitUntilOKBlocking(seconds:)`` on a thread of its own.
+    public func waitUntilOK(seconds: Double = 60) async throws {
+        try await offThread { try self.waitUntilOKBlocking(seconds: seconds) }
+    }
+
+    private static func startBlocking(primaries: Int, replicasPerPrimary: Int, nodeTimeoutMilliseconds: Int) throws -> RedisClusterServers {
         var nodes: [RedisServer] = []
         do {
             for _ in 0..<(primaries * (1 + replicasPerPrimary)) {
@@ -24,7 +42,7 @@ public final class RedisClusterServers: @unchecked Sendable {
             let cluster = RedisClusterServers(nodes: nodes)
             try cluster.redisCLI(["--cluster", "create"] + nodes.map { "127.0.0.1:\($0.port)" }
                 + ["--cluster-replicas", String(replicasPerPrimary), "--cluster-yes"])
-            try cluster.waitUntilOK()
+            try cluster.waitUntilOKBlocking()
             return cluster
         } catch {
             nodes.forEach { $0.stop() }
@@ -41,7 +59,7 @@ public final class RedisClusterServers: @unchecked Sendable {
 
     /// Waits until every node reports `cluster_state:ok` and sees every replica in sync (`CLUSTER SHARDS` shows no node
     /// loading or failed), at most `seconds`.
-    public func waitUntilOK(seconds: Double = 60) throws {
+    public func waitUntilOKBlocking(seconds: Double = 60) throws {
         let deadline = Date().addingTimeInterval(seconds)
         for node in nodes {
             while !(((try? redisCLI(["-p", String(node.port), "cluster", "info"]))?.contains("cluster_state:ok") ?? false)
@@ -52,7 +70,8 @@ public final class RedisClusterServers: @unchecked Sendable {
         }
     }
 
-    /// Runs `redis-cli` with `arguments`; returns its output, throws on a non-zero exit.
+    /// Runs `redis-cli` with `arguments`; returns its output, throws on a non-zero exit. Blocks: from async code use
+    /// ``cli(_:)``.
     @discardableResult
     public func redisCLI(_ arguments: [String]) throws -> String {
         let process = Process()
@@ -74,5 +93,12 @@ public final class RedisClusterServers: @unchecked Sendable {
     /// Stops every node and removes their directories.
     public func stop() {
         nodes.forEach { $0.stop() }
+    }
+}
+
+/// Runs blocking `body` on a new thread and resumes with its result, leaving the cooperative pool free.
+func offThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
     }
 }
