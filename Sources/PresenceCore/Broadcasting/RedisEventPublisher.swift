@@ -39,6 +39,8 @@ public struct RedisEventPublisher: EventPublisher {
         try await redis.send(RedisCommand("PUBLISH", RedisKeys.pusherControl, JSONValue.object(["terminate": .string(user)]).serialized))
     }
 
+    /// The order holds on a Redis Cluster too: `PUBLISH` has no key, so every batch with one `orderKey` goes to the
+    /// node and the connection that key picks (``RedisClient/pipelineDetached(_:orderKey:timeout:completion:)``).
     public func publishDetached(_ events: [BroadcastEvent], orderKey: String) {
         guard !events.isEmpty else { return }
         redis.pipelineDetached(Self.commands(for: events), orderKey: orderKey) { [logger] result in
