@@ -47,7 +47,8 @@ public final class RedisConnection: @unchecked Sendable {
         self.endpoint = configuration.endpoint
         self.state = RedisConnectionStateMachine(
             backoff: Backoff(base: configuration.reconnectBaseDelay, cap: configuration.reconnectMaxDelay),
-            maxWaiting: configuration.maxQueuedWhileDisconnected
+            maxWaiting: configuration.maxQueuedWhileDisconnected,
+            endpoint: "\(configuration.endpoint)"
         )
     }
 

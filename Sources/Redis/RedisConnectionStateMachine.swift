@@ -59,11 +59,13 @@ struct RedisConnectionStateMachine<Channel, Request> {
     private var reportedDown = false
     private let maxWaiting: Int
     /// Why the connection is not usable, for errors of requests that could not wait longer.
-    private(set) var lastFailure = "not connected yet"
+    private(set) var lastFailure: String
 
-    init(backoff: Backoff, maxWaiting: Int) {
+    /// `endpoint` names the server in the error of a request that times out before the first attempt has an outcome.
+    init(backoff: Backoff, maxWaiting: Int, endpoint: String) {
         self.backoff = backoff
         self.maxWaiting = maxWaiting
+        self.lastFailure = "no connection to \(endpoint) yet"
     }
 
     /// The channel in use, when ready.

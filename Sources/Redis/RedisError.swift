@@ -39,7 +39,10 @@ extension RedisError {
         case .connectionLost, .unavailable, .timeout, .shutdown: return true
         case .server(let message):
             // A cluster that cannot serve for now (failover, migration, loading) is unavailable, not wrong.
-            return ["CLUSTERDOWN", "TRYAGAIN", "LOADING", "MASTERDOWN"].contains { message.hasPrefix($0) }
+            switch RedisClusterError(errorReply: message) {
+            case .tryAgain?, .clusterDown?, .loading?, .masterDown?: return true
+            case .moved?, .ask?, nil: return false
+            }
         case .protocolError, .crossSlot: return false
         }
     }

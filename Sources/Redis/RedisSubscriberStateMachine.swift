@@ -54,7 +54,8 @@ struct RedisSubscriberStateMachine<Waiter> {
         let new = Array(Set(requested).subtracting(channels))
         guard !new.isEmpty else { return (.done(error: nil), []) }
         channels.formUnion(new)
-        let (confirmations, made) = expect(new.map(Confirmation.subscribe), makeWaiter: makeWaiter)
+        let confirmations = new.map(Confirmation.subscribe)
+        let made = expect(confirmations, makeWaiter: makeWaiter)
         return (.wait(channels: new, send: isReady, confirmations: confirmations), made)
     }
 
@@ -74,7 +75,8 @@ struct RedisSubscriberStateMachine<Waiter> {
         }
         let reconnected = finishResubscribeIfDone()
         guard isReady else { return (.done(error: nil), [], moot, reconnected) }
-        let (confirmations, made) = expect(present.map(Confirmation.unsubscribe), makeWaiter: makeWaiter)
+        let confirmations = present.map(Confirmation.unsubscribe)
+        let made = expect(confirmations, makeWaiter: makeWaiter)
         return (.wait(channels: present, send: true, confirmations: confirmations), made, moot, reconnected)
     }
 
@@ -147,13 +149,12 @@ struct RedisSubscriberStateMachine<Waiter> {
     }
 
     /// Registers one new waiter per confirmation.
-    private mutating func expect(_ confirmations: [Confirmation], makeWaiter: () -> Waiter) -> ([Confirmation], [Waiter]) {
-        let made = confirmations.map { confirmation -> Waiter in
+    private mutating func expect(_ confirmations: [Confirmation], makeWaiter: () -> Waiter) -> [Waiter] {
+        confirmations.map { confirmation -> Waiter in
             let waiter = makeWaiter()
             waiters[confirmation, default: []].append(waiter)
             return waiter
         }
-        return (confirmations, made)
     }
 
     private mutating func finishResubscribeIfDone() -> Bool {

@@ -20,7 +20,7 @@ struct RedisStateMachineTests {
     typealias Connection = RedisConnectionStateMachine<FakeChannel, Int>
 
     func makeConnection(maxWaiting: Int = 10) -> Connection {
-        Connection(backoff: Backoff(base: .milliseconds(100), cap: .seconds(2)), maxWaiting: maxWaiting)
+        Connection(backoff: Backoff(base: .milliseconds(100), cap: .seconds(2)), maxWaiting: maxWaiting, endpoint: "r:1")
     }
 
     @Test func requestsWaitForTheFirstConnectionThenGoOutInOrder() {
@@ -96,7 +96,7 @@ struct RedisStateMachineTests {
         guard case .fail(3, .unavailable(let message)) = machine.request(3, deadline: at(300)) else {
             Issue.record("a full queue refuses at once"); return
         }
-        #expect(message.contains("2 commands already waiting"))
+        #expect(message.contains("2 commands already waiting") && message.contains("no connection to r:1 yet"))
         let early = machine.waitingTimerFired(now: at(50))
         #expect(early.expired.isEmpty && !early.stopTimer)
         let mid = machine.waitingTimerFired(now: at(150))

@@ -139,10 +139,10 @@ extension RedisClient {
 
     /// Whether every slot is served and every primary answers PING, within the bounded wait.
     func clusterHealth(on cluster: RedisClusterRouter, timeout: Duration?) async throws {
-        guard let topology = await cluster.refresh() else {
-            throw RedisError.unavailable("no Redis Cluster node described the cluster")
-        }
+        // The map in hand (kept current by the periodic refresh, MOVED and failed sends), not a new read per probe.
+        let topology = try await cluster.topology()
         guard topology.servedSlots == RedisHashSlot.count else {
+            cluster.requestRefresh()
             throw RedisError.unavailable("the Redis Cluster serves \(topology.servedSlots) of \(RedisHashSlot.count) slots")
         }
         let deadline = NIODeadline.now() + (timeout.map(TimeAmount.init) ?? configuration.commandTimeout)
@@ -161,27 +161,22 @@ extension RedisClient {
 
     /// Commands grouped by the node that serves them, each group in the caller's order.
     private func route(_ commands: [RedisCommand], on cluster: RedisClusterRouter, orderKey: String?) async throws -> [(RedisClusterTopology.Endpoint, [Int])] {
-        try Self.route(commands, by: try await cluster.topology(), orderKey: orderKey)
+        let topology = try await cluster.topology()
+        do {
+            return try Self.route(commands, by: topology, orderKey: orderKey)
+        } catch RedisError.unavailable(let reason) {
+            cluster.requestRefresh()  // a slot without a primary: the map is stale, or the cluster is failing over
+            throw RedisError.unavailable(reason)
+        }
     }
 
     private static func route(
         _ commands: [RedisCommand], by topology: RedisClusterTopology, orderKey: String?
     ) throws -> [(RedisClusterTopology.Endpoint, [Int])] {
-        let primaries = topology.primaries
-        guard !primaries.isEmpty else { throw RedisError.unavailable("the Redis Cluster serves no slots") }
-        let keyless = primaries[orderKey.map { Int(RedisClusterRouter.hash($0) % UInt64(primaries.count)) } ?? 0]
         var order: [RedisClusterTopology.Endpoint] = []
         var groups: [RedisClusterTopology.Endpoint: [Int]] = [:]
         for (index, command) in commands.enumerated() {
-            let node: RedisClusterTopology.Endpoint
-            if let slot = try command.slot() {
-                guard let owner = topology.primary(forSlot: slot) else {
-                    throw RedisError.unavailable("no Redis Cluster primary serves slot \(slot)")
-                }
-                node = owner
-            } else {
-                node = keyless
-            }
+            let node = try RedisClusterRouter.node(forSlot: try command.slot(), orderKey: orderKey, in: topology)
             if groups[node] == nil { order.append(node) }
             groups[node, default: []].append(index)
         }

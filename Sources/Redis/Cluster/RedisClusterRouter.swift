@@ -43,17 +43,26 @@ final class RedisClusterRouter: Sendable {
     /// The last slot map read, if any.
     var currentTopology: RedisClusterTopology? { state.withLock { $0.topology } }
 
-    /// The primary for `slot` (`nil`: a command without keys, which goes to the primary `orderKey` picks, or the
-    /// first). Throws ``RedisError/unavailable(_:)`` when no primary serves the slot.
+    /// The primary for `slot` by the current map, reading it first if need be (see ``node(forSlot:orderKey:in:)``).
     func node(forSlot slot: Int?, orderKey: String? = nil) async throws -> Endpoint {
-        let topology = try await topology()
+        do {
+            return try Self.node(forSlot: slot, orderKey: orderKey, in: try await topology())
+        } catch {
+            requestRefresh()
+            throw error
+        }
+    }
+
+    /// The primary for `slot` in `topology`; `nil` is a command without keys, which goes to the primary `orderKey`
+    /// picks (the same for every call with that key), or the first. Throws ``RedisError/unavailable(_:)`` when no
+    /// primary serves the slot.
+    static func node(forSlot slot: Int?, orderKey: String?, in topology: RedisClusterTopology) throws(RedisError) -> Endpoint {
         guard let slot else {
             let primaries = topology.primaries
             guard !primaries.isEmpty else { throw RedisError.unavailable("the Redis Cluster serves no slots") }
-            return primaries[orderKey.map { Int(Self.hash($0) % UInt64(primaries.count)) } ?? 0]
+            return primaries[orderKey.map { Int(hash($0) % UInt64(primaries.count)) } ?? 0]
         }
         guard let node = topology.primary(forSlot: slot) else {
-            requestRefresh()
             throw RedisError.unavailable("no Redis Cluster primary serves slot \(slot)")
         }
         return node
