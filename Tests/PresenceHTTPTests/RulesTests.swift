@@ -1,6 +1,7 @@
 import Foundation
 @testable import PresenceCore
 @testable import PresenceHTTP
+import Redis
 import Testing
 
 @Suite("Validation rules")
@@ -72,12 +73,22 @@ struct ValidationTests {
         #expect(Set(files) == names, "a .lua file that Scripts does not load, or the other way round")
     }
 
-    @Test func sweeperEntriesSplitAfterTheRoomEvenWhenItHasAColon() {
-        #expect(PresenceSweeper.room(ofEntry: "general:alice") == "general")
-        #expect(PresenceSweeper.room(ofEntry: "ticket_T-1:bob") == "ticket_T-1")
-        #expect(PresenceSweeper.room(ofEntry: "pch:presence-lobby:alice") == "pch:presence-lobby")
-        #expect(PresenceSweeper.room(ofEntry: "pch:presence-lobby:user:1") == "pch:presence-lobby")
-        #expect(PresenceSweeper.room(ofEntry: "nocolon") == nil)
+    @Test func legacySweeperEntriesSplitAfterTheRoomEvenWhenItHasAColon() {
+        #expect(RedisExpiryStore.legacyRoom(ofEntry: "general:alice") == "general")
+        #expect(RedisExpiryStore.legacyRoom(ofEntry: "ticket_T-1:bob") == "ticket_T-1")
+        #expect(RedisExpiryStore.legacyRoom(ofEntry: "pch:presence-lobby:alice") == "pch:presence-lobby")
+        #expect(RedisExpiryStore.legacyRoom(ofEntry: "pch:presence-lobby:user:1") == "pch:presence-lobby")
+        #expect(RedisExpiryStore.legacyRoom(ofEntry: "nocolon") == nil)
+    }
+
+    @Test func sweeperBucketsSpreadOverTheSlotRange() {
+        let width = 16384 / RedisKeys.sweepBuckets
+        for bucket in 0..<RedisKeys.sweepBuckets {
+            let key = RedisKeys.presenceRooms(bucket: bucket)
+            #expect(RedisHashSlot.slot(for: key) / width == bucket, "\(key)")
+            #expect(RedisHashSlot.slot(for: RedisKeys.presenceRoomsTouched(bucket: bucket)) == RedisHashSlot.slot(for: key))
+        }
+        #expect(Set(["general", "help", "random", "pch:presence-lobby"].map(RedisKeys.sweepBucket(of:))).count > 1)
     }
 
     @Test func messageIDs() {

@@ -227,12 +227,11 @@ public struct ChatService: Sendable {
             }
         }
         if let next, var room = nextRoom, let joined {
-            // The sweeper's work-list entry and the events go out without holding the response: the switch itself
-            // is committed. Keyed by user: one user's switches publish their events in the order they happened.
-            presence.recordExpiryDetached(room: next, user: user, expiresAt: joined.member.expiresAt, orderKey: user)
             room.userCount = joined.userCount
             if joined.isNew { events += presenceEvents(room: room, user: user, action: .joined) }
         }
+        // The events go out without holding the response: the switch itself is committed. Keyed by user: one user's
+        // switches publish their events in the order they happened.
         broadcaster.publishDetached(events, orderKey: user)
         if let joinError { throw joinError }
     }

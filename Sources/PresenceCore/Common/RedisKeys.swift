@@ -1,3 +1,5 @@
+import Redis
+
 /// Every Redis key the service uses, in one place (documented in `docs/redis-keys.md`).
 ///
 /// All keys of one room share the hash tag `{<roomId>}`, all keys of one user `{<username>}`, so each Lua script
@@ -20,8 +22,28 @@ public enum RedisKeys {
 
     /// Set: ids of the public rooms.
     public static let publicRooms = "rooms:public"
-    /// Sorted set: `"<roomId>:<user>"` → presence expiry (epoch ms); the sweeper's work list.
-    public static let presenceExpiries = "presence:expiries"
+    /// Sorted set: room id → when the sweeper checks the room next (epoch ms); the sweeper's work list, spread over
+    /// ``sweepBuckets`` buckets whose hash tags fall in evenly spaced slot ranges (``sweepBucket(of:)`` picks one).
+    public static func presenceRooms(bucket: Int) -> String { "presence:rooms:{\(sweepBucketTags[bucket])}" }
+    /// Hash: room id → when a join last registered the room (epoch ms), in the bucket's slot.
+    public static func presenceRoomsTouched(bucket: Int) -> String { "presence:rooms:{\(sweepBucketTags[bucket])}:touched" }
+    /// The number of sweeper buckets.
+    public static let sweepBuckets = 16
+    /// The bucket of a room.
+    public static func sweepBucket(of room: String) -> Int { RedisHashSlot.slot(for: room) % sweepBuckets }
+    /// Per bucket, the shortest tag `s<bucket>.<n>` whose slot lies in the bucket's sixteenth of the slot range, so
+    /// the buckets spread over every primary of a cluster.
+    static let sweepBucketTags: [String] = (0..<sweepBuckets).map { bucket in
+        let width = RedisHashSlot.count / sweepBuckets
+        var n = 0
+        while true {
+            let tag = "s\(bucket).\(n)"
+            if RedisHashSlot.slot(for: tag) / width == bucket { return tag }
+            n += 1
+        }
+    }
+    /// The sweeper's work list before sweeper buckets: read once at start-up, its rooms registered, then deleted.
+    public static let legacyPresenceExpiries = "presence:expiries"
 
     /// Hash: `username`, `passwordHash`, `createdAt`, `lastActive`.
     public static func user(_ name: String) -> String { "user:{\(name)}" }

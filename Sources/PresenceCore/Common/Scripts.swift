@@ -11,8 +11,9 @@ public enum Scripts {
     static let presenceSweep = load("presence_sweep")
     static let presenceList = load("presence_list")
     static let presenceCount = load("presence_count")
-    static let expiryDue = load("expiry_due")
-    static let expiryAck = load("expiry_ack")
+    static let presenceRegister = load("presence_register")
+    static let presenceDue = load("presence_due")
+    static let presenceSettle = load("presence_settle")
     static let rateLimitSliding = load("ratelimit_sliding")
     static let roomCreate = load("room_create")
     static let roomGet = load("room_get")
@@ -33,7 +34,7 @@ public enum Scripts {
 
     /// Every script, in declaration order.
     public static var all: [RedisScript] {
-        [presenceJoin, presenceRefresh, presenceLeave, presenceSweep, presenceList, presenceCount, expiryDue, expiryAck,
+        [presenceJoin, presenceRefresh, presenceLeave, presenceSweep, presenceList, presenceCount, presenceRegister, presenceDue, presenceSettle,
          rateLimitSliding, roomCreate, roomGet, roomDelete, roomLeavePrivate, userRegister, userTouch, userSwitch,
          historyAppend, supportOpen, supportMetadata, supportClose, supportReopen, expiringTouch, expiringMembers,
          socketDetach, channelRoomOpen]

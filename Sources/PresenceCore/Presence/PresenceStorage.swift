@@ -21,9 +21,6 @@ public protocol PresenceStorage: Sendable {
     func forgetPresentRooms(_ rooms: [String], of user: String) async throws
     /// Forgets `room` from the present rooms of each of `users` (after their presence expired).
     func forgetPresentRoom(_ room: String, of users: [String]) async throws
-    /// Puts a presence into the expiry work list without waiting (``PresenceSweeper``); calls with one `orderKey`
-    /// are applied in call order.
-    func recordExpiryDetached(room: String, user: String, expiresAt: Int64, orderKey: String)
 }
 
 extension PresenceStorage {

@@ -4,11 +4,11 @@ import ServiceLifecycle
 
 /// Finds presences that expired and has their departure announced, exactly once, whichever worker gets there.
 ///
-/// Every worker runs one. Each pass reads due entries from the work list (``ExpiryStorage``; in Redis
-/// `presence:expiries`, scored by expiry, on Redis's clock), claims the expired members of each room concerned (only
-/// one worker ever gets a given expiry), hands them to `onExpired`, then drops the handled entries from the work list
-/// unless a heartbeat pushed them into the future meanwhile. No keyspace notifications: they lag
-/// badly once Redis holds many keys with a TTL.
+/// Every worker runs one. Each pass leases the rooms due for a check from the work list (``ExpiryStorage``; in Redis
+/// the bucketed `presence:rooms:{…}` sorted sets, on Redis's clock), claims the expired members of each (only one
+/// worker ever gets a given expiry), hands them to `onExpired`, and only then settles the rooms (due again at their
+/// next expiry). A worker that dies mid-pass leaves its rooms leased: another worker takes them when the lease ends.
+/// No keyspace notifications: they lag badly once Redis holds many keys with a TTL.
 public struct PresenceSweeper: Service {
     /// Members of one room whose presence expired, claimed by this worker.
     public struct Expired: Sendable {
@@ -24,7 +24,8 @@ public struct PresenceSweeper: Service {
     let logger: Logger
     let onExpired: @Sendable (Expired) async -> Void
 
-    public init(storage: any ExpiryStorage, interval: Duration, batchSize: Int = 500, logger: Logger, onExpired: @escaping @Sendable (Expired) async -> Void) {
+    /// `batchSize` bounds the rooms taken from each bucket per pass.
+    public init(storage: any ExpiryStorage, interval: Duration, batchSize: Int = 200, logger: Logger, onExpired: @escaping @Sendable (Expired) async -> Void) {
         self.storage = storage
         self.interval = interval
         self.batchSize = batchSize
@@ -32,12 +33,16 @@ public struct PresenceSweeper: Service {
         self.onExpired = onExpired
     }
 
+    /// How long a pass holds the rooms it took: long enough to claim and announce them, short enough that a worker
+    /// that died holding them delays their announcements only briefly.
+    var lease: Duration { max(.seconds(5), interval * 2) }
+
     /// Sweeps every `interval` until graceful shutdown, which ends the wait at once.
     public func run() async throws {
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do {
-                    // A full batch means more may be due: go again at once.
+                    // A full bucket means more may be due: go again at once.
                     while try await sweepOnce() >= batchSize {}
                 } catch {
                     logger.debug("Sweep failed", metadata: ["error": "\(error)"])
@@ -47,38 +52,30 @@ public struct PresenceSweeper: Service {
         }
     }
 
-    /// The room of a work-list entry `<roomId>:<user>`. Chat and support room ids have no `:`; a presence channel's
-    /// room is `pch:<channel>` and channel names have no `:` either, so the room ends at its first `:` after that
-    /// prefix (a user id may contain `:`).
-    static func room(ofEntry entry: String) -> String? {
-        let start = entry.hasPrefix("pch:") ? entry.index(entry.startIndex, offsetBy: 4) : entry.startIndex
-        guard let colon = entry[start...].firstIndex(of: ":") else { return nil }
-        return String(entry[..<colon])
-    }
-
-    /// One pass; returns how many due entries it handled.
+    /// One pass; returns the most rooms taken from one bucket (``batchSize`` or more: go again).
     @discardableResult
     public func sweepOnce() async throws -> Int {
         Counter(label: "sweeper_runs_total").increment()
-        let (now, entries) = try await storage.due(limit: batchSize)
-        guard !entries.isEmpty else { return 0 }
-        var rooms: [String] = []
-        for entry in entries {
-            guard let room = Self.room(ofEntry: entry) else { continue }
-            if !rooms.contains(room) { rooms.append(room) }
-        }
-        let claims = try await storage.claimExpired(rooms: rooms)
-        for (room, claim) in zip(rooms, claims) {
+        let due = try await storage.due(limit: batchSize, lease: lease)
+        guard !due.isEmpty else { return 0 }
+        let claims = try await storage.claimExpired(rooms: due.map(\.room))
+        var settled: [(room: DueRoom, claim: ExpiredClaim)] = []
+        for (room, claim) in zip(due, claims) {
+            // A room whose claim failed is not settled: its lease runs out and it is taken again.
             guard let claim else {
-                logger.warning("Sweep failed for a room", metadata: ["room": "\(room)"])
+                logger.warning("Sweep failed for a room", metadata: ["room": "\(room.room)"])
                 continue
             }
-            guard !claim.users.isEmpty else { continue }
-            logger.debug("Presence expired", metadata: ["room": "\(room)", "users": "\(claim.users)"])
-            Counter(label: "presence_leaves_announced_total").increment(by: claim.users.count)
-            await onExpired(Expired(room: room, users: claim.users, userCount: claim.userCount, meta: claim.meta))
+            if !claim.users.isEmpty {
+                logger.debug("Presence expired", metadata: ["room": "\(room.room)", "users": "\(claim.users)"])
+                Counter(label: "presence_leaves_announced_total").increment(by: claim.users.count)
+                await onExpired(Expired(room: room.room, users: claim.users, userCount: claim.userCount, meta: claim.meta))
+            }
+            settled.append((room, claim))
         }
-        try await storage.acknowledge(entries, now: now)
-        return entries.count
+        try await storage.settle(settled, recheck: interval)
+        var perBucket: [Int: Int] = [:]
+        for room in due { perBucket[room.bucket, default: 0] += 1 }
+        return perBucket.values.max() ?? 0
     }
 }

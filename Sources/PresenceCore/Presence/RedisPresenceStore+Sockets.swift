@@ -10,10 +10,8 @@ extension RedisPresenceStore: SocketPresenceStorage {
         }
         calls.append(touchCall(socket: socket, user: user, room: room, ttl: ttl))
         calls.append(joinCall(room: room, user: user, ttl: ttl, state: nil))
-        let replies = try await redis.run(calls)
-        let joined = try Self.parseJoin(replies[replies.count - 1], user: user, ttl: ttl)
-        try await redis.send(indexCommand(room: room, user: user, expiresAt: joined.member.expiresAt))
-        return joined
+        let replies = try await runRegistered(room: room, ttl: ttl, calls)
+        return try Self.parseJoin(replies[replies.count - 1], user: user, ttl: ttl)
     }
 
     public func detachSocket(_ socket: String, user: String, room: String) async throws -> PresenceLeave? {
@@ -43,17 +41,8 @@ extension RedisPresenceStore: SocketPresenceStorage {
             ))
         }
         let replies = try await redis.run(calls)
-        var index: [RedisCommand] = []
-        var lapsed: [Int] = []
-        for (i, entry) in entries.enumerated() {
-            if let v = replies[2 * i + 1].array, let expiresAt = v.first?.int {
-                index.append(indexCommand(room: entry.room, user: entry.user, expiresAt: Int64(expiresAt)))
-            } else {
-                lapsed.append(i)
-            }
-        }
-        if !index.isEmpty { _ = try await redis.pipeline(index) }
-        return lapsed
+        // A refresh moves an expiry later, never earlier: the room's planned check stays valid.
+        return entries.indices.filter { replies[2 * $0 + 1].array?.first?.int == nil }
     }
 
     private func touchCall(socket: String, user: String, room: String, ttl: Duration) -> RedisScriptCall {

@@ -8,8 +8,8 @@ import Redis
 ///
 /// A user is present in a room while the key `room:{id}:presence:<user>` lives (native TTL). The room's sorted set
 /// `room:{id}:members` (scored by expiry) counts and lists them in O(log N); `room:{id}:joined` keeps join order.
-/// Every change is one Lua script over the room's hash tag, on Redis's clock. Each entry also goes into
-/// `presence:expiries`, the work list of ``PresenceSweeper``, which announces members whose presence expired.
+/// Every change is one Lua script over the room's hash tag, on Redis's clock. A join first registers its room with
+/// ``PresenceSweeper``'s work list (`presence:rooms:{…}`), which announces members whose presence expired.
 public struct RedisPresenceStore: PresenceStorage {
     let redis: RedisClient
     let logger: Logger
@@ -39,10 +39,19 @@ public struct RedisPresenceStore: PresenceStorage {
         )
     }
 
-    /// Puts a presence into the sweeper's work list. `GT`: of two concurrent refreshes the later expiry wins,
-    /// whatever order their ZADDs arrive in.
-    func indexCommand(room: String, user: String, expiresAt: Int64) -> RedisCommand {
-        RedisCommand("ZADD", RedisKeys.presenceExpiries, "GT", String(expiresAt), "\(room):\(user)")
+    /// Runs `calls` after registering `room` with the sweeper (``RedisExpiryStore``), so that a member the calls add
+    /// is never in a room the sweeper does not know, whatever happens to this worker in between. On one Redis both go
+    /// in one pipeline, which Redis runs in order; on a cluster the registration's node may differ, so it is awaited
+    /// first. Returns the replies to `calls`.
+    func runRegistered(room: String, ttl: Duration, _ calls: [RedisScriptCall]) async throws -> [RESPValue] {
+        let registration = RedisExpiryStore.registerCall(room: room, ttl: ttl)
+        if redis.isCluster {
+            if let message = try await redis.run([registration])[0].errorMessage { throw RedisError.server(message) }
+            return try await redis.run(calls)
+        }
+        let replies = try await redis.run([registration] + calls)
+        if let message = replies[0].errorMessage { throw RedisError.server(message) }
+        return Array(replies.dropFirst())
     }
 
     // MARK: - Operations
@@ -50,10 +59,8 @@ public struct RedisPresenceStore: PresenceStorage {
     /// Enters `room` (or refreshes presence there). `state` replaces the member's state; `nil` keeps it.
     /// Throws ``DomainError/roomNotFound`` when the room does not exist.
     public func join(room: String, user: String, ttl: Duration, state: JSONValue?) async throws -> PresenceJoin {
-        let reply = try await redis.run([joinCall(room: room, user: user, ttl: ttl, state: state)])[0]
-        let result = try Self.parseJoin(reply, user: user, ttl: ttl)
-        try await redis.send(indexCommand(room: room, user: user, expiresAt: result.member.expiresAt))
-        return result
+        let reply = try await runRegistered(room: room, ttl: ttl, [joinCall(room: room, user: user, ttl: ttl, state: state)])[0]
+        return try Self.parseJoin(reply, user: user, ttl: ttl)
     }
 
     static func parseJoin(_ reply: RESPValue, user: String, ttl: Duration) throws -> PresenceJoin {
@@ -104,7 +111,6 @@ public struct RedisPresenceStore: PresenceStorage {
               let old = v[3].string, let new = v[4].string else {
             throw RedisError.protocolError("unexpected refresh reply \(reply)")
         }
-        try await redis.send(indexCommand(room: room, user: user, expiresAt: Int64(expiresAt)))
         let member = PresenceMember(
             username: user, joinedAt: Int64(joinedAt), expiresAt: Int64(expiresAt),
             lastSeen: Int64(expiresAt) - ttl.milliseconds, state: JSONValue.parse(Array(new.utf8)) ?? [:]
@@ -165,7 +171,8 @@ public struct RedisPresenceStore: PresenceStorage {
             Scripts.userSwitch, keys: [RedisKeys.user(user), RedisKeys.userPresentRooms(user)],
             arguments: [previous ?? "", next ?? ""]
         ))
-        let replies = try await redis.run(calls)
+        let replies: [RESPValue]
+        if let next { replies = try await runRegistered(room: next, ttl: ttl, calls) } else { replies = try await redis.run(calls) }
         let left = try previous.map { _ in try Self.parseLeave(replies[0]) }
         let joined: Result<PresenceJoin, any Error>? = next.map { _ in
             Result { try Self.parseJoin(replies[previous == nil ? 0 : 1], user: user, ttl: ttl) }
@@ -186,19 +193,6 @@ public struct RedisPresenceStore: PresenceStorage {
         guard !users.isEmpty else { return }
         let replies = try await redis.pipeline(users.map { RedisCommand("SREM", RedisKeys.userPresentRooms($0), room) })
         if let message = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
-    }
-
-    public func recordExpiryDetached(room: String, user: String, expiresAt: Int64, orderKey: String) {
-        redis.pipelineDetached([indexCommand(room: room, user: user, expiresAt: expiresAt)], orderKey: orderKey) { [logger] result in
-            let failed: String? = switch result {
-            case .success(let replies): replies.lazy.compactMap(\.errorMessage).first
-            case .failure(let error): "\(error)"
-            }
-            if let failed {
-                Counter(label: "switch_followup_failures_total").increment()
-                logger.warning("Recording a presence expiry failed", metadata: ["room": "\(room)", "user": "\(user)", "error": "\(failed)"])
-            }
-        }
     }
 
     static func encodeCursor(at: String, user: String) -> String {

@@ -4,7 +4,7 @@
 -- KEYS[1] room:{id}:meta   KEYS[2] room:{id}:members   KEYS[3] room:{id}:joined
 -- ARGV: none
 --
--- Returns {userCount, {claimed users...}, meta...}.
+-- Returns {userCount, {claimed users...}, {meta...}, now, next expiry ('' when no member is left)}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
@@ -16,4 +16,7 @@ for _, user in ipairs(expired) do
   end
 end
 local count = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
-return {count, claimed, redis.call('HGETALL', KEYS[1])}
+local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+local nextAt = ''
+if first[2] then nextAt = first[2] end
+return {count, claimed, redis.call('HGETALL', KEYS[1]), now, nextAt}

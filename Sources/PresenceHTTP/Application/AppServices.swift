@@ -20,6 +20,8 @@ public struct AppServices: Sendable {
     /// Opened when a stop reaches its deadline: long waits give up.
     public let stopDeadline = Latch()
     public let sweeper: PresenceSweeper
+    /// The sweeper's work list (also moved over from an older layout at start-up).
+    public let expiries: RedisExpiryStore
     public let searchLimiter: SlidingWindowLimiter
     /// Registrations and login attempts.
     let authLimiters: AuthController.Limiters
@@ -87,7 +89,8 @@ public struct AppServices: Sendable {
             loginUser: SlidingWindowLimiter(name: "login-user", limit: configuration.loginUserRateLimit, window: .seconds(60), storage: limits),
             loginAddress: SlidingWindowLimiter(name: "login-address", limit: configuration.loginAddressRateLimit, window: .seconds(60), storage: limits)
         )
-        self.sweeper = PresenceSweeper(storage: RedisExpiryStore(redis: redis), interval: configuration.sweepInterval, logger: logger) { expired in
+        self.expiries = RedisExpiryStore(redis: redis)
+        self.sweeper = PresenceSweeper(storage: expiries, interval: configuration.sweepInterval, logger: logger) { expired in
             if expired.meta["type"] == "support" {
                 await support.announceExpired(room: expired.room, users: expired.users, meta: expired.meta)
             } else if expired.meta["type"] == "channel", let channel = expired.meta["channel"] {

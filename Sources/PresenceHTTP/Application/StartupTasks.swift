@@ -3,12 +3,14 @@ import Logging
 import PresenceCore
 import ServiceLifecycle
 
-/// One-off work at start-up that needs Redis: creating the default rooms, and the admin accounts of `ADMIN_USERS`
-/// that do not exist yet (with `ADMIN_PASSWORD`, when set). Retries until Redis answers, so a worker may start
+/// One-off work at start-up that needs Redis: creating the default rooms, the admin accounts of `ADMIN_USERS`
+/// that do not exist yet (with `ADMIN_PASSWORD`, when set), and moving an older version's sweeper work list into the
+/// sweeper buckets. Retries until Redis answers, so a worker may start
 /// before Redis does.
 struct StartupTasks: Service {
     let chat: ChatService
     let users: UserDirectory
+    let expiries: RedisExpiryStore
     let admins: Set<String>
     let adminPassword: String?
     let logger: Logger
@@ -20,6 +22,8 @@ struct StartupTasks: Service {
                 do {
                     try await chat.ensureDefaultRooms()
                     try await ensureAdmins()
+                    let moved = try await expiries.migrateLegacyIndex()
+                    if moved > 0 { logger.notice("Moved the old sweeper work list into the sweeper buckets", metadata: ["entries": "\(moved)"]) }
                     return
                 } catch {
                     logger.warning("Creating default rooms failed; retrying", metadata: ["error": "\(error)"])

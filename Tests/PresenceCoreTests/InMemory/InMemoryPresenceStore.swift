@@ -15,7 +15,8 @@ struct InMemoryPresenceStore: PresenceStorage, ExpiryStorage {
                 state: newState ?? previous?.state ?? [:]
             )
             state.presence[room, default: [:]][user] = member
-            state.expiries["\(room):\(user)"] = member.expiresAt
+            let planned = state.sweepRooms[room]?.due ?? .max
+            state.sweepRooms[room] = (min(planned, member.expiresAt), state.now)
             return PresenceJoin(
                 isNew: previous == nil, userCount: World.present(state, room: room).count,
                 member: Self.member(user, member, ttl: ttl), previousState: previous?.state ?? [:], meta: meta
@@ -41,7 +42,6 @@ struct InMemoryPresenceStore: PresenceStorage, ExpiryStorage {
             member.expiresAt = state.now + ttl.milliseconds
             if let newState { member.state = newState }
             state.presence[room]?[user] = member
-            state.expiries["\(room):\(user)"] = member.expiresAt
             return PresenceRefresh(member: Self.member(user, member, ttl: ttl), previousState: previous)
         }
     }
@@ -88,16 +88,17 @@ struct InMemoryPresenceStore: PresenceStorage, ExpiryStorage {
         world.withState { state in for user in users { state.presentRooms[user]?.remove(room) } }
     }
 
-    func recordExpiryDetached(room: String, user: String, expiresAt: Int64, orderKey: String) {
-        world.withState { state in state.expiries["\(room):\(user)"] = max(state.expiries["\(room):\(user)"] ?? 0, expiresAt) }
-    }
+    // MARK: ExpiryStorage (one bucket)
 
-    // MARK: ExpiryStorage
+    var bucketCount: Int { 1 }
 
-    func due(limit: Int) async throws -> (now: Int64, entries: [String]) {
+    func due(limit: Int, lease: Duration) async throws -> [DueRoom] {
         world.withState { state in
-            let due = state.expiries.filter { $0.value <= state.now }.sorted { ($0.value, $0.key) < ($1.value, $1.key) }
-            return (state.now, Array(due.prefix(limit).map(\.key)))
+            let due = state.sweepRooms.filter { $0.value.due <= state.now }.sorted { ($0.value.due, $0.key) < ($1.value.due, $1.key) }
+            return due.prefix(limit).map { room, entry in
+                state.sweepRooms[room] = (state.now + lease.milliseconds, entry.touched)
+                return DueRoom(room: room, bucket: 0, leasedUntil: state.now + lease.milliseconds)
+            }
         }
     }
 
@@ -106,14 +107,33 @@ struct InMemoryPresenceStore: PresenceStorage, ExpiryStorage {
             rooms.map { room in
                 let expired = (state.presence[room] ?? [:]).filter { $0.value.expiresAt <= state.now }.keys.sorted()
                 for user in expired { state.presence[room]?[user] = nil }
-                return ExpiredClaim(users: expired, userCount: World.present(state, room: room).count, meta: state.meta[room] ?? [:])
+                let present = World.present(state, room: room)
+                return ExpiredClaim(
+                    users: expired, userCount: present.count, meta: state.meta[room] ?? [:],
+                    claimedAt: state.now, nextExpiry: present.values.map(\.expiresAt).min()
+                )
             }
         }
     }
 
-    func acknowledge(_ entries: [String], now: Int64) async throws {
+    func settle(_ settled: [(room: DueRoom, claim: ExpiredClaim)], recheck: Duration) async throws {
         world.withState { state in
-            for entry in entries where (state.expiries[entry] ?? 0) <= now { state.expiries[entry] = nil }
+            for (room, claim) in settled {
+                guard let entry = state.sweepRooms[room.room] else {
+                    if let next = claim.nextExpiry { state.sweepRooms[room.room] = (next, claim.claimedAt) }
+                    continue
+                }
+                let unchanged = entry.due == room.leasedUntil
+                if let next = claim.nextExpiry {
+                    state.sweepRooms[room.room]?.due = unchanged ? next : min(entry.due, next)
+                } else if unchanged {
+                    if claim.claimedAt - entry.touched > 60_000 {
+                        state.sweepRooms[room.room] = nil
+                    } else {
+                        state.sweepRooms[room.room]?.due = claim.claimedAt + recheck.milliseconds
+                    }
+                }
+            }
         }
     }
 

@@ -19,7 +19,8 @@ final class World: Sendable {
         var userRooms: [String: Set<String>] = [:]
         var presence: [String: [String: Presence]] = [:]
         var presentRooms: [String: Set<String>] = [:]
-        var expiries: [String: Int64] = [:]
+        /// The sweeper's work list: room → (next check, last registration).
+        var sweepRooms: [String: (due: Int64, touched: Int64)] = [:]
         var history: [String: [ChatMessage]] = [:]
         var lastMessageID: Int64 = 0
         var snapshots: [String: String] = [:]
