@@ -46,9 +46,10 @@ extension RedisClient {
         return try await send(RedisCommand("DEL", keys)).int ?? 0
     }
 
-    /// `PUBLISH channel message`; returns how many subscribers received it.
+    /// Publishes `message` on `channel` (`PUBLISH`, or `SPUBLISH` on a cluster); returns how many subscribers of the
+    /// node(s) concerned received it.
     @discardableResult
     public func publish(_ message: String, to channel: String) async throws -> Int {
-        try await send(RedisCommand("PUBLISH", channel, message)).int ?? 0
+        try await send(publishCommand(message, to: channel)).int ?? 0
     }
 }

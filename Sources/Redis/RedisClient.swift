@@ -139,13 +139,15 @@ public final class RedisClient: Sendable {
         }
     }
 
-    /// A new pub/sub subscriber on a dedicated connection with this client's configuration. In cluster mode it
-    /// connects to any node (a classic `PUBLISH` reaches every node's subscribers) and moves to another when its node
-    /// is lost.
-    public func makeSubscriber(healthCheckInterval: Duration = .seconds(1)) -> RedisSubscriber {
-        var endpoints: (@Sendable () -> [RedisConfiguration.Endpoint])?
+    /// A new pub/sub subscriber with this client's configuration: on one Redis a ``RedisSubscriber`` (classic pub/sub,
+    /// one connection); on a Redis Cluster a ``RedisShardedSubscriber`` (sharded pub/sub, a connection per primary).
+    /// Publish to it with ``publishCommand(_:to:)``.
+    public func makeSubscriber(healthCheckInterval: Duration = .seconds(1)) -> any RedisPubSub {
         if let cluster {
-            endpoints = { cluster.anyNodes.map { RedisConfiguration.Endpoint.tcp(host: $0.host, port: $0.port) } }
+            return RedisShardedSubscriber(
+                router: cluster, configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger,
+                healthCheckInterval: TimeAmount(healthCheckInterval)
+            )
         }
         var subscriberConfiguration = configuration
         subscriberConfiguration.preloadScripts = []
@@ -153,9 +155,15 @@ public final class RedisClient: Sendable {
             configuration: subscriberConfiguration,
             eventLoop: eventLoopGroup.next(),
             logger: logger,
-            healthCheckInterval: TimeAmount(healthCheckInterval),
-            endpoints: endpoints
+            healthCheckInterval: TimeAmount(healthCheckInterval)
         )
+    }
+
+    /// The command that publishes `message` to the subscribers ``makeSubscriber(healthCheckInterval:)`` makes:
+    /// `PUBLISH` on one Redis, `SPUBLISH` on a cluster (routed to the primary of the channel's slot; classic `PUBLISH`
+    /// would be copied to every node over the cluster bus).
+    public func publishCommand(_ message: String, to channel: String) -> RedisCommand {
+        RedisCommand(isCluster ? "SPUBLISH" : "PUBLISH", channel, message)
     }
 
     /// The connection every batch with this order key goes on (FNV-1a of the key: the same in every process).

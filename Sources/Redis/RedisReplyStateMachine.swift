@@ -45,7 +45,8 @@ struct RedisReplyStateMachine<Responder> {
 
     /// How long an overdue connection may stay silent before it is considered dead.
     let stallTimeout: TimeAmount
-    /// Set once a subscriber's connection is ready: from then on pushes are told apart from replies.
+    /// Set once a subscriber's connection is ready: from then on every reply goes to the subscriber, which sends its
+    /// commands without a tracked request and matches replies to them itself.
     var subscriptionMode = false
     private var pending = CircularBuffer<Pending>(initialCapacity: 64)
     /// The last time the connection showed life while requests waited: a read, or a write onto an idle connection.
@@ -69,7 +70,8 @@ struct RedisReplyStateMachine<Responder> {
     /// A reply (or push) was read.
     mutating func read(_ reply: RESPValue, now: NIODeadline) -> ReadAction {
         lastProgress = now
-        if subscriptionMode, Self.isPush(reply) { return .push(reply) }
+        // A subscriber matches every reply itself (confirmations, errors, pongs: ``RedisSubscriberStateMachine``).
+        if subscriptionMode { return .push(reply) }
         guard !pending.isEmpty else { return .closeConnection(unexpected: reply) }
         pending[pending.startIndex].remaining -= 1
         guard pending[pending.startIndex].remaining == 0 else {
@@ -114,19 +116,5 @@ struct RedisReplyStateMachine<Responder> {
             if !entry.abandoned { waiting.append(entry.responder) }
         }
         return waiting
-    }
-
-    /// Whether a reply is a pub/sub push (`message`, `subscribe`, ...) rather than the reply to a command.
-    static func isPush(_ reply: RESPValue) -> Bool {
-        guard case .array(let items) = reply, let first = items.first,
-              case .bulkString(let kind) = first else { return false }
-        switch kind.readableBytes {
-        case 7, 8, 9, 10, 11, 12:
-            let name = String(buffer: kind)
-            return name == "message" || name == "pmessage" || name == "subscribe" || name == "unsubscribe"
-                || name == "psubscribe" || name == "punsubscribe"
-        default:
-            return false
-        }
     }
 }

@@ -120,7 +120,7 @@ struct Client {
         let owner = try #require(try await client.topology().primary(forSlot: slot))
 
         // MOVED: a replica of the owner takes over (CLUSTER FAILOVER); the client still holds the old map.
-        let replica = try #require(try await client.topology().shards.first { $0.primary == owner }?.replicas.first)
+        let replica = try await replicaOf(owner, in: cluster)
         try await cluster.cli(["-p", String(replica.port), "cluster", "failover"])
         try await waitUntil { (try? await cluster.cli(["-p", String(replica.port), "role"]))?.hasPrefix("master") == true }
         try await cluster.waitUntilOK()
@@ -143,6 +143,90 @@ struct Client {
         try await client.set(key, to: "after")
         #expect(try await client.getString(key) == "after")
         #expect(try await client.topology().primary(forSlot: slot) == target)
+        await client.close()
+    }
+
+    /// A replica of `primary`, once the cluster lists one (replicas attach shortly after the cluster is created).
+    func replicaOf(_ primary: RedisClusterTopology.Endpoint, in cluster: RedisClusterServers) async throws -> RedisClusterTopology.Endpoint {
+        let id = try await cluster.cli(["-p", String(primary.port), "cluster", "myid"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        var port: Int?
+        try await waitUntil {
+            let nodes = try await cluster.cli(["-p", String(primary.port), "cluster", "nodes"])
+            for line in nodes.split(separator: "\n") {
+                let fields = line.split(separator: " ").map(String.init)
+                guard fields.count > 3, fields[2].contains("slave"), fields[3] == id else { continue }
+                let address = fields[1].split(separator: "@")[0]
+                port = address.split(separator: ":").last.flatMap { Int(String($0)) }
+            }
+            return port != nil
+        }
+        return RedisClusterTopology.Endpoint(host: "127.0.0.1", port: port!)
+    }
+
+    @Test func shardedPubSubFollowsItsChannelsThroughAMigrationAndAFailover() async throws {
+        let cluster = try await RedisClusterServers.start()
+        defer { cluster.stop() }
+        let client = RedisClient(configuration: try RedisConfiguration(url: cluster.url))
+        let subscriber = client.makeSubscriber(healthCheckInterval: .milliseconds(200))
+        #expect(subscriber is RedisShardedSubscriber)
+        let router = Task { await subscriber.run() }
+        let channels = (0..<24).map { "news-\($0)" }
+        try await subscriber.subscribe(channels)
+        var events = subscriber.events.makeAsyncIterator()
+        let topology = try await client.topology()
+        // Each channel is subscribed on the primary of its slot, and only there.
+        for primary in topology.primaries {
+            let held = try await node(cluster, port: primary.port).send(RedisCommand("PUBSUB", "SHARDCHANNELS")).array?.compactMap(\.string) ?? []
+            #expect(Set(held) == Set(channels.filter { topology.primary(forSlot: RedisHashSlot.slot(for: $0)) == primary }))
+        }
+        for channel in channels { #expect(try await client.publish("hi", to: channel) == 1) }
+        var got = Set<String>()
+        while got.count < channels.count, let event = await events.next() {
+            if case .message(let channel, _) = event { got.insert(channel) }
+        }
+        #expect(got == Set(channels))
+
+
+        // The slot of one channel migrates to another primary: its node unsubscribes it (sunsubscribe), and the
+        // subscriber follows it to the new owner.
+        let moving = channels[0]
+        let slot = RedisHashSlot.slot(for: moving)
+        let source = try #require(topology.primary(forSlot: slot))
+        let target = try #require(topology.primaries.first { $0 != source })
+        let sourceID = try await cluster.cli(["-p", String(source.port), "cluster", "myid"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let targetID = try await cluster.cli(["-p", String(target.port), "cluster", "myid"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        try await cluster.cli(["-p", String(target.port), "cluster", "setslot", String(slot), "importing", sourceID])
+        try await cluster.cli(["-p", String(source.port), "cluster", "setslot", String(slot), "migrating", targetID])
+        for node in cluster.nodes { try await cluster.cli(["-p", String(node.port), "cluster", "setslot", String(slot), "node", targetID]) }
+        try await waitUntil {
+            try await node(cluster, port: target.port).send(RedisCommand("PUBSUB", "SHARDCHANNELS", moving)).array?.count == 1
+        }
+        _ = try await client.publish("moved", to: moving)
+        var movedSeen = false
+        let movedDeadline = ContinuousClock.now + .seconds(20)
+        while !movedSeen, ContinuousClock.now < movedDeadline, let event = await events.next() {
+            if case .message(moving, let payload) = event, String(buffer: payload) == "moved" { movedSeen = true }
+        }
+        #expect(movedSeen, "delivered from the new owner")
+
+        // A primary's replica takes over (CLUSTER FAILOVER): the channels of its slots follow to the promoted node.
+        let other = try #require(channels.first { topology.primary(forSlot: RedisHashSlot.slot(for: $0)) != source && topology.primary(forSlot: RedisHashSlot.slot(for: $0)) != target })
+        let oldOwner = try #require(topology.primary(forSlot: RedisHashSlot.slot(for: other)))
+        let promoted = try await replicaOf(oldOwner, in: cluster)
+        try await cluster.cli(["-p", String(promoted.port), "cluster", "failover"])
+        try await waitUntil { (try? await cluster.cli(["-p", String(promoted.port), "role"]))?.hasPrefix("master") == true }
+        try await waitUntil {
+            try await node(cluster, port: promoted.port).send(RedisCommand("PUBSUB", "SHARDCHANNELS", other)).array?.count == 1
+        }
+        _ = try await client.publish("failed over", to: other)
+        var failoverSeen = false
+        let failoverDeadline = ContinuousClock.now + .seconds(20)
+        while !failoverSeen, ContinuousClock.now < failoverDeadline, let event = await events.next() {
+            if case .message(other, let payload) = event, String(buffer: payload) == "failed over" { failoverSeen = true }
+        }
+        #expect(failoverSeen, "delivered from the promoted replica")
+        router.cancel()
+        await subscriber.close()
         await client.close()
     }
 

@@ -177,7 +177,7 @@ struct RedisStateMachineTests {
         #expect(all == ["other"] && machine.inFlight == 0)
     }
 
-    @Test func pushesAreToldApartOnlyInSubscriptionMode() {
+    @Test func inSubscriptionModeEveryReplyGoesToTheSubscriber() {
         var machine = Replies(stallTimeout: .seconds(1), now: t0)
         machine.written("ping", replyCount: 1, deadline: at(500), now: t0)
         let message = push("message", "chan", "hi")
@@ -185,12 +185,11 @@ struct RedisStateMachineTests {
             Issue.record("outside subscription mode an array is a reply"); return
         }
         machine.subscriptionMode = true
-        machine.written("ping", replyCount: 1, deadline: at(500), now: at(2))
-        guard case .push(message) = machine.read(message, now: at(3)) else { Issue.record("a push"); return }
-        guard case .succeed("ping", .simpleString("PONG")) = machine.read(.simpleString("PONG"), now: at(4)) else {
-            Issue.record("the PING reply still reaches its request"); return
+        // Errors and pongs too: the subscriber matches them to the commands it sent, so an error reply to a
+        // SUBSCRIBE can never be taken for another request's reply.
+        for reply in [message, RESPValue.error("MOVED 1 127.0.0.1:1"), .simpleString("PONG")] {
+            guard case .push(reply) = machine.read(reply, now: at(3)) else { Issue.record("\(reply) goes to the subscriber"); return }
         }
-        #expect(!Replies.isPush(.array([.bulkString(ByteBuffer(string: "messages"))])))
     }
 
     @Test func closingFailsEveryRequestStillOwedButNotTheAbandoned() {
@@ -213,7 +212,7 @@ struct RedisStateMachineTests {
         var machine = Subscriber()
         let counter = Counter()
         let (action, waiters) = machine.subscribe(["a", "a"], makeWaiter: counter.make)
-        guard case .wait(["a"], send: false, [.subscribe("a")]) = action else {
+        guard case .wait(batches: [], confirmations: [.subscribe("a")]) = action else {
             Issue.record("not ready: wanted, not sent"); return
         }
         #expect(waiters == [1])
@@ -238,7 +237,7 @@ struct RedisStateMachineTests {
         _ = machine.subscribe(["a"], makeWaiter: counter.make)
         let result = machine.unsubscribe(["a", "never"], makeWaiter: counter.make)
         #expect(result.moot == [1] && result.waiters == [2])
-        guard case .wait(["a"], send: true, [.unsubscribe("a")]) = result.action else {
+        guard case .wait(batches: [["a"]], confirmations: [.unsubscribe("a")]) = result.action else {
             Issue.record("the unsubscribe is sent for the wanted channel only"); return
         }
         #expect(machine.channels.isEmpty)
@@ -297,6 +296,73 @@ struct RedisStateMachineTests {
         guard case .done(.shutdown) = machine.subscribe(["d"], makeWaiter: counter.make).0 else {
             Issue.record("closed refuses"); return
         }
+    }
+    @Test func anErrorReplyAnswersTheOldestCommandInFlightOnly() {
+        var machine = Subscriber()
+        let counter = Counter()
+        _ = machine.connected(isReconnect: false)
+        _ = machine.subscribe(["a"], makeWaiter: counter.make)  // 1
+        _ = machine.subscribe(["b"], makeWaiter: counter.make)  // 2
+        #expect(machine.healthCheck() == (ping: true, stale: false))
+        #expect(machine.commandsInFlight == 3)
+        // Redis answers in order: the error is the first SUBSCRIBE's, never the second's or the PING's.
+        guard case .refused([1], channels: ["a"], error: "NOPERM no", reconnected: false) = machine.push(.error("NOPERM no")) else {
+            Issue.record("the error fails the first subscribe's waiter"); return
+        }
+        guard case .confirmed([2], reconnected: false) = machine.push(push("subscribe", "b", "1")) else {
+            Issue.record("the second subscribe is still confirmed"); return
+        }
+        guard case .none = machine.push(push("pong", "")) else { Issue.record("the pong answers the ping"); return }
+        #expect(machine.commandsInFlight == 0)
+        // Answered: the next health check pings again instead of finding the link stale.
+        #expect(machine.healthCheck() == (ping: true, stale: false))
+        #expect(machine.healthCheck() == (ping: false, stale: true))
+    }
+
+    @Test func shardedModeSendsOneSlotPerCommandAndReportsDroppedChannels() {
+        var machine = Subscriber(mode: .sharded)
+        let counter = Counter()
+        _ = machine.connected(isReconnect: false)
+        // "{x}a" and "{x}b" share a slot; "other" has its own.
+        let (action, _) = machine.subscribe(["{x}a", "other", "{x}b"], makeWaiter: counter.make)
+        guard case .wait(let batches, _) = action else { Issue.record("sent"); return }
+        #expect(batches.map { Set($0) }.sorted { $0.count > $1.count } == [["{x}a", "{x}b"], ["other"]])
+        for channel in ["{x}a", "{x}b", "other"] { _ = machine.push(push("ssubscribe", channel, "1")) }
+        guard case .message(channel: "other", _) = machine.push(push("smessage", "other", "hi")) else {
+            Issue.record("smessage passes"); return
+        }
+        // Asked for: a confirmation. Not asked for (the slot moved): the channel is handed back.
+        _ = machine.unsubscribe(["{x}a"], makeWaiter: counter.make)
+        guard case .confirmed = machine.push(push("sunsubscribe", "{x}a", "2")) else { Issue.record("confirmed"); return }
+        guard case .dropped(["other"]) = machine.push(push("sunsubscribe", "other", "1")) else {
+            Issue.record("an unsolicited sunsubscribe hands the channel back"); return
+        }
+        #expect(machine.channels == ["{x}b"])
+        // A MOVED for a subscribe hands its channels back too.
+        _ = machine.subscribe(["moved"], makeWaiter: counter.make)
+        guard case .refused(_, channels: ["moved"], error: let error, _) = machine.push(.error("MOVED 1 127.0.0.1:7001")) else {
+            Issue.record("refused"); return
+        }
+        #expect(error.hasPrefix("MOVED"))
+        machine.forget(["moved"])
+        #expect(machine.channels == ["{x}b"])
+    }
+
+    @Test func subscribeUnsubscribeSubscribeEndsSubscribedWhateverTheRepliesDo() {
+        var machine = Subscriber()
+        let counter = Counter()
+        _ = machine.connected(isReconnect: false)
+        var sent: [String] = []
+        for round in 0..<50 {
+            if case .wait(let batches, _) = machine.subscribe(["c"], makeWaiter: counter.make).0, !batches.isEmpty { sent.append("S") }
+            if round % 2 == 0, case .wait(let batches, _) = machine.unsubscribe(["c"], makeWaiter: counter.make).action, !batches.isEmpty {
+                sent.append("U")
+            }
+        }
+        // Whatever the interleaving, the last command sent for a wanted channel is a subscribe.
+        #expect(machine.channels == ["c"] && sent.last == "S")
+        for command in sent { _ = machine.push(push(command == "S" ? "subscribe" : "unsubscribe", "c", "1")) }
+        #expect(machine.commandsInFlight == 0)
     }
 }
 

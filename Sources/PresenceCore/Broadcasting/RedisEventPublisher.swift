@@ -4,7 +4,8 @@ import Metrics
 import Redis
 
 /// Publishes events to Redis pub/sub, one Redis channel per client channel (`ch:<channel>`), so every worker
-/// can deliver them. Publishing is best effort: a failure is logged, never fails the request that caused it
+/// can deliver them: `PUBLISH` on one Redis, `SPUBLISH` on a cluster (to the primary of the channel's slot, where every
+/// worker subscribed to it has its sharded subscription). Publishing is best effort: a failure is logged, never fails the request that caused it
 /// (the state change already happened).
 public struct RedisEventPublisher: EventPublisher {
     let redis: RedisClient
@@ -15,15 +16,15 @@ public struct RedisEventPublisher: EventPublisher {
         self.logger = logger
     }
 
-    /// The PUBLISH commands for `events`, to send in a pipeline of the caller's.
-    public static func commands(for events: [BroadcastEvent]) -> [RedisCommand] {
-        events.map { RedisCommand("PUBLISH", RedisKeys.broadcastChannel($0.channel), $0.payload) }
+    /// The publish commands for `events`, to send in a pipeline.
+    func commands(for events: [BroadcastEvent]) -> [RedisCommand] {
+        events.map { redis.publishCommand($0.payload, to: RedisKeys.broadcastChannel($0.channel)) }
     }
 
     /// Tells every worker that someone's access to some channels may have ended (see ``AccessChange``).
     public func publish(_ change: AccessChange) async {
         do {
-            _ = try await redis.send(RedisCommand("PUBLISH", RedisKeys.pusherControl, change.payload))
+            _ = try await redis.send(redis.publishCommand(change.payload, to: RedisKeys.pusherControl))
         } catch {
             logger.warning("Publishing an access change failed", metadata: ["error": "\(error)"])
         }
@@ -31,19 +32,20 @@ public struct RedisEventPublisher: EventPublisher {
 
     public func deliver(_ events: [BroadcastEvent]) async throws {
         guard !events.isEmpty else { return }
-        let replies = try await redis.pipeline(Self.commands(for: events))
+        let replies = try await redis.pipeline(commands(for: events))
         if let message = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
     }
 
     public func terminate(user: String) async throws {
-        try await redis.send(RedisCommand("PUBLISH", RedisKeys.pusherControl, JSONValue.object(["terminate": .string(user)]).serialized))
+        try await redis.send(redis.publishCommand(JSONValue.object(["terminate": .string(user)]).serialized, to: RedisKeys.pusherControl))
     }
 
-    /// The order holds on a Redis Cluster too: `PUBLISH` has no key, so every batch with one `orderKey` goes to the
-    /// node and the connection that key picks (``RedisClient/pipelineDetached(_:orderKey:timeout:completion:)``).
+    /// The order per channel holds on a Redis Cluster too: a channel's `SPUBLISH` always goes to the primary of its
+    /// slot, on the connection `orderKey` picks there (``RedisClient/pipelineDetached(_:orderKey:timeout:completion:)``);
+    /// events on different channels were never ordered for a client anyway.
     public func publishDetached(_ events: [BroadcastEvent], orderKey: String) {
         guard !events.isEmpty else { return }
-        redis.pipelineDetached(Self.commands(for: events), orderKey: orderKey) { [logger] result in
+        redis.pipelineDetached(commands(for: events), orderKey: orderKey) { [logger] result in
             let failed: String? = switch result {
             case .success(let replies): replies.lazy.compactMap(\.errorMessage).first
             case .failure(let error): "\(error)"
@@ -58,7 +60,7 @@ public struct RedisEventPublisher: EventPublisher {
     /// Publishes `events` in one pipelined round trip.
     public func publish(_ events: [BroadcastEvent]) async {
         guard !events.isEmpty else { return }
-        let commands = Self.commands(for: events)
+        let commands = commands(for: events)
         do {
             let replies = try await redis.pipeline(commands)
             for (event, reply) in zip(events, replies) where reply.errorMessage != nil {

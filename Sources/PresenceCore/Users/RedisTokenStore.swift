@@ -20,7 +20,7 @@ public struct RedisTokenStore: TokenStorage {
     public func revoke(digest: String) async throws {
         let replies = try await redis.pipeline([
             RedisCommand("DEL", RedisKeys.token(digest)),
-            RedisCommand("PUBLISH", RedisKeys.tokensRevoked, digest),
+            redis.publishCommand(digest, to: RedisKeys.tokensRevoked),
         ])
         if let message = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
     }

@@ -10,7 +10,8 @@ import Synchronization
 
 /// This worker's side of the fan-out: its WebSockets, which channels they use, and one Redis subscriber that
 /// listens to exactly those channels (`ch:<channel>`, reference-counted: subscribed with the first local socket,
-/// unsubscribed with the last; no PSUBSCRIBE). Whatever any worker publishes reaches the local sockets here.
+/// unsubscribed with the last; no PSUBSCRIBE). On a Redis Cluster the subscriber is sharded: a connection per
+/// primary, each channel on the primary of its slot. Whatever any worker publishes reaches the local sockets here.
 ///
 /// It also keeps its sockets honest: a silent client gets `pusher:ping` after `activity_timeout` and is closed
 /// (4201) when no reply comes within `pong_timeout`; and it refreshes in Redis, in bounded batches, the presence and
@@ -18,7 +19,7 @@ import Synchronization
 actor RealtimeHub: Service {
     /// Where this worker's subscriptions are counted for the whole cluster.
     let occupancy: any OccupancyStorage
-    let subscriber: RedisSubscriber
+    let subscriber: any RedisPubSub
     let presence: ChannelPresence
     /// Who may hold which channel: re-checked when access changes, after a reconnect and when presence lapsed.
     let access: ChannelAccess
@@ -50,7 +51,7 @@ actor RealtimeHub: Service {
     private let subscriptionsGauge = Gauge(label: "pubsub_subscriptions")
 
     init(
-        subscriber: RedisSubscriber, occupancy: any OccupancyStorage, presence: ChannelPresence, access: ChannelAccess,
+        subscriber: any RedisPubSub, occupancy: any OccupancyStorage, presence: ChannelPresence, access: ChannelAccess,
         settings: PusherSettings, tokenCache: ExpiringCache<String>, logger: Logger
     ) {
         self.subscriber = subscriber
@@ -151,9 +152,11 @@ actor RealtimeHub: Service {
     // MARK: - Running
 
     nonisolated func run() async throws {
-        // Wanted for the worker's whole life; subscribed as soon as Redis answers.
-        try? await subscriber.subscribe([RedisKeys.tokensRevoked])
         await withTaskGroup(of: Void.self) { group in
+            // First the subscriber's own routing (sharded pub/sub), which a subscribe may wait for.
+            group.addTask { await self.subscriber.run() }
+            // Wanted for the worker's whole life; subscribed as soon as Redis answers.
+            _ = subscriber.requestSubscribe([RedisKeys.tokensRevoked])
             group.addTask { await self.consume() }
             group.addTask { await self.maintain() }
             try? await gracefulShutdown()

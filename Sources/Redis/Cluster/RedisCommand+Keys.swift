@@ -2,8 +2,8 @@ extension RedisCommand {
     /// The keys this command touches, by Redis's key specifications for the commands this client is used with:
     /// `EVAL`/`EVALSHA`/`FCALL` take `numkeys` keys after the script; `DEL`, `EXISTS`, `UNLINK`, `TOUCH`, `MGET`,
     /// `WATCH` take every argument; `MSET` every other one; `ZUNIONSTORE`-style commands a destination and `numkeys`;
-    /// commands about the server or pub/sub (`PING`, `INFO`, `PUBLISH`, `SCRIPT`, `CLUSTER`, ...) none; any other
-    /// command its first argument. A cluster routes a command by the slot of these keys.
+    /// commands about the server or classic pub/sub (`PING`, `INFO`, `PUBLISH`, `SCRIPT`, `CLUSTER`, ...) none; any other
+    /// command its first argument (`SPUBLISH` its shard channel, which has a slot like a key). A cluster routes a command by the slot of these keys.
     public var keys: [ArraySlice<UInt8>] {
         let arguments = self.arguments
         guard arguments.count > 1 else { return [] }
@@ -20,7 +20,7 @@ extension RedisCommand {
             guard arguments.count > 2, let count = Int(String(decoding: arguments[2], as: UTF8.self)), count >= 0,
                   arguments.count >= 3 + count else { return [arguments[1]] }
             return [arguments[1]] + Array(arguments[3..<(3 + count)])
-        case "PING", "ECHO", "INFO", "TIME", "DBSIZE", "PUBLISH", "SPUBLISH", "SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE",
+        case "PING", "ECHO", "INFO", "TIME", "DBSIZE", "PUBLISH", "SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE",
              "PUNSUBSCRIBE", "SCRIPT", "CLUSTER", "CLIENT", "CONFIG", "COMMAND", "AUTH", "SELECT", "ASKING", "READONLY",
              "FLUSHALL", "FLUSHDB", "KEYS", "SCAN", "RANDOMKEY", "MEMORY", "SLOWLOG", "LATENCY", "HELLO", "QUIT":
             return []
