@@ -48,6 +48,45 @@ class ClusterInfo:
         import redis
         return redis.Redis(port=self.redis_port, decode_responses=True)
 
+    def listen(self, channel):
+        """A pub/sub listener for one broadcast channel, as the workers publish it: classic SUBSCRIBE on one Redis,
+        sharded SSUBSCRIBE on a Redis Cluster. `next(timeout)` returns a message's data or None."""
+        return Listener(self.redis_url, channel)
+
+
+class Listener:
+    def __init__(self, redis_url, channel):
+        import redis
+        from redis.cluster import RedisCluster
+        if redis_url.startswith("redis+cluster://"):
+            host, port = redis_url[len("redis+cluster://"):].split(",")[0].rsplit(":", 1)
+            self.client = RedisCluster(host=host, port=int(port), decode_responses=True)
+            self.pubsub = self.client.pubsub()
+            self.pubsub.ssubscribe(channel)
+            self.sharded = True
+        else:
+            host, port = redis_url[len("redis://"):].split("/")[0].rsplit(":", 1)
+            self.client = redis.Redis(host=host, port=int(port), decode_responses=True)
+            self.pubsub = self.client.pubsub()
+            self.pubsub.subscribe(channel)
+            self.sharded = False
+        confirmation = self._get(2)
+        assert confirmation and confirmation["type"] in ("subscribe", "ssubscribe"), confirmation
+
+    def _get(self, timeout):
+        if self.sharded:
+            return self.pubsub.get_sharded_message(timeout=timeout)
+        return self.pubsub.get_message(timeout=timeout)
+
+    def next(self, timeout):
+        m = self._get(timeout)
+        if m and m["type"] in ("message", "smessage"):
+            return m["data"]
+        return None
+
+    def close(self):
+        self.pubsub.close()
+
 
 @pytest.fixture
 def cluster():

@@ -77,9 +77,7 @@ def test_sigkill_of_a_worker_during_traffic(cluster):
     token = requests.post(direct + "/pusher/auth", headers=auth, data={"socket_id": sid, "channel_name": "presence-room-random"}, timeout=10).json()
     ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": "presence-room-random", "auth": token["auth"], "channel_data": token["channel_data"]}}))
     assert json.loads(ws.recv())["event"] == "pusher_internal:subscription_succeeded"
-    pubsub = cluster.redis().pubsub()
-    pubsub.subscribe("ch:room-random")
-    pubsub.get_message(timeout=2)
+    pubsub = cluster.listen("ch:room-random")
 
     stop = threading.Event()
     gets, posts = [], []
@@ -102,9 +100,9 @@ def test_sigkill_of_a_worker_during_traffic(cluster):
     left = None
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and left is None:
-        m = pubsub.get_message(timeout=0.2)
-        if m and m["type"] == "message":
-            event = json.loads(m["data"])
+        m = pubsub.next(timeout=0.2)
+        if m:
+            event = json.loads(m)
             if event["event"] == "presence-update" and event["data"]["username"] == name and event["data"]["action"] == "left":
                 left = time.monotonic() - killed_at
     assert left is not None, "no presence-update left after the worker died"

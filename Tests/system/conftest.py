@@ -118,6 +118,75 @@ class RedisClusterProcesses:
 
         return WholeClusterKeys(host="127.0.0.1", port=self.port, decode_responses=True)
 
+    def cli(self, port, *args):
+        out = subprocess.run(["redis-cli", "-p", str(port), *map(str, args)], capture_output=True, text=True, timeout=30)
+        return out.stdout
+
+    def nodes(self):
+        """CLUSTER NODES as one node sees it: [(port, id, flags, master id, slot ranges)]."""
+        for port in self.ports:
+            text = self.cli(port, "cluster", "nodes")
+            if text.strip() and "ERR" not in text:
+                rows = []
+                for line in text.splitlines():
+                    f = line.split()
+                    rows.append((int(f[1].split("@")[0].rsplit(":", 1)[1]), f[0], f[2], f[3], f[8:]))
+                return rows
+        raise AssertionError("no node answers CLUSTER NODES")
+
+    def role(self, port):
+        out = self.cli(port, "role").split()
+        return out[0] if out else None
+
+    def owner_of(self, key):
+        """The port of the primary serving `key`'s slot now (as the nodes report it)."""
+        slot = int(self.cli(self.ports[0], "cluster", "keyslot", key).strip())
+        for port, _, flags, _, ranges in self.nodes():
+            if "master" not in flags or "fail" in flags:
+                continue
+            for r in ranges:
+                if r.startswith("["):
+                    continue
+                lo, _, hi = r.partition("-")
+                if int(lo) <= slot <= int(hi or lo):
+                    return port
+        raise AssertionError(f"no owner for slot {slot}")
+
+    def node_id(self, port):
+        return self.cli(port, "cluster", "myid").strip()
+
+    def replica_of(self, primary_port):
+        """The port of a healthy replica of the primary on `primary_port`, once its replication link is up (a replica
+        that lost its primary too long ago refuses to fail over)."""
+        my_id = self.node_id(primary_port)
+        for port, _, flags, master, _ in self.nodes():
+            if "slave" in flags and master == my_id and "fail" not in flags:
+                assert wait_until(lambda: "master_link_status:up" in self.cli(port, "info", "replication"), 30, 0.1), \
+                    f"replica {port} has no link to its primary"
+                return port
+        raise AssertionError(f"no replica of {primary_port}")
+
+    def pid(self, port):
+        return int(open(os.path.join(self.dir, "nodes", str(port), "redis.pid")).read())
+
+    def log_tail(self, port, lines=40):
+        try:
+            return "".join(open(os.path.join(self.dir, "nodes", str(port), "redis.log")).readlines()[-lines:])
+        except OSError as e:
+            return str(e)
+
+    def start_node(self, port):
+        subprocess.run([self.script, "start-node", str(port)], env=self.env, cwd=ROOT, check=True, capture_output=True,
+                       timeout=60)
+
+    def wait_ok(self, timeout=60):
+        """Until every node says cluster_state:ok and no node is flagged as failing."""
+        def ok():
+            if any("cluster_state:ok" not in self.cli(port, "cluster", "info") for port in self.ports):
+                return False
+            return not any("fail" in flags for _, _, flags, _, _ in self.nodes())
+        assert wait_until(ok, timeout, 0.2), "the cluster did not come back to cluster_state:ok"
+
     def kill(self):
         pytest.skip("a fault test of one standalone Redis")
 
@@ -326,23 +395,35 @@ def cluster(make_cluster):
 
 
 class Subscription:
-    """A Redis pub/sub subscription to the service's broadcast channels (ch:<client channel>)."""
+    """A Redis pub/sub subscription to the service's broadcast channels (ch:<client channel>): classic SUBSCRIBE on one
+    Redis, sharded SSUBSCRIBE on a Redis Cluster (where the workers publish with SPUBLISH)."""
 
     def __init__(self, r, channels):
+        from redis.cluster import RedisCluster
         self.client = r  # keep the client alive: collecting it closes the pub/sub connection
+        self.sharded = isinstance(r, RedisCluster)
         self.pubsub = r.pubsub()
-        self.pubsub.subscribe(*[f"ch:{c}" for c in channels])
+        names = [f"ch:{c}" for c in channels]
+        if self.sharded:
+            self.pubsub.ssubscribe(*names)
+        else:
+            self.pubsub.subscribe(*names)
         for _ in channels:
-            m = self.pubsub.get_message(timeout=2)
-            assert m and m["type"] == "subscribe"
+            m = self._next(timeout=2)
+            assert m and m["type"] in ("subscribe", "ssubscribe"), m
+
+    def _next(self, timeout):
+        if self.sharded:
+            return self.pubsub.get_sharded_message(timeout=timeout)
+        return self.pubsub.get_message(timeout=timeout)
 
     def events(self, timeout: float = 1.0):
         import json as json_mod
         out = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            m = self.pubsub.get_message(timeout=0.05)
-            if m and m["type"] == "message":
+            m = self._next(timeout=0.05)
+            if m and m["type"] in ("message", "smessage"):
                 out.append(json_mod.loads(m["data"]))
         return out
 

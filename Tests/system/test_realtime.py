@@ -279,13 +279,20 @@ def test_slow_consumer_is_closed_with_4100(rt):
     chunk = "x" * 9000
     for _ in range(40):
         server.trigger_batch([{"channel": "firehose", "name": "blob", "data": chunk} for _ in range(10)])
-    # One node's connection: a PUBLISH on any node of a cluster reaches every node's subscribers.
+    # Straight into Redis, as the workers publish: PUBLISH on one Redis; on a cluster SPUBLISH on the primary of the
+    # channel's slot, where the worker holds its sharded subscription.
     import redis as redis_py
-    r = redis_py.Redis(port=rt.redis_proc.port)
+    from conftest import RedisClusterProcesses
+    command = "PUBLISH"
+    if isinstance(rt.redis_proc, RedisClusterProcesses):
+        owner = rt.redis_proc.client().get_node_from_key("ch:firehose")
+        r, command = redis_py.Redis(host=owner.host, port=owner.port), "SPUBLISH"
+    else:
+        r = redis_py.Redis(port=rt.redis_proc.port)
     payload = json.dumps({"event": "blob", "channel": "firehose", "data": chunk})
     pipe = r.pipeline(transaction=False)
     for _ in range(4000):
-        pipe.publish("ch:firehose", payload)
+        pipe.execute_command(command, "ch:firehose", payload)
     pipe.execute()
     # The server gave up on this client: draining now ends in a 4100 close, well before all messages.
     slow.settimeout(10)

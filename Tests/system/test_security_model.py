@@ -118,12 +118,22 @@ def drain(sock, seconds):
 
 
 def flush(sock, r, timeout=10.0):
-    """Everything `sock` receives up to a marker published on its `sentinel` channel after this call (Redis delivers
-    a worker's subscriptions in publish order, so whatever was published before has arrived by then)."""
+    """Everything `sock` receives up to a marker published on its `sentinel` channel after this call (one Redis
+    delivers a worker's subscriptions in publish order, so whatever was published before has arrived by then). On a
+    Redis Cluster channels are sharded over the primaries, which keep no order between them: there the marker goes
+    out with SPUBLISH and a second's grace follows it."""
+    from redis.cluster import RedisCluster
     marker = uuid.uuid4().hex
-    r.publish("ch:sentinel", json.dumps({"event": "sentinel", "channel": "sentinel", "data": marker}))
+    payload = json.dumps({"event": "sentinel", "channel": "sentinel", "data": marker})
+    if isinstance(r, RedisCluster):
+        r.spublish("ch:sentinel", payload)
+    else:
+        r.publish("ch:sentinel", payload)
     sock.wait_for(lambda m: m["event"] == "sentinel" and m.get("data") == marker, timeout)
-    return [m for m in sock.take_all() if m["event"] != "sentinel"]
+    got = [m for m in sock.take_all() if m["event"] != "sentinel"]
+    if isinstance(r, RedisCluster):
+        got += drain(sock, 1.0)
+    return got
 
 
 def assert_limited(r, what):
