@@ -27,7 +27,7 @@ struct SweeperWorkListTests {
     }
 
     func score(_ redis: RedisClient, _ room: String) async throws -> Int64? {
-        let bucket = RedisKeys.sweepBucket(of: room)
+        let bucket = RedisKeys.spreadBucket(of: room)
         return try await redis.send(RedisCommand("ZSCORE", RedisKeys.presenceRooms(bucket: bucket), room)).string.flatMap { Int64($0) }
     }
 
@@ -76,7 +76,7 @@ struct SweeperWorkListTests {
         let later = try #require(try await store.claimExpired(rooms: [room])[0])
         try await store.settle([(second, later)], recheck: .milliseconds(50))
         #expect(try await score(redis, room) == nil)
-        #expect(try await redis.send(RedisCommand("HEXISTS", RedisKeys.presenceRoomsTouched(bucket: RedisKeys.sweepBucket(of: room)), room)).int == 0)
+        #expect(try await redis.send(RedisCommand("HEXISTS", RedisKeys.presenceRoomsTouched(bucket: RedisKeys.spreadBucket(of: room)), room)).int == 0)
     }
 
     @Test func aRoomWhosePassDiedIsTakenAgainWhenTheLeaseEnds() async throws {

@@ -69,9 +69,17 @@ struct RedisSubscriberOrderTests {
         }
     }
 
+    /// Subscribers of `channel`: `PUBSUB NUMSUB` on one Redis; on a cluster `PUBSUB SHARDNUMSUB`, asked of the
+    /// primary of the channel's slot (the only node that knows its shard subscribers).
     func numsub(_ client: RedisClient, _ channel: String) async throws -> Int {
-        let reply = try await client.send(RedisCommand("PUBSUB", client.isCluster ? "SHARDNUMSUB" : "NUMSUB", channel))
-        return reply.array?.last?.int ?? -1
+        guard client.isCluster else {
+            return try await client.send(RedisCommand("PUBSUB", "NUMSUB", channel)).array?.last?.int ?? -1
+        }
+        let owner = try #require(try await client.topology().primary(forSlot: RedisHashSlot.slot(for: channel)))
+        let node = RedisClient(configuration: try RedisConfiguration(url: "redis://\(owner.host):\(owner.port)"))
+        let count = try await node.send(RedisCommand("PUBSUB", "SHARDNUMSUB", channel)).array?.last?.int ?? -1
+        await node.close()
+        return count
     }
 
     @Test(arguments: [true, false])

@@ -5,7 +5,7 @@ import time
 
 import requests
 
-from conftest import Subscription, User, admin, register
+from conftest import Subscription, User, admin, public_rooms, register, spread_key
 
 
 # ---------------------------------------------------------------- auth
@@ -188,7 +188,7 @@ def test_private_room_survives_with_two_members(cluster):
 def test_default_rooms_created_once_by_many_workers(make_cluster):
     c = make_cluster(3, DEFAULT_ROOMS="general,random,help")
     r = c.redis()
-    assert r.smembers("rooms:public") == {"general", "random", "help"}
+    assert public_rooms(r) == {"general", "random", "help"}
     created = {r.hget(f"room:{{{name}}}:meta", "createdAt") for name in ["general", "random", "help"]}
     assert all(created)
     for w in c.workers:
@@ -542,9 +542,10 @@ def test_every_key_a_full_scenario_creates_is_documented(make_cluster):
     undocumented = [k for k in keys if not any(rx.match(k) for _, rx in patterns)]
     assert undocumented == []
     # And the scenario did exercise the main patterns.
-    for must in ["room:{lobby}:meta", "room:{lobby}:history", "user:{alice}", "users:prefix:al", "rooms:public",
-                 f"room:{{{dm['id']}}}:access", "user:{alice}:present", "ratelimit:messages:{alice}",
-                 "room:{ticket_T-1}:meta", "room:{ticket_T-1}:snapshot", "room:{ticket_T-1}:history", "support:agents"]:
+    for must in ["room:{lobby}:meta", "room:{lobby}:history", "user:{alice}", "users:prefix:al",
+                 spread_key("rooms:public", "lobby"), "user:{bobby}:agent", f"room:{{{dm['id']}}}:access",
+                 "user:{alice}:present", "ratelimit:messages:{alice}", "room:{ticket_T-1}:meta",
+                 "room:{ticket_T-1}:snapshot", "room:{ticket_T-1}:history", "support:agents"]:
         assert must in keys, must
     assert any(k.startswith("token:{") for k in keys)
     assert any(k.startswith("room:{lobby}:presence:") for k in keys)

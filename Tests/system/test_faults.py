@@ -12,7 +12,8 @@ import time
 
 import requests
 
-from conftest import RedisProcess, Subscription, Worker, admin, default_settings, register, wait_for_admins, wait_until
+from conftest import (RedisProcess, Subscription, Worker, admin, default_settings, register, spread_key, wait_for_admins,
+                      wait_until)
 
 REPO = os.path.join(os.path.dirname(__file__), "..", "..")
 
@@ -344,15 +345,15 @@ def test_half_done_room_and_user_changes_are_repaired(make_cluster):
         return [room["id"] for room in a.call("GET", "/api/rooms").json()["rooms"]]
 
     assert a.call("POST", "/api/rooms", user=boss, json={"name": "lobby", "type": "public"}).status_code == 201
-    r.srem("rooms:public", "lobby")  # the index write after the script, lost
+    r.srem(spread_key("rooms:public", "lobby"), "lobby")  # the index write after the script, lost
     assert "lobby" not in listed()
     retry = a.call("POST", "/api/rooms", user=boss, json={"name": "lobby", "type": "public"})
     assert retry.status_code == 409, retry.text
     assert "lobby" in listed()
 
-    r.sadd("rooms:public", "ghost")  # a deleted room whose index cleanup was lost
+    r.sadd(spread_key("rooms:public", "ghost"), "ghost")  # a deleted room whose index cleanup was lost
     assert "ghost" not in listed()
-    assert not r.sismember("rooms:public", "ghost")
+    assert not r.sismember(spread_key("rooms:public", "ghost"), "ghost")
 
     register(a, "findme")
     r.zrem("users:prefix:fi", "findme")  # the search index write after the script, lost

@@ -7,7 +7,7 @@ import uuid
 import requests
 import websocket
 
-from conftest import ADMIN_PASSWORD, User, admin, login, register, wait_until
+from conftest import ADMIN_PASSWORD, User, admin, login, public_rooms, register, wait_until
 
 KEY, SECRET, APP = "sec14-key", "sec14-secret-value", "1414"
 PUSHER = {"PUSHER_KEY": KEY, "PUSHER_SECRET": SECRET, "PUSHER_APP_ID": APP}
@@ -636,14 +636,14 @@ def test_9_room_names_refuse_control_and_bidirectional_characters(make_cluster):
     a, b = c.a, c.b
     boss = admin(a)
     alice, bob = register(a, "alice"), register(a, "bobby")
-    public_before = c.redis().smembers("rooms:public")
+    public_before = public_rooms(c.redis())
     for bad in ["nul\x00name", "bell\x07", "del\x7fete", "two\nlines", "evil\u202etxt.exe", "iso\u2066late", "pop\u2069"]:
         r = a.call("POST", "/api/rooms", user=alice, json={"name": bad, "type": "private", "members": ["bobby"]})
         assert r.status_code == 400 and isinstance(r.json().get("error"), str), (repr(bad), r.status_code, r.text)
         r = b.call("POST", "/api/rooms", user=boss, json={"name": bad, "type": "public"})
         assert r.status_code == 400, (repr(bad), r.status_code, r.text)
     assert private_rooms(a, alice) == [] and private_rooms(b, bob) == []
-    assert c.redis().smembers("rooms:public") == public_before
+    assert public_rooms(c.redis()) == public_before
     assert a.call("POST", "/api/rooms", user=alice, json={"name": "Plain name", "type": "private", "members": ["bobby"]}).status_code == 201
 
 

@@ -148,6 +148,10 @@ def main():
     seed_members(r, "ticket_BENCH1K", 1000)
     r.hset("room:{ticket_BENCH1K}:meta", mapping={"id": "ticket_BENCH1K", "type": "support", "ticketId": "BENCH1K", "status": "open", "createdAt": 1, "closed": "0"})
     r.sadd("support:agents", *[u[0] for u in users])
+    pipe = r.pipeline(transaction=False)
+    for u in users:
+        pipe.set(f"user:{{{u[0]}}}:agent", "1")
+    pipe.execute()
     members_lua = lua_script(os.path.join(tmp, "members.lua"), 'p = "/support/BENCH1K/members?limit=25"', users, method="GET")
     search_lua = lua_script(os.path.join(tmp, "search.lua"), 'p = "/api/users?search=sw00"', users, method="GET")
     members_rps, _, _ = wrk(a.url + "/support/BENCH1K/members", members_lua, seconds=a.seconds)

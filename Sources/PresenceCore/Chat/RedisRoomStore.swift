@@ -1,7 +1,8 @@
 import Foundation
 import Redis
 
-/// Chat rooms in Redis (``RoomStorage``): metadata, access lists of private rooms, the registry of public rooms and each user's
+/// Chat rooms in Redis (``RoomStorage``): metadata, access lists of private rooms, the registry of public rooms (spread
+/// over ``RedisKeys/spreadBuckets`` keys) and each user's
 /// private rooms. Knows storage, not permissions (``ChatService`` decides who may do what).
 public struct RedisRoomStore: RoomStorage {
     let redis: RedisClient
@@ -19,7 +20,7 @@ public struct RedisRoomStore: RoomStorage {
         )
         var indexes: [RedisCommand] = []
         if type == .public {
-            indexes.append(RedisCommand("SADD", RedisKeys.publicRooms, id))
+            indexes.append(RedisCommand("SADD", RedisKeys.publicRooms(of: id), id))
         } else {
             indexes += members.map { RedisCommand("SADD", RedisKeys.userRooms($0), id) }
         }
@@ -49,7 +50,7 @@ public struct RedisRoomStore: RoomStorage {
     /// Drops index entries of rooms that no longer exist (a deletion whose index cleanup failed).
     public func forget(_ ids: [String], for user: String?) async throws {
         guard !ids.isEmpty else { return }
-        var commands = [RedisCommand("SREM", [RedisKeys.publicRooms] + ids)]
+        var commands = ids.map { RedisCommand("SREM", RedisKeys.publicRooms(of: $0), $0) }
         if let user { commands.append(RedisCommand("SREM", [RedisKeys.userRooms(user)] + ids)) }
         try Self.check(try await redis.pipeline(commands))
     }
@@ -84,10 +85,20 @@ public struct RedisRoomStore: RoomStorage {
 
     /// Ids of the public rooms and of `user`'s private rooms.
     public func listIDs(for user: String?) async throws -> [String] {
-        var commands = [RedisCommand("SMEMBERS", RedisKeys.publicRooms)]
+        var commands = (0..<RedisKeys.spreadBuckets).map { RedisCommand("SMEMBERS", RedisKeys.publicRooms(bucket: $0)) }
         if let user { commands.append(RedisCommand("SMEMBERS", RedisKeys.userRooms(user))) }
         let replies = try await redis.pipeline(commands)
         return replies.flatMap { ($0.array ?? []).compactMap(\.string) }
+    }
+
+    /// Moves the one public-room set of earlier versions (`rooms:public`) into the buckets, then deletes it. Safe to run
+    /// on every start and on several workers at once.
+    public func migrateLegacyPublicRooms() async throws -> Int {
+        let ids = (try await redis.send(RedisCommand("SMEMBERS", RedisKeys.legacyPublicRooms)).array ?? []).compactMap(\.string)
+        guard !ids.isEmpty else { return 0 }
+        try Self.check(try await redis.pipeline(ids.map { RedisCommand("SADD", RedisKeys.publicRooms(of: $0), $0) }))
+        try await redis.send(RedisCommand("SREM", [RedisKeys.legacyPublicRooms] + ids))
+        return ids.count
     }
 
     /// `room_delete` for room `id`, with the presence keys of its members.
@@ -115,7 +126,7 @@ public struct RedisRoomStore: RoomStorage {
         guard let v = reply.array, v.count == 2 else { throw RedisError.protocolError("unexpected room_delete reply \(reply)") }
         let access = (v[1].array ?? []).compactMap(\.string)
         let room = Room(meta: v[0].hashFields, userCount: 0, members: access)
-        var cleanup = [RedisCommand("SREM", RedisKeys.publicRooms, id)]
+        var cleanup = [RedisCommand("SREM", RedisKeys.publicRooms(of: id), id)]
         cleanup += access.map { RedisCommand("SREM", RedisKeys.userRooms($0), id) }
         // A failure here leaves index entries of a room that is gone: listings skip and drop them (forget).
         try Self.check(try await redis.pipeline(cleanup))

@@ -20,21 +20,25 @@ public enum RedisKeys {
     /// Stream: the room's messages, newest last, capped at `HISTORY_LIMIT`.
     public static func roomHistory(_ room: String) -> String { "room:{\(room)}:history" }
 
-    /// Set: ids of the public rooms.
-    public static let publicRooms = "rooms:public"
+    /// Set: ids of the public rooms, spread over ``spreadBuckets`` keys by room id.
+    public static func publicRooms(bucket: Int) -> String { "rooms:public:{\(spreadTags[bucket])}" }
+    /// The public rooms' bucket key of room `id`.
+    public static func publicRooms(of id: String) -> String { publicRooms(bucket: spreadBucket(of: id)) }
+    /// The one set of public rooms before it was spread: moved into the buckets at start-up.
+    public static let legacyPublicRooms = "rooms:public"
     /// Sorted set: room id → when the sweeper checks the room next (epoch ms); the sweeper's work list, spread over
-    /// ``sweepBuckets`` buckets whose hash tags fall in evenly spaced slot ranges (``sweepBucket(of:)`` picks one).
-    public static func presenceRooms(bucket: Int) -> String { "presence:rooms:{\(sweepBucketTags[bucket])}" }
+    /// ``spreadBuckets`` keys (``spreadBucket(of:)`` picks a room's).
+    public static func presenceRooms(bucket: Int) -> String { "presence:rooms:{\(spreadTags[bucket])}" }
     /// Hash: room id → when a join last registered the room (epoch ms), in the bucket's slot.
-    public static func presenceRoomsTouched(bucket: Int) -> String { "presence:rooms:{\(sweepBucketTags[bucket])}:touched" }
-    /// The number of sweeper buckets.
-    public static let sweepBuckets = 16
-    /// The bucket of a room.
-    public static func sweepBucket(of room: String) -> Int { RedisHashSlot.slot(for: room) % sweepBuckets }
+    public static func presenceRoomsTouched(bucket: Int) -> String { "presence:rooms:{\(spreadTags[bucket])}:touched" }
+    /// How many keys an index that would otherwise be one global key is spread over.
+    public static let spreadBuckets = 16
+    /// The bucket of an index entry (a room id, a channel name): its slot modulo ``spreadBuckets``.
+    public static func spreadBucket(of name: String) -> Int { RedisHashSlot.slot(for: name) % spreadBuckets }
     /// Per bucket, the shortest tag `s<bucket>.<n>` whose slot lies in the bucket's sixteenth of the slot range, so
-    /// the buckets spread over every primary of a cluster.
-    static let sweepBucketTags: [String] = (0..<sweepBuckets).map { bucket in
-        let width = RedisHashSlot.count / sweepBuckets
+    /// the buckets of each index spread over every primary of a cluster.
+    static let spreadTags: [String] = (0..<spreadBuckets).map { bucket in
+        let width = RedisHashSlot.count / spreadBuckets
         var n = 0
         while true {
             let tag = "s\(bucket).\(n)"
@@ -61,14 +65,17 @@ public enum RedisKeys {
 
     /// String (JSON): the snapshot written when a support room closes.
     public static func roomSnapshot(_ room: String) -> String { "room:{\(room)}:snapshot" }
-    /// Set: usernames of support agents (admins count as agents without being listed).
+    /// Set: usernames of support agents (admins count as agents without being listed), for the admin listing only.
     public static let supportAgents = "support:agents"
+    /// String `1` while `name` is a support agent, in the user's slot: what access checks read.
+    public static func supportAgent(_ name: String) -> String { "user:{\(name)}:agent" }
 
     /// Sorted set: one sliding-window log per (limit, subject): member per accepted request, scored by time (ms).
     public static func rateLimit(_ name: String, _ subject: String) -> String { "ratelimit:\(name):{\(subject)}" }
 
-    /// Sorted set: client channels with at least one subscribed socket somewhere → expiry (ms).
-    public static let pusherChannels = "pusher:channels"
+    /// Sorted set: client channels with at least one subscribed socket somewhere → expiry (ms), spread over
+    /// ``spreadBuckets`` keys by channel name.
+    public static func pusherChannels(bucket: Int) -> String { "pusher:channels:{\(spreadTags[bucket])}" }
     /// Sorted set: socket ids subscribed to a client channel → expiry (ms), refreshed by their worker.
     public static func pusherChannelSockets(_ channel: String) -> String { "pusher:channel:{\(channel)}:sockets" }
     /// The pub/sub channel announcing revoked tokens (payload: the token's SHA-256), so that every worker drops

@@ -1,6 +1,6 @@
 import Redis
 
-/// ``ExpiryStorage`` in Redis: the rooms to check in `presence:rooms:{…}` (``RedisKeys/sweepBuckets`` sorted sets,
+/// ``ExpiryStorage`` in Redis: the rooms to check in `presence:rooms:{…}` (``RedisKeys/spreadBuckets`` sorted sets,
 /// leased with `presence_due.lua`, settled with `presence_settle.lua`); claims with `presence_sweep.lua` (ZREM of
 /// expired members, so only one worker gets each). Each step is one pipelined round trip for every bucket or room.
 public struct RedisExpiryStore: ExpiryStorage {
@@ -14,11 +14,11 @@ public struct RedisExpiryStore: ExpiryStorage {
         self.keepEmpty = keepEmpty
     }
 
-    public var bucketCount: Int { RedisKeys.sweepBuckets }
+    public var bucketCount: Int { RedisKeys.spreadBuckets }
 
     /// Registers `room` with the sweeper before a member with presence `ttl` enters it (`presence_register.lua`).
     static func registerCall(room: String, ttl: Duration) -> RedisScriptCall {
-        let bucket = RedisKeys.sweepBucket(of: room)
+        let bucket = RedisKeys.spreadBucket(of: room)
         return RedisScriptCall(
             Scripts.presenceRegister,
             keys: [RedisKeys.presenceRooms(bucket: bucket), RedisKeys.presenceRoomsTouched(bucket: bucket)],

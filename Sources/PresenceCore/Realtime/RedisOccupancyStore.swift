@@ -1,7 +1,8 @@
 import Redis
 
-/// ``OccupancyStorage`` in Redis: `pusher:channel:{<channel>}:sockets` and `pusher:channels`, sorted sets scored by
-/// expiry (`expiring_touch.lua`, `expiring_members.lua`).
+/// ``OccupancyStorage`` in Redis: `pusher:channel:{<channel>}:sockets` and the live-channel index `pusher:channels:{…}`
+/// (spread over ``RedisKeys/spreadBuckets`` keys by channel name), sorted sets scored by expiry (`expiring_touch.lua`,
+/// `expiring_members.lua`).
 public struct RedisOccupancyStore: OccupancyStorage {
     let redis: RedisClient
 
@@ -19,7 +20,9 @@ public struct RedisOccupancyStore: OccupancyStorage {
             channels.insert(entry.channel)
         }
         for channel in channels {
-            calls.append(RedisScriptCall(Scripts.expiringTouch, keys: [RedisKeys.pusherChannels], arguments: [channel, ms]))
+            calls.append(RedisScriptCall(
+                Scripts.expiringTouch, keys: [RedisKeys.pusherChannels(bucket: RedisKeys.spreadBucket(of: channel))], arguments: [channel, ms]
+            ))
         }
         _ = try await redis.run(calls)
     }
@@ -29,8 +32,11 @@ public struct RedisOccupancyStore: OccupancyStorage {
     }
 
     public func liveChannels() async throws -> [String] {
-        let reply = try await redis.run(Scripts.expiringMembers, keys: [RedisKeys.pusherChannels], arguments: [])
-        return (reply.array?.last?.array ?? []).compactMap(\.string)
+        let replies = try await redis.run((0..<RedisKeys.spreadBuckets).map {
+            RedisScriptCall(Scripts.expiringMembers, keys: [RedisKeys.pusherChannels(bucket: $0)], arguments: [])
+        })
+        if let message = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
+        return replies.flatMap { ($0.array?.last?.array ?? []).compactMap(\.string) }.sorted()
     }
 
     public func counts(_ channels: [String], users: Bool) async throws -> [(subscriptions: Int, users: Int?)] {

@@ -1,6 +1,7 @@
 import Redis
 
-/// ``SupportStorage`` in Redis: agents in `support:agents`, ticket metadata in `room:{ticket_<id>}:meta`, snapshots in
+/// ``SupportStorage`` in Redis: an agent flag per user (`user:{<name>}:agent`, in the user's slot, read by every access
+/// check) and the admin listing `support:agents`; ticket metadata in `room:{ticket_<id>}:meta`, snapshots in
 /// `room:{ticket_<id>}:snapshot`; every change to a ticket is one Lua script over its hash tag.
 public struct RedisSupportStore: SupportStorage {
     let redis: RedisClient
@@ -10,15 +11,30 @@ public struct RedisSupportStore: SupportStorage {
     }
 
     public func isAgent(_ user: String) async throws -> Bool {
-        try await redis.send(RedisCommand("SISMEMBER", RedisKeys.supportAgents, user)).int == 1
+        try await redis.send(RedisCommand("EXISTS", RedisKeys.supportAgent(user))).int == 1
     }
 
+    /// The flag first, then the listing: a failure in between leaves an agent the listing misses, which the next
+    /// call (or the start-up repair) fixes, never a listed user without access.
     public func addAgent(_ user: String) async throws {
+        try await redis.send(RedisCommand("SET", RedisKeys.supportAgent(user), "1"))
         try await redis.send(RedisCommand("SADD", RedisKeys.supportAgents, user))
     }
 
+    /// The flag first (access ends at once), then the listing.
     public func removeAgent(_ user: String) async throws -> Bool {
-        try await redis.send(RedisCommand("SREM", RedisKeys.supportAgents, user)).int == 1
+        let removed = try await redis.send(RedisCommand("DEL", RedisKeys.supportAgent(user))).int == 1
+        let listed = try await redis.send(RedisCommand("SREM", RedisKeys.supportAgents, user)).int == 1
+        return removed || listed
+    }
+
+    /// Gives every agent of the listing its flag (the listing alone decided access in earlier versions). Safe to run
+    /// on every start and on several workers at once.
+    public func repairAgentFlags() async throws -> Int {
+        let listed = try await agents()
+        guard !listed.isEmpty else { return 0 }
+        let replies = try await redis.pipeline(listed.map { RedisCommand("SET", RedisKeys.supportAgent($0), "1", "NX") })
+        return replies.filter { $0 == .simpleString("OK") }.count
     }
 
     public func agents() async throws -> [String] {
@@ -28,7 +44,7 @@ public struct RedisSupportStore: SupportStorage {
     public func ticket(_ room: String, user: String) async throws -> (meta: [String: String], isListedAgent: Bool) {
         let replies = try await redis.pipeline([
             RedisCommand("HGETALL", RedisKeys.roomMeta(room)),
-            RedisCommand("SISMEMBER", RedisKeys.supportAgents, user),
+            RedisCommand("EXISTS", RedisKeys.supportAgent(user)),
         ])
         if let message = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
         return (replies[0].hashFields, replies[1].int == 1)

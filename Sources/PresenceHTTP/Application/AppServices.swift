@@ -20,8 +20,9 @@ public struct AppServices: Sendable {
     /// Opened when a stop reaches its deadline: long waits give up.
     public let stopDeadline = Latch()
     public let sweeper: PresenceSweeper
-    /// The sweeper's work list (also moved over from an older layout at start-up).
-    public let expiries: RedisExpiryStore
+    /// Data moved from an earlier version's layout at start-up (each safe to repeat): name, and the work, which
+    /// returns how many entries it moved.
+    let migrations: [(name: String, run: @Sendable () async throws -> Int)]
     public let searchLimiter: SlidingWindowLimiter
     /// Registrations and login attempts.
     let authLimiters: AuthController.Limiters
@@ -36,6 +37,13 @@ public struct AppServices: Sendable {
         self.redis = redis
         // Every store the domain uses, over the one Redis client, built once here.
         let presence = RedisPresenceStore(redis: redis, logger: logger)
+        let roomStore = RedisRoomStore(redis: redis)
+        let supportStore = RedisSupportStore(redis: redis)
+        self.migrations = [
+            ("sweeper work list", { try await RedisExpiryStore(redis: redis).migrateLegacyIndex() }),
+            ("public room list", { try await roomStore.migrateLegacyPublicRooms() }),
+            ("support agent flags", { try await supportStore.repairAgentFlags() }),
+        ]
         let events = RedisEventPublisher(redis: redis, logger: logger)
         self.events = events
         let occupancy = RedisOccupancyStore(redis: redis)
@@ -46,7 +54,7 @@ public struct AppServices: Sendable {
         let tokens = TokenStore(storage: RedisTokenStore(redis: redis), ttl: configuration.tokenTTL)
         self.tokens = tokens
         let chat = ChatService(
-            rooms: RedisRoomStore(redis: redis), presence: presence,
+            rooms: roomStore, presence: presence,
             history: RedisMessageHistory(redis: redis, limit: configuration.chat.historyLimit), users: users,
             events: events, limits: limits, settings: configuration.chat, logger: logger
         )
@@ -54,7 +62,7 @@ public struct AppServices: Sendable {
         var supportSettings = configuration.support
         supportSettings.admins = configuration.chat.admins
         let support = SupportService(
-            tickets: RedisSupportStore(redis: redis), presence: presence,
+            tickets: supportStore, presence: presence,
             history: RedisMessageHistory(redis: redis, limit: supportSettings.transcriptLimit, overflow: .refuseNew),
             users: users, events: events, limits: limits, settings: supportSettings, logger: logger,
             presenceLimiter: chat.presenceLimiter
@@ -89,8 +97,7 @@ public struct AppServices: Sendable {
             loginUser: SlidingWindowLimiter(name: "login-user", limit: configuration.loginUserRateLimit, window: .seconds(60), storage: limits),
             loginAddress: SlidingWindowLimiter(name: "login-address", limit: configuration.loginAddressRateLimit, window: .seconds(60), storage: limits)
         )
-        self.expiries = RedisExpiryStore(redis: redis)
-        self.sweeper = PresenceSweeper(storage: expiries, interval: configuration.sweepInterval, logger: logger) { expired in
+        self.sweeper = PresenceSweeper(storage: RedisExpiryStore(redis: redis), interval: configuration.sweepInterval, logger: logger) { expired in
             if expired.meta["type"] == "support" {
                 await support.announceExpired(room: expired.room, users: expired.users, meta: expired.meta)
             } else if expired.meta["type"] == "channel", let channel = expired.meta["channel"] {

@@ -55,7 +55,7 @@ func makeApplication(configuration: AppConfiguration, logger: Logger?, runHubIns
     }
     let router = buildRouter(services)
     let startup = StartupTasks(
-        chat: services.chat, users: services.users, expiries: services.expiries, admins: configuration.chat.admins,
+        chat: services.chat, users: services.users, migrations: services.migrations, admins: configuration.chat.admins,
         adminPassword: configuration.adminPassword, logger: logger
     )
     var appServices: [any Service] = [redis, services.sweeper, startup]

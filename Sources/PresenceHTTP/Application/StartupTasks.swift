@@ -4,13 +4,13 @@ import PresenceCore
 import ServiceLifecycle
 
 /// One-off work at start-up that needs Redis: creating the default rooms, the admin accounts of `ADMIN_USERS`
-/// that do not exist yet (with `ADMIN_PASSWORD`, when set), and moving an older version's sweeper work list into the
-/// sweeper buckets. Retries until Redis answers, so a worker may start
+/// that do not exist yet (with `ADMIN_PASSWORD`, when set), and moving an earlier version's data layout over
+/// (``AppServices/migrations``). Retries until Redis answers, so a worker may start
 /// before Redis does.
 struct StartupTasks: Service {
     let chat: ChatService
     let users: UserDirectory
-    let expiries: RedisExpiryStore
+    let migrations: [(name: String, run: @Sendable () async throws -> Int)]
     let admins: Set<String>
     let adminPassword: String?
     let logger: Logger
@@ -22,8 +22,10 @@ struct StartupTasks: Service {
                 do {
                     try await chat.ensureDefaultRooms()
                     try await ensureAdmins()
-                    let moved = try await expiries.migrateLegacyIndex()
-                    if moved > 0 { logger.notice("Moved the old sweeper work list into the sweeper buckets", metadata: ["entries": "\(moved)"]) }
+                    for migration in migrations {
+                        let moved = try await migration.run()
+                        if moved > 0 { logger.notice("Moved data from an earlier layout", metadata: ["what": "\(migration.name)", "entries": "\(moved)"]) }
+                    }
                     return
                 } catch {
                     logger.warning("Creating default rooms failed; retrying", metadata: ["error": "\(error)"])

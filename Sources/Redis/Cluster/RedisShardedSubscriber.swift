@@ -68,6 +68,19 @@ public final class RedisShardedSubscriber: RedisPubSub, @unchecked Sendable {
                     state.routeWaiters[channel, default: []].append(promise)
                     futures.append(promise.futureResult)
                     unrouted = true
+                    // As long as a subscriber waits for a connection: then the caller hears it failed, while the
+                    // channel stays wanted and is subscribed as soon as ``run()`` routes it.
+                    loop.scheduleTask(in: configuration.commandTimeout) { [weak self] in
+                        guard let self else { return }
+                        let expired = self.state.withLock { state -> Bool in
+                            guard let index = state.routeWaiters[channel]?.firstIndex(where: { $0.futureResult === promise.futureResult }) else {
+                                return false
+                            }
+                            state.routeWaiters[channel]?.remove(at: index)
+                            return true
+                        }
+                        if expired { promise.fail(RedisError.unavailable("no route to the node of \(channel) yet")) }
+                    }
                 }
             }
         }
