@@ -62,15 +62,16 @@ def start_nodes(count, base, tmp, pin_cores):
     step = 16384 // count
     for i, port in enumerate(ports):
         cli(port, "cluster", "addslotsrange", i * step, 16383 if i == count - 1 else (i + 1) * step - 1)
-    for port in ports[1:]:
-        cli(port, "cluster", "meet", "127.0.0.1", ports[0])
     for _ in range(300):
         if all("cluster_state:ok" in cli(p, "cluster", "info") and
                len(cli(p, "cluster", "nodes").strip().splitlines()) == count for p in ports):
             break
-        time.sleep(0.1)
+        for port in ports[1:]:  # again until every node knows every other
+            if len(cli(port, "cluster", "nodes").strip().splitlines()) < count:
+                cli(port, "cluster", "meet", "127.0.0.1", ports[0], ports[0] + 1000)
+        time.sleep(0.2)
     else:
-        raise SystemExit("the benchmark cluster did not come up")
+        raise SystemExit(f"the benchmark cluster did not come up: {cli(ports[0], 'cluster', 'info')[:200]}")
     return ports, procs
 
 
@@ -262,8 +263,10 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="cluster-scale-")
     pin = list(range(2, cores)) if cores >= 6 else None
-    one = worker_on(1, args.binary, args.seconds, tmp, 29100, 29180, pin)
-    three = worker_on(3, args.binary, args.seconds, tmp, 29200, 29280, pin)
+    import random
+    base = random.randrange(29000, 29800, 20)  # nodes base..base+2, cluster bus +1000, worker base+10
+    one = worker_on(1, args.binary, args.seconds, tmp, base, base + 10, pin)
+    three = worker_on(3, args.binary, args.seconds, tmp, base + 100, base + 110, pin)
 
     d = three["switch"]["delta"]
     total = sum(v["calls"] for v in d.values())
