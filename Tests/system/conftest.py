@@ -11,27 +11,25 @@ import pytest
 import requests
 
 
-def spread_key(prefix: str, name: str) -> str:
-    """The bucket key of `name` in an index spread over 16 keys (RedisKeys.spreadBucket / spreadTags): bucket = the
-    name's slot modulo 16, tag = the first `s<bucket>.<n>` whose slot is in the bucket's sixteenth of the slots."""
+def spread_tag(bucket: int) -> str:
+    """The hash tag of one bucket of an index spread over 16 keys (RedisKeys.spreadTags): the first `s<bucket>.<n>`
+    whose slot is in the bucket's sixteenth of the slots."""
     from redis.crc import key_slot
-    bucket = key_slot(name.encode()) % 16
     n = 0
     while key_slot(f"s{bucket}.{n}".encode()) // 1024 != bucket:
         n += 1
-    return f"{prefix}:{{s{bucket}.{n}}}"
+    return f"s{bucket}.{n}"
+
+
+def spread_key(prefix: str, name: str) -> str:
+    """The bucket key of `name` (bucket = the name's slot modulo 16) in an index spread over 16 keys."""
+    from redis.crc import key_slot
+    return f"{prefix}:{{{spread_tag(key_slot(name.encode()) % 16)}}}"
 
 
 def public_rooms(r) -> set:
     """Every public room id, from the 16 buckets of rooms:public."""
-    ids = set()
-    for bucket in range(16):
-        n = 0
-        from redis.crc import key_slot
-        while key_slot(f"s{bucket}.{n}".encode()) // 1024 != bucket:
-            n += 1
-        ids |= set(r.smembers(f"rooms:public:{{s{bucket}.{n}}}"))
-    return ids
+    return set().union(*(r.smembers(f"rooms:public:{{{spread_tag(bucket)}}}") for bucket in range(16)))
 
 
 def free_port() -> int:

@@ -19,6 +19,10 @@ public final class RedisShardedSubscriber: RedisPubSub, @unchecked Sendable {
         var nodes: [RedisClusterTopology.Endpoint: RedisSubscriber] = [:]
         /// Callers waiting for channels that had no route yet to be subscribed.
         var routeWaiters: [String: [EventLoopPromise<Void>]] = [:]
+        /// Some wanted channel has no route (set with every `nil` in ``wanted``, cleared by a pass that routed them all).
+        var needsRouting = false
+        /// The slot map of the last routing pass: a pass under the same map with nothing unrouted has nothing to do.
+        var routedWith: RedisClusterTopology?
         /// Nodes whose connection is down now.
         var down: Set<RedisClusterTopology.Endpoint> = []
         var closed = false
@@ -64,6 +68,7 @@ public final class RedisShardedSubscriber: RedisPubSub, @unchecked Sendable {
                     futures.append(subscriber(for: node, in: &state).requestSubscribe([channel]))
                 } else {
                     state.wanted[channel] = .some(nil)
+                    state.needsRouting = true
                     let promise = loop.makePromise(of: Void.self)
                     state.routeWaiters[channel, default: []].append(promise)
                     futures.append(promise.futureResult)
@@ -153,13 +158,12 @@ public final class RedisShardedSubscriber: RedisPubSub, @unchecked Sendable {
     /// Moves every channel not on the primary that serves its slot now (and subscribes the unrouted ones); closes
     /// the subscribers of nodes that are no longer primaries and hold nothing.
     func reroute() async {
-        let needsTopology = state.withLock { state in
-            !state.down.isEmpty || state.wanted.values.contains { $0 == nil }
-        }
+        let needsTopology = state.withLock { $0.needsRouting || !$0.down.isEmpty }
         if needsTopology { _ = await router.refresh() }
         guard let topology = router.currentTopology else { return }
         let (moved, idle): (Int, [RedisSubscriber]) = state.withLock { state in
-            guard !state.closed else { return (0, []) }
+            // Every tick: skip the walk over every channel while nothing changed.
+            guard !state.closed, needsTopology || topology != state.routedWith else { return (0, []) }
             var moved = 0
             var byNode: [RedisClusterTopology.Endpoint: [String]] = [:]
             var leaving: [RedisClusterTopology.Endpoint: [String]] = [:]
@@ -177,6 +181,8 @@ public final class RedisShardedSubscriber: RedisPubSub, @unchecked Sendable {
                     state.routeWaiters.removeValue(forKey: channel)?.forEach { subscribed.cascade(to: $0) }
                 }
             }
+            state.routedWith = topology
+            state.needsRouting = state.wanted.values.contains { $0 == nil }
             let primaries = Set(topology.primaries)
             let inUse = Set(state.wanted.values.compactMap { $0 })
             var idle: [RedisSubscriber] = []
@@ -214,7 +220,10 @@ public final class RedisShardedSubscriber: RedisPubSub, @unchecked Sendable {
     private func lost(_ channels: [String], on node: RedisClusterTopology.Endpoint, error: String?) {
         state.withLock { state in
             for channel in channels {
-                if case .some(.some(let assigned)) = state.wanted[channel], assigned == node { state.wanted[channel] = .some(nil) }
+                if case .some(.some(let assigned)) = state.wanted[channel], assigned == node {
+                    state.wanted[channel] = .some(nil)
+                    state.needsRouting = true
+                }
             }
         }
         logger.debug("Sharded pub/sub channels to route again", metadata: [
