@@ -5,12 +5,17 @@
 --
 -- Returns {left (1 = this call removed a present member: announce it), userCount, state, meta...}.
 -- Whoever removes the member (this script or the sweeper) is the only one to announce its departure.
+-- Every read comes before the writes: a write may empty a key, and while the slot migrates Redis refuses a script's
+-- access to a key that is gone ("non local key"), after the writes before it were made.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local user = ARGV[1]
 local state = redis.call('GET', KEYS[4]) or '{}'
+local score = redis.call('ZSCORE', KEYS[2], user)
+local count = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
+local meta = redis.call('HGETALL', KEYS[1])
+if score and tonumber(score) > now then count = count - 1 end
 local removed = redis.call('ZREM', KEYS[2], user)
 redis.call('ZREM', KEYS[3], user)
 redis.call('DEL', KEYS[4])
-local count = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
-return {removed, count, state, redis.call('HGETALL', KEYS[1])}
+return {removed, count, state, meta}

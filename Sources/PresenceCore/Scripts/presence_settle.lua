@@ -9,11 +9,17 @@
 --           next expiry ('' when the room had no member left)
 --
 -- Returns how many rooms were dropped.
+-- Every read comes before the writes (see presence_leave.lua: a migrating slot refuses access to a key a write emptied).
 local keep, recheck = tonumber(ARGV[1]), tonumber(ARGV[2])
+local scores, touched = {}, {}
+for i = 3, #ARGV, 4 do
+  scores[i] = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  touched[i] = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0')
+end
 local dropped = 0
 for i = 3, #ARGV, 4 do
   local room, leased, claimedAt, nextAt = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3]
-  local score = redis.call('ZSCORE', KEYS[1], room)
+  local score = scores[i]
   local unchanged = score and tonumber(score) == leased
   if nextAt ~= '' then
     if unchanged or not score then
@@ -22,8 +28,7 @@ for i = 3, #ARGV, 4 do
       redis.call('ZADD', KEYS[1], 'LT', tonumber(nextAt), room)
     end
   elseif unchanged then
-    local touched = tonumber(redis.call('HGET', KEYS[2], room) or '0')
-    if claimedAt - touched > keep then
+    if claimedAt - touched[i] > keep then
       redis.call('ZREM', KEYS[1], room)
       redis.call('HDEL', KEYS[2], room)
       dropped = dropped + 1

@@ -5,9 +5,16 @@
 -- ARGV: none
 --
 -- Returns {userCount, {claimed users...}, {meta...}, now, next expiry ('' when no member is left)}.
+-- Every read comes before the writes (see presence_leave.lua: a migrating slot refuses access to a key a write emptied);
+-- removing expired members changes neither the count of the others nor the earliest of them.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
+local count = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
+local first = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+local meta = redis.call('HGETALL', KEYS[1])
+local nextAt = ''
+if first[2] then nextAt = first[2] end
 local claimed = {}
 for _, user in ipairs(expired) do
   if redis.call('ZREM', KEYS[2], user) == 1 then
@@ -15,8 +22,4 @@ for _, user in ipairs(expired) do
     claimed[#claimed + 1] = user
   end
 end
-local count = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
-local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-local nextAt = ''
-if first[2] then nextAt = first[2] end
-return {count, claimed, redis.call('HGETALL', KEYS[1]), now, nextAt}
+return {count, claimed, meta, now, nextAt}

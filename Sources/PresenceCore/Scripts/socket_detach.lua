@@ -5,15 +5,23 @@
 -- KEYS[5] room:{id}:sockets:<user>
 -- ARGV[1] user   ARGV[2] socket id
 -- Returns {left (1 = this call removed the user: announce it), userCount, {meta...}}.
+-- Every read comes before the writes (see presence_leave.lua: a migrating slot refuses access to a key a write emptied).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local others = 0
+for _, socket in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '(' .. now, '+inf')) do
+  if socket ~= ARGV[2] then others = others + 1 end
+end
+local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+local count = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
+local meta = redis.call('HGETALL', KEYS[1])
 redis.call('ZREM', KEYS[5], ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
 local left = 0
-if redis.call('ZCARD', KEYS[5]) == 0 then
+if others == 0 then
   left = redis.call('ZREM', KEYS[2], ARGV[1])
   redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('DEL', KEYS[4], KEYS[5])
+  if score and tonumber(score) > now then count = count - 1 end
 end
-local count = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
-return {left, count, redis.call('HGETALL', KEYS[1])}
+return {left, count, meta}
