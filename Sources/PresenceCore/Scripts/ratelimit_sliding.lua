@@ -13,8 +13,10 @@
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+-- Every read comes before the writes (see presence_leave.lua: a migrating slot refuses access to a key a write emptied).
+local count = redis.call('ZCOUNT', KEYS[1], '(' .. (now - window), '+inf')
+local oldest = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. (now - window), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local count = redis.call('ZCARD', KEYS[1])
 local cost = tonumber(ARGV[5] or '1')
 local allowed = 0
 if ARGV[4] == 'peek' then
@@ -28,6 +30,9 @@ elseif count + cost <= limit then
   allowed = 1
 end
 local reset = 0
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-if oldest[2] then reset = tonumber(oldest[2]) + window - now end
+if oldest[2] then
+  reset = tonumber(oldest[2]) + window - now
+elseif allowed == 1 and ARGV[4] ~= 'peek' then
+  reset = window  -- the entry just added is the oldest
+end
 return {allowed, limit - count, reset, limit}
