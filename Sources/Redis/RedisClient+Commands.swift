@@ -15,6 +15,14 @@ extension RedisClient {
         }
     }
 
+    /// Sends a node-wide command (such as `INFO`) to the one Redis, or to every primary of a cluster at once, and
+    /// returns each node's reply with its address (error replies included; a cluster node that did not answer is left
+    /// out).
+    public func sendToEveryPrimary(_ command: RedisCommand, timeout: Duration? = nil) async throws -> [(node: String, reply: RESPValue)] {
+        if let cluster { return try await clusterSendToEveryPrimary(command, on: cluster, timeout: timeout) }
+        return [(configuration.endpoint.description, try await raw(command, timeout: timeout))]
+    }
+
     /// `GET key`: the value as bytes, `nil` when the key does not exist.
     public func get(_ key: String) async throws -> ByteBuffer? {
         switch try await send(RedisCommand("GET", key)) {

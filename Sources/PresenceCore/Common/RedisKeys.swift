@@ -87,6 +87,11 @@ public enum RedisKeys {
     /// whose access it rides on and ends when that access does.
     public static func pusherGrants(_ socket: String) -> String { "pusher:grants:{\(socket)}" }
 
+    /// The workers alive, for the operator console: sorted set of worker id → expiry (ms). One slot for the whole
+    /// service, written by each worker every few seconds only.
+    public static let workersAlive = "workers:{ops}:alive"
+    /// Each live worker's last announcement (hash of worker id → JSON), beside ``workersAlive``.
+    public static let workersInfo = "workers:{ops}:info"
     /// The pub/sub channel carrying events for one client channel (`chats-public`, `room-general`, ...).
     public static func broadcastChannel(_ clientChannel: String) -> String { "ch:\(clientChannel)" }
 }

@@ -31,13 +31,15 @@ public enum Scripts {
     public static let expiringMembers = load("expiring_members")
     static let socketDetach = load("socket_detach")
     static let channelRoomOpen = load("channel_room_open")
+    static let workerAnnounce = load("worker_announce")
+    static let workerList = load("worker_list")
 
     /// Every script, in declaration order.
     public static var all: [RedisScript] {
         [presenceJoin, presenceRefresh, presenceLeave, presenceSweep, presenceList, presenceCount, presenceRegister, presenceDue, presenceSettle,
          rateLimitSliding, roomCreate, roomGet, roomDelete, roomLeavePrivate, userRegister, userTouch, userSwitch,
          historyAppend, supportOpen, supportMetadata, supportClose, supportReopen, expiringTouch, expiringMembers,
-         socketDetach, channelRoomOpen]
+         socketDetach, channelRoomOpen, workerAnnounce, workerList]
     }
 
     /// A script that could not be loaded, with the reason.

@@ -1,5 +1,6 @@
 import Foundation
 import Metrics
+import Synchronization
 
 /// An exact sliding-window rate limiter shared by every worker: at any instant at most `limit` accepted requests
 /// in the preceding `window`, per subject. The logs live in a ``RateLimitStorage`` (Redis: one Lua script, one round
@@ -47,7 +48,10 @@ public struct SlidingWindowLimiter: Sendable {
     /// Checks and, when allowed, records one request of `subject`, or `cost` requests at once (all or none).
     public func check(_ subject: String, cost: Int = 1) async throws -> Decision {
         let decision = try await evaluate(subject, peek: false, cost: cost)
-        if !decision.allowed { rejections.increment() }
+        if !decision.allowed {
+            rejections.increment()
+            ProcessActivity.rateLimitRejections.add(1, ordering: .relaxed)
+        }
         return decision
     }
 

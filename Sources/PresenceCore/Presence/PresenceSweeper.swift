@@ -1,6 +1,7 @@
 import Logging
 import Metrics
 import ServiceLifecycle
+import Synchronization
 
 /// Finds presences that expired and has their departure announced, exactly once, whichever worker gets there.
 ///
@@ -69,6 +70,7 @@ public struct PresenceSweeper: Service {
             if !claim.users.isEmpty {
                 logger.debug("Presence expired", metadata: ["room": "\(room.room)", "users": "\(claim.users)"])
                 Counter(label: "presence_leaves_announced_total").increment(by: claim.users.count)
+                ProcessActivity.leavesAnnounced.add(claim.users.count, ordering: .relaxed)
                 await onExpired(Expired(room: room.room, users: claim.users, userCount: claim.userCount, meta: claim.meta))
             }
             settled.append((room, claim))

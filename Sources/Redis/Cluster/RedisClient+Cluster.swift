@@ -137,6 +137,29 @@ extension RedisClient {
         return try await cluster.topology()
     }
 
+    /// One command to every primary at once (the replies of nodes that answered, with their addresses): for
+    /// node-wide commands such as `INFO`. Cluster mode only; ``RedisClient/sendToEveryPrimary(_:timeout:)`` is the
+    /// public entry.
+    func clusterSendToEveryPrimary(
+        _ command: RedisCommand, on cluster: RedisClusterRouter, timeout: Duration?
+    ) async throws -> [(node: String, reply: RESPValue)] {
+        let topology = try await cluster.topology()
+        let deadline = NIODeadline.now() + (timeout.map(TimeAmount.init) ?? configuration.commandTimeout)
+        return try await withThrowingTaskGroup(of: (String, RESPValue)?.self) { group in
+            for node in topology.primaries {
+                group.addTask {
+                    guard let reply = try? await self.send([command], to: node, on: cluster, deadline: deadline, name: command.name).first else {
+                        return nil
+                    }
+                    return (node.description, reply)
+                }
+            }
+            var replies: [(node: String, reply: RESPValue)] = []
+            for try await case let (node, reply)? in group { replies.append((node, reply)) }
+            return replies.sorted { $0.node < $1.node }
+        }
+    }
+
     /// Whether every slot is served and every primary answers PING, within the bounded wait.
     func clusterHealth(on cluster: RedisClusterRouter, timeout: Duration?) async throws {
         // The map in hand (kept current by the periodic refresh, MOVED and failed sends), not a new read per probe.
