@@ -83,8 +83,9 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
-            // The top-level openapi.yaml is a link to this file; the server serves it at GET /openapi.yaml.
-            resources: [.copy("Resources/openapi.yaml")],
+            // The top-level openapi.yaml is a link to this file; the server serves it at GET /openapi.yaml. Web/ holds the
+            // web client and the operator console (HTML, CSS, JavaScript modules), served at / and /console.
+            resources: [.copy("Resources/openapi.yaml"), .copy("Web")],
             swiftSettings: swiftSettings
         ),
         // The thin executable.

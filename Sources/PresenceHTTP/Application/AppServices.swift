@@ -31,6 +31,10 @@ public struct AppServices: Sendable {
     /// Where events for clients go, and where channel occupancy is counted.
     public let events: any EventPublisher
     public let occupancy: any OccupancyStorage
+    /// What the operator console reads (and each worker's announcement of itself).
+    public let operations: any OperationsStorage
+    /// This worker's requests, sampled for its announcement.
+    let workerStats = WorkerStats()
 
     public init(configuration: AppConfiguration, redis: RedisClient, logger: Logger) {
         self.configuration = configuration
@@ -47,6 +51,7 @@ public struct AppServices: Sendable {
         let events = RedisEventPublisher(redis: redis, logger: logger)
         self.events = events
         let occupancy = RedisOccupancyStore(redis: redis)
+        self.operations = RedisOperationsStore(redis: redis)
         self.occupancy = occupancy
         let limits = RedisRateLimitStorage(redis: redis)
         let users = UserDirectory(storage: RedisUserStore(redis: redis), hasher: PasswordHasher(cost: configuration.bcryptCost))

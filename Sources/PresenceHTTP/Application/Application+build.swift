@@ -58,7 +58,13 @@ func makeApplication(configuration: AppConfiguration, logger: Logger?, runHubIns
         chat: services.chat, users: services.users, migrations: services.migrations, admins: configuration.chat.admins,
         adminPassword: configuration.adminPassword, logger: logger
     )
-    var appServices: [any Service] = [redis, services.sweeper, startup]
+    let announcer = WorkerAnnouncer(
+        id: "\(ProcessInfo.processInfo.hostName):\(configuration.port)#\(getpid())",
+        host: ProcessInfo.processInfo.hostName, port: configuration.port, storage: services.operations,
+        stats: services.workerStats, hub: services.hub, redis: redis, startedAt: Date(), interval: .seconds(5),
+        logger: logger
+    )
+    var appServices: [any Service] = [redis, services.sweeper, startup, announcer]
     if runHubInside { appServices.append(services.hub) }
     if configuration.metricsPort != 0 {
         appServices.append(MetricsController.application(
@@ -96,7 +102,7 @@ func makeApplication(configuration: AppConfiguration, logger: Logger?, runHubIns
 public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self)
     let table = RouteTable()
-    router.add(middleware: RequestLogMiddleware())
+    router.add(middleware: RequestLogMiddleware(stats: services.workerStats))
     router.add(middleware: JSONErrorMiddleware())
     router.add(middleware: OriginMiddleware(patterns: services.configuration.allowedOrigins, routes: table))
     router.add(middleware: MethodNotAllowedMiddleware(routes: table))
@@ -135,6 +141,16 @@ public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
             inbound: inbound, outbound: outbound, channel: context.requestContext.channel,
             key: key, protocolVersion: version, overQuota: overQuota
         )
+    }
+    ConsoleController(storage: services.operations, authenticator: authenticator, admins: services.configuration.chat.admins)
+        .addRoutes(to: router)
+    let settings = WebAssets.PageSettings(
+        pusherKey: services.configuration.pusher.key,
+        chatTTLSeconds: Int(services.configuration.chat.presenceTTL.components.seconds),
+        supportTTLSeconds: Int(services.configuration.support.presenceTTL.components.seconds)
+    )
+    if let web = WebAssets.bundled(settings: settings) {
+        WebController(web: web).addRoutes(to: router)
     }
     UsersController(
         users: services.users, limiter: services.searchLimiter,

@@ -5,7 +5,8 @@ import Hummingbird
 /// Enforces `ALLOWED_ORIGINS` and answers CORS preflights.
 ///
 /// A request with an `Origin` that no pattern allows → 403 `{"error":"Unauthorized"}`. Requests without `Origin`
-/// (servers, curl) pass. Allowed requests get `Access-Control-Allow-Origin` (the origin itself) and `Vary: Origin`.
+/// (servers, curl) pass, and so do the service's own pages: an `Origin` naming the host the request was sent to
+/// (its `Host`, as nginx passes it on), whatever `ALLOWED_ORIGINS` says. Allowed requests get `Access-Control-Allow-Origin` (the origin itself) and `Vary: Origin`.
 /// `OPTIONS` → 204 with the allowed headers and the route's methods.
 public struct OriginMiddleware: RouterMiddleware {
     public typealias Context = AppRequestContext
@@ -22,7 +23,7 @@ public struct OriginMiddleware: RouterMiddleware {
             if request.method == .options { return preflight(request, origin: nil) }
             return try await next(request, context)
         }
-        guard isAllowed(origin) else {
+        guard isAllowed(origin) || Self.isSameOrigin(origin, host: request.head.authority) else {
             return JSONResponse.error("Unauthorized", status: .forbidden, headers: [.vary: "Origin"])
         }
         if request.method == .options { return preflight(request, origin: origin) }
@@ -41,6 +42,13 @@ public struct OriginMiddleware: RouterMiddleware {
         headers[.accessControlMaxAge] = "600"
         headers[.vary] = "Origin"
         return Response(status: .noContent, headers: headers)
+    }
+
+    /// Whether `origin` (`scheme://host[:port]`) names `host` (the request's `Host`: `host[:port]`), ignoring the
+    /// scheme (TLS may end at a proxy) and letter case.
+    static func isSameOrigin(_ origin: String, host: String?) -> Bool {
+        guard let host, !host.isEmpty, let schemeEnd = origin.range(of: "://") else { return false }
+        return origin[schemeEnd.upperBound...].lowercased() == host.lowercased()
     }
 
     func isAllowed(_ origin: String) -> Bool {

@@ -15,6 +15,8 @@ import Synchronization
 struct RequestLogMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
     static let header = HTTPField.Name("X-Request-Id")!
+    /// Where this worker's request rate and latency are sampled for the operator console.
+    let stats: WorkerStats
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
@@ -35,7 +37,9 @@ struct RequestLogMiddleware: RouterMiddleware {
         let status = response.status.code
         let instruments = Self.instruments(method: method, route: route, status: status)
         instruments.counter.increment()
-        instruments.timer.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+        instruments.timer.recordNanoseconds(nanoseconds)
+        stats.record(nanoseconds: nanoseconds)
         let milliseconds = Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000
         context.logger.info("request", metadata: [
             "method": .string(method), "route": .string(route), "path": .string(request.uri.path),

@@ -66,6 +66,9 @@ actor RealtimeHub: Service {
     /// Number of open sockets on this worker.
     var socketCount: Int { sockets.count }
 
+    /// Open sockets, and the client channels this worker is subscribed to in Redis for them.
+    var counts: (sockets: Int, channels: Int) { (sockets.count, channelSockets.count) }
+
     /// Takes a new socket; `false` while the worker is stopping (the caller closes it with 4200).
     func add(_ socket: PusherSocket) async -> Bool {
         guard !draining else { return false }
