@@ -52,7 +52,7 @@ struct HealthRoutesTests {
 
     @Test func unknownRoutesAreJSON404() async throws {
         try await app(redisURL: SharedRedis.url()).test(.router) { client in
-            for (uri, method) in [("/nope", HTTPRequest.Method.get), ("/health/extra", .get), ("/", .post)] {
+            for (uri, method) in [("/nope", HTTPRequest.Method.get), ("/health/extra", .get), ("/nope/deeper", .post)] {
                 try await client.execute(uri: uri, method: method) { response in
                     #expect(response.status == .notFound)
                     #expect(String(buffer: response.body) == #"{"error":"Not found"}"#)
