@@ -156,3 +156,36 @@ def test_a_worker_killed_under_a_user_shows_the_leave_then_the_page_reconnects(c
     expect(a.message(text)).to_have_count(1)
     screenshot(a.page, "web-client-after-kill.png")
     errors.check()
+
+
+def test_a_worker_stopping_under_a_page_sends_it_elsewhere_at_once(cluster, browser):
+    """SIGTERM: the worker closes its sockets with 4200, which the page takes as "reconnect now"; it comes back on
+    another worker within a couple of seconds, subscribed again to everything it had."""
+    errors = ErrorLog(allow_socket_failures=True)
+    ana, ben = unique("ta"), unique("tb")
+    register(cluster.url, ana)
+    register(cluster.url, ben)
+    a, wa = open_on_new_worker(browser, errors, cluster, "ana", ana)
+    b, wb = open_on_new_worker(browser, errors, cluster, "ben", ben, avoid=(wa,))
+    a.enter("general")
+    b.enter("general")
+    a.wait_member(ben, True)
+    b.record_states()
+    stopped = time.monotonic()
+    os.kill(cluster.worker_pid(wb), signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and "connected" not in b.states():
+        time.sleep(0.05)
+    back = time.monotonic() - stopped
+    states = b.states()
+    assert "connected" in states and states[0] != "connected", states
+    print(f"ben's worker {wb} stopped (SIGTERM); his page went {states} and was connected again after {back:.2f} s")
+    assert back < 5, back
+    # Subscribed again: the room's events reach him, and his reach Ana.
+    a.wait_member(ben, True, timeout=TTL + SWEEP + 5)
+    text_a, text_b = unique("to ben "), unique("to ana ")
+    a.post(text_a)
+    expect(b.message(text_a)).to_have_count(1)
+    b.post(text_b)
+    expect(a.message(text_b)).to_have_count(1)
+    errors.check()

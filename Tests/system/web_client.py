@@ -14,7 +14,7 @@ import time
 from playwright.sync_api import Page, expect, sync_playwright
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-# Screenshots of each run (not committed); UPDATE_DOCS_SCREENSHOTS=1 also writes the two in docs/.
+# Screenshots of each run (not committed; ops/screenshots makes the two in docs/).
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SCREENSHOTS = os.environ.get("SCREENSHOT_DIR", os.path.join(ROOT, ".data", "screenshots"))
 
@@ -53,8 +53,6 @@ class ErrorLog:
 def screenshot(page: Page, name: str):
     os.makedirs(SCREENSHOTS, exist_ok=True)
     page.screenshot(path=os.path.join(SCREENSHOTS, name), full_page=False)
-    if os.environ.get("UPDATE_DOCS_SCREENSHOTS"):
-        page.screenshot(path=os.path.join(ROOT, "docs", name), full_page=False)
 
 
 class ChatPage:
