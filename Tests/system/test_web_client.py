@@ -4,12 +4,14 @@ worker, so everything one sees of the other went through Redis. Every test fails
 (see web_client.ErrorLog)."""
 import json
 import re
+import signal
+import time
 import uuid
 
 import pytest
 import requests
 
-from conftest import ADMIN_NAME, ADMIN_PASSWORD, REDIS_CLUSTER, admin, register
+from conftest import ADMIN_NAME, ADMIN_PASSWORD, REDIS_CLUSTER, admin, register, wait_until
 from web_client import ChatPage, ConsolePage, ErrorLog, expect, launch, measured, screenshot, sync_playwright
 
 pytestmark = pytest.mark.skipif(REDIS_CLUSTER, reason="the browser tests run once, on one Redis")
@@ -307,3 +309,23 @@ def test_the_session_lives_in_session_storage_and_sign_out_revokes_it(cluster, o
     assert page.evaluate("sessionStorage.getItem('presence.session')") is None
     r = requests.get(cluster.a.base + "/api/rooms", headers={"Authorization": f"Bearer {token}", "X-Username": name}, timeout=5)
     assert r.status_code == 401
+
+
+def test_the_console_drops_a_killed_worker_within_its_ttl_and_a_stopped_one_at_once(make_cluster):
+    c = make_cluster(3)
+    boss = admin(c.a)
+
+    def ports():
+        return {w["port"] for w in c.a.call("GET", "/api/console/overview", user=boss).json()["workers"]}
+
+    every = {w.proc.port for w in c.workers}
+    assert wait_until(lambda: ports() == every, 10), ports()
+    killed, stopped = c.workers[1], c.workers[2]
+    killed.proc.stop(signal.SIGKILL)
+    start = time.monotonic()
+    assert wait_until(lambda: killed.proc.port not in ports(), 20, 0.25), "a killed worker stays listed"
+    lapsed = time.monotonic() - start
+    assert lapsed <= 15 + 3, lapsed  # three missed 5 s announcements (and a busy machine's slack)
+    stopped.proc.stop(signal.SIGTERM)
+    assert ports() == {c.a.proc.port}  # retired on its way out, not left to lapse
+    print(f"a SIGKILLed worker left the console after {lapsed:.1f} s; a stopped one at once")
