@@ -38,7 +38,7 @@ struct Fixture {
     var presence: InMemoryPresenceStore { InMemoryPresenceStore(world: world) }
 
     func present(in room: String) async throws -> [String] {
-        try await presence.allMembers(room: room, ttl: .seconds(90)).map(\.username).sorted()
+        try await presence.presentUsers(room: room, ttl: .seconds(90)).map(\.username).sorted()
     }
 }
 

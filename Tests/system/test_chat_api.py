@@ -549,3 +549,55 @@ def test_every_key_a_full_scenario_creates_is_documented(make_cluster):
         assert must in keys, must
     assert any(k.startswith("token:{") for k in keys)
     assert any(k.startswith("room:{lobby}:presence:") for k in keys)
+
+
+def test_room_users_in_pages_and_as_a_count(cluster):
+    """GET /api/rooms/{id}/users: unchanged without parameters; pages in join order with the stable cursor; a count."""
+    from test_support_api import seed_users
+    a, b = cluster.a, cluster.b
+    r = cluster.redis()
+    room = "random"
+    people = seed_users(r, [f"pg{i:03d}" for i in range(130)])
+    for i, u in enumerate(people):
+        assert (a, b)[i % 2].call("POST", "/api/presence/switch", user=u,
+                                  json={"nextRoomId": room, "username": u.name}).status_code == 200
+    everyone = a.call("GET", f"/api/rooms/{room}/users").json()
+    names = [x["username"] for x in everyone["users"]]
+    assert set(names) >= {u.name for u in people} and names == sorted(names) and set(everyone) == {"users"}
+    assert a.call("GET", f"/api/rooms/{room}/users?count=true").json() == {"count": len(names)}
+    seen, cursor, pages = [], None, 0
+    while True:
+        page = (a, b)[pages % 2].call("GET", f"/api/rooms/{room}/users?limit=40" + (f"&cursor={cursor}" if cursor else "")).json()
+        assert len(page["users"]) <= 40
+        seen += page["users"]
+        cursor, pages = page["nextCursor"], pages + 1
+        if not cursor:
+            break
+    assert pages == -(-len(names) // 40)
+    assert sorted(x["username"] for x in seen) == sorted(names)  # each once
+    joined = [(x["joinedAt"], x["username"]) for x in seen]
+    assert joined == sorted(joined)  # join order
+    # Someone leaving between pages does not shift the others.
+    first = a.call("GET", f"/api/rooms/{room}/users?limit=10").json()
+    leaver = first["users"][0]["username"]
+    who = next(u for u in people if u.name == leaver) if leaver.startswith("pg") else None
+    if who:
+        a.call("POST", "/api/presence/switch", user=who, json={"previousRoomId": room, "username": who.name})
+    rest = a.call("GET", f"/api/rooms/{room}/users?limit=100&cursor={first['nextCursor']}").json()["users"]
+    assert rest[0]["username"] == names_in_join_order(seen)[10]
+    for query, message in [("limit=0", "Query parameter 'limit' must be an integer from 1 to 100"),
+                           ("limit=x", "Query parameter 'limit' must be an integer from 1 to 100"),
+                           ("cursor=nonsense", "Invalid cursor"), ("count=false", "Query parameter 'count' must be true")]:
+        response = a.call("GET", f"/api/rooms/{room}/users?{query}")
+        assert response.status_code == 400 and response.json() == {"error": message}, query
+    # A private room's list, paged or counted, is for its members only.
+    alice, bob, carol = register(a, "pgalice"), register(a, "pgbob"), register(a, "pgcarol")
+    dm = a.call("POST", "/api/rooms", user=alice, json={"name": "dm", "type": "private", "members": ["pgbob"]}).json()["room"]
+    for query in ("count=true", "limit=5", "cursor="):
+        assert a.call("GET", f"/api/rooms/{dm['id']}/users?{query}", user=carol).status_code == 403
+        assert a.call("GET", f"/api/rooms/{dm['id']}/users?{query}", user=bob).status_code == 200
+    assert a.call("GET", "/api/rooms/nope/users?count=true").status_code == 404
+
+
+def names_in_join_order(users):
+    return [x["username"] for x in sorted(users, key=lambda x: (x["joinedAt"], x["username"]))]

@@ -253,10 +253,24 @@ public struct ChatService: Sendable {
         try await users.touch(user)
     }
 
-    /// Users present in a room now.
-    public func presentUsers(in id: String, viewer: String?) async throws -> [PresenceMember] {
+    /// Users present in a room now (any order), read in one range query.
+    public func presentUsers(in id: String, viewer: String?) async throws -> [PresentUser] {
         _ = try await room(id, viewer: viewer)
-        return try await presence.allMembers(room: id, ttl: settings.presenceTTL)
+        return try await presence.presentUsers(room: id, ttl: settings.presenceTTL)
+    }
+
+    /// One page of the users present in a room, in join order, after `cursor` (the last page's `nextCursor`): the
+    /// same stable cursor as a support room's member list, so users who come and go between pages neither repeat nor
+    /// push others out. ``DomainError/invalid(_:)`` for a cursor this service did not give.
+    public func presentUsers(in id: String, viewer: String?, limit: Int, cursor: String?) async throws -> (members: [PresenceMember], nextCursor: String?) {
+        _ = try await room(id, viewer: viewer)
+        return try await presence.members(room: id, ttl: settings.presenceTTL, limit: limit, cursor: cursor)
+    }
+
+    /// How many users are present in a room now.
+    public func presentCount(in id: String, viewer: String?) async throws -> Int {
+        _ = try await room(id, viewer: viewer)
+        return try await presence.presentCount(room: id)
     }
 
     /// Announces members the sweeper found expired (called by ``PresenceSweeper`` on the worker that claimed them).

@@ -10,6 +10,11 @@ public protocol PresenceStorage: Sendable {
     func refresh(room: String, user: String, ttl: Duration, state: JSONValue?) async throws -> PresenceRefresh?
     /// Present members in join order, one page at a time (an opaque cursor); ``DomainError/invalid(_:)`` for a bad one.
     func members(room: String, ttl: Duration, limit: Int, cursor: String?) async throws -> (members: [PresenceMember], nextCursor: String?)
+    /// Everyone present in `room` now (any order), with their last refresh for presence `ttl`: one range query, not a
+    /// lookup per member.
+    func presentUsers(room: String, ttl: Duration) async throws -> [PresentUser]
+    /// How many are present in `room` now.
+    func presentCount(room: String) async throws -> Int
     /// The states of `users` in `room`, `{}` for those not present.
     func states(room: String, users: [String]) async throws -> [JSONValue]
 
@@ -30,17 +35,5 @@ extension PresenceStorage {
 
     public func refresh(room: String, user: String, ttl: Duration) async throws -> PresenceRefresh? {
         try await refresh(room: room, user: user, ttl: ttl, state: nil)
-    }
-
-    /// Everyone present in `room` now (any order), with their last refresh.
-    public func allMembers(room: String, ttl: Duration) async throws -> [PresenceMember] {
-        var all: [PresenceMember] = []
-        var cursor: String?
-        repeat {
-            let page = try await members(room: room, ttl: ttl, limit: 500, cursor: cursor)
-            all += page.members
-            cursor = page.nextCursor
-        } while cursor != nil
-        return all
     }
 }

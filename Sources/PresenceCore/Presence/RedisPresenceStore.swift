@@ -119,6 +119,24 @@ public struct RedisPresenceStore: PresenceStorage {
     }
 
     /// Users present in `room` now, in join order, one page at a time. The cursor is opaque.
+    public func presentUsers(room: String, ttl: Duration) async throws -> [PresentUser] {
+        let reply = try await redis.run(Scripts.presencePresent, keys: [RedisKeys.roomMembers(room)])
+        guard let items = reply.array, items.count % 2 == 0 else {
+            throw RedisError.protocolError("unexpected presence_present reply \(reply)")
+        }
+        var users: [PresentUser] = []
+        users.reserveCapacity(items.count / 2)
+        for index in stride(from: 0, to: items.count, by: 2) {
+            guard let user = items[index].string, let expiry = items[index + 1].string.flatMap(Double.init) else { continue }
+            users.append(PresentUser(username: user, lastSeen: Int64(expiry) - ttl.milliseconds))
+        }
+        return users
+    }
+
+    public func presentCount(room: String) async throws -> Int {
+        try await redis.run(Scripts.presenceCount, keys: [RedisKeys.roomMembers(room)]).int ?? 0
+    }
+
     public func members(room: String, ttl: Duration, limit: Int, cursor: String?) async throws -> (members: [PresenceMember], nextCursor: String?) {
         var cursorAt = ""
         var cursorUser = ""

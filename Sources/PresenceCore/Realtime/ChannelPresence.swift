@@ -30,7 +30,7 @@ public struct ChannelPresence: Sendable {
         let (room, isChat) = Self.room(for: channel)
         let joined = try await sockets.attachSocket(socket, user: user, room: room, openingChannel: isChat ? nil : channel, ttl: ttl)
         if joined.isNew { await announce(room: room, isChat: isChat, channel: channel, user: user, action: .joined, count: joined.userCount, meta: joined.meta) }
-        let members = try await presence.allMembers(room: room, ttl: ttl).map(\.username)
+        let members = try await presence.presentUsers(room: room, ttl: ttl).map(\.username)
         return (joined.isNew, members)
     }
 
@@ -54,7 +54,7 @@ public struct ChannelPresence: Sendable {
 
     /// Users present on a presence channel now.
     public func members(channel: String) async throws -> [String] {
-        try await presence.allMembers(room: Self.room(for: channel).id, ttl: ttl).map(\.username).sorted()
+        try await presence.presentUsers(room: Self.room(for: channel).id, ttl: ttl).map(\.username).sorted()
     }
 
     func announce(room: String, isChat: Bool, channel: String, user: String, action: PresenceAction, count: Int, meta: [String: String]) async {

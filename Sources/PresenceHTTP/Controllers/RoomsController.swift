@@ -41,8 +41,22 @@ struct RoomsController {
         router.get("/api/rooms/:id/users") { request, context in
             let id = try roomID(context)
             let viewer = try await authenticator.optionalUser(request)
-            let members = try await chat.presentUsers(in: id, viewer: viewer)
-            let users: [JSONValue] = members.sorted { $0.username < $1.username }.map {
+            let query = request.uri.queryParameters
+            if let count = query.get("count") {
+                guard count == "true" else { throw APIError.badRequest("Query parameter 'count' must be true") }
+                return JSONResponse.make(["count": .int(try await chat.presentCount(in: id, viewer: viewer))])
+            }
+            if query.get("limit") != nil || query.get("cursor") != nil {
+                let limit = try Query.int(request, "limit", default: 100, range: 1...100)
+                let cursor = query.get("cursor").flatMap { $0.isEmpty ? nil : $0 }
+                let page = try await chat.presentUsers(in: id, viewer: viewer, limit: limit, cursor: cursor)
+                let users: [JSONValue] = page.members.map {
+                    ["username": .string($0.username), "lastSeen": .int64($0.lastSeen), "joinedAt": .int64($0.joinedAt)]
+                }
+                return JSONResponse.make(["users": .array(users), "nextCursor": .optional(page.nextCursor)])
+            }
+            // ryOS's answer: everyone, by name.
+            let users: [JSONValue] = try await chat.presentUsers(in: id, viewer: viewer).sorted { $0.username < $1.username }.map {
                 ["username": .string($0.username), "lastSeen": .int64($0.lastSeen)]
             }
             return JSONResponse.make(["users": JSONValue.array(users)])

@@ -59,6 +59,16 @@ struct InMemoryPresenceStore: PresenceStorage, ExpiryStorage {
         return (page, start + page.count < all.count ? String(start + page.count) : nil)
     }
 
+    func presentUsers(room: String, ttl: Duration) async throws -> [PresentUser] {
+        world.withState { state in
+            World.present(state, room: room).map { PresentUser(username: $0.key, lastSeen: $0.value.expiresAt - ttl.milliseconds) }
+        }
+    }
+
+    func presentCount(room: String) async throws -> Int {
+        world.withState { World.present($0, room: room).count }
+    }
+
     func states(room: String, users: [String]) async throws -> [JSONValue] {
         world.withState { state in users.map { World.present(state, room: room)[$0]?.state ?? [:] } }
     }
