@@ -42,13 +42,15 @@ struct RoomsController {
             let id = try roomID(context)
             let viewer = try await authenticator.optionalUser(request)
             let query = request.uri.queryParameters
+            // Every parameter given is checked, whichever answer it asks for.
+            let limit = try Query.int(request, "limit", default: 100, range: 1...100)
+            let cursor = query.get("cursor").flatMap { $0.isEmpty ? nil : $0 }
+            if let cursor, cursor.utf8.count > 200 { throw APIError.badRequest("Invalid cursor") }
             if let count = query.get("count") {
                 guard count == "true" else { throw APIError.badRequest("Query parameter 'count' must be true") }
                 return JSONResponse.make(["count": .int(try await chat.presentCount(in: id, viewer: viewer))])
             }
             if query.get("limit") != nil || query.get("cursor") != nil {
-                let limit = try Query.int(request, "limit", default: 100, range: 1...100)
-                let cursor = query.get("cursor").flatMap { $0.isEmpty ? nil : $0 }
                 let page = try await chat.presentUsers(in: id, viewer: viewer, limit: limit, cursor: cursor)
                 let users: [JSONValue] = page.members.map {
                     ["username": .string($0.username), "lastSeen": .int64($0.lastSeen), "joinedAt": .int64($0.joinedAt)]
