@@ -79,13 +79,20 @@ def open_on_new_worker(browser, errors, cluster, label, name, avoid=(), tries=12
     pytest.fail(f"no page of {label} landed on a worker other than {avoid}")
 
 
-def test_two_users_on_two_workers_through_nginx(cluster, browser):
-    errors = ErrorLog()
-    ana, ben = unique("na"), unique("nb")
+def two_users_on_two_workers(browser, errors, cluster, prefix):
+    """Registers Ana and Ben and signs each in through nginx, their WebSockets on two different workers. Returns
+    (ana, ben, Ana's page, her worker, Ben's page, his worker)."""
+    ana, ben = unique(prefix + "a"), unique(prefix + "b")
     register(cluster.url, ana)
     register(cluster.url, ben)
     a, wa = open_on_new_worker(browser, errors, cluster, "ana", ana)
     b, wb = open_on_new_worker(browser, errors, cluster, "ben", ben, avoid=(wa,))
+    return ana, ben, a, wa, b, wb
+
+
+def test_two_users_on_two_workers_through_nginx(cluster, browser):
+    errors = ErrorLog()
+    ana, ben, a, wa, b, wb = two_users_on_two_workers(browser, errors, cluster, "n")
     assert wa != wb
     timings = {}
     a.enter("general")
@@ -108,11 +115,7 @@ def test_a_worker_killed_under_a_user_shows_the_leave_then_the_page_reconnects(c
     online, his page reconnects through nginx to a surviving worker and he is back. Then his new worker is killed while nothing stands in the way: the page
     reconnects by itself and he stays in the room."""
     errors = ErrorLog(allow_socket_failures=True)
-    ana, ben = unique("ka"), unique("kb")
-    register(cluster.url, ana)
-    register(cluster.url, ben)
-    a, wa = open_on_new_worker(browser, errors, cluster, "ana", ana)
-    b, wb = open_on_new_worker(browser, errors, cluster, "ben", ben, avoid=(wa,))
+    ana, ben, a, wa, b, wb = two_users_on_two_workers(browser, errors, cluster, "k")
     a.enter("random")
     b.enter("random")
     a.wait_member(ben, True)
@@ -162,11 +165,7 @@ def test_a_worker_stopping_under_a_page_sends_it_elsewhere_at_once(cluster, brow
     """SIGTERM: the worker closes its sockets with 4200, which the page takes as "reconnect now"; it comes back on
     another worker within a couple of seconds, subscribed again to everything it had."""
     errors = ErrorLog(allow_socket_failures=True)
-    ana, ben = unique("ta"), unique("tb")
-    register(cluster.url, ana)
-    register(cluster.url, ben)
-    a, wa = open_on_new_worker(browser, errors, cluster, "ana", ana)
-    b, wb = open_on_new_worker(browser, errors, cluster, "ben", ben, avoid=(wa,))
+    ana, ben, a, wa, b, wb = two_users_on_two_workers(browser, errors, cluster, "t")
     a.enter("general")
     b.enter("general")
     a.wait_member(ben, True)

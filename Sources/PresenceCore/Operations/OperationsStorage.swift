@@ -13,26 +13,32 @@ public protocol OperationsStorage: Sendable {
     func nodes() async throws -> [RedisNodeStats]
 }
 
+/// A room and how many users are present in it.
+public struct RoomOccupancy: Sendable, Hashable {
+    public var id: String
+    public var userCount: Int
+
+    public init(id: String, userCount: Int) {
+        self.id = id
+        self.userCount = userCount
+    }
+}
+
 /// The rooms with presence, by occupancy.
 public struct RoomOccupancyReport: Sendable, Equatable {
-    /// The busiest rooms: id and users present, most first.
-    public var rooms: [(id: String, userCount: Int)]
+    /// The busiest rooms, most first.
+    public var rooms: [RoomOccupancy]
     /// Rooms scanned (every room on the sweeper's work list, up to the scan limit), how many of them have someone
     /// present, and users present in them in all.
     public var roomsScanned: Int
     public var occupiedRooms: Int
     public var present: Int
 
-    public init(rooms: [(id: String, userCount: Int)], roomsScanned: Int, occupiedRooms: Int, present: Int) {
+    public init(rooms: [RoomOccupancy], roomsScanned: Int, occupiedRooms: Int, present: Int) {
         self.rooms = rooms
         self.roomsScanned = roomsScanned
         self.occupiedRooms = occupiedRooms
         self.present = present
-    }
-
-    public static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.roomsScanned == rhs.roomsScanned && lhs.present == rhs.present && lhs.occupiedRooms == rhs.occupiedRooms
-            && lhs.rooms.map(\.id) == rhs.rooms.map(\.id) && lhs.rooms.map(\.userCount) == rhs.rooms.map(\.userCount)
     }
 }
 

@@ -44,10 +44,10 @@ public struct RedisOperationsStore: OperationsStorage {
         let counts = try await redis.run(rooms.map {
             RedisScriptCall(Scripts.presenceCount, keys: [RedisKeys.roomMembers($0)], arguments: [])
         })
-        var occupied: [(id: String, userCount: Int)] = []
+        var occupied: [RoomOccupancy] = []
         for (room, reply) in zip(rooms, counts) {
             if let message = reply.errorMessage { throw RedisError.server(message) }
-            if let count = reply.int, count > 0 { occupied.append((room, count)) }
+            if let count = reply.int, count > 0 { occupied.append(RoomOccupancy(id: room, userCount: count)) }
         }
         occupied.sort { $0.userCount != $1.userCount ? $0.userCount > $1.userCount : $0.id < $1.id }
         return RoomOccupancyReport(

@@ -58,9 +58,9 @@ func makeApplication(configuration: AppConfiguration, logger: Logger?, runHubIns
         chat: services.chat, users: services.users, migrations: services.migrations, admins: configuration.chat.admins,
         adminPassword: configuration.adminPassword, logger: logger
     )
+    let host = ProcessInfo.processInfo.hostName
     let announcer = WorkerAnnouncer(
-        id: "\(ProcessInfo.processInfo.hostName):\(configuration.port)#\(getpid())",
-        host: ProcessInfo.processInfo.hostName, port: configuration.port, storage: services.operations,
+        id: "\(host):\(configuration.port)#\(getpid())", host: host, port: configuration.port, storage: services.operations,
         stats: services.workerStats, hub: services.hub, redis: redis, startedAt: Date(), interval: .seconds(5),
         logger: logger
     )
