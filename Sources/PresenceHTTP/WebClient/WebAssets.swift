@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import NIOCore
+import PresenceCore
 
 /// The web client and the operator console: plain HTML, CSS and JavaScript modules from this module's `Web/`
 /// resources, read once at start-up.
@@ -54,7 +55,7 @@ struct WebAssets: Sendable {
             hash.update(data: files[name]!)
             hash.update(data: [0])
         }
-        let version = String(hash.finalize().map { String(format: "%02x", $0) }.joined().prefix(12))
+        let version = String(Hex.encode(Array(hash.finalize())).prefix(12))
         self.version = version
         var assets: [String: Asset] = [:]
         var pages: [String: ByteBuffer] = [:]
