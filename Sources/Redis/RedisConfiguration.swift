@@ -36,6 +36,10 @@ public struct RedisConfiguration: Sendable, Equatable {
     public var connectionCount: Int
     /// Commands that may wait for a connection while Redis is unreachable; beyond that they fail at once.
     public var maxQueuedWhileDisconnected: Int
+    /// Whether commands fail at once (``RedisError/unavailable(_:)``) while the last connect attempt failed, instead
+    /// of waiting out the bounded wait. Set for a cluster's node connections: a refused node is usually dead or being
+    /// replaced, and the caller does better to read the slot map again and go elsewhere than to wait for it.
+    public var failFastWhenUnreachable = false
 
     /// A configuration for `endpoint` with the defaults: 2 s bounded wait, backoff from 50 ms to 1 s, 2 connections.
     public init(

@@ -48,7 +48,8 @@ public final class RedisConnection: @unchecked Sendable {
         self.state = RedisConnectionStateMachine(
             backoff: Backoff(base: configuration.reconnectBaseDelay, cap: configuration.reconnectMaxDelay),
             maxWaiting: configuration.maxQueuedWhileDisconnected,
-            endpoint: "\(configuration.endpoint)"
+            endpoint: "\(configuration.endpoint)",
+            failFast: configuration.failFastWhenUnreachable
         )
     }
 
@@ -200,6 +201,8 @@ public final class RedisConnection: @unchecked Sendable {
                 let reason = Self.describe(error)
                 let action = self.state.connectFailed(endpoint: "\(endpoint)", reason: reason)
                 self.down(action, metadata: ["redis": "\(endpoint)", "reason": "\(reason)"])
+                let (refused, error) = self.state.takeWaitingIfUnreachable()
+                for request in refused { request.responder.fail(error) }
             }
         }
     }

@@ -57,14 +57,19 @@ struct RedisConnectionStateMachine<Channel, Request> {
     private var backoff: Backoff
     private var everConnected = false
     private var reportedDown = false
+    /// The last connect attempt failed (cleared by a successful one).
+    private var unreachable = false
     private let maxWaiting: Int
+    private let failFast: Bool
     /// Why the connection is not usable, for errors of requests that could not wait longer.
     private(set) var lastFailure: String
 
     /// `endpoint` names the server in the error of a request that times out before the first attempt has an outcome.
-    init(backoff: Backoff, maxWaiting: Int, endpoint: String) {
+    /// With `failFast`, requests fail at once while the last connect attempt failed (see ``connectFailed(endpoint:reason:)``).
+    init(backoff: Backoff, maxWaiting: Int, endpoint: String, failFast: Bool = false) {
         self.backoff = backoff
         self.maxWaiting = maxWaiting
+        self.failFast = failFast
         self.lastFailure = "no connection to \(endpoint) yet"
     }
 
@@ -95,6 +100,8 @@ struct RedisConnectionStateMachine<Channel, Request> {
         case .idle:
             state = .connecting
             connect = true
+        case .waitingToReconnect where failFast && unreachable:
+            return .fail(request, .unavailable(lastFailure))
         case .connecting, .waitingToReconnect:
             break
         }
@@ -137,6 +144,7 @@ struct RedisConnectionStateMachine<Channel, Request> {
         let restored = reportedDown
         everConnected = true
         reportedDown = false
+        unreachable = false
         backoff.reset()
         state = .ready(channel, id: id)
         var flush: [Request] = []
@@ -151,8 +159,18 @@ struct RedisConnectionStateMachine<Channel, Request> {
         lastFailure = "cannot connect to \(endpoint): \(reason)"
         let warning = reportedDown ? nil : "Redis unreachable; retrying"
         reportedDown = true
+        unreachable = true
         state = .waitingToReconnect
         return .scheduleReconnect(delay: backoff.next(), warning: warning)
+    }
+
+    /// After a failed connect attempt, with `failFast`: the requests that waited, to fail now with `error` (they were
+    /// never written). Empty otherwise.
+    mutating func takeWaitingIfUnreachable() -> (requests: [Request], error: RedisError) {
+        guard failFast, unreachable else { return ([], .unavailable(lastFailure)) }
+        var requests: [Request] = []
+        while let entry = waiting.popFirst() { requests.append(entry.request) }
+        return (requests, .unavailable(lastFailure))
     }
 
     /// The channel known by `id` closed (by either side, or broken).

@@ -1,5 +1,5 @@
 import NIOCore
-import Redis
+@testable import Redis
 import Testing
 
 /// Slots, topology replies and redirects, as plain values: no socket.
@@ -91,5 +91,21 @@ struct RedisClusterRulesTests {
         #expect(RedisClusterError(errorReply: "MOVED x h:1") == nil)
         #expect(RedisClusterError(errorReply: "ERR unknown command") == nil)
         #expect(RedisClusterError(errorReply: "CROSSSLOT Keys in request don't hash to the same slot") == nil)
+    }
+
+    @Test func callsGoAgainOnlyWhileTheDeadlineAllows() {
+        let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        var retry = RedisClusterRetry(deadline: start + .milliseconds(100))
+        let node = Endpoint(host: "127.0.0.1", port: 7000)
+        #expect(retry.next(after: .simpleString("OK"), from: node, now: start) == .done)
+        #expect(retry.next(after: .error("ERR wrong"), from: node, now: start) == .done)
+        #expect(retry.next(after: .error("MOVED 5 :7001"), from: node, now: start)
+            == .redirect(to: Endpoint(host: "127.0.0.1", port: 7001), asking: false, movedSlot: 5))
+        #expect(retry.next(after: .error("TRYAGAIN"), from: node, now: start) == .retry(after: .milliseconds(10), refreshTopology: false))
+        // A call that was never sent (its node refused) goes again by a fresh map, backing off; not past the deadline.
+        #expect(retry.nextAfterUnsent(now: start) == .retry(after: .milliseconds(20), refreshTopology: true))
+        #expect(retry.nextAfterUnsent(now: start) == .retry(after: .milliseconds(40), refreshTopology: true))
+        #expect(retry.nextAfterUnsent(now: start + .milliseconds(50)) == .done)
+        #expect(retry.next(after: .error("CLUSTERDOWN"), from: node, now: start + .milliseconds(99)) == .done)
     }
 }

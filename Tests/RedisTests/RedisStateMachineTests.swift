@@ -74,6 +74,42 @@ struct RedisStateMachineTests {
         #expect(flush == [7])
     }
 
+    @Test func aClusterNodeThatRefusesFailsRequestsAtOnce() {
+        var machine = Connection(
+            backoff: Backoff(base: .milliseconds(100), cap: .seconds(2)), maxWaiting: 10, endpoint: "r:1", failFast: true
+        )
+        let first = FakeChannel()
+        _ = machine.start()
+        _ = machine.connectSucceeded(first)
+        _ = machine.channelClosed(first, endpoint: "r:1")
+        // Lost, not yet known down: a request waits for the first reconnect attempt.
+        guard case .wait = machine.request(1, deadline: at(2000)) else {
+            Issue.record("waits for the first attempt"); return
+        }
+        _ = machine.reconnectTimerFired()
+        _ = machine.connectFailed(endpoint: "r:1", reason: "refused")
+        let (refused, error) = machine.takeWaitingIfUnreachable()
+        #expect(refused == [1] && error == .unavailable("cannot connect to r:1: refused"))
+        guard case .fail(2, .unavailable) = machine.request(2, deadline: at(2000)) else {
+            Issue.record("a refused node fails requests at once"); return
+        }
+        _ = machine.reconnectTimerFired()
+        guard case .ready(_, _, _, let flush) = machine.connectSucceeded(FakeChannel()), flush.isEmpty else {
+            Issue.record("back: ready, nothing left waiting"); return
+        }
+        guard case .write(3, _) = machine.request(3, deadline: at(2000)) else {
+            Issue.record("back: writes again"); return
+        }
+        // Without fail-fast (one Redis), requests keep waiting through refused attempts.
+        var patient = makeConnection()
+        _ = patient.start()
+        _ = patient.connectFailed(endpoint: "r:1", reason: "refused")
+        #expect(patient.takeWaitingIfUnreachable().requests.isEmpty)
+        guard case .wait = patient.request(4, deadline: at(2000)) else {
+            Issue.record("one Redis: waits"); return
+        }
+    }
+
     @Test func aLateCloseOfAnOldChannelIsIgnored() {
         var machine = makeConnection()
         _ = machine.start()

@@ -184,6 +184,11 @@ def test_manual_failover_under_load(make_cluster):
         cl.close()
 
 
+def unavailability_log(workers):
+    """The workers' "Redis unavailable" lines (each names the route and why), for an assertion's message."""
+    return [line for w in workers for line in w.output().splitlines() if "Redis unavailable" in line][-20:]
+
+
 def test_sigkill_of_a_primary_under_load(make_cluster):
     c, rc, users, posters = setup(make_cluster)
     clients = sockets_on(c.workers)
@@ -236,7 +241,7 @@ def test_sigkill_of_a_primary_under_load(make_cluster):
     print(f"\nSIGKILL of a primary: replica promoted after {t_promoted - t_kill:.2f} s; reads of its rooms failed "
           f"{len(failed)} times (of {len(probe_results)}), the last one sent {window:.2f} s after the kill; "
           f"{len(load.failures())} of {len(load.results)} load requests failed")
-    assert not elsewhere, elsewhere[:10]
+    assert not elsewhere, (elsewhere[:10], unavailability_log(c.workers))
     assert all(s == 503 for _, _, s in failed), failed[:10]
     # Sent after the promotion, a read fails only until the workers' slot maps have the new owner (a refresh on
     # the first error, or the 10 s refresh at the latest).

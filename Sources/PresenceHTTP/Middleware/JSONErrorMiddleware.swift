@@ -33,7 +33,9 @@ public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch is WorkerStopping {
             return JSONResponse.error("Server shutting down", status: .serviceUnavailable, headers: [.retryAfter: "1"])
         } catch let error as RedisError where error.isUnavailability {
-            context.logger.warning("Redis unavailable", metadata: ["error": "\(error)"])
+            context.logger.warning("Redis unavailable", metadata: [
+                "error": "\(error)", "method": "\(request.method)", "path": "\(request.uri.path)",
+            ])
             return JSONResponse.error("Redis unavailable", status: .serviceUnavailable, headers: [.retryAfter: "1"])
         } catch {
             context.logger.error("Unhandled error", metadata: ["error": "\(String(reflecting: error))"])

@@ -6,36 +6,55 @@ extension RedisClient {
     /// One command to the primary of its slot, following MOVED and ASK and retrying TRYAGAIN, CLUSTERDOWN, LOADING
     /// and MASTERDOWN until the deadline (``RedisClusterRetry``). With `script`, a NOSCRIPT answer loads the script on
     /// the node that gave it (a promoted replica starts with an empty script cache) and runs the command again there,
-    /// in one round trip. A lost connection is not retried: the command may have run.
+    /// in one round trip. A command that could not be sent (``RedisError/unavailable(_:)``: its node refuses
+    /// connections, or no primary serves its slot yet) goes again by a fresh slot map, which is how a failover passes
+    /// unseen when the replica is promoted within the deadline. A lost connection is not retried: the command may have run.
     func clusterSend(
         _ command: RedisCommand, on cluster: RedisClusterRouter, timeout: Duration?, script: RedisScript? = nil, orderKey: String? = nil
     ) async throws -> RESPValue {
         let slot = try command.slot()
         let deadline = NIODeadline.now() + (timeout.map(TimeAmount.init) ?? configuration.commandTimeout)
         var retry = RedisClusterRetry(deadline: deadline)
-        var node = try await cluster.node(forSlot: slot, orderKey: orderKey)
+        var target: RedisClusterTopology.Endpoint?
         var asking = false
         while true {
-            var batch: [RedisCommand] = asking ? [RedisCommand("ASKING"), command] : [command]
-            var reply = try await send(batch, to: node, on: cluster, deadline: deadline, name: command.name).last!
-            if let script, reply.errorMessage?.hasPrefix("NOSCRIPT") == true {
-                batch.insert(RedisCommand("SCRIPT", "LOAD", script.source), at: 0)
-                reply = try await send(batch, to: node, on: cluster, deadline: deadline, name: command.name).last!
+            let action: RedisClusterRetry.Action
+            let reply: RESPValue
+            do {
+                let node: RedisClusterTopology.Endpoint
+                if let target { node = target } else { node = try await cluster.node(forSlot: slot, orderKey: orderKey) }
+                target = node
+                var batch: [RedisCommand] = asking ? [RedisCommand("ASKING"), command] : [command]
+                var answer = try await send(batch, to: node, on: cluster, deadline: deadline, name: command.name).last!
+                if let script, answer.errorMessage?.hasPrefix("NOSCRIPT") == true {
+                    batch.insert(RedisCommand("SCRIPT", "LOAD", script.source), at: 0)
+                    answer = try await send(batch, to: node, on: cluster, deadline: deadline, name: command.name).last!
+                }
+                reply = answer
+                action = retry.next(after: answer, from: node, now: .now())
+            } catch RedisError.unavailable(let reason) {
+                guard case .retry(let delay, _) = retry.nextAfterUnsent(now: .now()) else { throw RedisError.unavailable(reason) }
+                Counter(label: "redis_cluster_redirects_total", dimensions: [("kind", "UNREACHABLE")]).increment()
+                await cluster.refreshIfStale()
+                try await Task.sleep(for: .nanoseconds(delay.nanoseconds))
+                target = nil
+                asking = false
+                continue
             }
-            switch retry.next(after: reply, from: node, now: .now()) {
+            switch action {
             case .done:
                 return reply
-            case .redirect(let target, let isAsk, let movedSlot):
+            case .redirect(let next, let isAsk, let movedSlot):
                 Counter(label: "redis_cluster_redirects_total", dimensions: [("kind", isAsk ? "ASK" : "MOVED")]).increment()
-                if let movedSlot { cluster.moved(slot: movedSlot, to: target) }
-                node = target
+                if let movedSlot { cluster.moved(slot: movedSlot, to: next) }
+                target = next
                 asking = isAsk
             case .retry(let delay, let refresh):
                 let kind = reply.errorMessage.flatMap { RedisClusterError(errorReply: $0)?.kind } ?? "retry"
                 Counter(label: "redis_cluster_redirects_total", dimensions: [("kind", kind)]).increment()
                 if refresh { await cluster.refresh() }
                 try await Task.sleep(for: .nanoseconds(delay.nanoseconds))
-                node = try await cluster.node(forSlot: slot, orderKey: orderKey)
+                target = nil
                 asking = false
             }
         }
@@ -46,23 +65,38 @@ extension RedisClient {
     func clusterPipeline(_ commands: [RedisCommand], on cluster: RedisClusterRouter, timeout: Duration?, orderKey: String? = nil) async throws -> [RESPValue] {
         guard !commands.isEmpty else { return [] }
         let deadline = NIODeadline.now() + (timeout.map(TimeAmount.init) ?? configuration.commandTimeout)
-        let groups = try await route(commands, on: cluster, orderKey: orderKey)
+        var groups: [(RedisClusterTopology.Endpoint, [Int])] = []
+        var unsent = Set<Int>()
+        do {
+            groups = try await route(commands, on: cluster, orderKey: orderKey)
+        } catch RedisError.unavailable {
+            unsent = Set(commands.indices)  // a slot without a primary by the map in hand: each goes through the retries
+        }
         var replies = [RESPValue](repeating: .null, count: commands.count)
-        try await withThrowingTaskGroup(of: (indices: [Int], replies: [RESPValue]).self) { group in
+        try await withThrowingTaskGroup(of: (indices: [Int], replies: [RESPValue]?).self) { group in
             for (node, indices) in groups {
                 group.addTask {
                     let batch = indices.map { commands[$0] }
-                    return (indices, try await self.send(batch, to: node, on: cluster, deadline: deadline, name: "PIPELINE"))
+                    do {
+                        return (indices, try await self.send(batch, to: node, on: cluster, deadline: deadline, name: "PIPELINE"))
+                    } catch RedisError.unavailable {
+                        return (indices, nil)  // never sent: each command goes again below
+                    }
                 }
             }
             for try await (indices, batchReplies) in group {
+                guard let batchReplies else {
+                    unsent.formUnion(indices)
+                    continue
+                }
                 for (index, reply) in zip(indices, batchReplies) { replies[index] = reply }
             }
         }
-        for index in replies.indices where Self.needsRouting(replies[index]) {
+        for index in replies.indices where unsent.contains(index) || Self.needsRouting(replies[index]) {
             let remaining = deadline - .now()
+            guard remaining > .zero else { throw unsent.contains(index) ? RedisError.unavailable("no Redis Cluster node took the command in time") : RedisError.timeout }
             replies[index] = try await clusterSend(
-                commands[index], on: cluster, timeout: .nanoseconds(max(remaining.nanoseconds, 1)), orderKey: orderKey
+                commands[index], on: cluster, timeout: .nanoseconds(remaining.nanoseconds), orderKey: orderKey
             )
         }
         return replies
@@ -88,6 +122,11 @@ extension RedisClient {
         let wait = timeout.map(TimeAmount.init) ?? configuration.commandTimeout
         let futures = groups.map { node, indices in
             cluster.connection(to: node, orderKey: orderKey).send(batch: indices.map { commands[$0] }, timeout: wait)
+                .map { $0 as [RESPValue]? }
+                .flatMapErrorThrowing { error -> [RESPValue]? in
+                    guard case .unavailable? = error as? RedisError else { throw error }
+                    return nil  // the node refused: this share was never sent
+                }
                 .map { (indices, $0) }
         }
         let eventLoop = futures.first?.eventLoop ?? eventLoopGroup.next()
@@ -98,17 +137,24 @@ extension RedisClient {
                 completion(.failure((error as? RedisError) ?? .connectionLost))
             case .success(let parts):
                 var replies = [RESPValue](repeating: .null, count: commands.count)
+                var unsent = Set<Int>()
                 for (indices, batchReplies) in parts {
+                    guard let batchReplies else {
+                        unsent.formUnion(indices)
+                        continue
+                    }
                     for (index, reply) in zip(indices, batchReplies) { replies[index] = reply }
                 }
-                guard replies.contains(where: Self.needsRouting) else {
+                guard !unsent.isEmpty || replies.contains(where: Self.needsRouting) else {
                     completion(.success(replies))
                     return
                 }
-                // A slot moved under these commands: follow them one by one (their order is no longer kept).
+                if !unsent.isEmpty { cluster.requestRefresh() }
+                // A slot moved under these commands, or its node refused them (failing over): follow them one by one
+                // (their order is no longer kept), each share that was answered staying answered.
                 Task {
                     do {
-                        for index in replies.indices where Self.needsRouting(replies[index]) {
+                        for index in replies.indices where unsent.contains(index) || Self.needsRouting(replies[index]) {
                             replies[index] = try await self.clusterSend(commands[index], on: cluster, timeout: timeout, orderKey: orderKey)
                         }
                         completion(.success(replies))

@@ -54,4 +54,15 @@ struct RedisClusterRetry {
             return .retry(after: delay, refreshTopology: error == .clusterDown || error == .masterDown)
         }
     }
+
+    /// The next step after the call could not be sent at all (the node refused the connection, or no primary serves the
+    /// slot by the map in hand): nothing ran, so it may go again, after a pause and a fresh slot map, while the deadline
+    /// allows. A failover is this: the dead primary refuses until its replica is promoted and the map names it.
+    mutating func nextAfterUnsent(now: NIODeadline) -> Action {
+        let exponent = min(retries, 16)
+        let delay = TimeAmount.nanoseconds(min(baseDelay.nanoseconds << exponent, maxDelay.nanoseconds))
+        guard now + delay < deadline else { return .done }
+        retries += 1
+        return .retry(after: delay, refreshTopology: true)
+    }
 }

@@ -21,6 +21,8 @@ final class RedisClusterRouter: Sendable {
         var pools: [Endpoint: [RedisConnection]] = [:]
         var nextConnection = 0
         var refresh: Task<RedisClusterTopology?, Never>?
+        /// When the last refresh that read a map ended.
+        var refreshed: ContinuousClock.Instant?
         var closed = false
     }
 
@@ -78,6 +80,7 @@ final class RedisClusterRouter: Sendable {
                 var nodeConfiguration = configuration
                 nodeConfiguration.endpoint = .tcp(host: node.host, port: node.port)
                 nodeConfiguration.clusterSeeds = []
+                nodeConfiguration.failFastWhenUnreachable = true
                 pool = (0..<configuration.connectionCount).map { _ in
                     RedisConnection(configuration: nodeConfiguration, eventLoop: eventLoopGroup.next(), logger: logger)
                 }
@@ -97,9 +100,26 @@ final class RedisClusterRouter: Sendable {
         requestRefresh()
     }
 
-    /// Starts a refresh without waiting for it.
+    /// Starts a refresh without waiting for it (see ``refreshIfStale()``).
     func requestRefresh() {
-        Task { _ = await self.refresh() }
+        Task { _ = await self.refreshIfStale() }
+    }
+
+    /// How old a map may be and still count as just read: failing requests ask for refreshes in bursts (every request
+    /// to a dead node does), and one read per interval answers them all.
+    static let freshness: Duration = .milliseconds(50)
+
+    /// A refresh, unless one ended less than ``freshness`` ago (then the map it read) or one is running (then its map).
+    @discardableResult
+    func refreshIfStale() async -> RedisClusterTopology? {
+        let fresh: RedisClusterTopology? = state.withLock { state in
+            guard state.refresh == nil, let refreshed = state.refreshed, refreshed.duration(to: .now) < Self.freshness else {
+                return nil
+            }
+            return state.topology
+        }
+        if let fresh { return fresh }
+        return await refresh()
     }
 
     /// Reads the layout from every seed and known primary, keeps the one most report, and drops the connections of
@@ -117,6 +137,7 @@ final class RedisClusterRouter: Sendable {
             if state.refresh == task { state.refresh = nil }
             guard let topology else { return [] }
             state.topology = topology
+            state.refreshed = .now
             // Seeds keep their connections: they are asked at every refresh.
             let wanted = Set(topology.primaries + seeds)
             let stale = state.pools.keys.filter { !wanted.contains($0) }
