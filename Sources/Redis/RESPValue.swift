@@ -39,6 +39,29 @@ extension RESPValue {
         }
     }
 
+    /// A bulk string of ASCII digits (an optional `-`, then up to 18 digits) as an integer, read from its bytes
+    /// without making a `String`; also integer replies. `nil` otherwise (a score such as `1.5e+20` included).
+    public var int64: Int64? {
+        switch self {
+        case .integer(let i): return i
+        case .bulkString(let b):
+            let view = b.readableBytesView
+            guard !view.isEmpty, view.count <= 19 else { return nil }
+            var value: Int64 = 0
+            var negative = false
+            for (offset, byte) in view.enumerated() {
+                if offset == 0, byte == UInt8(ascii: "-"), view.count > 1 {
+                    negative = true
+                    continue
+                }
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+                value = value * 10 + Int64(byte - UInt8(ascii: "0"))
+            }
+            return negative ? -value : value
+        default: return nil
+        }
+    }
+
     /// The reply as bytes: bulk and simple strings; `nil` otherwise.
     public var bytes: [UInt8]? {
         switch self {

@@ -67,4 +67,16 @@ struct JSONParserTests {
         let hostile = String(repeating: "{\"a\":", count: 100_000)
         #expect(JSONParser.parse(Array(hostile.utf8)) == Optional<JSONValue>.none)
     }
+
+    @Test func theRoomUserListIsWrittenAsTheValueTreeWouldBe() {
+        let users = [
+            PresentUser(username: "zed", lastSeen: 3), PresentUser(username: "amy", lastSeen: 1_795_292_571_469),
+            PresentUser(username: "a\"b\\c", lastSeen: -1), PresentUser(username: "bob_2", lastSeen: 0),
+        ]
+        let tree: JSONValue = ["users": .array(users.sorted { $0.username < $1.username }.map {
+            ["username": .string($0.username), "lastSeen": .int64($0.lastSeen)]
+        })]
+        #expect(String(decoding: PresentUser.listJSON(users), as: UTF8.self) == tree.serialized)
+        #expect(String(decoding: PresentUser.listJSON([]), as: UTF8.self) == #"{"users":[]}"#)
+    }
 }

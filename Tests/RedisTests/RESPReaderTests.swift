@@ -101,4 +101,13 @@ struct RESPEncoderTests {
         #expect(encoded.hasPrefix("*101\r\n$3\r\nDEL\r\n$0\r\n\r\n$2\r\nk1\r\n"))
         #expect(command.count == 101)
     }
+
+    @Test func integersAreReadFromBulkBytes() {
+        func bulk(_ text: String) -> RESPValue { .bulkString(ByteBuffer(string: text)) }
+        #expect(bulk("1733400090000").int64 == 1_733_400_090_000)
+        #expect(bulk("-42").int64 == -42)
+        #expect(RESPValue.integer(7).int64 == 7)
+        for bad in ["", "-", "1.5", "1e+20", "12a", "99999999999999999999"] { #expect(bulk(bad).int64 == nil) }
+        #expect(RESPValue.null.int64 == nil)
+    }
 }

@@ -194,7 +194,9 @@ public struct ChatService: Sendable {
             nextRoom = room
         }
         // One step: leave, join, and the user's own bookkeeping (present rooms, lastActive).
-        let outcome = try await presence.switchRooms(user: user, previous: previous, next: next, ttl: settings.presenceTTL)
+        let outcome = try await presence.switchRooms(
+            user: user, previous: previous, next: next, ttl: settings.presenceTTL, nextIsPublic: next != nil && nextRoom == nil
+        )
 
         // A join refused here is only possible when the room was deleted since it was checked or cached: the
         // leave still happened, so it is still announced before the error goes back.
@@ -204,6 +206,7 @@ public struct ChatService: Sendable {
             do {
                 let join = try result.get()
                 if nextRoom == nil {
+                    // A storage that could not check it in the same step: a room seen public must still be public.
                     guard let room = Room(meta: join.meta, userCount: join.userCount, members: nil), room.type == .public else {
                         publicRooms.remove(next)
                         _ = try? await presence.leave(room: next, user: user)
@@ -213,6 +216,7 @@ public struct ChatService: Sendable {
                 }
                 joined = join
             } catch {
+                if case DomainError.forbidden? = error as? DomainError { publicRooms.remove(next) }
                 joinError = error
                 try? await presence.forgetPresentRooms([next], of: user)
             }
@@ -223,12 +227,12 @@ public struct ChatService: Sendable {
             if left.wasPresent, var room = Room(meta: left.meta, userCount: left.userCount, members: nil) {
                 if room.type == .private { room = try await rooms.get(previous) ?? room }
                 room.userCount = left.userCount
-                events += presenceEvents(room: room, user: user, action: .left)
+                events += presenceEvents(room: room, user: user, action: .left, roomChannels: !outcome.announced)
             }
         }
         if let next, var room = nextRoom, let joined {
             room.userCount = joined.userCount
-            if joined.isNew { events += presenceEvents(room: room, user: user, action: .joined) }
+            if joined.isNew { events += presenceEvents(room: room, user: user, action: .joined, roomChannels: !outcome.announced) }
         }
         // The events go out without holding the response: the switch itself is committed. Keyed by user: one user's
         // switches publish their events in the order they happened.
@@ -290,13 +294,19 @@ public struct ChatService: Sendable {
         return true
     }
 
-    func presenceEvents(room: Room, user: String, action: PresenceAction) -> [BroadcastEvent] {
-        var events = [BroadcastEvent(
-            .presenceUpdate, channel: room.channel,
-            data: ["roomId": .string(room.id), "username": .string(user), "action": .string(action.rawValue), "userCount": .int(room.userCount)]
-        )]
+    /// The events of `user` entering or leaving `room`: `room-updated` on its list channels, and, with `roomChannels`,
+    /// `presence-update` on the room's channel and the member event on `presence-room-<id>` (which a storage may have
+    /// published itself: ``PresenceSwitch/announced``).
+    func presenceEvents(room: Room, user: String, action: PresenceAction, roomChannels: Bool = true) -> [BroadcastEvent] {
+        var events: [BroadcastEvent] = []
+        if roomChannels {
+            events.append(BroadcastEvent(
+                .presenceUpdate, channel: room.channel,
+                data: ["roomId": .string(room.id), "username": .string(user), "action": .string(action.rawValue), "userCount": .int(room.userCount)]
+            ))
+        }
         events += room.listChannels.map { BroadcastEvent(.roomUpdated, channel: $0, data: ["room": room.json]) }
-        events.append(Self.memberEvent(channel: "presence-room-\(room.id)", user: user, action: action))
+        if roomChannels { events.append(Self.memberEvent(channel: "presence-room-\(room.id)", user: user, action: action)) }
         return events
     }
 

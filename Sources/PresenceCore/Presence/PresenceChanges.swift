@@ -50,9 +50,13 @@ public struct PresenceRefresh: Sendable {
 public struct PresenceSwitch: Sendable {
     public var left: PresenceLeave?
     public var joined: Result<PresenceJoin, any Error>?
+    /// Whether the storage announced the changes on the rooms' own channels itself (`presence-update` and the
+    /// `presence-room-` member events), in the same step as the change; the caller announces the rest.
+    public var announced: Bool
 
-    public init(left: PresenceLeave?, joined: Result<PresenceJoin, any Error>?) {
+    public init(left: PresenceLeave?, joined: Result<PresenceJoin, any Error>?, announced: Bool = false) {
         self.left = left
         self.joined = joined
+        self.announced = announced
     }
 }

@@ -18,8 +18,11 @@ public protocol PresenceStorage: Sendable {
     /// The states of `users` in `room`, `{}` for those not present.
     func states(room: String, users: [String]) async throws -> [JSONValue]
 
-    /// A chat switch in one step: leave `previous`, enter `next`, and record which rooms the user is in.
-    func switchRooms(user: String, previous: String?, next: String?, ttl: Duration) async throws -> PresenceSwitch
+    /// A chat switch in one step: leave `previous`, enter `next`, and record which rooms the user is in. With
+    /// `nextIsPublic` the caller skipped the access check because it saw `next` was public: a storage that can check
+    /// it in the same step refuses the join (forbidden) when it is not. ``PresenceSwitch/announced`` says whether the
+    /// storage published the rooms' own events itself.
+    func switchRooms(user: String, previous: String?, next: String?, ttl: Duration, nextIsPublic: Bool) async throws -> PresenceSwitch
     /// The chat rooms `user` entered and has not left (may lag behind expiry).
     func presentRooms(of user: String) async throws -> [String]
     /// Forgets rooms from `user`'s present rooms.

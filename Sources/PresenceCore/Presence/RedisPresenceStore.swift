@@ -13,29 +13,42 @@ import Redis
 public struct RedisPresenceStore: PresenceStorage {
     let redis: RedisClient
     let logger: Logger
+    /// When the sweeper plans to check each room, so that a switch need not register its room every time.
+    let plans: SweeperPlans
 
-    public init(redis: RedisClient, logger: Logger = Logger(label: "presence")) {
+    public init(redis: RedisClient, logger: Logger = Logger(label: "presence"), plans: SweeperPlans = SweeperPlans()) {
         self.redis = redis
         self.logger = logger
+        self.plans = plans
     }
 
     // MARK: - Script calls (for pipelining several rooms in one round trip)
 
-    func joinCall(room: String, user: String, ttl: Duration, state: JSONValue?) -> RedisScriptCall {
-        RedisScriptCall(
+    /// `announce`: the script publishes a new member's chat events itself; `plannedCheck`: the sweeper's plan for the
+    /// room when it is not registered in the same pipeline; `publicOnly`: refuse a room that is not public.
+    func joinCall(
+        room: String, user: String, ttl: Duration, state: JSONValue?, announce: Bool = false, plannedCheck: Int64? = nil,
+        publicOnly: Bool = false
+    ) -> RedisScriptCall {
+        var arguments = [user, String(ttl.milliseconds), state?.serialized ?? ""]
+        if announce || plannedCheck != nil || publicOnly {
+            arguments += [announce ? "1" : "", plannedCheck.map(String.init) ?? "", publicOnly ? "public" : ""]
+        }
+        return RedisScriptCall(
             Scripts.presenceJoin,
             keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
                    RedisKeys.roomPresence(room, user)],
-            arguments: [user, String(ttl.milliseconds), state?.serialized ?? ""]
+            arguments: arguments
         )
     }
 
-    func leaveCall(room: String, user: String) -> RedisScriptCall {
+    /// `announce`: the script publishes the chat events of a departure itself.
+    func leaveCall(room: String, user: String, announce: Bool = false) -> RedisScriptCall {
         RedisScriptCall(
             Scripts.presenceLeave,
             keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
                    RedisKeys.roomPresence(room, user)],
-            arguments: [user]
+            arguments: announce ? [user, "1"] : [user]
         )
     }
 
@@ -45,13 +58,21 @@ public struct RedisPresenceStore: PresenceStorage {
     /// first. Returns the replies to `calls`.
     func runRegistered(room: String, ttl: Duration, _ calls: [RedisScriptCall]) async throws -> [RESPValue] {
         let registration = RedisExpiryStore.registerCall(room: room, ttl: ttl)
+        let sentAt = ContinuousClock.now
         if redis.isCluster {
-            if let message = try await redis.run([registration])[0].errorMessage { throw RedisError.server(message) }
+            try remember(room: room, registration: try await redis.run([registration])[0], sentAt: sentAt)
             return try await redis.run(calls)
         }
         let replies = try await redis.run([registration] + calls)
-        if let message = replies[0].errorMessage { throw RedisError.server(message) }
+        try remember(room: room, registration: replies[0], sentAt: sentAt)
         return Array(replies.dropFirst())
+    }
+
+    /// Reads `presence_register.lua`'s reply `{check, now}` into ``plans``; throws its error.
+    private func remember(room: String, registration reply: RESPValue, sentAt: ContinuousClock.Instant) throws {
+        if let message = reply.errorMessage { throw RedisError.server(message) }
+        guard let v = reply.array, v.count == 2, let check = v[0].int, let now = v[1].int else { return }
+        plans.record(room: room, check: Int64(check), redisNow: Int64(now), sentAt: sentAt)
     }
 
     // MARK: - Operations
@@ -67,6 +88,7 @@ public struct RedisPresenceStore: PresenceStorage {
         if let message = reply.errorMessage {
             if message.hasPrefix("NOROOM") { throw DomainError.roomNotFound }
             if message.hasPrefix("CLOSED") { throw DomainError.roomClosed }
+            if message.hasPrefix("NOTPUBLIC") { throw DomainError.forbidden("Forbidden - not a room member") }
             throw RedisError.server(message)
         }
         guard let v = reply.array, v.count == 8, let isNew = v[0].int, let count = v[1].int,
@@ -126,9 +148,11 @@ public struct RedisPresenceStore: PresenceStorage {
         }
         var users: [PresentUser] = []
         users.reserveCapacity(items.count / 2)
+        let ttl = ttl.milliseconds
         for index in stride(from: 0, to: items.count, by: 2) {
-            guard let user = items[index].string, let expiry = items[index + 1].string.flatMap(Double.init) else { continue }
-            users.append(PresentUser(username: user, lastSeen: Int64(expiry) - ttl.milliseconds))
+            guard let user = items[index].string,
+                  let expiry = items[index + 1].int64 ?? items[index + 1].string.flatMap(Double.init).map(Int64.init) else { continue }
+            users.append(PresentUser(username: user, lastSeen: expiry - ttl))
         }
         return users
     }
@@ -180,22 +204,35 @@ public struct RedisPresenceStore: PresenceStorage {
 
     // MARK: - Chat switches and the user's present rooms
 
-    public func switchRooms(user: String, previous: String?, next: String?, ttl: Duration) async throws -> PresenceSwitch {
-        // One round trip: leave, join, and the user's own bookkeeping (present-rooms set, lastActive).
+    public func switchRooms(user: String, previous: String?, next: String?, ttl: Duration, nextIsPublic: Bool) async throws -> PresenceSwitch {
+        // One round trip: leave, join, and the user's own bookkeeping (present-rooms set, lastActive). On one Redis the
+        // room scripts publish their own events (PUBLISH from a script), in the same step as the change; on a cluster
+        // a channel's SPUBLISH belongs to the channel's slot, so the caller publishes them.
+        let announce = !redis.isCluster
+        let planned = next.flatMap { plans.plannedCheck(room: $0, ttl: ttl) }
         var calls: [RedisScriptCall] = []
-        if let previous { calls.append(leaveCall(room: previous, user: user)) }
-        if let next { calls.append(joinCall(room: next, user: user, ttl: ttl, state: nil)) }
+        if let previous { calls.append(leaveCall(room: previous, user: user, announce: announce)) }
+        if let next {
+            calls.append(joinCall(room: next, user: user, ttl: ttl, state: nil, announce: announce, plannedCheck: planned, publicOnly: nextIsPublic))
+        }
         calls.append(RedisScriptCall(
             Scripts.userSwitch, keys: [RedisKeys.user(user), RedisKeys.userPresentRooms(user)],
             arguments: [previous ?? "", next ?? ""]
         ))
-        let replies: [RESPValue]
-        if let next { replies = try await runRegistered(room: next, ttl: ttl, calls) } else { replies = try await redis.run(calls) }
+        var replies: [RESPValue]
+        if let next, planned == nil { replies = try await runRegistered(room: next, ttl: ttl, calls) } else { replies = try await redis.run(calls) }
+        let joinIndex = previous == nil ? 0 : 1
+        if let next, replies[joinIndex].errorMessage?.hasPrefix("STALE") == true {
+            // The sweeper's plan ran out meanwhile: register, then join (nothing of the join happened).
+            plans.forget(next)
+            let join = joinCall(room: next, user: user, ttl: ttl, state: nil, announce: announce, publicOnly: nextIsPublic)
+            replies[joinIndex] = try await runRegistered(room: next, ttl: ttl, [join])[0]
+        }
         let left = try previous.map { _ in try Self.parseLeave(replies[0]) }
         let joined: Result<PresenceJoin, any Error>? = next.map { _ in
-            Result { try Self.parseJoin(replies[previous == nil ? 0 : 1], user: user, ttl: ttl) }
+            Result { try Self.parseJoin(replies[joinIndex], user: user, ttl: ttl) }
         }
-        return PresenceSwitch(left: left, joined: joined)
+        return PresenceSwitch(left: left, joined: joined, announced: announce)
     }
 
     public func presentRooms(of user: String) async throws -> [String] {

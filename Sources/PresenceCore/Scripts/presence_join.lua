@@ -5,6 +5,15 @@
 -- KEYS[3] room:{id}:joined           zset: user -> join time (ms), for join-order listing
 -- KEYS[4] room:{id}:presence:<user>  string with native TTL: the member's state (JSON)
 -- ARGV[1] user   ARGV[2] ttl (ms)   ARGV[3] member state JSON ('' keeps the current one, '{}' when none)
+-- Optional, for a chat switch:
+-- ARGV[4] '1': announce a new member here, in the same step (PUBLISH of `presence-update` on the room's channel and
+--         `pusher_internal:member_added` on `presence-room-<id>`, as the worker would); '' leaves it to the caller
+--         (on a Redis Cluster a channel's SPUBLISH goes to the channel's own slot)
+-- ARGV[5] '' when presence_register.lua ran just before in the same pipeline; else when the sweeper plans to check
+--         the room next (ms, as that script last answered): the join goes ahead only while Redis's clock is more than
+--         a second short of it (the sweeper has not looked at the room since) and the plan is no later than the new
+--         expiry, else the error STALE (register again)
+-- ARGV[6] 'public': the room must be public, else the error NOTPUBLIC (the caller skipped the access check)
 --
 -- Returns {joined (1 = was not present), userCount, joinedAt, expiresAt, now, state, {meta...}, previous state}
 -- or the error NOROOM when the room does not exist, CLOSED when it is a closed support room.
@@ -17,10 +26,16 @@ end
 if redis.call('HGET', KEYS[1], 'closed') == '1' then
   return redis.error_reply('CLOSED room is closed')
 end
+if ARGV[6] == 'public' and redis.call('HGET', KEYS[1], 'type') ~= 'public' then
+  return redis.error_reply('NOTPUBLIC room is not public')
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local user, ttl = ARGV[1], tonumber(ARGV[2])
 local expiresAt = now + ttl
+if ARGV[5] and ARGV[5] ~= '' and (now >= tonumber(ARGV[5]) - 1000 or tonumber(ARGV[5]) > expiresAt) then
+  return redis.error_reply('STALE the sweeper plan for the room does not cover this join: register it again')
+end
 
 local score = redis.call('ZSCORE', KEYS[2], user)
 local joined = 0
@@ -44,4 +59,16 @@ if state == '' then state = old end
 redis.call('SET', KEYS[4], state, 'PX', ttl)
 
 local count = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
-return {joined, count, joinedAt, expiresAt, now, state, redis.call('HGETALL', KEYS[1]), old}
+local meta = redis.call('HGETALL', KEYS[1])
+if joined == 1 and ARGV[4] == '1' then
+  local m = {}
+  for i = 1, #meta, 2 do m[meta[i]] = meta[i + 1] end
+  if m.id and m.name and (m.type == 'public' or m.type == 'private') then
+    local channel = (m.type == 'public' and 'room-' or 'private-room-') .. m.id
+    redis.call('PUBLISH', 'ch:' .. channel, cjson.encode({event = 'presence-update', channel = channel,
+      data = {roomId = m.id, username = user, action = 'joined', userCount = count}}))
+    redis.call('PUBLISH', 'ch:presence-room-' .. m.id, cjson.encode({event = 'pusher_internal:member_added',
+      channel = 'presence-room-' .. m.id, data = {user_id = user, user_info = {username = user}}}))
+  end
+end
+return {joined, count, joinedAt, expiresAt, now, state, meta, old}

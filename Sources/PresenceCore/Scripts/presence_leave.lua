@@ -2,6 +2,8 @@
 --
 -- KEYS[1] room:{id}:meta   KEYS[2] room:{id}:members   KEYS[3] room:{id}:joined   KEYS[4] room:{id}:presence:<user>
 -- ARGV[1] user
+-- ARGV[2] optional, for a chat switch: '1' announces the departure here, in the same step (PUBLISH of
+--         `presence-update` on the room's channel and `pusher_internal:member_removed` on `presence-room-<id>`)
 --
 -- Returns {left (1 = this call removed a present member: announce it), userCount, state, meta...}.
 -- Whoever removes the member (this script or the sweeper) is the only one to announce its departure.
@@ -18,4 +20,15 @@ if score and tonumber(score) > now then count = count - 1 end
 local removed = redis.call('ZREM', KEYS[2], user)
 redis.call('ZREM', KEYS[3], user)
 redis.call('DEL', KEYS[4])
+if removed == 1 and ARGV[2] == '1' then
+  local m = {}
+  for i = 1, #meta, 2 do m[meta[i]] = meta[i + 1] end
+  if m.id and m.name and (m.type == 'public' or m.type == 'private') then
+    local channel = (m.type == 'public' and 'room-' or 'private-room-') .. m.id
+    redis.call('PUBLISH', 'ch:' .. channel, cjson.encode({event = 'presence-update', channel = channel,
+      data = {roomId = m.id, username = user, action = 'left', userCount = count}}))
+    redis.call('PUBLISH', 'ch:presence-room-' .. m.id, cjson.encode({event = 'pusher_internal:member_removed',
+      channel = 'presence-room-' .. m.id, data = {user_id = user}}))
+  end
+end
 return {removed, count, state, meta}

@@ -58,10 +58,7 @@ struct RoomsController {
                 return JSONResponse.make(["users": .array(users), "nextCursor": .optional(page.nextCursor)])
             }
             // ryOS's answer: everyone, by name.
-            let users: [JSONValue] = try await chat.presentUsers(in: id, viewer: viewer).sorted { $0.username < $1.username }.map {
-                ["username": .string($0.username), "lastSeen": .int64($0.lastSeen)]
-            }
-            return JSONResponse.make(["users": JSONValue.array(users)])
+            return JSONResponse.make(bytes: PresentUser.listJSON(try await chat.presentUsers(in: id, viewer: viewer)))
         }
         router.get("/api/rooms/:id/messages") { request, context in
             let id = try roomID(context)

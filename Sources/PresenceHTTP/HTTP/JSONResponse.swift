@@ -24,6 +24,13 @@ public enum JSONResponse {
         return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: value.serialized)))
     }
 
+    /// JSON text already written (by a specialised writer such as ``PresentUser/listJSON(_:)``), with `status`.
+    public static func make(bytes: [UInt8], status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
     /// `value` encoded as JSON with `status` (disfavoured: a literal such as `["success": true]` takes the faster
     /// ``JSONValue`` overload).
     @_disfavoredOverload

@@ -73,7 +73,7 @@ struct InMemoryPresenceStore: PresenceStorage, ExpiryStorage {
         world.withState { state in users.map { World.present(state, room: room)[$0]?.state ?? [:] } }
     }
 
-    func switchRooms(user: String, previous: String?, next: String?, ttl: Duration) async throws -> PresenceSwitch {
+    func switchRooms(user: String, previous: String?, next: String?, ttl: Duration, nextIsPublic: Bool) async throws -> PresenceSwitch {
         let left = try await previous.asyncMap { try await leave(room: $0, user: user) }
         var joined: Result<PresenceJoin, any Error>?
         if let next {
