@@ -12,6 +12,7 @@ The worker's background work (sweeper, worker announcements) is measured over an
 INFO deltas; in the MONITOR pass its scripts are recognised by name and left out.
 """
 import argparse
+import warnings
 import collections
 import glob
 import hashlib
@@ -33,9 +34,9 @@ SCRIPTS = os.path.join(os.path.dirname(__file__), "..", "..", "Sources", "Presen
 BACKGROUND = {"presence_due", "presence_sweep", "worker_announce", "worker_list", "expiring_members", "presence_settle"}
 
 
-def script_names():
+def script_names(directory):
     names = {}
-    for path in glob.glob(os.path.join(SCRIPTS, "*.lua")):
+    for path in glob.glob(os.path.join(directory, "*.lua")):
         source = open(path, "rb").read()
         names[hashlib.sha1(source).hexdigest()] = os.path.basename(path)[:-4]
     return names
@@ -72,8 +73,6 @@ class Monitor:
                 if command.get("client_type") == "lua":
                     continue
                 text = command["command"]
-                if text.startswith("MONITOR") or text.startswith("PING") and "mark" in text:
-                    continue
                 self.lines.append(text)
 
     def finish(self, r):
@@ -84,18 +83,8 @@ class Monitor:
 
 
 def split_command(text):
-    """MONITOR's rendering: "CMD" "arg" ... with quotes; the first two parts are enough here."""
-    parts, i = [], 0
-    while i < len(text) and len(parts) < 2:
-        if text[i] == '"':
-            j = i + 1
-            while j < len(text) and text[j] != '"':
-                j += 2 if text[j] == "\\" else 1
-            parts.append(text[i + 1:j])
-            i = j + 1
-        else:
-            i += 1
-    return parts
+    """redis-py renders a MONITOR line's command as its arguments joined by spaces; the first two are enough here."""
+    return text.split(" ", 2)[:2]
 
 
 def info_totals(r):
@@ -142,9 +131,11 @@ def measure(r, port, names, action, count):
 
 
 def main():
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     p = argparse.ArgumentParser()
     p.add_argument("--compare", nargs=2, metavar=("OLD_JSON", "NEW_JSON"), help="print two earlier runs side by side")
     p.add_argument("--json", help="also write the figures here")
+    p.add_argument("--scripts", default=SCRIPTS, help="the worker's Lua scripts, to name the EVALSHAs it sends")
     p.add_argument("--url")
     p.add_argument("--redis-port", type=int)
     p.add_argument("--seconds", type=int, default=8)
@@ -154,7 +145,7 @@ def main():
     if a.compare:
         return compare(*a.compare)
     r = redis.Redis(port=a.redis_port, decode_responses=True)
-    names = script_names()
+    names = script_names(a.scripts)
     results = {"routes": {}}
     tmp = tempfile.mkdtemp(prefix="presence-bench-")
     session = requests.Session()

@@ -23,12 +23,28 @@ extension PresentUser {
         for (index, user) in sorted.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
             out.append(contentsOf: #"{"lastSeen":"#.utf8)
-            out.append(contentsOf: String(user.lastSeen).utf8)
+            appendDecimal(user.lastSeen, to: &out)
             out.append(contentsOf: #","username":"#.utf8)
             JSONValue.writeString(user.username, into: &out)
             out.append(UInt8(ascii: "}"))
         }
         out.append(contentsOf: "]}".utf8)
         return out
+    }
+
+    /// `value` in decimal, without making a `String` first.
+    static func appendDecimal(_ value: Int64, to out: inout [UInt8]) {
+        if value < 0 { out.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)  // 20 digits at most, reversed, as bytes below
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+                count += 1
+            } while magnitude > 0
+            for index in stride(from: count - 1, through: 0, by: -1) { out.append(buffer[index]) }
+        }
     }
 }

@@ -142,9 +142,14 @@ public struct RedisPresenceStore: PresenceStorage {
 
     /// Users present in `room` now, in join order, one page at a time. The cursor is opaque.
     public func presentUsers(room: String, ttl: Duration) async throws -> [PresentUser] {
-        let reply = try await redis.run(Scripts.presencePresent, keys: [RedisKeys.roomMembers(room)])
+        // Redis's clock on the room's node, then one range query over the members (scored by expiry) from there.
+        let key = RedisKeys.roomMembers(room)
+        let clock = try await redis.run(Scripts.roomClock, keys: [key])
+        guard let now = clock.int64 else { throw RedisError.protocolError("unexpected room_clock reply \(clock)") }
+        let reply = try await redis.send(RedisCommand("ZRANGEBYSCORE", key, "(\(now)", "+inf", "WITHSCORES"))
+        if let message = reply.errorMessage { throw RedisError.server(message) }
         guard let items = reply.array, items.count % 2 == 0 else {
-            throw RedisError.protocolError("unexpected presence_present reply \(reply)")
+            throw RedisError.protocolError("unexpected present users reply \(reply)")
         }
         var users: [PresentUser] = []
         users.reserveCapacity(items.count / 2)
