@@ -40,10 +40,10 @@ struct SwitchInRedisTests {
             return seen
         }
 
-        let first = try await presence.switchRooms(user: user, previous: nil, next: a, ttl: .seconds(30), nextIsPublic: true)
+        let first = try await presence.switchRooms(user: user, previous: nil, next: a, ttl: .seconds(30), nextIsPublic: true, limit: nil)
         let firstJoin = try first.joined?.get()
         #expect(first.announced && firstJoin?.isNew == true)
-        let second = try await presence.switchRooms(user: user, previous: a, next: b, ttl: .seconds(30), nextIsPublic: true)
+        let second = try await presence.switchRooms(user: user, previous: a, next: b, ttl: .seconds(30), nextIsPublic: true, limit: nil)
         let secondJoin = try second.joined?.get()
         #expect(second.left?.wasPresent == true && secondJoin?.userCount == 1)
         let received = await collector.value
@@ -74,7 +74,7 @@ struct SwitchInRedisTests {
         let presence = RedisPresenceStore(redis: redis)
         let id = "swp-" + UUID().uuidString.prefix(8).lowercased()
         _ = try await RedisRoomStore(redis: redis).create(id: id, name: "dm", type: .private, createdBy: "alice", members: ["alice", "bob"])
-        let outcome = try await presence.switchRooms(user: "mallory", previous: nil, next: id, ttl: .seconds(30), nextIsPublic: true)
+        let outcome = try await presence.switchRooms(user: "mallory", previous: nil, next: id, ttl: .seconds(30), nextIsPublic: true, limit: nil)
         #expect(throws: DomainError.self) { try outcome.joined?.get() }
         #expect(try await redis.send(RedisCommand("ZCARD", RedisKeys.roomMembers(id))).int == 0)
         await redis.close()
@@ -86,14 +86,14 @@ struct SwitchInRedisTests {
         let presence = RedisPresenceStore(redis: redis, plans: plans)
         let room = try await publicRoom(redis, "swr")
         let ttl = Duration.seconds(30)
-        _ = try await presence.switchRooms(user: "alice", previous: nil, next: room, ttl: ttl, nextIsPublic: true)
+        _ = try await presence.switchRooms(user: "alice", previous: nil, next: room, ttl: ttl, nextIsPublic: true, limit: nil)
         let planned = try #require(plans.plannedCheck(room: room, ttl: ttl))
         // bob's join is covered by the plan alice's registration made: nothing to register.
         let bucket = RedisKeys.spreadBucket(of: room)
         let touchedKey = RedisKeys.presenceRoomsTouched(bucket: bucket)
         let touched = try await redis.send(RedisCommand("HGET", touchedKey, room)).string
         try await Task.sleep(for: .milliseconds(20))
-        _ = try await presence.switchRooms(user: "bob", previous: nil, next: room, ttl: ttl, nextIsPublic: true)
+        _ = try await presence.switchRooms(user: "bob", previous: nil, next: room, ttl: ttl, nextIsPublic: true, limit: nil)
         #expect(try await redis.send(RedisCommand("HGET", touchedKey, room)).string == touched)
         #expect(plans.plannedCheck(room: room, ttl: ttl) == planned)
         // The worker's memory says the plan holds for 10 s more, but by Redis's clock the check is half a second away:
@@ -101,11 +101,34 @@ struct SwitchInRedisTests {
         let time = try await redis.send(RedisCommand("TIME")).array ?? []
         let redisNow = Int64(time[0].string!)! * 1000 + Int64(time[1].string!)! / 1000
         plans.record(room: room, check: redisNow + 500, redisNow: redisNow - 10_000, sentAt: .now)
-        let carol = try await presence.switchRooms(user: "carol", previous: nil, next: room, ttl: ttl, nextIsPublic: true)
+        let carol = try await presence.switchRooms(user: "carol", previous: nil, next: room, ttl: ttl, nextIsPublic: true, limit: nil)
         let carolJoin = try carol.joined?.get()
         #expect(carolJoin?.userCount == 3)
         #expect(try await redis.send(RedisCommand("HGET", touchedKey, room)).string != touched)
         #expect(plans.plannedCheck(room: room, ttl: ttl) == planned)  // the registration's answer, remembered again
+        await redis.close()
+    }
+
+    @Test func theLimitIsCheckedWithTheUsersBookkeepingAndARefusedSwitchChangesNothing() async throws {
+        let redis = try client()
+        let presence = RedisPresenceStore(redis: redis)
+        let a = try await publicRoom(redis, "swl"), b = try await publicRoom(redis, "swl")
+        let user = "l" + UUID().uuidString.prefix(6).lowercased()
+        let limiter = SlidingWindowLimiter(name: "presence", limit: 2, window: .seconds(60), storage: RedisRateLimitStorage(redis: redis))
+        _ = try await presence.switchRooms(user: user, previous: nil, next: a, ttl: .seconds(30), nextIsPublic: true, limit: limiter)
+        _ = try await presence.switchRooms(user: user, previous: a, next: b, ttl: .seconds(30), nextIsPublic: true, limit: limiter)
+        #expect(try await presence.presentRooms(of: user) == [b])
+        do {
+            _ = try await presence.switchRooms(user: user, previous: b, next: a, ttl: .seconds(30), nextIsPublic: true, limit: limiter)
+            Issue.record("a third switch within the window should be refused")
+        } catch DomainError.rateLimited(let decision) {
+            #expect(!decision.allowed && decision.remaining == 0 && decision.limit == 2 && decision.resetMilliseconds > 50_000)
+        }
+        // Nothing changed: still in b (the room's members and the user's own set), and the refusal was not counted.
+        #expect(try await presence.presentRooms(of: user) == [b])
+        #expect(try await redis.send(RedisCommand("ZSCORE", RedisKeys.roomMembers(b), user)).string != nil)
+        #expect(try await redis.send(RedisCommand("ZSCORE", RedisKeys.roomMembers(a), user)).isNull)
+        #expect(try await redis.send(RedisCommand("ZCARD", RedisKeys.rateLimit("presence", user))).int == 2)
         await redis.close()
     }
 

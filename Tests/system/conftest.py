@@ -445,7 +445,9 @@ class Subscription:
         while time.monotonic() < deadline:
             m = self._next(timeout=0.05)
             if m and m["type"] in ("message", "smessage"):
-                out.append(json_mod.loads(m["data"]))
+                message = json_mod.loads(m["data"])
+                # Several events on one channel may come as one message: {"events": [event, ...]}.
+                out.extend(message["events"] if "events" in message else [message])
         return out
 
     def close(self):

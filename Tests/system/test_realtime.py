@@ -10,7 +10,7 @@ import pysher
 import pytest
 import websocket
 
-from conftest import Cluster, RedisProcess, Worker, default_settings, register
+from conftest import Cluster, RedisProcess, Subscription, Worker, default_settings, register
 
 KEY, SECRET, APP = "test-key", "test-secret-123", "4242"
 
@@ -97,6 +97,33 @@ def test_pysher_receives_events_made_on_the_other_worker(rt):
     dm = b.call("POST", "/api/rooms", user=bob, json={"name": "dm", "type": "private", "members": ["alice"]}).json()["room"]
     _, _, data = client.wait_for(lambda e: e[0] == "private-chats-alice" and e[1] == "room-updated")
     assert json.loads(data)["room"]["id"] == dm["id"]
+    client.close()
+
+
+def test_a_switch_between_public_rooms_updates_both_in_one_message(rt):
+    """A switch's two room-updated events on chats-public travel as one pub/sub message ({"events": [...]}); a
+    Pusher client still gets two events, in order, each with its room."""
+    a, b = rt.a, rt.b
+    carol = register(a, "carol")
+    client = Client(a, carol)
+    client.subscribe("chats-public", ["room-updated", "pusher_internal:subscription_succeeded"])
+    client.wait_for(lambda e: e[0] == "chats-public" and e[1] == "pusher_internal:subscription_succeeded")
+    assert switch(b, carol, None, "general").status_code == 200
+    client.wait_for(lambda e: e[1] == "room-updated" and json.loads(e[2])["room"]["id"] == "general")
+    sub = Subscription(rt.redis(), ["chats-public"])
+    assert switch(b, carol, "general", "random").status_code == 200
+    first = client.wait_for(lambda e: e[1] == "room-updated")
+    second = client.wait_for(lambda e: e[1] == "room-updated")
+    assert [json.loads(first[2])["room"]["id"], json.loads(second[2])["room"]["id"]] == ["general", "random"]
+    assert [json.loads(first[2])["room"]["userCount"], json.loads(second[2])["room"]["userCount"]] == [0, 1]
+    # On the wire: one message carrying both.
+    deadline, messages = time.monotonic() + 2, []
+    while time.monotonic() < deadline and not messages:
+        m = sub._next(timeout=0.1)
+        if m and m["type"] in ("message", "smessage"):
+            messages.append(json.loads(m["data"]))
+    assert messages and [e["data"]["room"]["id"] for e in messages[0]["events"]] == ["general", "random"], messages
+    sub.close()
     client.close()
 
 

@@ -39,6 +39,11 @@ def script_names(directory):
     for path in glob.glob(os.path.join(directory, "*.lua")):
         source = open(path, "rb").read()
         names[hashlib.sha1(source).hexdigest()] = os.path.basename(path)[:-4]
+    # Composed at load time (Scripts.swift): the limiter's text as a local function in front of user_switch_limited.
+    limited, limiter = os.path.join(directory, "user_switch_limited.lua"), os.path.join(directory, "ratelimit_sliding.lua")
+    if os.path.exists(limited) and os.path.exists(limiter):
+        composed = b"local function ratelimit(KEYS, ARGV)\n" + open(limiter, "rb").read() + b"\nend\n" + open(limited, "rb").read()
+        names[hashlib.sha1(composed).hexdigest()] = "user_switch_limited (+ ratelimit_sliding)"
     return names
 
 
@@ -123,7 +128,7 @@ def measure(r, port, names, action, count):
         if not parts:
             continue
         label = command_label(parts, names)
-        if label in BACKGROUND or label in ("INFO", "MONITOR"):
+        if label in BACKGROUND or label in ("INFO", "MONITOR", "PING"):
             continue
         sent[label] += 1
     per_request = {k: v / count for k, v in sent.items()}

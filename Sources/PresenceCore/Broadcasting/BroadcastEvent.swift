@@ -23,10 +23,31 @@ public struct BroadcastEvent: Sendable {
     }
 
     /// The pub/sub payload: `{"event": ..., "channel": ..., "data": ..., "socket_id"?: ..., "user_id"?: ...}`.
-    public var payload: String {
+    public var payload: String { payloadObject.serialized }
+
+    var payloadObject: JSONValue {
         var object: [String: JSONValue] = ["event": .string(event), "channel": .string(channel), "data": data]
         if let socketID { object["socket_id"] = .string(socketID) }
         if let userID { object["user_id"] = .string(userID) }
-        return JSONValue.object(object).serialized
+        return .object(object)
+    }
+
+    /// One pub/sub message for several events on one channel, in order: `{"events": [payload, payload, ...]}` (each
+    /// element as ``payload``); one event is its own ``payload``.
+    public static func payload(_ events: [BroadcastEvent]) -> String {
+        if events.count == 1 { return events[0].payload }
+        return JSONValue.object(["events": .array(events.map(\.payloadObject))]).serialized
+    }
+
+    /// `events` grouped by channel, each channel's events in their order, the channels in the order they first appear:
+    /// what goes out as one message per channel.
+    public static func byChannel(_ events: [BroadcastEvent]) -> [(channel: String, events: [BroadcastEvent])] {
+        var order: [String] = []
+        var groups: [String: [BroadcastEvent]] = [:]
+        for event in events {
+            if groups[event.channel] == nil { order.append(event.channel) }
+            groups[event.channel, default: []].append(event)
+        }
+        return order.map { ($0, groups[$0]!) }
     }
 }

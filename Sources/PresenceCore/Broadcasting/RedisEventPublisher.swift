@@ -16,9 +16,15 @@ public struct RedisEventPublisher: EventPublisher {
         self.logger = logger
     }
 
-    /// The publish commands for `events`, to send in a pipeline.
+    /// The publish commands for `events`, to send in a pipeline: one message per event.
     func commands(for events: [BroadcastEvent]) -> [RedisCommand] {
         events.map { redis.publishCommand($0.payload, to: RedisKeys.broadcastChannel($0.channel)) }
+    }
+
+    /// One publish per channel: several events on one channel go in one message (``BroadcastEvent/payload(_:)``), as a
+    /// switch between two public rooms updates both on `chats-public`.
+    func batchedCommands(for events: [BroadcastEvent]) -> [RedisCommand] {
+        BroadcastEvent.byChannel(events).map { redis.publishCommand(BroadcastEvent.payload($0.events), to: RedisKeys.broadcastChannel($0.channel)) }
     }
 
     /// Tells every worker that someone's access to some channels may have ended (see ``AccessChange``).
@@ -45,7 +51,7 @@ public struct RedisEventPublisher: EventPublisher {
     /// events on different channels were never ordered for a client anyway.
     public func publishDetached(_ events: [BroadcastEvent], orderKey: String) {
         guard !events.isEmpty else { return }
-        redis.pipelineDetached(commands(for: events), orderKey: orderKey) { [logger] result in
+        redis.pipelineDetached(batchedCommands(for: events), orderKey: orderKey) { [logger] result in
             let failed: String? = switch result {
             case .success(let replies): replies.lazy.compactMap(\.errorMessage).first
             case .failure(let error): "\(error)"

@@ -186,16 +186,21 @@ public struct ChatService: Sendable {
     public func switchRooms(user: String, previous: String?, next: String?) async throws {
         if let previous, Validation.isSupportRoomID(previous) { throw Self.supportRoomRefusal }
         if let next, Validation.isSupportRoomID(next) { throw Self.supportRoomRefusal }
-        try await limit(presenceLimiter, user)
         var nextRoom: Room?
+        var limitChecked = false
         if let next, publicRooms.value(for: next) == nil {
+            // The limit first, then the access check (a refused attempt still counts), then the switch.
+            try await limit(presenceLimiter, user)
+            limitChecked = true
             let room = try await room(next, viewer: user, forbidden: "Forbidden - not a room member")
             if room.type == .public { publicRooms.set(true, for: next) }
             nextRoom = room
         }
-        // One step: leave, join, and the user's own bookkeeping (present rooms, lastActive).
+        // Leave, join, and the user's own bookkeeping (present rooms, lastActive); with no access check to make, the
+        // limit goes in the same step as the bookkeeping.
         let outcome = try await presence.switchRooms(
-            user: user, previous: previous, next: next, ttl: settings.presenceTTL, nextIsPublic: next != nil && nextRoom == nil
+            user: user, previous: previous, next: next, ttl: settings.presenceTTL, nextIsPublic: next != nil && nextRoom == nil,
+            limit: limitChecked ? nil : presenceLimiter
         )
 
         // A join refused here is only possible when the room was deleted since it was checked or cached: the

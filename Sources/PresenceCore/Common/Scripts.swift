@@ -23,6 +23,11 @@ public enum Scripts {
     static let userRegister = load("user_register")
     static let userTouch = load("user_touch")
     static let userSwitch = load("user_switch")
+    /// `user_switch_limited.lua` with the limiter's text in front of it as a local function (see the script).
+    static let userSwitchLimited = RedisScript(
+        name: "user_switch_limited",
+        source: "local function ratelimit(KEYS, ARGV)\n" + rateLimitSliding.source + "\nend\n" + load("user_switch_limited").source
+    )
     static let historyAppend = load("history_append")
     static let supportOpen = load("support_open")
     static let supportMetadata = load("support_metadata")
@@ -38,7 +43,7 @@ public enum Scripts {
     /// Every script, in declaration order.
     public static var all: [RedisScript] {
         [presenceJoin, presenceRefresh, presenceLeave, presenceSweep, presenceList, presenceCount, roomClock, presenceRegister, presenceDue, presenceSettle,
-         rateLimitSliding, roomCreate, roomGet, roomDelete, roomLeavePrivate, userRegister, userTouch, userSwitch,
+         rateLimitSliding, roomCreate, roomGet, roomDelete, roomLeavePrivate, userRegister, userTouch, userSwitch, userSwitchLimited,
          historyAppend, supportOpen, supportMetadata, supportClose, supportReopen, expiringTouch, expiringMembers,
          socketDetach, channelRoomOpen, workerAnnounce, workerList]
     }

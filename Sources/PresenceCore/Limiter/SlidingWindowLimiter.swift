@@ -55,6 +55,19 @@ public struct SlidingWindowLimiter: Sendable {
         return decision
     }
 
+    /// A check a storage made itself, in the same step as other work (a script that checks the limit first): counted
+    /// like ``check(_:cost:)``'s decisions.
+    public func fusedDecision(allowed: Bool, remaining: Int, resetMilliseconds: Int) -> Decision {
+        if !allowed {
+            rejections.increment()
+            ProcessActivity.rateLimitRejections.add(1, ordering: .relaxed)
+        }
+        return Decision(
+            allowed: allowed, remaining: max(0, remaining), resetMilliseconds: max(0, resetMilliseconds), limit: limit,
+            name: name, windowSeconds: window.components.seconds
+        )
+    }
+
     /// The current state for `subject` without recording anything.
     public func peek(_ subject: String) async throws -> Decision {
         try await evaluate(subject, peek: true)

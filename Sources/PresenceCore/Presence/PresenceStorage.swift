@@ -21,8 +21,12 @@ public protocol PresenceStorage: Sendable {
     /// A chat switch in one step: leave `previous`, enter `next`, and record which rooms the user is in. With
     /// `nextIsPublic` the caller skipped the access check because it saw `next` was public: a storage that can check
     /// it in the same step refuses the join (forbidden) when it is not. ``PresenceSwitch/announced`` says whether the
-    /// storage published the rooms' own events itself.
-    func switchRooms(user: String, previous: String?, next: String?, ttl: Duration, nextIsPublic: Bool) async throws -> PresenceSwitch
+    /// storage published the rooms' own events itself. With `limit`, the switch is first checked against it for `user`
+    /// (in the same step as the user's bookkeeping where the storage can): refused, it throws
+    /// ``DomainError/rateLimited(_:)`` and changes nothing.
+    func switchRooms(
+        user: String, previous: String?, next: String?, ttl: Duration, nextIsPublic: Bool, limit: SlidingWindowLimiter?
+    ) async throws -> PresenceSwitch
     /// The chat rooms `user` entered and has not left (may lag behind expiry).
     func presentRooms(of user: String) async throws -> [String]
     /// Forgets rooms from `user`'s present rooms.

@@ -209,10 +209,27 @@ public struct RedisPresenceStore: PresenceStorage {
 
     // MARK: - Chat switches and the user's present rooms
 
-    public func switchRooms(user: String, previous: String?, next: String?, ttl: Duration, nextIsPublic: Bool) async throws -> PresenceSwitch {
-        // One round trip: leave, join, and the user's own bookkeeping (present-rooms set, lastActive). On one Redis the
-        // room scripts publish their own events (PUBLISH from a script), in the same step as the change; on a cluster
-        // a channel's SPUBLISH belongs to the channel's slot, so the caller publishes them.
+    public func switchRooms(
+        user: String, previous: String?, next: String?, ttl: Duration, nextIsPublic: Bool, limit: SlidingWindowLimiter?
+    ) async throws -> PresenceSwitch {
+        // With a limit: the limit and the user's own bookkeeping (present-rooms set, lastActive) in one script first
+        // (their keys share the user's hash tag), then leave and join in one round trip. Without: leave, join and the
+        // bookkeeping in one round trip. On one Redis the room scripts publish their own events (PUBLISH from a
+        // script), in the same step as the change; on a cluster a channel's SPUBLISH belongs to the channel's slot, so
+        // the caller publishes them.
+        if let limit {
+            let reply = try await redis.run(
+                Scripts.userSwitchLimited,
+                keys: [RedisKeys.user(user), RedisKeys.userPresentRooms(user), RedisKeys.rateLimit(limit.name, user)],
+                arguments: [previous ?? "", next ?? "", String(limit.limit), String(limit.window.milliseconds), UUID().uuidString]
+            )
+            if let message = reply.errorMessage { throw RedisError.server(message) }
+            guard let v = reply.array, v.count == 5, let allowed = v[0].int, let remaining = v[1].int, let reset = v[2].int else {
+                throw RedisError.protocolError("unexpected user_switch_limited reply \(reply)")
+            }
+            let decision = limit.fusedDecision(allowed: allowed == 1, remaining: remaining, resetMilliseconds: reset)
+            guard decision.allowed else { throw DomainError.rateLimited(decision) }
+        }
         let announce = !redis.isCluster
         let planned = next.flatMap { plans.plannedCheck(room: $0, ttl: ttl) }
         var calls: [RedisScriptCall] = []
@@ -220,10 +237,12 @@ public struct RedisPresenceStore: PresenceStorage {
         if let next {
             calls.append(joinCall(room: next, user: user, ttl: ttl, state: nil, announce: announce, plannedCheck: planned, publicOnly: nextIsPublic))
         }
-        calls.append(RedisScriptCall(
-            Scripts.userSwitch, keys: [RedisKeys.user(user), RedisKeys.userPresentRooms(user)],
-            arguments: [previous ?? "", next ?? ""]
-        ))
+        if limit == nil {
+            calls.append(RedisScriptCall(
+                Scripts.userSwitch, keys: [RedisKeys.user(user), RedisKeys.userPresentRooms(user)],
+                arguments: [previous ?? "", next ?? ""]
+            ))
+        }
         var replies: [RESPValue]
         if let next, planned == nil { replies = try await runRegistered(room: next, ttl: ttl, calls) } else { replies = try await redis.run(calls) }
         let joinIndex = previous == nil ? 0 : 1

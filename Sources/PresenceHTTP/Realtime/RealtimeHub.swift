@@ -200,9 +200,21 @@ actor RealtimeHub: Service {
             }
             return
         }
-        guard redisChannel.hasPrefix("ch:"), let event = message["event"]?.string else { return }
+        guard redisChannel.hasPrefix("ch:") else { return }
         let channel = String(redisChannel.dropFirst(3))
         guard let ids = channelSockets[channel] else { return }
+        // Several events on one channel come as one message (`{"events": [...]}`), in order.
+        if case .array(let batch)? = message["events"] {
+            for case .object(let item) in batch { deliver(item, channel: channel, to: ids) }
+        } else {
+            deliver(message, channel: channel, to: ids)
+        }
+    }
+
+    /// One event from a `ch:` message to this worker's sockets on `channel` (but its sender's, and on presence
+    /// channels, the member event's own user's).
+    private func deliver(_ message: [String: JSONValue], channel: String, to ids: Set<String>) {
+        guard let event = message["event"]?.string else { return }
         let data: String
         switch message["data"] {
         case .string(let text)?: data = text

@@ -73,7 +73,13 @@ struct InMemoryPresenceStore: PresenceStorage, ExpiryStorage {
         world.withState { state in users.map { World.present(state, room: room)[$0]?.state ?? [:] } }
     }
 
-    func switchRooms(user: String, previous: String?, next: String?, ttl: Duration, nextIsPublic: Bool) async throws -> PresenceSwitch {
+    func switchRooms(
+        user: String, previous: String?, next: String?, ttl: Duration, nextIsPublic: Bool, limit: SlidingWindowLimiter?
+    ) async throws -> PresenceSwitch {
+        if let limit {
+            let decision = try await limit.check(user)
+            guard decision.allowed else { throw DomainError.rateLimited(decision) }
+        }
         let left = try await previous.asyncMap { try await leave(room: $0, user: user) }
         var joined: Result<PresenceJoin, any Error>?
         if let next {
