@@ -1,12 +1,13 @@
 """Instructions per request inside one worker running under callgrind (driven by ops/bench/switch-instructions).
 
-For each route: a warm-up with collection off, then `callgrind_control --instr=on`, N sequential requests on one
-keep-alive connection, `--instr=off`, and the counter read back with `callgrind_control --stat` (`Ir` so far, the
-difference is this stretch's). Printed per request: the presence switch (general <-> random, one user after another),
+For each route: a warm-up with collection off, then collection on and the counters zeroed, N sequential requests on
+one keep-alive connection, a dump (`callgrind_control --dump`, whose `totals` is this stretch's `Ir`), collection off. Printed per request: the presence switch (general <-> random, one user after another),
 `GET /health` (the HTTP floor of the same worker), and their difference: what the switch itself costs the worker.
 """
 import argparse
+import glob
 import json
+import os
 import re
 import subprocess
 import time
@@ -17,23 +18,31 @@ import requests
 from presence_bench import seed_users
 
 
-def instructions(pid):
-    """Instructions counted so far (`Ir`), from the running callgrind."""
-    out = subprocess.run(["callgrind_control", "-s", str(pid)], capture_output=True, text=True, check=True).stdout
-    m = re.search(r"Events collected:\s*Ir\s*\n\s*Totals:\s*([\d,]+)", out) or re.search(r"Totals:\s*([\d,]+)", out)
-    if not m:
-        raise SystemExit(f"no totals in callgrind_control output:\n{out}")
-    return int(m.group(1).replace(",", ""))
+def dumped_instructions(pid, out_dir):
+    """Dumps the counters (`callgrind_control --dump`) and reads the new dump's total `Ir`."""
+    before = set(glob.glob(os.path.join(out_dir, f"callgrind.out.{pid}*")))
+    subprocess.run(["callgrind_control", "-d", str(pid)], capture_output=True, check=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        new = set(glob.glob(os.path.join(out_dir, f"callgrind.out.{pid}*"))) - before
+        for path in new:
+            text = open(path, errors="replace").read()
+            m = re.search(r"^(?:totals|summary):\s*(\d+)", text, re.M)
+            if m:
+                return int(m.group(1))
+        time.sleep(0.2)
+    raise SystemExit("callgrind wrote no dump")
 
 
-def counted(pid, action, n):
+def counted(pid, out_dir, action, n):
+    """Instructions per call of `action` over `n` calls: collection on and zeroed, the calls, a dump, collection off."""
     subprocess.run(["callgrind_control", "-i", "on", str(pid)], capture_output=True, check=True)
-    before = instructions(pid)
+    subprocess.run(["callgrind_control", "-z", str(pid)], capture_output=True, check=True)
     for i in range(n):
         action(i)
-    after = instructions(pid)
+    total = dumped_instructions(pid, out_dir)
     subprocess.run(["callgrind_control", "-i", "off", str(pid)], capture_output=True, check=True)
-    return (after - before) / n
+    return total / n
 
 
 def main():
@@ -42,6 +51,7 @@ def main():
     p.add_argument("--redis-port", type=int, required=True)
     p.add_argument("--pid", type=int, required=True)
     p.add_argument("--requests", type=int, default=400)
+    p.add_argument("--out-dir", required=True, help="where callgrind writes its dumps")
     a = p.parse_args()
     r = redis.Redis(port=a.redis_port, decode_responses=True)
     users = seed_users(r, 200, "ci", with_tokens=True)
@@ -68,8 +78,8 @@ def main():
     for i in range(50):
         health(i)
     offset = len(users) * 3
-    per_health = counted(a.pid, health, a.requests)
-    per_switch = counted(a.pid, lambda i: switch(offset + i), a.requests)
+    per_health = counted(a.pid, a.out_dir, health, a.requests)
+    per_switch = counted(a.pid, a.out_dir, lambda i: switch(offset + i), a.requests)
     print(f"instructions per request inside the worker (callgrind, {a.requests} sequential requests each)")
     print(f"  presence switch     {per_switch:12,.0f}")
     print(f"  GET /health         {per_health:12,.0f}")
