@@ -132,6 +132,11 @@ struct SwitchInRedisTests {
         await redis.close()
     }
 
+    @Test func theLimitersCopyInTheSwitchScriptIsTheLimiterFile() throws {
+        let copy = try #require(Scripts.limiterCopy(in: Scripts.userSwitchLimited.source))
+        #expect(copy == Scripts.rateLimitSliding.source.trimmingCharacters(in: .newlines))
+    }
+
     @Test func plansAreTrustedOnlyAheadOfTheirCheckAndWithinTheTTL() {
         let plans = SweeperPlans(capacity: 2)
         let now = ContinuousClock.now

@@ -39,11 +39,6 @@ def script_names(directory):
     for path in glob.glob(os.path.join(directory, "*.lua")):
         source = open(path, "rb").read()
         names[hashlib.sha1(source).hexdigest()] = os.path.basename(path)[:-4]
-    # Composed at load time (Scripts.swift): the limiter's text as a local function in front of user_switch_limited.
-    limited, limiter = os.path.join(directory, "user_switch_limited.lua"), os.path.join(directory, "ratelimit_sliding.lua")
-    if os.path.exists(limited) and os.path.exists(limiter):
-        composed = b"local function ratelimit(KEYS, ARGV)\n" + open(limiter, "rb").read() + b"\nend\n" + open(limited, "rb").read()
-        names[hashlib.sha1(composed).hexdigest()] = "user_switch_limited (+ ratelimit_sliding)"
     return names
 
 

@@ -23,11 +23,8 @@ public enum Scripts {
     static let userRegister = load("user_register")
     static let userTouch = load("user_touch")
     static let userSwitch = load("user_switch")
-    /// `user_switch_limited.lua` with the limiter's text in front of it as a local function (see the script).
-    static let userSwitchLimited = RedisScript(
-        name: "user_switch_limited",
-        source: "local function ratelimit(KEYS, ARGV)\n" + rateLimitSliding.source + "\nend\n" + load("user_switch_limited").source
-    )
+    /// Holds a copy of `ratelimit_sliding.lua` as a local function (see the script and ``limiterCopy(in:)``).
+    static let userSwitchLimited = load("user_switch_limited")
     static let historyAppend = load("history_append")
     static let supportOpen = load("support_open")
     static let supportMetadata = load("support_metadata")
@@ -52,6 +49,16 @@ public enum Scripts {
     public struct LoadError: Error, CustomStringConvertible {
         public let failures: [String]
         public var description: String { "Lua scripts missing or unreadable: " + failures.joined(separator: "; ") }
+    }
+
+    /// The copy of `ratelimit_sliding.lua` inside `source` (`user_switch_limited.lua`): the text between
+    /// `local function ratelimit(KEYS, ARGV)` and `end -- of the copy of ratelimit_sliding.lua`.
+    static func limiterCopy(in source: String) -> String? {
+        guard let start = source.range(of: "local function ratelimit(KEYS, ARGV)\n"),
+              let end = source.range(of: "\nend -- of the copy of ratelimit_sliding.lua", range: start.upperBound..<source.endIndex) else {
+            return nil
+        }
+        return String(source[start.upperBound..<end.lowerBound])
     }
 
     /// Loads every script now; throws ``LoadError`` naming each one that is missing or unreadable.
