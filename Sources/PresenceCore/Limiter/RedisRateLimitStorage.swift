@@ -17,9 +17,16 @@ public struct RedisRateLimitStorage: RateLimitStorage {
             keys: [RedisKeys.rateLimit(name, subject)],
             arguments: [String(limit), String(window.milliseconds), UUID().uuidString, peek ? "peek" : "check", String(max(1, cost))]
         )
-        guard let values = reply.array, values.count == 4,
+        return try Self.state(reply, count: 4, script: "rate limiter")
+    }
+
+    /// The limiter's `{allowed, remaining, reset ms, limit, ...}` at the head of a script's reply of `count` values
+    /// (`ratelimit_sliding.lua`, or a script that checks the limit first, as `user_switch_limited.lua`).
+    static func state(_ reply: RESPValue, count: Int, script: String) throws -> (allowed: Bool, remaining: Int, resetMilliseconds: Int) {
+        if let message = reply.errorMessage { throw RedisError.server(message) }
+        guard let values = reply.array, values.count == count,
               let allowed = values[0].int, let remaining = values[1].int, let reset = values[2].int else {
-            throw RedisError.protocolError("unexpected rate limiter reply \(reply)")
+            throw RedisError.protocolError("unexpected \(script) reply \(reply)")
         }
         return (allowed == 1, max(0, remaining), max(0, reset))
     }

@@ -47,36 +47,29 @@ public struct SlidingWindowLimiter: Sendable {
 
     /// Checks and, when allowed, records one request of `subject`, or `cost` requests at once (all or none).
     public func check(_ subject: String, cost: Int = 1) async throws -> Decision {
-        let decision = try await evaluate(subject, peek: false, cost: cost)
-        if !decision.allowed {
-            rejections.increment()
-            ProcessActivity.rateLimitRejections.add(1, ordering: .relaxed)
-        }
-        return decision
+        let state = try await storage.evaluate(limit: name, subject: subject, limit: limit, window: window, cost: cost, peek: false)
+        return fusedDecision(allowed: state.allowed, remaining: state.remaining, resetMilliseconds: state.resetMilliseconds)
     }
 
-    /// A check a storage made itself, in the same step as other work (a script that checks the limit first): counted
-    /// like ``check(_:cost:)``'s decisions.
+    /// A check's outcome as a ``Decision``, a rejection counted: ``check(_:cost:)``'s, or one a storage made itself in
+    /// the same step as other work (a script that checks the limit first).
     public func fusedDecision(allowed: Bool, remaining: Int, resetMilliseconds: Int) -> Decision {
         if !allowed {
             rejections.increment()
             ProcessActivity.rateLimitRejections.add(1, ordering: .relaxed)
         }
-        return Decision(
-            allowed: allowed, remaining: max(0, remaining), resetMilliseconds: max(0, resetMilliseconds), limit: limit,
-            name: name, windowSeconds: window.components.seconds
-        )
+        return decision(allowed: allowed, remaining: remaining, resetMilliseconds: resetMilliseconds)
     }
 
     /// The current state for `subject` without recording anything.
     public func peek(_ subject: String) async throws -> Decision {
-        try await evaluate(subject, peek: true)
+        let state = try await storage.evaluate(limit: name, subject: subject, limit: limit, window: window, cost: 1, peek: true)
+        return decision(allowed: state.allowed, remaining: state.remaining, resetMilliseconds: state.resetMilliseconds)
     }
 
-    private func evaluate(_ subject: String, peek: Bool, cost: Int = 1) async throws -> Decision {
-        let state = try await storage.evaluate(limit: name, subject: subject, limit: limit, window: window, cost: cost, peek: peek)
-        return Decision(
-            allowed: state.allowed, remaining: state.remaining, resetMilliseconds: state.resetMilliseconds, limit: limit,
+    private func decision(allowed: Bool, remaining: Int, resetMilliseconds: Int) -> Decision {
+        Decision(
+            allowed: allowed, remaining: max(0, remaining), resetMilliseconds: max(0, resetMilliseconds), limit: limit,
             name: name, windowSeconds: window.components.seconds
         )
     }

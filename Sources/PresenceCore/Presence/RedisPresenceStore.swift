@@ -223,11 +223,8 @@ public struct RedisPresenceStore: PresenceStorage {
                 keys: [RedisKeys.user(user), RedisKeys.userPresentRooms(user), RedisKeys.rateLimit(limit.name, user)],
                 arguments: [previous ?? "", next ?? "", String(limit.limit), String(limit.window.milliseconds), UUID().uuidString]
             )
-            if let message = reply.errorMessage { throw RedisError.server(message) }
-            guard let v = reply.array, v.count == 5, let allowed = v[0].int, let remaining = v[1].int, let reset = v[2].int else {
-                throw RedisError.protocolError("unexpected user_switch_limited reply \(reply)")
-            }
-            let decision = limit.fusedDecision(allowed: allowed == 1, remaining: remaining, resetMilliseconds: reset)
+            let state = try RedisRateLimitStorage.state(reply, count: 5, script: "user_switch_limited")
+            let decision = limit.fusedDecision(allowed: state.allowed, remaining: state.remaining, resetMilliseconds: state.resetMilliseconds)
             guard decision.allowed else { throw DomainError.rateLimited(decision) }
         }
         let announce = !redis.isCluster

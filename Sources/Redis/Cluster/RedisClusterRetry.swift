@@ -47,11 +47,7 @@ struct RedisClusterRetry {
             if case .moved = error { return .redirect(to: target, asking: false, movedSlot: slot) }
             return .redirect(to: target, asking: true, movedSlot: nil)
         case .tryAgain, .clusterDown, .loading, .masterDown:
-            let exponent = min(retries, 16)
-            let delay = TimeAmount.nanoseconds(min(baseDelay.nanoseconds << exponent, maxDelay.nanoseconds))
-            guard now + delay < deadline else { return .done }
-            retries += 1
-            return .retry(after: delay, refreshTopology: error == .clusterDown || error == .masterDown)
+            return backOff(now: now, refreshTopology: error == .clusterDown || error == .masterDown)
         }
     }
 
@@ -59,10 +55,15 @@ struct RedisClusterRetry {
     /// slot by the map in hand): nothing ran, so it may go again, after a pause and a fresh slot map, while the deadline
     /// allows. A failover is this: the dead primary refuses until its replica is promoted and the map names it.
     mutating func nextAfterUnsent(now: NIODeadline) -> Action {
+        backOff(now: now, refreshTopology: true)
+    }
+
+    /// The next pause (doubling from `baseDelay`, at most `maxDelay`), or `.done` when it would pass the deadline.
+    private mutating func backOff(now: NIODeadline, refreshTopology: Bool) -> Action {
         let exponent = min(retries, 16)
         let delay = TimeAmount.nanoseconds(min(baseDelay.nanoseconds << exponent, maxDelay.nanoseconds))
         guard now + delay < deadline else { return .done }
         retries += 1
-        return .retry(after: delay, refreshTopology: true)
+        return .retry(after: delay, refreshTopology: refreshTopology)
     }
 }
