@@ -58,3 +58,13 @@ start_redis() {
         --save "" --appendonly no --loglevel warning --logfile "$dir/redis.log" </dev/null >/dev/null 2>&1 &
     echo $!
 }
+
+# process_alive PID: the process exists and has not exited. A killed worker whose parent was the short-lived script
+# that started it is re-parented, and where PID 1 does not reap (some containers) it stays a zombie that `kill -0`
+# still finds.
+process_alive() {
+    kill -0 "$1" 2>/dev/null || return 1
+    local state
+    state=$(sed -E 's/^.*\) ([A-Za-z]).*$/\1/' "/proc/$1/stat" 2>/dev/null) || return 0
+    [ "$state" != Z ] && [ "$state" != X ]
+}

@@ -79,6 +79,26 @@ struct RedisClusterRulesTests {
         #expect(RedisClusterTopology.choose([]) == nil)
     }
 
+    @Test func anAnswerStaleAboutANodesOwnDemotionIsLeftOut() {
+        let a = Endpoint(host: "127.0.0.1", port: 7000), b = Endpoint(host: "127.0.0.1", port: 7001)
+        let c = Endpoint(host: "127.0.0.1", port: 7002), aReplica = Endpoint(host: "127.0.0.1", port: 7003)
+        func layout(_ owner: Endpoint) -> RedisClusterTopology {
+            RedisClusterTopology(shards: [
+                RedisClusterTopology.Shard(primary: owner, slots: [0...5000]), RedisClusterTopology.Shard(primary: b, slots: [5001...10000]),
+                RedisClusterTopology.Shard(primary: c, slots: [10001...16383]),
+            ])
+        }
+        let before = layout(a), after = layout(aReplica)
+        // Just after a manual failover: the demoted primary and the promoted replica know; two others still gossip the old map.
+        let answers = [(node: a, topology: after), (node: b, topology: before), (node: c, topology: before)]
+        #expect(RedisClusterTopology.choose(answers.map(\.topology)) == before, "by votes alone, the stale map wins")
+        #expect(RedisClusterTopology.choose(answersByNode: answers) == after)
+        // Before anyone knows, and a node whose own answer serves nothing (just started, empty), change nothing.
+        #expect(RedisClusterTopology.choose(answersByNode: [(a, before), (b, before), (c, after)]) == before)
+        let empty = RedisClusterTopology(shards: [])
+        #expect(RedisClusterTopology.choose(answersByNode: [(a, empty), (b, before), (c, before)]) == before)
+    }
+
     @Test func redirectsAndRetriesAreRecognised() {
         #expect(RedisClusterError(errorReply: "MOVED 3999 127.0.0.1:6381") == .moved(slot: 3999, to: Endpoint(host: "127.0.0.1", port: 6381)))
         #expect(RedisClusterError(errorReply: "ASK 3999 [::1]:6381") == .ask(slot: 3999, to: Endpoint(host: "::1", port: 6381)))

@@ -168,15 +168,15 @@ final class RedisClusterRouter: Sendable {
     private func readTopology() async -> RedisClusterTopology? {
         let candidates = Array(Set(seeds + state.withLock { $0.topology?.primaries ?? [] }))
         let timeout = configuration.commandTimeout
-        let answers = await withTaskGroup(of: RedisClusterTopology?.self) { group in
+        let answers = await withTaskGroup(of: (node: Endpoint, topology: RedisClusterTopology)?.self) { group in
             for node in candidates {
-                group.addTask { await self.askTopology(of: node, timeout: timeout) }
+                group.addTask { await self.askTopology(of: node, timeout: timeout).map { (node, $0) } }
             }
-            var answers: [RedisClusterTopology] = []
+            var answers: [(node: Endpoint, topology: RedisClusterTopology)] = []
             for await answer in group { if let answer { answers.append(answer) } }
             return answers
         }
-        guard let chosen = RedisClusterTopology.choose(answers) else {
+        guard let chosen = RedisClusterTopology.choose(answersByNode: answers) else {
             logger.warning("Redis Cluster topology unavailable", metadata: ["nodes": "\(candidates.map(\.description))"])
             return nil
         }

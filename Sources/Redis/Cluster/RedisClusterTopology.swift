@@ -79,6 +79,16 @@ public struct RedisClusterTopology: Sendable, Equatable {
         }
     }
 
+    /// The layout of the nodes that answered, leaving out answers that are stale about a node's own role: a node learns
+    /// its demotion first (a manual failover or a finished migration tells it at once; gossip tells the others later),
+    /// so an answer naming as a slot's primary a node whose own answer (of a working cluster) gives it no slots is older
+    /// than that node's. Among the rest, ``choose(_:)``; all of them when every answer is stale about someone.
+    public static func choose(answersByNode answers: [(node: Endpoint, topology: RedisClusterTopology)]) -> RedisClusterTopology? {
+        let demoted = Set(answers.filter { $0.topology.servedSlots > 0 && !$0.topology.primaries.contains($0.node) }.map(\.node))
+        let current = answers.filter { answer in !answer.topology.primaries.contains { demoted.contains($0) } }
+        return choose((current.isEmpty ? answers : current).map(\.topology))
+    }
+
     /// The layout most of the answering nodes agree on; among equally common ones, the one serving the most slots.
     /// `nil` when there is no answer.
     public static func choose(_ answers: [RedisClusterTopology]) -> RedisClusterTopology? {
