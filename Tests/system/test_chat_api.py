@@ -548,7 +548,7 @@ def test_every_key_a_full_scenario_creates_is_documented(make_cluster):
                  "room:{ticket_T-1}:snapshot", "room:{ticket_T-1}:history", "support:agents"]:
         assert must in keys, must
     assert any(k.startswith("token:{") for k in keys)
-    assert any(k.startswith("room:{lobby}:presence:") for k in keys)
+    assert "room:{lobby}:members" in keys and "room:{lobby}:joined" in keys
 
 
 def test_room_users_in_pages_and_as_a_count(cluster):

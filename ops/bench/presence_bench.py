@@ -76,7 +76,7 @@ def seed_members(r, room, count, ttl_ms=3_600_000):
         user = f"m{i:07d}"
         pipe.zadd(f"room:{{{room}}}:members", {user: now + ttl_ms})
         pipe.zadd(f"room:{{{room}}}:joined", {user: now + i})
-        pipe.set(f"room:{{{room}}}:presence:{user}", '{"role":"customer","typing":false}', px=ttl_ms)
+        pipe.hset(f"room:{{{room}}}:states", user, '{"role":"customer","typing":false}')
         if i % 5000 == 4999:
             pipe.execute()
     pipe.execute()
@@ -118,9 +118,9 @@ def main():
                              capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
         return float(out.split(",")[1].strip('"'))
     join_rps = rb("EVALSHA", join_sha, "4", "room:{general}:meta", "room:{general}:members", "room:{general}:joined",
-                  "room:{general}:presence:u__rand_int__", "u__rand_int__", "90000", "")
+                  "room:{general}:states", "u__rand_int__", "90000", "")
     leave_rps = rb("EVALSHA", leave_sha, "4", "room:{general}:meta", "room:{general}:members", "room:{general}:joined",
-                   "room:{general}:presence:u__rand_int__", "u__rand_int__")
+                   "room:{general}:states", "u__rand_int__")
     # The user's own bookkeeping script, on users that exist (redis-benchmark's __rand_int__ is 12 digits).
     user_sha = r.script_load(open("Sources/PresenceCore/Scripts/user_switch.lua").read())
     pipe = r.pipeline(transaction=False)
@@ -182,7 +182,7 @@ def main():
     per_member = (used_memory(r) - before) / 100_000
     print("\n== Redis memory (INFO memory deltas over 100,000 each)")
     print(f"per registered user (hash + prefix index entry)          {per_user:8.0f} bytes")
-    print(f"per present member (members + joined entries + presence key) {per_member:8.0f} bytes")
+    print(f"per present member (members + joined entries + a state) {per_member:8.0f} bytes (ops/bench/member-memory: old vs new)")
 
     # --- scale: 1,000 vs 1,000,000 users; 1,000 vs 100,000 members
     print("\n== scale (p99 at the same paced rate, small vs. large)")

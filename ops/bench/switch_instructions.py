@@ -19,7 +19,7 @@ from presence_bench import seed_users
 
 
 def dumped_instructions(pid, out_dir):
-    """Dumps the counters (`callgrind_control --dump`) and reads the new dump's total `Ir`."""
+    """Dumps the counters (`callgrind_control --dump`) and reads the new dump's total `Ir`; returns it and the dump."""
     before = set(glob.glob(os.path.join(out_dir, f"callgrind.out.{pid}*")))
     subprocess.run(["callgrind_control", "-d", str(pid)], capture_output=True, check=True)
     deadline = time.monotonic() + 60
@@ -29,7 +29,7 @@ def dumped_instructions(pid, out_dir):
             text = open(path, errors="replace").read()
             m = re.search(r"^(?:totals|summary):\s*(\d+)", text, re.M)
             if m:
-                return int(m.group(1))
+                return int(m.group(1)), path
         time.sleep(0.2)
     raise SystemExit("callgrind wrote no dump")
 
@@ -40,9 +40,27 @@ def counted(pid, out_dir, action, n):
     subprocess.run(["callgrind_control", "-z", str(pid)], capture_output=True, check=True)
     for i in range(n):
         action(i)
-    total = dumped_instructions(pid, out_dir)
+    total, dump = dumped_instructions(pid, out_dir)
     subprocess.run(["callgrind_control", "-i", "off", str(pid)], capture_output=True, check=True)
-    return total / n
+    return total / n, dump
+
+
+def profile(dump, n, top):
+    """The functions that executed the most instructions themselves (exclusive), per request, demangled."""
+    text = subprocess.run(["callgrind_annotate", "--threshold=99", dump], capture_output=True, text=True, check=True).stdout
+    rows = []
+    for line in text.splitlines():
+        m = re.match(r"^\s*([\d,]+)\s+(?:\([\d.]+%\)\s+)?(.+?)\s*$", line)
+        if m and ":" in m.group(2) and not m.group(2).startswith("PROGRAM TOTALS"):
+            rows.append((int(m.group(1).replace(",", "")), m.group(2).split(":", 1)[1].split(" [")[0]))
+    rows.sort(reverse=True)
+    names = [name for _, name in rows[:top]]
+    demangled = subprocess.run(["swift", "demangle", "--simplified", "--compact"], input="\n".join(names),
+                               capture_output=True, text=True).stdout.splitlines()
+    if len(demangled) != len(names):
+        demangled = names
+    for (count, _), name in zip(rows[:top], demangled):
+        print(f"  {count / n:10,.0f}  {name[:150]}")
 
 
 def main():
@@ -52,6 +70,7 @@ def main():
     p.add_argument("--pid", type=int, required=True)
     p.add_argument("--requests", type=int, default=400)
     p.add_argument("--out-dir", required=True, help="where callgrind writes its dumps")
+    p.add_argument("--profile", type=int, default=0, help="also print the top N functions of each route (exclusive)")
     a = p.parse_args()
     r = redis.Redis(port=a.redis_port, decode_responses=True)
     users = seed_users(r, 200, "ci", with_tokens=True)
@@ -78,12 +97,16 @@ def main():
     for i in range(50):
         health(i)
     offset = len(users) * 3
-    per_health = counted(a.pid, a.out_dir, health, a.requests)
-    per_switch = counted(a.pid, a.out_dir, lambda i: switch(offset + i), a.requests)
+    per_health, health_dump = counted(a.pid, a.out_dir, health, a.requests)
+    per_switch, switch_dump = counted(a.pid, a.out_dir, lambda i: switch(offset + i), a.requests)
     print(f"instructions per request inside the worker (callgrind, {a.requests} sequential requests each)")
     print(f"  presence switch     {per_switch:12,.0f}")
     print(f"  GET /health         {per_health:12,.0f}")
     print(f"  switch - health     {per_switch - per_health:12,.0f}   (the switch's own work: auth, limiter, scripts, events)")
+    if a.profile:
+        for label, dump in [("presence switch", switch_dump), ("GET /health", health_dump)]:
+            print(f"top {a.profile} functions by their own instructions per request, {label}:")
+            profile(dump, a.requests, a.profile)
 
 
 if __name__ == "__main__":

@@ -101,27 +101,15 @@ public struct RedisRoomStore: RoomStorage {
         return ids.count
     }
 
-    /// `room_delete` for room `id`, with the presence keys of its members.
-    func deleteScript(_ id: String) -> RedisMemberKeysScript {
-        RedisMemberKeysScript(script: Scripts.roomDelete, room: id, keys: Self.roomKeys(id), arguments: [])
-    }
-
-    /// `room_leave_private` for `user` leaving room `id`, with the presence keys of `user` and of the members.
-    func leavePrivateScript(_ id: String, user: String) -> RedisMemberKeysScript {
-        RedisMemberKeysScript(
-            script: Scripts.roomLeavePrivate, room: id, keys: Self.roomKeys(id), arguments: [user], alsoUsers: [user]
-        )
-    }
-
-    /// The keys of room `id` that `room_delete` and `room_leave_private` take before the presence keys.
+    /// The keys of room `id` that `room_delete` and `room_leave_private` take.
     static func roomKeys(_ id: String) -> [String] {
         [RedisKeys.roomMeta(id), RedisKeys.roomMembers(id), RedisKeys.roomJoined(id), RedisKeys.roomAccess(id),
-         RedisKeys.roomHistory(id)]
+         RedisKeys.roomHistory(id), RedisKeys.roomStates(id)]
     }
 
     /// Deletes a room and everything in it; returns the room as it was, or `nil` when it did not exist.
     public func delete(_ id: String) async throws -> Room? {
-        let reply = try await deleteScript(id).run(on: redis)
+        let reply = try await redis.run(Scripts.roomDelete, keys: Self.roomKeys(id), arguments: [])
         if reply.isNull { return nil }
         guard let v = reply.array, v.count == 2 else { throw RedisError.protocolError("unexpected room_delete reply \(reply)") }
         let access = (v[1].array ?? []).compactMap(\.string)
@@ -136,7 +124,7 @@ public struct RedisRoomStore: RoomStorage {
     /// `user` leaves a private room for good. Returns the room before, whether it was deleted (fewer than two
     /// members left), the users present after, and whether `user` was present; `nil` when the room does not exist.
     public func leavePrivate(_ id: String, user: String) async throws -> PrivateRoomLeave? {
-        let reply = try await leavePrivateScript(id, user: user).run(on: redis)
+        let reply = try await redis.run(Scripts.roomLeavePrivate, keys: Self.roomKeys(id), arguments: [user])
         if reply.isNull { return nil }
         guard let v = reply.array, v.count == 5, let deleted = v[0].int, let count = v[3].int, let wasPresent = v[4].int,
               let room = Room(meta: v[1].hashFields, userCount: count, members: (v[2].array ?? []).compactMap(\.string))

@@ -11,8 +11,8 @@ public enum RedisKeys {
     public static func roomMembers(_ room: String) -> String { "room:{\(room)}:members" }
     /// Sorted set: present user → join time (epoch ms), for listing in join order.
     public static func roomJoined(_ room: String) -> String { "room:{\(room)}:joined" }
-    /// String with native TTL: one user's presence (and state, JSON) in a room.
-    public static func roomPresence(_ room: String, _ user: String) -> String { "room:{\(room)}:presence:\(user)" }
+    /// Hash: present user → their state (JSON), only for states other than `{}`; removed with the member.
+    public static func roomStates(_ room: String) -> String { "room:{\(room)}:states" }
     /// Sorted set: one user's WebSockets in a presence channel of the room → expiry (ms), refreshed by their worker.
     public static func roomSockets(_ room: String, _ user: String) -> String { "room:{\(room)}:sockets:\(user)" }
     /// Set: the users allowed in a private room.

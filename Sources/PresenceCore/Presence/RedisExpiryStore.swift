@@ -53,7 +53,7 @@ public struct RedisExpiryStore: ExpiryStorage {
         let replies = try await redis.run(rooms.map { room in
             RedisScriptCall(
                 Scripts.presenceSweep,
-                keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room)],
+                keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room), RedisKeys.roomStates(room)],
                 arguments: []
             )
         })

@@ -18,7 +18,7 @@ extension RedisPresenceStore: SocketPresenceStorage {
         let reply = try await redis.run(
             Scripts.socketDetach,
             keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
-                   RedisKeys.roomPresence(room, user), RedisKeys.roomSockets(room, user)],
+                   RedisKeys.roomStates(room), RedisKeys.roomSockets(room, user)],
             arguments: [user, socket]
         )
         guard let v = reply.array, v.count == 3, let left = v[0].int, let count = v[1].int else {
@@ -36,7 +36,7 @@ extension RedisPresenceStore: SocketPresenceStorage {
             calls.append(touchCall(socket: entry.socket, user: entry.user, room: entry.room, ttl: ttl))
             calls.append(RedisScriptCall(
                 Scripts.presenceRefresh,
-                keys: [RedisKeys.roomMembers(entry.room), RedisKeys.roomPresence(entry.room, entry.user), RedisKeys.roomJoined(entry.room)],
+                keys: [RedisKeys.roomMembers(entry.room), RedisKeys.roomStates(entry.room), RedisKeys.roomJoined(entry.room)],
                 arguments: [entry.user, String(ttl.milliseconds), ""]
             ))
         }

@@ -6,8 +6,9 @@ import Redis
 /// Who is in which room, in Redis, shared by every worker: the one presence store behind chat rooms, support rooms
 /// and presence channels.
 ///
-/// A user is present in a room while the key `room:{id}:presence:<user>` lives (native TTL). The room's sorted set
-/// `room:{id}:members` (scored by expiry) counts and lists them in O(log N); `room:{id}:joined` keeps join order.
+/// A user is present in a room while their entry in the sorted set `room:{id}:members` (scored by expiry, on Redis's
+/// clock) lies in the future; the set counts and lists them in O(log N), and `room:{id}:joined` keeps join order. A
+/// member's state (JSON) is kept in the hash `room:{id}:states` only when it is not `{}`.
 /// Every change is one Lua script over the room's hash tag, on Redis's clock. A join first registers its room with
 /// ``PresenceSweeper``'s work list (`presence:rooms:{…}`), which announces members whose presence expired.
 public struct RedisPresenceStore: PresenceStorage {
@@ -37,7 +38,7 @@ public struct RedisPresenceStore: PresenceStorage {
         return RedisScriptCall(
             Scripts.presenceJoin,
             keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
-                   RedisKeys.roomPresence(room, user)],
+                   RedisKeys.roomStates(room)],
             arguments: arguments
         )
     }
@@ -47,7 +48,7 @@ public struct RedisPresenceStore: PresenceStorage {
         RedisScriptCall(
             Scripts.presenceLeave,
             keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
-                   RedisKeys.roomPresence(room, user)],
+                   RedisKeys.roomStates(room)],
             arguments: announce ? [user, "1"] : [user]
         )
     }
@@ -125,7 +126,7 @@ public struct RedisPresenceStore: PresenceStorage {
     public func refresh(room: String, user: String, ttl: Duration, state: JSONValue?) async throws -> PresenceRefresh? {
         let reply = try await redis.run(
             Scripts.presenceRefresh,
-            keys: [RedisKeys.roomMembers(room), RedisKeys.roomPresence(room, user), RedisKeys.roomJoined(room)],
+            keys: [RedisKeys.roomMembers(room), RedisKeys.roomStates(room), RedisKeys.roomJoined(room)],
             arguments: [user, String(ttl.milliseconds), state?.serialized ?? ""]
         )
         if reply.isNull { return nil }
@@ -198,11 +199,12 @@ public struct RedisPresenceStore: PresenceStorage {
         return (members, next)
     }
 
-    /// The states of `users` in `room` (their presence keys), `{}` for those without one.
+    /// The states of `users` in `room`, `{}` for those without one. (A member who expired keeps their state until the
+    /// sweeper claims them: ask for present users.)
     public func states(room: String, users: [String]) async throws -> [JSONValue] {
         guard !users.isEmpty else { return [] }
-        var command = RedisCommand("MGET")
-        for user in users { command.append(RedisKeys.roomPresence(room, user)) }
+        var command = RedisCommand("HMGET", RedisKeys.roomStates(room))
+        for user in users { command.append(user) }
         let reply = try await redis.send(command)
         return (reply.array ?? []).map { value in value.string.flatMap { JSONValue.parse(Array($0.utf8)) } ?? [:] }
     }

@@ -3,7 +3,7 @@
 -- KEYS[1] room:{id}:meta             hash: the room must exist
 -- KEYS[2] room:{id}:members          zset: user -> presence expiry (ms)
 -- KEYS[3] room:{id}:joined           zset: user -> join time (ms), for join-order listing
--- KEYS[4] room:{id}:presence:<user>  string with native TTL: the member's state (JSON)
+-- KEYS[4] room:{id}:states           hash: user -> the member's state (JSON), only while it is not '{}'
 -- ARGV[1] user   ARGV[2] ttl (ms)   ARGV[3] member state JSON ('' keeps the current one, '{}' when none)
 -- Optional, for a chat switch:
 -- ARGV[4] '1': announce a new member here, in the same step (PUBLISH of `presence-update` on the room's channel and
@@ -19,7 +19,7 @@
 -- or the error NOROOM when the room does not exist, CLOSED when it is a closed support room.
 --
 -- redis-cli --eval presence_join.lua 'room:{general}:meta' 'room:{general}:members' \
---   'room:{general}:joined' 'room:{general}:presence:alice' , alice 90000 ''
+--   'room:{general}:joined' 'room:{general}:states' , alice 90000 ''
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return redis.error_reply('NOROOM room does not exist')
 end
@@ -52,11 +52,12 @@ else
 end
 redis.call('ZADD', KEYS[2], expiresAt, user)
 
+-- A member who expired keeps an entry until the sweeper claims it: a new presence starts from '{}'.
 local old = '{}'
-if joined == 0 then old = redis.call('GET', KEYS[4]) or '{}' end
+if joined == 0 then old = redis.call('HGET', KEYS[4], user) or '{}' end
 local state = ARGV[3]
 if state == '' then state = old end
-redis.call('SET', KEYS[4], state, 'PX', ttl)
+if state == '{}' then redis.call('HDEL', KEYS[4], user) else redis.call('HSET', KEYS[4], user, state) end
 
 local count = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
 local meta = redis.call('HGETALL', KEYS[1])

@@ -1,6 +1,6 @@
 -- Removes a user's presence from a room at once.
 --
--- KEYS[1] room:{id}:meta   KEYS[2] room:{id}:members   KEYS[3] room:{id}:joined   KEYS[4] room:{id}:presence:<user>
+-- KEYS[1] room:{id}:meta   KEYS[2] room:{id}:members   KEYS[3] room:{id}:joined   KEYS[4] room:{id}:states
 -- ARGV[1] user
 -- ARGV[2] optional, for a chat switch: '1' announces the departure here, in the same step (PUBLISH of
 --         `presence-update` on the room's channel and `pusher_internal:member_removed` on `presence-room-<id>`)
@@ -12,14 +12,14 @@
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local user = ARGV[1]
-local state = redis.call('GET', KEYS[4]) or '{}'
+local state = redis.call('HGET', KEYS[4], user) or '{}'
 local score = redis.call('ZSCORE', KEYS[2], user)
 local count = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
 local meta = redis.call('HGETALL', KEYS[1])
 if score and tonumber(score) > now then count = count - 1 end
 local removed = redis.call('ZREM', KEYS[2], user)
 redis.call('ZREM', KEYS[3], user)
-redis.call('DEL', KEYS[4])
+redis.call('HDEL', KEYS[4], user)
 if removed == 1 and ARGV[2] == '1' then
   local m = {}
   for i = 1, #meta, 2 do m[meta[i]] = meta[i + 1] end

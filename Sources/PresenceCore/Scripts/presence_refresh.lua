@@ -1,6 +1,6 @@
 -- Refreshes a present user's TTL (heartbeat, typing), optionally replacing the member state.
 --
--- KEYS[1] room:{id}:members   KEYS[2] room:{id}:presence:<user>   KEYS[3] room:{id}:joined
+-- KEYS[1] room:{id}:members   KEYS[2] room:{id}:states (hash: user -> state JSON, absent for '{}')   KEYS[3] room:{id}:joined
 -- ARGV[1] user   ARGV[2] ttl (ms)   ARGV[3] new state JSON, or '' to keep it
 --
 -- Returns {expiresAt, now, joinedAt, oldState, newState}, or nil when the user is not present (never joined,
@@ -13,10 +13,12 @@ if (not score) or tonumber(score) <= now then
   return nil
 end
 local expiresAt = now + ttl
+local old = redis.call('HGET', KEYS[2], user) or '{}'
+local joinedAt = tonumber(redis.call('ZSCORE', KEYS[3], user) or now)
 redis.call('ZADD', KEYS[1], expiresAt, user)
-local old = redis.call('GET', KEYS[2]) or '{}'
 local new = ARGV[3]
 if new == '' then new = old end
-redis.call('SET', KEYS[2], new, 'PX', ttl)
-local joinedAt = tonumber(redis.call('ZSCORE', KEYS[3], user) or now)
+if new ~= old then
+  if new == '{}' then redis.call('HDEL', KEYS[2], user) else redis.call('HSET', KEYS[2], user, new) end
+end
 return {expiresAt, now, joinedAt, old, new}

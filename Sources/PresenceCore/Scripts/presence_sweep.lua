@@ -1,7 +1,7 @@
 -- Claims the members of one room whose presence expired. Run by every worker's sweeper; ZREM makes the
 -- claim atomic, so each expiry is claimed (and announced) by exactly one worker.
 --
--- KEYS[1] room:{id}:meta   KEYS[2] room:{id}:members   KEYS[3] room:{id}:joined
+-- KEYS[1] room:{id}:meta   KEYS[2] room:{id}:members   KEYS[3] room:{id}:joined   KEYS[4] room:{id}:states
 -- ARGV: none
 --
 -- Returns {userCount, {claimed users...}, {meta...}, now, next expiry ('' when no member is left)}.
@@ -13,12 +13,15 @@ local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
 local count = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
 local first = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
 local meta = redis.call('HGETALL', KEYS[1])
+-- States are kept only while not '{}': once the last is removed the hash is gone, and is not touched again.
+local stated = redis.call('HLEN', KEYS[4])
 local nextAt = ''
 if first[2] then nextAt = first[2] end
 local claimed = {}
 for _, user in ipairs(expired) do
   if redis.call('ZREM', KEYS[2], user) == 1 then
     redis.call('ZREM', KEYS[3], user)
+    if stated > 0 then stated = stated - redis.call('HDEL', KEYS[4], user) end
     claimed[#claimed + 1] = user
   end
 end

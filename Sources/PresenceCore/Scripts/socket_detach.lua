@@ -1,7 +1,7 @@
 -- A WebSocket leaves a presence channel. The user leaves the room only when none of their sockets (on any
 -- worker) is left; sockets of a dead worker stop being refreshed and lapse.
 --
--- KEYS[1] room:{id}:meta   KEYS[2] room:{id}:members   KEYS[3] room:{id}:joined   KEYS[4] room:{id}:presence:<user>
+-- KEYS[1] room:{id}:meta   KEYS[2] room:{id}:members   KEYS[3] room:{id}:joined   KEYS[4] room:{id}:states
 -- KEYS[5] room:{id}:sockets:<user>
 -- ARGV[1] user   ARGV[2] socket id
 -- Returns {left (1 = this call removed the user: announce it), userCount, {meta...}}.
@@ -21,7 +21,8 @@ local left = 0
 if others == 0 then
   left = redis.call('ZREM', KEYS[2], ARGV[1])
   redis.call('ZREM', KEYS[3], ARGV[1])
-  redis.call('DEL', KEYS[4], KEYS[5])
+  redis.call('HDEL', KEYS[4], ARGV[1])
+  redis.call('DEL', KEYS[5])
   if score and tonumber(score) > now then count = count - 1 end
 end
 return {left, count, meta}

@@ -3,25 +3,17 @@
 -- History and snapshot stay unless asked otherwise.
 --
 -- KEYS[1] meta   KEYS[2] members   KEYS[3] joined   KEYS[4] history   KEYS[5] snapshot (all room:{ticket_<id>}:...)
--- KEYS[6..] room:{ticket_<id>}:presence:<user> of each user in ARGV[4..], in the same order
+-- KEYS[6] room:{ticket_<id>}:states
 -- ARGV[1] closed by   ARGV[2] '1' to delete the history   ARGV[3] '1' to delete the snapshot
--- ARGV[4..] the members as the caller read them (ZRANGE room:{ticket_<id>}:members 0 -1)
--- Returns nil when the room does not exist, 'ALREADY' when closed; the error RETRY, changing nothing, when a member's
--- presence key was not passed (someone joined since the read: read the members again and re-run); else
--- {snapshot JSON, {present users...}}.
+-- Returns nil when the room does not exist, 'ALREADY' when closed; else {snapshot JSON, {present users...}}.
 if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
 if redis.call('HGET', KEYS[1], 'closed') == '1' then return 'ALREADY' end
-local presence = {}
-for i = 6, #KEYS do presence[ARGV[i - 2]] = KEYS[i] end
-for _, user in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  if not presence[user] then return redis.error_reply('RETRY no presence key passed for member ' .. user) end
-end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local present = {}
 local members = {}
 for _, user in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')) do
-  local state = redis.call('GET', presence[user])
+  local state = redis.call('HGET', KEYS[6], user)
   local role = 'customer'
   if state then
     local ok, decoded = pcall(cjson.decode, state)
@@ -30,10 +22,7 @@ for _, user in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')) 
   present[#present + 1] = user
   members[#members + 1] = {username = user, role = role}
 end
-for _, user in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  redis.call('DEL', presence[user])
-end
-redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[6])
 local meta = redis.call('HGETALL', KEYS[1])
 local m = {}
 for i = 1, #meta, 2 do m[meta[i]] = meta[i + 1] end

@@ -75,19 +75,13 @@ public struct RedisSupportStore: SupportStorage {
         return (changed == 1, SupportRoom(meta: v[1].hashFields))
     }
 
-    /// `support_close` for `room`, with the presence keys of its members.
-    func closeScript(room: String, by user: String, deleteHistory: Bool, deleteSnapshot: Bool) -> RedisMemberKeysScript {
-        RedisMemberKeysScript(
-            script: Scripts.supportClose, room: room,
+    public func close(room: String, by user: String, deleteHistory: Bool, deleteSnapshot: Bool) async throws -> (snapshot: String, present: [String]) {
+        let reply = try await redis.run(
+            Scripts.supportClose,
             keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
-                   RedisKeys.roomHistory(room), RedisKeys.roomSnapshot(room)],
+                   RedisKeys.roomHistory(room), RedisKeys.roomSnapshot(room), RedisKeys.roomStates(room)],
             arguments: [user, deleteHistory ? "1" : "0", deleteSnapshot ? "1" : "0"]
         )
-    }
-
-    public func close(room: String, by user: String, deleteHistory: Bool, deleteSnapshot: Bool) async throws -> (snapshot: String, present: [String]) {
-        let reply = try await closeScript(room: room, by: user, deleteHistory: deleteHistory, deleteSnapshot: deleteSnapshot)
-            .run(on: redis)
         if reply.isNull { throw DomainError.roomNotFound }
         if reply.string == "ALREADY" { throw DomainError.roomClosed }
         guard let v = reply.array, v.count == 2, let encoded = v[0].string else {

@@ -20,7 +20,7 @@ public struct SupportMember: Sendable, Equatable {
         self.expiresAt = member.expiresAt
     }
 
-    /// The state stored with the presence key.
+    /// The member's state (`room:{id}:states`).
     static func state(role: Role, typing: Bool) -> JSONValue {
         ["role": .string(role.rawValue), "typing": .bool(typing)]
     }

@@ -1,0 +1,71 @@
+"""Redis memory per present member, old layout against new (see ops/bench/member-memory).
+
+Members are entered by each layout's own presence_join.lua through EVALSHA, pipelined, so the keys and values are
+exactly what the service writes. Memory is INFO memory's used_memory before and after, on an otherwise idle Redis
+(FLUSHALL between runs)."""
+import argparse
+import time
+
+import redis
+
+TTL_MS = 3_600_000
+SUPPORT_STATE = '{"role":"customer","typing":false}'
+
+
+def used_memory(r):
+    return int(r.info("memory")["used_memory"])
+
+
+def run(r, layout, sha, rooms, per_room, state):
+    r.flushall()
+    time.sleep(0.2)
+    for room in rooms:
+        r.hset(f"room:{{{room}}}:meta", mapping={"id": room, "name": room, "type": "public", "createdAt": 1})
+    before = used_memory(r)
+    pipe = r.pipeline(transaction=False)
+    n = 0
+    for room in rooms:
+        fourth = f"room:{{{room}}}:states"
+        for i in range(per_room):
+            user = f"m{i:07d}"
+            if layout == "old":
+                fourth = f"room:{{{room}}}:presence:{user}"
+            pipe.evalsha(sha, 4, f"room:{{{room}}}:meta", f"room:{{{room}}}:members", f"room:{{{room}}}:joined", fourth,
+                         user, TTL_MS, state)
+            n += 1
+            if n % 2000 == 0:
+                for reply in pipe.execute(raise_on_error=True):
+                    assert reply[0] == 1, reply
+    for reply in pipe.execute(raise_on_error=True):
+        assert reply[0] == 1, reply
+    return (used_memory(r) - before) / n
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--redis-port", type=int, required=True)
+    p.add_argument("--old-join", required=True)
+    p.add_argument("--new-join", required=True)
+    p.add_argument("--old-ref", default="old")
+    a = p.parse_args()
+    r = redis.Redis(port=a.redis_port)
+    shas = {"old": open(a.old_join).read(), "new": open(a.new_join).read()}
+    cases = [
+        ("one room of 100,000, chat member (state {})", ["memroom"], 100_000, ""),
+        ("one room of 100,000, support member (a role)", ["memroom"], 100_000, SUPPORT_STATE),
+        ("1,000 rooms of 100, chat member (state {})", [f"r{i:04d}" for i in range(1000)], 100, ""),
+    ]
+    print(f"Redis {r.info('server')['redis_version']}; bytes per present member (INFO memory used_memory delta / members)")
+    print(f"{'case':48} {'old (' + a.old_ref + ')':>14} {'new':>8} {'new/old':>8}")
+    for name, rooms, per_room, state in cases:
+        figures = {}
+        for layout in ("old", "new"):
+            r.script_flush()
+            sha = r.script_load(shas[layout])
+            figures[layout] = run(r, layout, sha, rooms, per_room, state)
+        print(f"{name:48} {figures['old']:14.1f} {figures['new']:8.1f} {figures['new'] / figures['old']:8.2f}")
+    r.flushall()
+
+
+if __name__ == "__main__":
+    main()
