@@ -2,7 +2,6 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
-import HummingbirdWebSocket
 import Logging
 import Metrics
 import Prometheus
@@ -79,16 +78,12 @@ func makeApplication(configuration: AppConfiguration, logger: Logger?, runHubIns
             maxHeaderFieldSize: limits.maxHeaderBytes, maxHeaderListSize: limits.maxHeaderBytes, maxHeaderFieldCount: 200
         )
     )
-    // One Pusher message fits in one frame (≤ 64 KiB, the message limit too); text must be valid UTF-8 (1007).
-    // Liveness is Pusher's own ping/pong (see RealtimeHub), so no WebSocket-level auto ping.
-    let ws = WebSocketServerConfiguration(
-        maxFrameSize: PusherConnection.maxMessageSize, autoPing: .disabled,
-        closeTimeout: PusherConnection.closeGrace, validateUTF8: true
-    )
+    // WebSockets are served by event-loop handlers (PusherChannelHandler): one message (and frame) of at most 64 KiB,
+    // valid UTF-8 text (1007). Liveness is Pusher's own ping/pong (see RealtimeHub), so no WebSocket-level auto ping.
     let app = Application(
         router: router,
-        server: .guardedHTTP1WebSocketUpgrade(
-            webSocketRouter: router, configuration: .init(http1: http1, ws: ws),
+        server: .guardedHTTP1PusherUpgrade(
+            webSocketRouter: router, http1: http1, connection: PusherConnection(services: services),
             settings: limits, registry: services.registry
         ),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "presence-server"),
@@ -126,22 +121,10 @@ public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
         settings: services.configuration.pusher, signer: services.signer
     )
         .addRoutes(to: router)
-    let connection = PusherConnection(
-        hub: services.hub, events: services.events, presence: services.channelPresence, access: services.channelAccess,
-        presenceLimiter: services.chat.presenceLimiter,
-        settings: services.configuration.pusher, signer: services.signer, logger: Logger(label: "pusher")
-    )
-    router.ws("/app/:key") { _, _ in .upgrade([:]) } onUpgrade: { inbound, outbound, context in
-        context.requestContext.releaseWebSocketHandler()
-        let key = context.requestContext.pathParameter("key")
-        let version = context.request.uri.queryParameters.get("protocol").flatMap { Int($0) }
-        let overQuota = context.request.headers[HTTPField.Name(HTTPRequestObserver.overQuotaHeader)!]
-            .flatMap(ConnectionRegistry.Refusal.init(rawValue:))
-        try await connection.run(
-            inbound: inbound, outbound: outbound, channel: context.requestContext.channel,
-            key: key, protocolVersion: version, overQuota: overQuota
-        )
-    }
+    // The Pusher WebSocket: an upgrade request that this route answers with 200 (after the middleware) becomes a
+    // socket (GuardedHTTPChannel); key and protocol are checked after the upgrade, as Pusher does. A plain GET gets an
+    // empty 200.
+    router.get("/app/:key") { _, _ in Response(status: .ok) }
     ConsoleController(storage: services.operations, authenticator: authenticator, admins: services.configuration.chat.admins)
         .addRoutes(to: router)
     let settings = WebAssets.PageSettings(

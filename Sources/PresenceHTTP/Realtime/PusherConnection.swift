@@ -1,5 +1,4 @@
 import Foundation
-import HummingbirdWebSocket
 import Logging
 import Metrics
 import NIOCore
@@ -7,8 +6,10 @@ import NIOWebSocket
 import PresenceCore
 import Synchronization
 
-/// One client WebSocket speaking the Pusher protocol, from `connection_established` to close.
-struct PusherConnection {
+/// What the service does for the client WebSockets speaking the Pusher protocol: the socket's
+/// ``PusherChannelHandler`` reads and writes frames on the event loop, and hands what needs the hub or Redis here,
+/// through the socket's ``PusherInbox``.
+struct PusherConnection: Sendable {
     /// The largest message (and frame) a client may send: larger closes the socket with 1009.
     static let maxMessageSize = 64 * 1024
 
@@ -27,80 +28,47 @@ struct PusherConnection {
     let signer: PusherSigner
     let logger: Logger
 
-    /// Serves one upgraded connection. `overQuota` is set when the connection is past `MAX_CONNECTIONS` or the per
-    /// address limit: it gets Pusher's 4004 and nothing else.
-    func run(
-        inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, channel: (any Channel)?,
-        key: String?, protocolVersion: Int?, overQuota: ConnectionRegistry.Refusal?
-    ) async throws {
-        if let overQuota {
-            ConnectionRegistry.countRefusal(overQuota, kind: "websocket")
-            try await sendThenClose(outbound, PusherProtocol.error("Over connection quota", code: 4004), code: 4004, reason: "Over connection quota")
-            return
-        }
-        guard key == settings.key else {
-            try await sendThenClose(outbound, PusherProtocol.error("App key \(key ?? "") not in this cluster", code: 4001), code: 4001, reason: "Unknown app key")
-            return
-        }
-        guard let version = protocolVersion, PusherProtocol.supportedVersions.contains(version) else {
-            try await sendThenClose(outbound, PusherProtocol.error("Unsupported protocol version", code: 4007), code: 4007, reason: "Unsupported protocol version")
-            return
-        }
-        let (stream, continuation) = AsyncStream.makeStream(
-            of: PusherSocket.Outgoing.self, bufferingPolicy: .bufferingOldest(settings.maxQueuedMessages)
+    init(
+        hub: RealtimeHub, events: any EventPublisher, presence: ChannelPresence, access: ChannelAccess,
+        presenceLimiter: SlidingWindowLimiter, settings: PusherSettings, signer: PusherSigner, logger: Logger
+    ) {
+        self.hub = hub
+        self.events = events
+        self.presence = presence
+        self.access = access
+        self.presenceLimiter = presenceLimiter
+        self.settings = settings
+        self.signer = signer
+        self.logger = logger
+    }
+
+    /// The connection's parts from the worker's services.
+    init(services: AppServices) {
+        self.init(
+            hub: services.hub, events: services.events, presence: services.channelPresence, access: services.channelAccess,
+            presenceLimiter: services.chat.presenceLimiter, settings: services.configuration.pusher,
+            signer: services.signer, logger: Logger(label: "pusher")
         )
-        let socket = PusherSocket(id: PusherSocket.makeID(), outbound: continuation, channel: channel, closeGrace: Self.closeGrace)
+    }
+
+    /// The socket is up (its ``PusherChannelHandler`` checked key, protocol and quota): it joins the hub and gets
+    /// `pusher:connection_established`, or 4200 while the worker is stopping.
+    func open(_ socket: PusherSocket) async {
         guard await hub.add(socket) else {
-            continuation.finish()
-            try await sendThenClose(outbound, PusherProtocol.error("Server shutting down", code: 4200), code: 4200, reason: "Server shutting down")
+            socket.send(PusherProtocol.error("Server shutting down", code: 4200))
+            socket.close(.unknown(4200), "Server shutting down")
             return
         }
-        var readError: (any Error)?
-        await withTaskGroup(of: Void.self) { group in
-            // Writer: the only place that writes to the WebSocket.
-            group.addTask {
-                for await item in stream {
-                    if let (code, reason) = socket.pendingClose {
-                        try? await outbound.close(code, reason: reason)
-                        return
-                    }
-                    switch item {
-                    case .text(let text):
-                        do { try await outbound.write(.text(text)) } catch { return }
-                    case .close(let code, let reason):
-                        try? await outbound.close(code, reason: reason)
-                        return
-                    }
-                }
-                if let (code, reason) = socket.pendingClose { try? await outbound.close(code, reason: reason) }
-            }
-            socket.send(PusherProtocol.connectionEstablished(socketID: socket.id, activityTimeout: settings.activityTimeout))
-            do {
-                var iterator = inbound.messages(maxSize: Self.maxMessageSize).makeAsyncIterator()
-                while let message = try await iterator.next() {
-                    socket.activity.touch()
-                    guard case .text(let text) = message else { continue }
-                    await handle(text, socket: socket)
-                }
-            } catch {
-                logger.debug("WebSocket read ended", metadata: ["error": "\(error)"])
-                readError = error
-            }
-            continuation.finish()
-            group.cancelAll()
-        }
+        socket.send(PusherProtocol.connectionEstablished(socketID: socket.id, activityTimeout: settings.activityTimeout))
+    }
+
+    /// The connection is gone: the socket leaves the hub and every channel (presence removed and announced).
+    func closed(_ socket: PusherSocket) async {
         await hub.remove(socket)
-        // A protocol violation (oversized message 1009, invalid UTF-8 1007, bad frame 1002): rethrown so the
-        // WebSocket layer closes with its code instead of a bare disconnect.
-        if let readError { throw readError }
     }
 
-    private func sendThenClose(_ outbound: WebSocketOutboundWriter, _ text: String, code: UInt16, reason: String) async throws {
-        try await outbound.write(.text(text))
-        try await outbound.close(.unknown(code), reason: reason)
-    }
-
-    private func handle(_ text: String, socket: PusherSocket) async {
+    /// One text message from the client.
+    func handle(_ text: String, socket: PusherSocket) async {
         guard let message = JSONValue.parse(Array(text.utf8))?.object, let event = message["event"]?.string else {
             socket.send(PusherProtocol.error("Invalid message: expected a JSON object with an event", code: nil))
             return

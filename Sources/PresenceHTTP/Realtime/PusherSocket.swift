@@ -3,14 +3,9 @@ import NIOCore
 import NIOWebSocket
 import Synchronization
 
-/// One client WebSocket as the hub sees it: its socket id, its outbound queue and what it is subscribed to.
+/// One client WebSocket as the hub sees it: its socket id, where its frames go (its ``PusherChannelHandler``, on the
+/// connection's event loop) and what it is subscribed to. Safe to use from any task.
 final class PusherSocket: Sendable {
-    /// What goes out to the client.
-    enum Outgoing: Sendable {
-        case text(String)
-        case close(WebSocketErrorCode, String)
-    }
-
     struct State {
         /// Subscribed channels → the user id on presence channels.
         var channels: [String: String?] = [:]
@@ -19,12 +14,11 @@ final class PusherSocket: Sendable {
         var holders: [String: String] = [:]
         var clientEventWindow: (second: Int64, count: Int) = (0, 0)
         var closed = false
-        /// Set by ``close(_:_:)``: the writer sends this close frame before anything else still queued.
-        var pendingClose: (WebSocketErrorCode, String)?
     }
 
     let id: String
-    let outbound: AsyncStream<Outgoing>.Continuation
+    /// The socket's channel handler, reached on its event loop.
+    let outbound: PusherOutbound
     let state = Mutex(State())
     /// When the client last sent something; the hub pings it after `activity_timeout` and closes it (4201) when no
     /// reply comes within `pong_timeout`.
@@ -34,18 +28,17 @@ final class PusherSocket: Sendable {
     /// How long a close waits for the client before the connection is dropped.
     let closeGrace: Duration
 
-    init(id: String, outbound: AsyncStream<Outgoing>.Continuation, channel: (any Channel)?, closeGrace: Duration) {
+    init(id: String, outbound: PusherOutbound, channel: (any Channel)?, closeGrace: Duration) {
         self.id = id
         self.outbound = outbound
         self.channel = channel
         self.closeGrace = closeGrace
     }
 
-    /// Queues a text frame; a full queue closes the socket (4100) instead of growing memory.
+    /// Queues a text frame; a queue past `PusherSettings.maxQueuedMessages` closes the socket (4100) instead of
+    /// growing memory.
     func send(_ text: String) {
-        if case .dropped = outbound.yield(.text(text)) {
-            close(.unknown(4100), "Over capacity: client too slow")
-        }
+        outbound.run { $0.send(text) }
     }
 
     /// Sends the close frame ahead of anything still queued, and drops the connection if the client has not
@@ -53,15 +46,16 @@ final class PusherSocket: Sendable {
     func close(_ code: WebSocketErrorCode, _ reason: String, grace: Duration? = nil) {
         let first = state.withLock { state -> Bool in
             defer { state.closed = true }
-            if !state.closed { state.pendingClose = (code, reason) }
             return !state.closed
         }
         guard first else { return }
-        // Wake the writer even when the queue is full; it checks `pendingClose` before each write.
-        if case .dropped = outbound.yield(.close(code, reason)) { outbound.finish() }
-        if let channel {
-            channel.eventLoop.scheduleTask(in: TimeAmount(grace ?? closeGrace)) { channel.close(promise: nil) }
-        }
+        let grace = grace ?? closeGrace
+        outbound.run { $0.close(code, reason, grace: grace) }
+    }
+
+    /// Marks the socket closed without a frame (the handler closed it itself, or the connection is gone).
+    func markClosed() {
+        state.withLock { $0.closed = true }
     }
 
     /// Drops the connection now, without a close handshake.
@@ -89,11 +83,6 @@ final class PusherSocket: Sendable {
     /// The user whose access the subscription to `channel` rides on, when this service decides that channel's access.
     func holder(on channel: String) -> String? {
         state.withLock { $0.holders[channel] }
-    }
-
-    /// The close the writer must send now, if one was requested.
-    var pendingClose: (WebSocketErrorCode, String)? {
-        state.withLock { $0.pendingClose }
     }
 
     /// The user id this socket has on `channel` (presence channels), if any.

@@ -1,0 +1,222 @@
+import Foundation
+import NIOCore
+import NIOWebSocket
+
+/// One Pusher-protocol WebSocket, served on its connection's event loop: it holds no task while the socket is idle.
+///
+/// Inbound, after NIO's frame decoder (frames of at most 64 KiB, else close 1009) and ``NIOWebSocketFrameAggregator``
+/// (fragments joined, at most 64 KiB in all): text must be valid UTF-8 (else close 1007) and goes to the socket's
+/// ``PusherInbox``, whose task handles it; pings are answered; a close is answered and the connection closed.
+/// Outbound: text frames are written while the channel is writable and queued otherwise; past
+/// `PusherSettings.maxQueuedMessages` queued the client is too slow and is closed with 4100. A close sends its frame
+/// ahead of anything still queued and drops the connection if the client has not closed it within the grace.
+final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    /// What the upgrade request asked for; checked once the connection is a WebSocket, as Pusher does.
+    struct Opening: Sendable {
+        var key: String?
+        var protocolVersion: Int?
+        /// Set when the connection is past `MAX_CONNECTIONS` or the per-address limit: it gets 4004 and nothing else.
+        var overQuota: ConnectionRegistry.Refusal?
+    }
+
+    private let connection: PusherConnection
+    private let opening: Opening
+    private var context: ChannelHandlerContext?
+    private var socket: PusherSocket?
+    private var inbox: PusherInbox?
+    /// Text waiting for the channel to become writable.
+    private var queued = CircularBuffer<String>(initialCapacity: 1)
+    /// A close frame went out (or the connection is gone): nothing else does.
+    private var closing = false
+    private var dropTimer: Scheduled<Void>?
+    /// Reading stopped while the inbox is backed up; `readWanted` when a read was asked for meanwhile.
+    private var readsHeld = false
+    private var readWanted = false
+
+    init(connection: PusherConnection, opening: Opening) {
+        self.connection = connection
+        self.opening = opening
+    }
+
+    // MARK: - Lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let settings = connection.settings
+        if let refusal = opening.overQuota {
+            ConnectionRegistry.countRefusal(refusal, kind: "websocket")
+            refuse(PusherProtocol.error("Over connection quota", code: 4004), code: 4004, reason: "Over connection quota")
+            return
+        }
+        guard opening.key == settings.key else {
+            refuse(PusherProtocol.error("App key \(opening.key ?? "") not in this cluster", code: 4001), code: 4001, reason: "Unknown app key")
+            return
+        }
+        guard let version = opening.protocolVersion, PusherProtocol.supportedVersions.contains(version) else {
+            refuse(PusherProtocol.error("Unsupported protocol version", code: 4007), code: 4007, reason: "Unsupported protocol version")
+            return
+        }
+        let outbound = PusherOutbound(handler: self, eventLoop: context.eventLoop)
+        let socket = PusherSocket(
+            id: PusherSocket.makeID(), outbound: outbound, channel: context.channel, closeGrace: PusherConnection.closeGrace
+        )
+        self.socket = socket
+        let inbox = PusherInbox(connection: connection, socket: socket) {
+            outbound.run { $0.resumeReading() }
+        }
+        self.inbox = inbox
+        _ = inbox.push(.open)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // The socket (kept by the hub until it is removed) reaches this handler through its outbound: drop the way back.
+        gone()
+        socket = nil
+        inbox = nil
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        gone()
+        context.fireChannelInactive()
+    }
+
+    /// The connection closed: nothing more goes out, and the socket leaves the hub (once).
+    private func gone() {
+        guard let inbox else { return }
+        self.inbox = nil
+        closing = true
+        queued.removeAll()
+        dropTimer?.cancel()
+        dropTimer = nil
+        socket?.markClosed()
+        _ = inbox.push(.closed)
+    }
+
+    // MARK: - Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .text:
+            guard !closing, let inbox else { return }
+            let bytes = frame.unmaskedData
+            guard let text = String(validating: bytes.readableBytesView, as: UTF8.self) else {
+                close(.dataInconsistentWithMessage, "Invalid UTF-8", grace: PusherConnection.closeGrace)
+                return
+            }
+            socket?.activity.touch()
+            if inbox.push(.text(text)) { readsHeld = true }
+        case .binary:
+            socket?.activity.touch()
+        case .ping:
+            guard !closing else { return }
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)), promise: nil)
+        case .connectionClose:
+            if closing {
+                // The client's answer to our close: the handshake is done.
+                context.close(promise: nil)
+                return
+            }
+            closing = true
+            queued.removeAll()
+            socket?.markClosed()
+            var data = frame.unmaskedData
+            let code = data.readWebSocketErrorCode() ?? .normalClosure
+            var reply = context.channel.allocator.buffer(capacity: 2)
+            reply.write(webSocketErrorCode: code)
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: reply)))
+                .whenComplete { _ in channel.close(promise: nil) }
+        default:
+            break
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch error {
+        case NIOWebSocketFrameAggregator.Error.accumulatedFrameSizeIsTooLarge:
+            close(.messageTooLarge, "Message too large", grace: PusherConnection.closeGrace)
+        case is NIOWebSocketFrameAggregator.Error:
+            close(.protocolError, "Protocol error", grace: PusherConnection.closeGrace)
+        case is NIOWebSocketError:
+            // WebSocketProtocolErrorHandler, before the aggregator, sent the close frame and closes the connection.
+            closing = true
+        default:
+            context.close(promise: nil)
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if readsHeld {
+            readWanted = true
+        } else {
+            context.read()
+        }
+    }
+
+    /// The inbox is down to ``PusherInbox/resumeAt``: read again.
+    func resumeReading() {
+        readsHeld = false
+        guard readWanted, let context else { return }
+        readWanted = false
+        context.read()
+    }
+
+    // MARK: - Outbound
+
+    /// Writes a text frame now, or queues it while the channel is not writable.
+    func send(_ text: String) {
+        guard let context, !closing else { return }
+        if queued.isEmpty && context.channel.isWritable {
+            context.writeAndFlush(wrapOutboundOut(textFrame(text, context)), promise: nil)
+            return
+        }
+        queued.append(text)
+        if queued.count > connection.settings.maxQueuedMessages {
+            close(.unknown(4100), "Over capacity: client too slow", grace: PusherConnection.closeGrace)
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable && !queued.isEmpty {
+            while context.channel.isWritable, !queued.isEmpty {
+                context.write(wrapOutboundOut(textFrame(queued.removeFirst(), context)), promise: nil)
+            }
+            context.flush()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Sends a close frame ahead of anything still queued; the connection is dropped if the client has not closed it
+    /// within `grace` (a client that stopped reading never takes the frame).
+    func close(_ code: WebSocketErrorCode, _ reason: String, grace: Duration) {
+        guard let context, !closing else { return }
+        closing = true
+        queued.removeAll()
+        socket?.markClosed()
+        var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
+        data.write(webSocketErrorCode: code)
+        data.writeString(reason)
+        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: data)), promise: nil)
+        let channel = context.channel
+        dropTimer = context.eventLoop.scheduleTask(in: TimeAmount(grace)) { channel.close(promise: nil) }
+    }
+
+    /// A refusal before the socket exists: a `pusher:error`, then the close.
+    private func refuse(_ text: String, code: UInt16, reason: String) {
+        guard let context else { return }
+        context.write(wrapOutboundOut(textFrame(text, context)), promise: nil)
+        close(.unknown(code), reason, grace: PusherConnection.closeGrace)
+    }
+
+    private func textFrame(_ text: String, _ context: ChannelHandlerContext) -> WebSocketFrame {
+        var buffer = context.channel.allocator.buffer(capacity: text.utf8.count)
+        buffer.writeString(text)
+        return WebSocketFrame(fin: true, opcode: .text, data: buffer)
+    }
+}
