@@ -90,7 +90,7 @@ public struct ChatService: Sendable {
             if invited > 0 { try await limit(inviteLimiter, user, cost: invited) }
             try await limit(roomLimiter, user)
             if !members.contains(user) { members.append(user) }
-            let id = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
+            let id = RandomID.make().prefix(16)
             room = try await rooms.create(id: String(id), name: name, type: .private, createdBy: user, members: members).room
         }
         await broadcaster.publish(room.listChannels.map {

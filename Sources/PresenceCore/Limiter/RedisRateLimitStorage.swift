@@ -15,7 +15,7 @@ public struct RedisRateLimitStorage: RateLimitStorage {
         let reply = try await redis.run(
             Scripts.rateLimitSliding,
             keys: [RedisKeys.rateLimit(name, subject)],
-            arguments: [String(limit), String(window.milliseconds), UUID().uuidString, peek ? "peek" : "check", String(max(1, cost))]
+            arguments: [String(limit), String(window.milliseconds), RandomID.make(), peek ? "peek" : "check", String(max(1, cost))]
         )
         return try Self.state(reply, count: 4, script: "rate limiter")
     }

@@ -223,7 +223,7 @@ public struct RedisPresenceStore: PresenceStorage {
             let reply = try await redis.run(
                 Scripts.userSwitchLimited,
                 keys: [RedisKeys.user(user), RedisKeys.userPresentRooms(user), RedisKeys.rateLimit(limit.name, user)],
-                arguments: [previous ?? "", next ?? "", String(limit.limit), String(limit.window.milliseconds), UUID().uuidString]
+                arguments: [previous ?? "", next ?? "", String(limit.limit), String(limit.window.milliseconds), RandomID.make()]
             )
             let state = try RedisRateLimitStorage.state(reply, count: 5, script: "user_switch_limited")
             let decision = limit.fusedDecision(allowed: state.allowed, remaining: state.remaining, resetMilliseconds: state.resetMilliseconds)

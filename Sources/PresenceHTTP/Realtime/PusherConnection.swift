@@ -8,8 +8,8 @@ import Synchronization
 
 /// What the service does for the client WebSockets speaking the Pusher protocol: the socket's
 /// ``PusherChannelHandler`` reads and writes frames on the event loop, and hands what needs the hub or Redis here,
-/// through the socket's ``PusherInbox``.
-struct PusherConnection: Sendable {
+/// through the socket's ``PusherInbox``. One per worker, shared by reference: every socket's handler and inbox hold it.
+final class PusherConnection: Sendable {
     /// The largest message (and frame) a client may send: larger closes the socket with 1009.
     static let maxMessageSize = 64 * 1024
 
@@ -43,7 +43,7 @@ struct PusherConnection: Sendable {
     }
 
     /// The connection's parts from the worker's services.
-    init(services: AppServices) {
+    convenience init(services: AppServices) {
         self.init(
             hub: services.hub, events: services.events, presence: services.channelPresence, access: services.channelAccess,
             presenceLimiter: services.chat.presenceLimiter, settings: services.configuration.pusher,
