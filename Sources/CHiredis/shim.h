@@ -34,6 +34,12 @@ static inline int chiredis_format_packed(char **target, int argc, const char *ba
     return len;
 }
 
+/* The reader's user data as a read task sees it (set on the task, or on an ancestor task). */
+static inline void *chiredis_task_privdata(const redisReadTask *task) {
+    while (task != NULL && task->privdata == NULL) task = task->parent;
+    return task != NULL ? task->privdata : NULL;
+}
+
 /* The reader's error text, or NULL when it has none. */
 static inline const char *chiredis_reader_error(const redisReader *reader) {
     return reader->err ? reader->errstr : NULL;

@@ -38,6 +38,25 @@ struct RESPReaderTests {
         ])
     }
 
+    @Test func aReplyKeepsItsBytesWhileLaterRepliesAreRead() throws {
+        // Every string of a reply is a slice of one buffer per reply: reading the next reply must not touch it.
+        let reader = RESPReader()
+        let members = (0..<10_000).map { "member-\($0)" }
+        var text = "*\(members.count * 2)\r\n"
+        for (index, member) in members.enumerated() { text += "$\(member.utf8.count)\r\n\(member)\r\n:\(index)\r\n" }
+        try reader.feed(Array(text.utf8))
+        let big = try #require(try reader.next())
+        try reader.feed(Array("$3\r\nxyz\r\n*2\r\n$3\r\nabc\r\n+OK\r\n".utf8))
+        #expect(try reader.next() == .bulkString(ByteBuffer(string: "xyz")))
+        #expect(try reader.next() == .array([.bulkString(ByteBuffer(string: "abc")), .simpleString("OK")]))
+        let items = try #require(big.array)
+        #expect(items.count == 20_000)
+        for (index, member) in members.enumerated() {
+            #expect(items[2 * index].string == member && items[2 * index + 1] == .integer(Int64(index)))
+        }
+        #expect(try reader.next() == nil)
+    }
+
     @Test func replySplitByteByByte() throws {
         let text = "*2\r\n$12\r\nhello\r\nworld\r\n*2\r\n:1\r\n-ERR in array\r\n"
         let whole = try decodeAll(text)
