@@ -434,6 +434,12 @@ def test_malformed_frames_and_messages(rt):
     assert json.loads(ws.recv())["event"] == "pusher:pong"
     ws.sock.send(websocket.ABNF.create_frame(b"\xc3\x28", websocket.ABNF.OPCODE_TEXT).format())
     assert close_code(ws) == 1007
+    # A frame the client did not mask closes the connection with 1002 (RFC 6455 5.1), whole or as a fragment.
+    for first in [0x81, 0x01]:
+        ws, _ = raw_socket(a)
+        payload = json.dumps({"event": "pusher:ping", "data": {}}).encode()
+        ws.sock.send(bytes([first, len(payload)]) + payload)
+        assert close_code(ws) == 1002
     # Over the limit: the connection is closed (1009, or reset while the client is still sending).
     ws, _ = raw_socket(a)
     ws.send("x" * 100_000)

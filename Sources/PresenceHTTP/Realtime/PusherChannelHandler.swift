@@ -4,8 +4,9 @@ import NIOWebSocket
 
 /// One Pusher-protocol WebSocket, served on its connection's event loop: it holds no task while the socket is idle.
 ///
-/// Inbound, after NIO's frame decoder (frames of at most 64 KiB, else close 1009) and ``NIOWebSocketFrameAggregator``
-/// (fragments joined, at most 64 KiB in all): text must be valid UTF-8 (else close 1007) and goes to the socket's
+/// Inbound, after NIO's frame decoder (frames of at most 64 KiB, else close 1009), ``WebSocketMaskCheck`` (unmasked
+/// frames close with 1002) and ``NIOWebSocketFrameAggregator`` (fragments joined, at most 64 KiB in all): text must be
+/// valid UTF-8 (else close 1007) and goes to the socket's
 /// ``PusherInbox``, whose task handles it; pings are answered; a close is answered and the connection closed.
 /// Outbound: text frames are written while the channel is writable and queued otherwise; past
 /// `PusherSettings.maxQueuedMessages` queued the client is too slow and is closed with 4100. A close sends its frame
@@ -139,6 +140,8 @@ final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         switch error {
+        case is WebSocketMaskCheck.UnmaskedFrame:
+            close(.protocolError, "Unmasked frame", grace: PusherConnection.closeGrace)
         case NIOWebSocketFrameAggregator.Error.accumulatedFrameSizeIsTooLarge:
             close(.messageTooLarge, "Message too large", grace: PusherConnection.closeGrace)
         case is NIOWebSocketFrameAggregator.Error:

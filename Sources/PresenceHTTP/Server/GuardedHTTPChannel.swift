@@ -186,6 +186,7 @@ extension HTTPServerBuilder {
                         .flatMap(ConnectionRegistry.Refusal.init(rawValue:))
                 )
                 let operations = channel.pipeline.syncOperations
+                try operations.addHandler(WebSocketMaskCheck())
                 try operations.addHandler(NIOWebSocketFrameAggregator(
                     minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 64,
                     maxAccumulatedFrameSize: PusherConnection.maxMessageSize
