@@ -18,6 +18,7 @@ import glob
 import hashlib
 import json
 import os
+import resource
 import subprocess
 import tempfile
 import threading
@@ -33,6 +34,18 @@ SCRIPTS = os.path.join(os.path.dirname(__file__), "..", "..", "Sources", "Presen
 # The worker's periodic work, not caused by the requests measured.
 BACKGROUND = {"presence_due", "presence_sweep", "worker_announce", "worker_list", "expiring_members", "presence_settle"}
 
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of process `pid` so far, from /proc/<pid>/stat."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds():
+    """CPU time of this process's finished children (wrk runs as one)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 def script_names(directory):
     names = {}
@@ -141,6 +154,8 @@ def main():
     p.add_argument("--seconds", type=int, default=8)
     p.add_argument("--count", type=int, default=300, help="requests per route in the counting passes")
     p.add_argument("--pusher-key", default="bench-key")
+    p.add_argument("--worker-pid", type=int, help="the worker's pid: CPU time per request is measured beside throughput")
+    p.add_argument("--redis-pid", type=int, help="redis-server's pid (with --worker-pid)")
     a = p.parse_args()
     if a.compare:
         return compare(*a.compare)
@@ -229,13 +244,25 @@ def main():
     members_lua = lua_script(os.path.join(tmp, "members.lua"), 'p = "/api/rooms/general/users?limit=100"', users[:900], method="GET")
     limiter_lua = lua_script(os.path.join(tmp, "limiter.lua"), "wrk.body = '{\"roomId\":\"general\",\"prompt\":\"hi\"}'", [spent])
     wrk(a.url + "/api/presence/switch", switch_lua, seconds=2)  # warm-up
-    health, _, _ = wrk(a.url + "/health", seconds=a.seconds)
+    cpu = {}
+
+    def timed_wrk(name, url, script=None):
+        """wrk, and the CPU time the worker, Redis and wrk itself spent per request meanwhile (µs)."""
+        before = (cpu_seconds(a.worker_pid), cpu_seconds(a.redis_pid), children_cpu_seconds()) if a.worker_pid else None
+        rps, lat, bad = wrk(url, script, seconds=a.seconds)
+        if before:
+            after = (cpu_seconds(a.worker_pid), cpu_seconds(a.redis_pid), children_cpu_seconds())
+            requests = rps * a.seconds
+            cpu[name] = [(y - x) / requests * 1e6 for x, y in zip(before, after)]
+        return rps, lat, bad
+
+    health, _, _ = timed_wrk("GET /health", a.url + "/health")
     rows = []
     for name, path, script in [("switch", "/api/presence/switch", switch_lua), ("heartbeat", "/api/presence/heartbeat", heartbeat_lua),
                                ("message post", "/api/rooms/general/messages", post_lua), ("search", "/api/users", search_lua),
                                ("members (page of 100)", "/api/rooms/general/users", members_lua),
                                ("limiter (429 path)", "/api/ai/ryo-reply", limiter_lua)]:
-        rps, lat, bad = wrk(a.url + path, script, seconds=a.seconds)
+        rps, lat, bad = timed_wrk(name, a.url + path, script)
         if name != "limiter (429 path)":
             assert bad == 0, f"{name}: {bad} requests failed"
         rows.append((name, rps, lat))
@@ -255,6 +282,12 @@ def main():
     print(f"raw limiter script, redis-benchmark EVALSHA: {raw:.0f}/s; limiter through the service / raw: {limiter_rps / raw:.2f} (goal >= 0.5)")
     print(f"switch / health {rows[0][1] / health:.2f} (goal >= 0.45); search / health {rows[3][1] / health:.2f} (goal >= 0.45)")
     results["limiter_raw"] = raw
+    if cpu:
+        print("\nCPU time per request while wrk ran (µs, from /proc: the worker, Redis, and wrk itself, on the same cores)")
+        print(f"{'route':24} {'worker':>8} {'Redis':>8} {'wrk':>8} {'total':>8}")
+        for name, (worker, redis_us, load) in cpu.items():
+            print(f"{name:24} {worker:8.1f} {redis_us:8.1f} {load:8.1f} {worker + redis_us + load:8.1f}")
+        results["cpu"] = cpu
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f)
