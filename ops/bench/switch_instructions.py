@@ -91,18 +91,40 @@ def main():
     def health(i):
         session.get(a.url + "/health").raise_for_status()
 
+    def search(i):
+        # 100 of the 200 users match (ci00001…); the answer holds the first 20, each with its lastActive.
+        name, token = users[i % 100]
+        session.get(a.url + "/api/users?search=ci00001", headers={"Authorization": f"Bearer {token}", "X-Username": name}).raise_for_status()
+
+    spent_name, spent_token = users[-1]
+    spent_headers = {"Authorization": f"Bearer {spent_token}", "X-Username": spent_name}
+
+    def limited(i):
+        # The limiter's 429 path: this user's Ryo budget is spent, so every request is authenticated, checked, refused.
+        status = session.post(a.url + "/api/ai/ryo-reply", headers=spent_headers, json={"roomId": "general", "prompt": "hi"}).status_code
+        assert status == 429, status
+
     # Warm-up (not counted): every user enters general, and back and forth twice, so caches and connections are warm.
     for i in range(len(users) * 3):
         switch(i)
     for i in range(50):
         health(i)
+        search(i)
+    for i in range(10):
+        session.post(a.url + "/api/ai/ryo-reply", headers=spent_headers, json={"roomId": "general", "prompt": "hi"})
+    for i in range(50):
+        limited(i)
     offset = len(users) * 3
     per_health, health_dump = counted(a.pid, a.out_dir, health, a.requests)
     per_switch, switch_dump = counted(a.pid, a.out_dir, lambda i: switch(offset + i), a.requests)
+    per_search, _ = counted(a.pid, a.out_dir, search, a.requests)
+    per_limited, _ = counted(a.pid, a.out_dir, limited, a.requests)
     print(f"instructions per request inside the worker (callgrind, {a.requests} sequential requests each)")
     print(f"  presence switch     {per_switch:12,.0f}")
     print(f"  GET /health         {per_health:12,.0f}")
     print(f"  switch - health     {per_switch - per_health:12,.0f}   (the switch's own work: auth, limiter, scripts, events)")
+    print(f"  user search         {per_search:12,.0f}   (100 of 200 users match; 20 answered)")
+    print(f"  limiter, 429 path   {per_limited:12,.0f}   (POST /api/ai/ryo-reply with the budget spent)")
     if a.profile:
         for label, dump in [("presence switch", switch_dump), ("GET /health", health_dump)]:
             print(f"top {a.profile} functions by their own instructions per request, {label}:")
