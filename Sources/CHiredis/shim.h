@@ -14,7 +14,8 @@
  * Formats one command whose arguments lie back to back in `base`, argument i
  * being `lengths[i]` bytes long. Binary-safe (explicit lengths). On success
  * returns the length of the RESP text written to `*target`, which the caller
- * frees with redisFreeCommand; returns -1 on failure.
+ * frees with redisFreeSdsCommand; returns -1 on failure. hiredis' sds variant
+ * writes the headers with its own sdscatfmt, not the C library's sprintf.
  */
 static inline int chiredis_format_packed(char **target, int argc, const char *base, const size_t *lengths) {
     enum { STACK_ARGS = 32 };
@@ -29,7 +30,7 @@ static inline int chiredis_format_packed(char **target, int argc, const char *ba
         argv[i] = base + offset;
         offset += lengths[i];
     }
-    int len = redisFormatCommandArgv(target, argc, argv, lengths);
+    int len = redisFormatSdsCommandArgv((sds *)target, argc, argv, lengths);
     if (argv != stack_argv) free((void *)argv);
     return len;
 }

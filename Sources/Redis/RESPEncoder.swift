@@ -1,7 +1,8 @@
 import CHiredis
 import NIOCore
 
-/// Turns commands into RESP bytes with hiredis' `redisFormatCommandArgv` (binary-safe, explicit lengths).
+/// Turns commands into RESP bytes with hiredis' `redisFormatSdsCommandArgv` (binary-safe, explicit lengths; its
+/// headers written by hiredis' own `sdscatfmt`, where `redisFormatCommandArgv` calls `sprintf` for each of them).
 public enum RESPEncoder {
     /// Appends the RESP encoding of `command` to `buffer`.
     public static func encode(_ command: RedisCommand, into buffer: inout ByteBuffer) {
@@ -14,10 +15,10 @@ public enum RESPEncoder {
             }
         }
         guard length >= 0, let target else {
-            // redisFormatCommandArgv only fails when malloc fails.
+            // hiredis only fails to format when malloc fails.
             fatalError("hiredis could not format a command (out of memory)")
         }
-        defer { redisFreeCommand(target) }
+        defer { redisFreeSdsCommand(target) }
         let raw = UnsafeRawBufferPointer(start: target, count: Int(length))
         buffer.writeBytes(raw)
     }

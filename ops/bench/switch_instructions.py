@@ -117,7 +117,7 @@ def main():
     offset = len(users) * 3
     per_health, health_dump = counted(a.pid, a.out_dir, health, a.requests)
     per_switch, switch_dump = counted(a.pid, a.out_dir, lambda i: switch(offset + i), a.requests)
-    per_search, _ = counted(a.pid, a.out_dir, search, a.requests)
+    per_search, search_dump = counted(a.pid, a.out_dir, search, a.requests)
     per_limited, _ = counted(a.pid, a.out_dir, limited, a.requests)
     print(f"instructions per request inside the worker (callgrind, {a.requests} sequential requests each)")
     print(f"  presence switch     {per_switch:12,.0f}")
@@ -125,8 +125,14 @@ def main():
     print(f"  switch - health     {per_switch - per_health:12,.0f}   (the switch's own work: auth, limiter, scripts, events)")
     print(f"  user search         {per_search:12,.0f}   (100 of 200 users match; 20 answered)")
     print(f"  limiter, 429 path   {per_limited:12,.0f}   (POST /api/ai/ryo-reply with the budget spent)")
+    if os.environ.get("PROFILE_KEEP"):
+        # The dumps, for callgrind_annotate (e.g. --tree=caller) after the run.
+        import shutil
+        os.makedirs(os.environ["PROFILE_KEEP"], exist_ok=True)
+        for label, dump in [("switch", switch_dump), ("search", search_dump), ("health", health_dump)]:
+            shutil.copy(dump, os.path.join(os.environ["PROFILE_KEEP"], f"{label}.callgrind"))
     if a.profile:
-        for label, dump in [("presence switch", switch_dump), ("GET /health", health_dump)]:
+        for label, dump in [("presence switch", switch_dump), ("user search", search_dump), ("GET /health", health_dump)]:
             print(f"top {a.profile} functions by their own instructions per request, {label}:")
             profile(dump, a.requests, a.profile)
 
