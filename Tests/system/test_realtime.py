@@ -156,6 +156,103 @@ def raw_socket(worker, query="protocol=7&client=js&version=8.0"):
     return ws, hello
 
 
+def test_encrypted_channel_payloads_reach_the_client_unchanged_and_client_events_are_refused(rt):
+    """private-encrypted-: signed by the app's server with the official library (which also derives the channel's
+    shared secret from its encryption master key), triggered through the other worker with encryption; the client
+    decrypts what arrives with the shared secret. The server never sees a key, and refuses client events there."""
+    import base64
+    import os
+    import nacl.secret
+    a, b = rt.a, rt.b
+    backend = pusher.Pusher(app_id=APP, key=KEY, secret=SECRET, host="127.0.0.1", port=int(b.base.rsplit(":", 1)[1]),
+                            ssl=False, encryption_master_key_base64=base64.b64encode(os.urandom(32)).decode())
+    ws, hello = raw_socket(a)
+    socket_id = json.loads(hello["data"])["socket_id"]
+    channel = "private-encrypted-orders"
+    auth = backend.authenticate(channel=channel, socket_id=socket_id)
+    assert auth["shared_secret"]
+    ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": channel, "auth": auth["auth"]}}))
+    assert json.loads(ws.recv())["event"] == "pusher_internal:subscription_succeeded"
+    backend.trigger(channel, "order-paid", {"id": 42, "note": "paid"})
+    event = json.loads(ws.recv())
+    assert event["event"] == "order-paid" and event["channel"] == channel
+    sealed = json.loads(event["data"])
+    assert set(sealed) == {"nonce", "ciphertext"}  # what the library sent, unchanged: no plaintext went through
+    box = nacl.secret.SecretBox(base64.b64decode(auth["shared_secret"]))
+    plain = box.decrypt(base64.b64decode(sealed["ciphertext"]), base64.b64decode(sealed["nonce"]))
+    assert json.loads(plain) == {"id": 42, "note": "paid"}
+    # A wrong signature is refused like any private channel's.
+    ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": "private-encrypted-other", "auth": auth["auth"]}}))
+    refused = json.loads(ws.recv())
+    assert refused["event"] == "pusher:subscription_error" and refused["data"]["status"] == 401, refused
+    # Client events would go out in the clear: refused, and nothing reaches a second subscriber.
+    other, other_hello = raw_socket(b)
+    other_auth = backend.authenticate(channel=channel, socket_id=json.loads(other_hello["data"])["socket_id"])
+    other.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": channel, "auth": other_auth["auth"]}}))
+    assert json.loads(other.recv())["event"] == "pusher_internal:subscription_succeeded"
+    ws.send(json.dumps({"event": "client-typing", "channel": channel, "data": {"x": 1}}))
+    error = json.loads(ws.recv())
+    assert error["event"] == "pusher:error" and "encrypted" in error["data"]["message"], error
+    other.settimeout(1)
+    with pytest.raises(websocket.WebSocketTimeoutException):
+        other.recv()
+    ws.close()
+    other.close()
+
+
+def test_cache_channels_give_a_new_subscriber_the_last_event_or_a_cache_miss(rt):
+    """cache-, private-cache- (and presence-cache-): the last event triggered through the HTTP API is kept 30 minutes
+    in Redis; every new subscriber, on any worker, gets it right after subscription_succeeded, or pusher:cache_miss."""
+    a, b = rt.a, rt.b
+    backend = pusher.Pusher(app_id=APP, key=KEY, secret=SECRET, host="127.0.0.1", port=int(b.base.rsplit(":", 1)[1]), ssl=False)
+    channel = "cache-scores-" + str(int(time.time() * 1000))
+    first, _ = raw_socket(a)
+    first.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": channel}}))
+    assert json.loads(first.recv())["event"] == "pusher_internal:subscription_succeeded"
+    assert json.loads(first.recv()) == {"event": "pusher:cache_miss", "channel": channel}
+    for home in (1, 2):
+        backend.trigger(channel, "score", {"home": home})
+        live = json.loads(first.recv())
+        assert live["event"] == "score" and json.loads(live["data"]) == {"home": home}
+    # A newcomer on the other worker starts from the last event, not the first, and only once.
+    later, _ = raw_socket(b)
+    later.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": channel}}))
+    assert json.loads(later.recv())["event"] == "pusher_internal:subscription_succeeded"
+    cached = json.loads(later.recv())
+    assert cached["event"] == "score" and cached["channel"] == channel and json.loads(cached["data"]) == {"home": 2}
+    later.settimeout(0.5)
+    with pytest.raises(websocket.WebSocketTimeoutException):
+        later.recv()
+    ttl = rt_redis(rt).pttl("pusher:cache:{%s}" % channel)
+    assert 1_790_000 < ttl <= 1_800_000, ttl
+    # A private cache channel: signed as usual, cached the same way.
+    private = "private-cache-board-" + str(int(time.time() * 1000))
+    backend.trigger(private, "state", {"open": True})
+    ws, hello = raw_socket(a)
+    auth = backend.authenticate(channel=private, socket_id=json.loads(hello["data"])["socket_id"])
+    ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": private, "auth": auth["auth"]}}))
+    assert json.loads(ws.recv())["event"] == "pusher_internal:subscription_succeeded"
+    cached = json.loads(ws.recv())
+    assert cached["event"] == "state" and json.loads(cached["data"]) == {"open": True}
+    # An ordinary channel gets neither.
+    ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": "scores-plain"}}))
+    assert json.loads(ws.recv())["event"] == "pusher_internal:subscription_succeeded"
+    ws.settimeout(0.5)
+    with pytest.raises(websocket.WebSocketTimeoutException):
+        ws.recv()
+    for sock in (first, later, ws):
+        sock.close()
+
+
+def rt_redis(rt):
+    """A redis-py client for the realtime fixture's Redis (a cluster client on a Redis Cluster)."""
+    from conftest import RedisClusterProcesses
+    if isinstance(rt.redis_proc, RedisClusterProcesses):
+        return rt.redis_proc.client()
+    import redis as redis_py
+    return redis_py.Redis(port=rt.redis_proc.port)
+
+
 def test_protocol_details(rt):
     a = rt.a
     ws, hello = raw_socket(a)

@@ -32,6 +32,16 @@ public struct BroadcastEvent: Sendable {
         return .object(object)
     }
 
+    /// The event as a Pusher client receives it: `{"event", "channel", "data", "user_id"?}`, `data` always a string
+    /// (JSON text when it is an object).
+    public var clientMessage: String {
+        var object: [String: JSONValue] = [
+            "event": .string(event), "channel": .string(channel), "data": .string(data.string ?? data.serialized),
+        ]
+        if let userID { object["user_id"] = .string(userID) }
+        return JSONValue.object(object).serialized
+    }
+
     /// One pub/sub message for several events on one channel, in order: `{"events": [payload, payload, ...]}` (each
     /// element as ``payload``); one event is its own ``payload``.
     public static func payload(_ events: [BroadcastEvent]) -> String {

@@ -36,9 +36,20 @@ public struct RedisEventPublisher: EventPublisher {
         }
     }
 
+    /// Events through Pusher's HTTP API: on a cache channel (``CacheChannels``) the event is also kept as the channel's
+    /// last, just before it is published, so a subscriber that misses the publish finds it in the cache.
     public func deliver(_ events: [BroadcastEvent]) async throws {
         guard !events.isEmpty else { return }
-        let replies = try await redis.pipeline(commands(for: events))
+        var commands: [RedisCommand] = []
+        for event in events {
+            if CacheChannels.isCache(event.channel) {
+                var set = RedisCommand("SET", RedisKeys.channelCache(event.channel), event.clientMessage, "PX")
+                set.append(String(CacheChannels.ttl.components.seconds * 1000))
+                commands.append(set)
+            }
+            commands.append(redis.publishCommand(event.payload, to: RedisKeys.broadcastChannel(event.channel)))
+        }
+        let replies = try await redis.pipeline(commands)
         if let message = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
     }
 

@@ -86,6 +86,8 @@ public enum RedisKeys {
     /// Hash: client channel → the user `/pusher/auth` signed it for, per socket (short TTL), so a subscription knows
     /// whose access it rides on and ends when that access does.
     public static func pusherGrants(_ socket: String) -> String { "pusher:grants:{\(socket)}" }
+    /// String: a cache channel's last event as its clients receive it, expiring after ``CacheChannels/ttl``.
+    public static func channelCache(_ channel: String) -> String { "pusher:cache:{\(channel)}" }
 
     /// The workers alive, for the operator console: sorted set of worker id → expiry (ms). One slot for the whole
     /// service, written by each worker every few seconds only.

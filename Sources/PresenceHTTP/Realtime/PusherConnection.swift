@@ -26,13 +26,17 @@ final class PusherConnection: Sendable {
     let presenceLimiter: SlidingWindowLimiter
     let settings: PusherSettings
     let signer: PusherSigner
+    /// Cache channels' last events, sent to each new subscriber.
+    let cache: any ChannelCache
     let logger: Logger
 
     init(
         hub: RealtimeHub, events: any EventPublisher, presence: ChannelPresence, access: ChannelAccess,
-        presenceLimiter: SlidingWindowLimiter, settings: PusherSettings, signer: PusherSigner, logger: Logger
+        presenceLimiter: SlidingWindowLimiter, settings: PusherSettings, signer: PusherSigner, cache: any ChannelCache,
+        logger: Logger
     ) {
         self.hub = hub
+        self.cache = cache
         self.events = events
         self.presence = presence
         self.access = access
@@ -47,7 +51,7 @@ final class PusherConnection: Sendable {
         self.init(
             hub: services.hub, events: services.events, presence: services.channelPresence, access: services.channelAccess,
             presenceLimiter: services.chat.presenceLimiter, settings: services.configuration.pusher,
-            signer: services.signer, logger: Logger(label: "pusher")
+            signer: services.signer, cache: RedisChannelCache(redis: services.redis), logger: Logger(label: "pusher")
         )
     }
 
@@ -173,6 +177,7 @@ final class PusherConnection: Sendable {
             } else {
                 socket.send(PusherProtocol.subscriptionSucceeded(channel: channel))
             }
+            if CacheChannels.isCache(channel) { await sendCached(channel, to: socket) }
         } catch {
             _ = socket.takeChannel(channel)
             await hub.leave(socket, channel: channel, user: nil)
@@ -184,9 +189,29 @@ final class PusherConnection: Sendable {
         }
     }
 
+    /// A cache channel's last event, or `pusher:cache_miss` when it has none (or the cache cannot be read: the client
+    /// then fetches its initial state itself, as after a miss).
+    private func sendCached(_ channel: String, to socket: PusherSocket) async {
+        do {
+            if let cached = try await cache.last(on: channel) {
+                socket.send(cached)
+                return
+            }
+        } catch {
+            logger.warning("Cache channel read failed", metadata: ["channel": "\(channel)", "error": "\(error)"])
+        }
+        socket.send(JSONValue.object(["event": .string("pusher:cache_miss"), "channel": .string(channel)]).serialized)
+    }
+
     private func clientEvent(_ event: String, channel: String?, data: JSONValue, socket: PusherSocket) async {
         guard let channel, channel.hasPrefix("private-") || channel.hasPrefix("presence-") else {
             socket.send(PusherProtocol.error("Client events are only allowed on private and presence channels", code: nil))
+            return
+        }
+        // End-to-end encrypted channels carry only what the app's server encrypted; a client event would go out in
+        // the clear (Pusher refuses them too).
+        guard !channel.hasPrefix("private-encrypted-") else {
+            socket.send(PusherProtocol.error("Client events are not allowed on encrypted channels", code: nil))
             return
         }
         guard let membership = socket.state.withLock({ $0.channels[channel] }) else {
