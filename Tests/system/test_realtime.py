@@ -346,6 +346,11 @@ def test_pusher_http_api_through_the_other_worker(rt):
     assert server.channel_info("empty-channel")["occupied"] is False
     channels = server.channels_info(prefix_filter="presence-", attributes=["user_count"])["channels"]
     assert channels == {"presence-room-general": {"user_count": 1}}
+    both = server.channels_info(prefix_filter="presence-", attributes=["user_count", "subscription_count"])["channels"]
+    assert both == {"presence-room-general": {"user_count": 1, "subscription_count": 1}}
+    assert server.channels_info(prefix_filter="my-", attributes=["subscription_count"])["channels"] == {"my-channel": {"subscription_count": 1}}
+    assert server.channel_info("presence-room-general", ["user_count", "subscription_count"]) == {
+        "occupied": True, "user_count": 1, "subscription_count": 1}
     assert "my-channel" in server.channels_info()["channels"]
     assert server.users_info("presence-room-general") == {"users": [{"id": "alice"}]}
 

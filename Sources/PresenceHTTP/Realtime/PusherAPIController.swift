@@ -42,6 +42,7 @@ struct PusherAPIController {
             for (channel, count) in zip(candidates, counts) where count.subscriptions > 0 {
                 var attributes: [String: JSONValue] = [:]
                 if let users = count.users { attributes["user_count"] = .int(users) }
+                if info.contains("subscription_count") { attributes["subscription_count"] = .int(count.subscriptions) }
                 channels[channel] = .object(attributes)
             }
             return JSONResponse.make(["channels": .object(channels)] as JSONValue)
@@ -50,13 +51,14 @@ struct PusherAPIController {
             _ = try await verified(request, context)
             let channel = try channelName(context)
             let info = Set((request.uri.queryParameters.get("info") ?? "").split(separator: ",").map(String.init))
-            let count = try await occupancy.counts([channel], users: false).first?.subscriptions ?? 0
-            var result: [String: JSONValue] = ["occupied": .bool(count > 0)]
-            if info.contains("subscription_count") { result["subscription_count"] = .int(count) }
-            if info.contains("user_count") {
-                guard channel.hasPrefix("presence-") else { throw APIError.badRequest("user_count is only for presence channels") }
-                result["user_count"] = .int(try await presence.members(channel: channel).count)
-            }
+            let users = info.contains("user_count")
+            if users && !channel.hasPrefix("presence-") { throw APIError.badRequest("user_count is only for presence channels") }
+            // One round trip: the socket count and, on a presence channel, the user count together.
+            let count = try await occupancy.counts([channel], users: users).first
+            let subscriptions = count?.subscriptions ?? 0
+            var result: [String: JSONValue] = ["occupied": .bool(subscriptions > 0)]
+            if info.contains("subscription_count") { result["subscription_count"] = .int(subscriptions) }
+            if users { result["user_count"] = .int(count?.users ?? 0) }
             return JSONResponse.make(JSONValue.object(result))
         }
         router.get("/apps/:appId/channels/:channel/users") { request, context in
