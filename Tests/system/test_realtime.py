@@ -244,6 +244,89 @@ def test_cache_channels_give_a_new_subscriber_the_last_event_or_a_cache_miss(rt)
         sock.close()
 
 
+def signin(ws, auth):
+    ws.send(json.dumps({"event": "pusher:signin", "data": {"auth": auth["auth"], "user_data": auth["user_data"]}}))
+    return json.loads(ws.recv())
+
+
+def test_signin_server_to_user_events_and_terminate(rt):
+    """pusher:signin with user_data signed by the official library (authenticate_user) or by /pusher/user-auth; the
+    user's own #server-to-user- channel takes only a connection signed in as that user; send_to_user reaches every
+    signed-in connection of the user on both workers, nobody else's; terminate_user_connections closes them all."""
+    a, b = rt.a, rt.b
+    backend = pusher.Pusher(app_id=APP, key=KEY, secret=SECRET, host="127.0.0.1", port=int(b.base.rsplit(":", 1)[1]), ssl=False)
+    user = "signer" + str(int(time.time() * 1000))
+    mine = []
+    for worker in (a, b):
+        ws, hello = raw_socket(worker)
+        socket_id = json.loads(hello["data"])["socket_id"]
+        # Before signing in, the user's channel is refused.
+        ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": f"#server-to-user-{user}"}}))
+        refused = json.loads(ws.recv())
+        assert refused["event"] == "pusher:subscription_error" and refused["data"]["status"] == 403, refused
+        auth = backend.authenticate_user(socket_id, {"id": user, "user_info": {"name": "S"}})
+        success = signin(ws, auth)
+        assert success["event"] == "pusher:signin_success", success
+        assert json.loads(success["data"]["user_data"])["id"] == user
+        ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": f"#server-to-user-{user}"}}))
+        assert json.loads(ws.recv())["event"] == "pusher_internal:subscription_succeeded"
+        mine.append(ws)
+    # Someone else, signed in through this service's own endpoint, subscribed to nothing of this user's.
+    other = register(a, "other" + str(int(time.time() * 1000)))
+    ows, ohello = raw_socket(b)
+    r = a.call("POST", "/pusher/user-auth", user=other, data={"socket_id": json.loads(ohello["data"])["socket_id"]})
+    assert r.status_code == 200, r.text
+    assert json.loads(r.json()["user_data"]) == {"id": other.name}
+    assert signin(ows, r.json())["event"] == "pusher:signin_success"
+    ows.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": f"#server-to-user-{user}"}}))
+    assert json.loads(ows.recv())["data"]["status"] == 403
+    backend.send_to_user(user, "notice", {"text": "hello"})
+    for ws in mine:
+        event = json.loads(ws.recv())
+        assert event["event"] == "notice" and event["channel"] == f"#server-to-user-{user}"
+        assert json.loads(event["data"]) == {"text": "hello"}
+    ows.settimeout(0.5)
+    with pytest.raises(websocket.WebSocketTimeoutException):
+        ows.recv()
+    # User channels are not listed among the app's channels.
+    assert not any(name.startswith("#") for name in backend.channels_info()["channels"])
+    # A bad signature: pusher:error 4009, then the close 4009.
+    bad, bad_hello = raw_socket(a)
+    forged = backend.authenticate_user(json.loads(bad_hello["data"])["socket_id"], {"id": "someone"})
+    forged["user_data"] = json.dumps({"id": user})
+    error = signin(bad, forged)
+    assert error["event"] == "pusher:error" and error["data"]["code"] == 4009, error
+    assert close_code(bad) == 4009
+    # terminate_user_connections closes every signed-in connection of the user, on both workers, and no other.
+    backend.terminate_user_connections(user)
+    for ws in mine:
+        assert close_code(ws) == 4009
+    ows.send(json.dumps({"event": "pusher:ping", "data": {}}))
+    ows.settimeout(5)
+    assert json.loads(ows.recv())["event"] == "pusher:pong"
+    ows.close()
+
+
+def test_a_connection_that_does_not_sign_in_in_time_is_closed_when_sign_in_is_required(make_cluster):
+    strict = make_cluster(1, PUSHER_KEY=KEY, PUSHER_SECRET=SECRET, PUSHER_APP_ID=APP, PUSHER_SIGNIN_TIMEOUT=1)
+    worker = strict.a
+    backend = pusher.Pusher(app_id=APP, key=KEY, secret=SECRET, host="127.0.0.1", port=int(worker.base.rsplit(":", 1)[1]), ssl=False)
+    late, _ = raw_socket(worker)
+    started = time.monotonic()
+    late.settimeout(5)
+    error = json.loads(late.recv())
+    assert error["event"] == "pusher:error" and error["data"]["code"] == 4009, error
+    assert close_code(late) == 4009
+    assert 0.8 <= time.monotonic() - started <= 4.0
+    # Signed in within the time: the connection stays.
+    ws, hello = raw_socket(worker)
+    assert signin(ws, backend.authenticate_user(json.loads(hello["data"])["socket_id"], {"id": "punctual"}))["event"] == "pusher:signin_success"
+    time.sleep(1.5)
+    ws.send(json.dumps({"event": "pusher:ping", "data": {}}))
+    assert json.loads(ws.recv())["event"] == "pusher:pong"
+    ws.close()
+
+
 def rt_redis(rt):
     """A redis-py client for the realtime fixture's Redis (a cluster client on a Redis Cluster)."""
     from conftest import RedisClusterProcesses

@@ -249,6 +249,7 @@ extension AppConfiguration {
         },
         .integer("METRICS_PORT", 9464, in: 0...65535, \.metricsPort, "Port of the /metrics listener (0: no metrics listener)"),
         .integer("PONG_TIMEOUT", 30, in: 1...3600, \.pusher.pongTimeout, "Seconds a pinged WebSocket has to answer; closed with 4201 after"),
+        .integer("PUSHER_SIGNIN_TIMEOUT", 0, in: 0...3600, \.pusher.signinTimeout, "Seconds a WebSocket has to sign in (pusher:signin) before it is closed with 4009; 0: sign-in optional"),
     ]
 
     static func list(_ value: String) -> [String] {

@@ -36,7 +36,8 @@ struct PusherAPIController {
                 throw APIError.badRequest("info=user_count needs filter_by_prefix=presence-")
             }
             // Two round trips whatever the number of channels: the live list, then every count in one step.
-            let candidates = try await occupancy.liveChannels().filter { $0.hasPrefix(prefix) }
+            // Users' own channels (#server-to-user-) are not listed, as on Pusher.
+            let candidates = try await occupancy.liveChannels().filter { $0.hasPrefix(prefix) && !$0.hasPrefix("#") }
             let counts = try await occupancy.counts(candidates, users: info.contains("user_count"))
             var channels: [String: JSONValue] = [:]
             for (channel, count) in zip(candidates, counts) where count.subscriptions > 0 {
@@ -68,12 +69,15 @@ struct PusherAPIController {
             let users = try await presence.members(channel: channel)
             return JSONResponse.make(["users": .array(users.map { ["id": .string($0)] })] as JSONValue)
         }
-        router.post("/apps/:appId/users/:userId/terminate_connections") { request, context in
+        let terminate: @Sendable (Request, AppRequestContext) async throws -> Response = { request, context in
             _ = try await verified(request, context)
             let user = context.pathParameter("userId") ?? ""
             try await events.terminate(user: user)
             return JSONResponse.make([:] as JSONValue)
         }
+        router.post("/apps/:appId/users/:userId/terminate_connections", use: terminate)
+        // The official Python library signs and sends this path, without the app id.
+        router.post("/users/:userId/terminate_connections", use: terminate)
     }
 
     func channelName(_ context: AppRequestContext) throws -> String {
@@ -109,7 +113,8 @@ struct PusherAPIController {
     /// `auth_version=1.0`, `body_md5` when there is a body, and `auth_signature` = HMAC-SHA256 of
     /// `METHOD\nPATH\n<sorted query without auth_signature>`. Anything wrong → 401.
     func verified(_ request: Request, _ context: AppRequestContext) async throws -> ByteBuffer {
-        guard context.pathParameter("appId") == settings.appId else { throw APIError(.notFound, "Unknown app") }
+        // Every route names the app but one (`/users/:userId/terminate_connections`, the path the Python library uses).
+        if let appId = context.pathParameter("appId"), appId != settings.appId { throw APIError(.notFound, "Unknown app") }
         var request = request
         let body = try await request.collectBody(upTo: 1 << 20)
         var params: [(String, String)] = []

@@ -32,6 +32,18 @@ struct PusherAuthController {
             }
             return JSONResponse.make(["auth": .string(signer.channelAuth(socketID: socketID, channel: channel))] as JSONValue)
         }
+        // Pusher's user authentication for this service's users: the signed-in user's id is their username.
+        router.post("/pusher/user-auth") { request, context in
+            let user = try await authenticator.authenticate(request)
+            let fields = try await Self.fields(request, context: context)
+            guard let socketID = fields["socket_id"], Self.isSocketID(socketID) else {
+                throw APIError.badRequest("Field 'socket_id' must look like 1234.5678")
+            }
+            let userData = JSONValue.object(["id": .string(user)]).serialized
+            return JSONResponse.make([
+                "auth": .string(signer.userAuth(socketID: socketID, userData: userData)), "user_data": .string(userData),
+            ] as JSONValue)
+        }
     }
 
     /// Form-encoded or JSON body fields.

@@ -34,6 +34,8 @@ final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// A close frame went out (or the connection is gone): nothing else does.
     private var closing = false
     private var dropTimer: Scheduled<Void>?
+    /// Closes the connection if it has not signed in by then (`PUSHER_SIGNIN_TIMEOUT`).
+    private var signinTimer: Scheduled<Void>?
     /// Reading stopped while the inbox is backed up; `readWanted` when a read was asked for meanwhile.
     private var readsHeld = false
     private var readWanted = false
@@ -71,6 +73,19 @@ final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
         }
         self.inbox = inbox
         _ = inbox.push(.open)
+        if settings.signinTimeout > 0 {
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            signinTimer = context.eventLoop.scheduleTask(in: .seconds(Int64(settings.signinTimeout))) {
+                handler.value.signinDeadline()
+            }
+        }
+    }
+
+    /// Sign-in is required and the time for it ran out.
+    private func signinDeadline() {
+        signinTimer = nil
+        guard let socket, socket.signedIn == nil else { return }
+        refuse(PusherProtocol.error("Sign-in required", code: 4009), code: 4009, reason: "Sign-in required")
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -94,6 +109,8 @@ final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
         queued.removeAll()
         dropTimer?.cancel()
         dropTimer = nil
+        signinTimer?.cancel()
+        signinTimer = nil
         socket?.markClosed()
         _ = inbox.push(.closed)
     }

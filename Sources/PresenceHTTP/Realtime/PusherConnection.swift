@@ -87,6 +87,8 @@ final class PusherConnection: Sendable {
             break
         case "pusher:subscribe":
             await subscribe(data, socket: socket)
+        case "pusher:signin":
+            signin(data, socket: socket)
         case "pusher:unsubscribe":
             guard let channel = data["channel"]?.string else { return }
             let (subscribed, user) = socket.takeChannel(channel)
@@ -107,6 +109,12 @@ final class PusherConnection: Sendable {
         }
         guard PusherProtocol.isValidChannel(channel) else {
             socket.send(PusherProtocol.subscriptionError(channel: channel, type: "InvalidChannel", error: "Invalid channel name", status: 400))
+            return
+        }
+        // A user's own channel of server events: only for a connection signed in as that user.
+        if channel.hasPrefix(PusherProtocol.serverToUserPrefix),
+           socket.signedIn != String(channel.dropFirst(PusherProtocol.serverToUserPrefix.count)) {
+            socket.send(PusherProtocol.subscriptionError(channel: channel, type: "AuthError", error: "Sign in as this user first", status: 403))
             return
         }
         let (already, count) = socket.state.withLock { ($0.channels[channel] != nil, $0.channels.count) }
@@ -187,6 +195,29 @@ final class PusherConnection: Sendable {
                 error: notFound ? "Room not found" : "Subscription failed", status: notFound ? 404 : 500
             ))
         }
+    }
+
+    /// `pusher:signin`: `auth` must sign `<socket_id>::user::<user_data>` with the app secret (the app's server signs it,
+    /// with Pusher's libraries or `/pusher/user-auth`), and `user_data` must be a JSON object with a non-empty `id`. A
+    /// connection signs in once: another user is refused. A bad sign-in gets `pusher:error` 4009 and the close 4009.
+    private func signin(_ data: JSONValue, socket: PusherSocket) {
+        guard let auth = data["auth"]?.string, let userData = data["user_data"]?.string,
+              signer.verifyUser(auth: auth, socketID: socket.id, userData: userData),
+              let id = JSONValue.parse(Array(userData.utf8))?["id"]?.string,
+              !id.isEmpty, PusherProtocol.isValidChannel(id) else {
+            socket.send(PusherProtocol.error("Invalid sign-in: a bad signature, or user_data without a valid id", code: 4009))
+            socket.close(.unknown(4009), "Unauthorized")
+            return
+        }
+        let previous = socket.state.withLock { state -> String? in
+            defer { if state.signedIn == nil { state.signedIn = id } }
+            return state.signedIn
+        }
+        if let previous, previous != id {
+            socket.send(PusherProtocol.error("Already signed in as another user", code: nil))
+            return
+        }
+        socket.send(PusherProtocol.signinSuccess(userData: userData))
     }
 
     /// A cache channel's last event, or `pusher:cache_miss` when it has none (or the cache cannot be read: the client

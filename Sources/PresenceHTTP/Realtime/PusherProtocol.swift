@@ -37,8 +37,20 @@ enum PusherProtocol {
         return message("pusher_internal:subscription_succeeded", channel: channel, data: .string(presence.serialized))
     }
 
-    /// `^[-a-zA-Z0-9_=@,.;]+$`, at most 200 characters.
+    /// The channel of the events the app sends to one signed-in user: `#server-to-user-<user id>`.
+    static let serverToUserPrefix = "#server-to-user-"
+
+    /// `pusher:signin_success`, with the `user_data` the connection signed in with.
+    static func signinSuccess(userData: String) -> String {
+        message("pusher:signin_success", data: ["user_data": .string(userData)])
+    }
+
+    /// `^[-a-zA-Z0-9_=@,.;]+$`, at most 200 characters; or `#server-to-user-` and a user id of such characters.
     static func isValidChannel(_ name: String) -> Bool {
+        if name.hasPrefix(serverToUserPrefix) {
+            let user = name.dropFirst(serverToUserPrefix.count)
+            return !user.isEmpty && isValidChannel(String(user))
+        }
         guard (1...200).contains(name.utf8.count) else { return false }
         return name.utf8.allSatisfy { b in
             (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122)

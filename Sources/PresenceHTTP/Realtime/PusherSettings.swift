@@ -16,6 +16,9 @@ public struct PusherSettings: Sendable {
     public var maxChannelsPerSocket: Int = 100
     /// Client events per second per connection (4301 beyond).
     public var clientEventsPerSecond: Int = 10
+    /// Seconds a new connection has to sign in (`pusher:signin`) before it is closed with 4009
+    /// (`PUSHER_SIGNIN_TIMEOUT`; 0, the default: sign-in is optional).
+    public var signinTimeout: Int = 0
 
     /// `true` while the development defaults are in use.
     public var usesDevelopmentDefaults: Bool { key == "presence-key" || secret == "presence-secret" }

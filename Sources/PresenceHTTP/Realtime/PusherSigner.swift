@@ -25,6 +25,16 @@ public struct PusherSigner: Sendable {
         return "\(key):\(hmac(subject))"
     }
 
+    /// `<key>:<hmac("<socket_id>::user::<user_data>")>`: a user's sign-in on one socket (Pusher's user authentication).
+    public func userAuth(socketID: String, userData: String) -> String {
+        "\(key):\(hmac("\(socketID)::user::\(userData)"))"
+    }
+
+    /// Whether a client's `auth` for `pusher:signin` is right (constant time).
+    public func verifyUser(auth: String, socketID: String, userData: String) -> Bool {
+        Self.constantTimeEqual(auth, userAuth(socketID: socketID, userData: userData))
+    }
+
     /// Whether a client's `auth` for a subscription is right (constant time).
     public func verify(auth: String, socketID: String, channel: String, channelData: String?) -> Bool {
         Self.constantTimeEqual(auth, channelAuth(socketID: socketID, channel: channel, channelData: channelData))

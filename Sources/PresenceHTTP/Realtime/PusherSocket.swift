@@ -13,6 +13,8 @@ final class PusherSocket: Sendable {
         /// (the presence user, or whom `/pusher/auth` signed a private channel for).
         var holders: [String: String] = [:]
         var clientEventWindow: (second: Int64, count: Int) = (0, 0)
+        /// The user this connection signed in as (`pusher:signin`), if any.
+        var signedIn: String?
         var closed = false
     }
 
@@ -90,9 +92,19 @@ final class PusherSocket: Sendable {
         state.withLock { $0.channels[channel] ?? nil }
     }
 
-    /// All user ids this socket acts as: on presence channels, and on the private channels it was signed for.
+    /// All user ids this socket acts as: on presence channels, on the private channels it was signed for, and the one
+    /// it signed in as.
     var users: Set<String> {
-        state.withLock { Set($0.channels.values.compactMap { $0 }).union($0.holders.values) }
+        state.withLock { state in
+            var users = Set(state.channels.values.compactMap { $0 }).union(state.holders.values)
+            if let signedIn = state.signedIn { users.insert(signedIn) }
+            return users
+        }
+    }
+
+    /// The user this connection signed in as, if any.
+    var signedIn: String? {
+        get { state.withLock { $0.signedIn } }
     }
 
     /// Counts one client event; `false` past the per-second limit.
