@@ -307,6 +307,54 @@ def test_signin_server_to_user_events_and_terminate(rt):
     ows.close()
 
 
+def signed_in(worker, backend, user, watchlist=None):
+    """A raw connection to `worker` signed in as `user` (with a watchlist), subscribed to its #server-to-user- channel."""
+    ws, hello = raw_socket(worker)
+    data = {"id": user}
+    if watchlist is not None:
+        data["watchlist"] = watchlist
+    assert signin(ws, backend.authenticate_user(json.loads(hello["data"])["socket_id"], data))["event"] == "pusher:signin_success"
+    return ws
+
+
+def watchlist_event(ws, timeout=10):
+    """The next watchlist event on `ws`: (name, user ids)."""
+    ws.settimeout(timeout)
+    while True:
+        event = json.loads(ws.recv())
+        if event["event"] == "pusher_internal:watchlist_events":
+            assert event["channel"].startswith("#server-to-user-")
+            (item,) = json.loads(event["data"])["events"]
+            return item["name"], item["user_ids"]
+
+
+def test_watchlists_tell_online_and_offline_per_user_across_workers_and_expiry(rt):
+    """A signed-in user's watchlist: who of it is online at sign-in, then online when a watched user's first connection
+    anywhere signs in, offline when their last one closes (not before), and offline when their worker dies and the
+    sweeper finds them expired."""
+    a, b = rt.a, rt.b
+    backend = pusher.Pusher(app_id=APP, key=KEY, secret=SECRET, host="127.0.0.1", port=int(a.base.rsplit(":", 1)[1]), ssl=False)
+    tag = str(int(time.time() * 1000))
+    x, y, w = "wx" + tag, "wy" + tag, "ww" + tag
+    x_on_b = signed_in(b, backend, x)
+    watcher = signed_in(a, backend, w, watchlist=[x, y])
+    assert watchlist_event(watcher) == ("online", [x])  # x was already online, on the other worker
+    y_first = signed_in(b, backend, y)
+    assert watchlist_event(watcher) == ("online", [y])
+    y_second = signed_in(a, backend, y)  # a second connection: y was online already, nothing new
+    y_first.close()
+    y_second.send(json.dumps({"event": "pusher:ping", "data": {}}))
+    assert json.loads(y_second.recv())["event"] == "pusher:pong"
+    y_second.close()
+    assert watchlist_event(watcher) == ("offline", [y])  # only once the last connection went
+    # x's worker dies: x is found expired (TTL 3 s + sweep) and announced offline to the watcher on the surviving one.
+    b.proc.stop(signal.SIGKILL)
+    started = time.monotonic()
+    assert watchlist_event(watcher, timeout=15) == ("offline", [x])
+    assert time.monotonic() - started <= 3 + 0.25 + 5
+    watcher.close()
+
+
 def test_a_connection_that_does_not_sign_in_in_time_is_closed_when_sign_in_is_required(make_cluster):
     strict = make_cluster(1, PUSHER_KEY=KEY, PUSHER_SECRET=SECRET, PUSHER_APP_ID=APP, PUSHER_SIGNIN_TIMEOUT=1)
     worker = strict.a

@@ -11,6 +11,7 @@ public enum Scripts {
     static let presenceSweep = load("presence_sweep")
     static let presenceList = load("presence_list")
     static let presenceCount = load("presence_count")
+    static let presencePresent = load("presence_present")
     static let roomClock = load("room_clock")
     static let presenceRegister = load("presence_register")
     static let presenceDue = load("presence_due")
@@ -39,7 +40,7 @@ public enum Scripts {
 
     /// Every script, in declaration order.
     public static var all: [RedisScript] {
-        [presenceJoin, presenceRefresh, presenceLeave, presenceSweep, presenceList, presenceCount, roomClock, presenceRegister, presenceDue, presenceSettle,
+        [presenceJoin, presenceRefresh, presenceLeave, presenceSweep, presenceList, presenceCount, presencePresent, roomClock, presenceRegister, presenceDue, presenceSettle,
          rateLimitSliding, roomCreate, roomGet, roomDelete, roomLeavePrivate, userRegister, userTouch, userSwitch, userSwitchLimited,
          historyAppend, supportOpen, supportMetadata, supportClose, supportReopen, expiringTouch, expiringMembers,
          socketDetach, channelRoomOpen, workerAnnounce, workerList]

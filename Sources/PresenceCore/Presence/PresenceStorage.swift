@@ -15,6 +15,8 @@ public protocol PresenceStorage: Sendable {
     func presentUsers(room: String, ttl: Duration) async throws -> [PresentUser]
     /// How many are present in `room` now.
     func presentCount(room: String) async throws -> Int
+    /// Which of `users` are present in `room` now, in the order given (one step, whatever the room's size).
+    func present(room: String, among users: [String]) async throws -> [String]
     /// The states of `users` in `room`, `{}` for those not present.
     func states(room: String, users: [String]) async throws -> [JSONValue]
 

@@ -163,6 +163,13 @@ public struct RedisPresenceStore: PresenceStorage {
         return users
     }
 
+    public func present(room: String, among users: [String]) async throws -> [String] {
+        guard !users.isEmpty else { return [] }
+        let reply = try await redis.run(Scripts.presencePresent, keys: [RedisKeys.roomMembers(room)], arguments: users)
+        if let message = reply.errorMessage { throw RedisError.server(message) }
+        return (reply.array ?? []).compactMap(\.string)
+    }
+
     public func presentCount(room: String) async throws -> Int {
         try await redis.run(Scripts.presenceCount, keys: [RedisKeys.roomMembers(room)]).int ?? 0
     }

@@ -34,6 +34,21 @@ public struct ChannelPresence: Sendable {
         return (joined.isNew, members)
     }
 
+    /// A socket of `user` joins `channel` without reading who else is there (a channel of the whole app, such as the
+    /// signed-in users'). Returns whether the user is new there.
+    @discardableResult
+    public func join(channel: String, user: String, socket: String) async throws -> Bool {
+        let (room, isChat) = Self.room(for: channel)
+        let joined = try await sockets.attachSocket(socket, user: user, room: room, openingChannel: isChat ? nil : channel, ttl: ttl)
+        if joined.isNew { await announce(room: room, isChat: isChat, channel: channel, user: user, action: .joined, count: joined.userCount, meta: joined.meta) }
+        return joined.isNew
+    }
+
+    /// Which of `users` are present on `channel` now.
+    public func present(channel: String, among users: [String]) async throws -> [String] {
+        try await presence.present(room: Self.room(for: channel).id, among: users)
+    }
+
     /// A socket of `user` leaves `channel`; the user leaves when it was their last socket there.
     public func detach(channel: String, user: String, socket: String) async throws {
         let (room, isChat) = Self.room(for: channel)

@@ -88,9 +88,9 @@ final class PusherConnection: Sendable {
         case "pusher:subscribe":
             await subscribe(data, socket: socket)
         case "pusher:signin":
-            signin(data, socket: socket)
+            await signin(data, socket: socket)
         case "pusher:unsubscribe":
-            guard let channel = data["channel"]?.string else { return }
+            guard let channel = data["channel"]?.string, PusherProtocol.isValidChannel(channel) else { return }
             let (subscribed, user) = socket.takeChannel(channel)
             if subscribed { await hub.leave(socket, channel: channel, user: user) }
         default:
@@ -200,10 +200,14 @@ final class PusherConnection: Sendable {
     /// `pusher:signin`: `auth` must sign `<socket_id>::user::<user_data>` with the app secret (the app's server signs it,
     /// with Pusher's libraries or `/pusher/user-auth`), and `user_data` must be a JSON object with a non-empty `id`. A
     /// connection signs in once: another user is refused. A bad sign-in gets `pusher:error` 4009 and the close 4009.
-    private func signin(_ data: JSONValue, socket: PusherSocket) {
+    ///
+    /// A signed-in connection joins the app-wide presence of signed-in users (``PusherProtocol/signedInChannel``), and
+    /// `user_data.watchlist` (at most 100 user ids) names the users it is told of: those online now at once, then each
+    /// one's `online` and `offline` as they happen, on any worker.
+    private func signin(_ data: JSONValue, socket: PusherSocket) async {
         guard let auth = data["auth"]?.string, let userData = data["user_data"]?.string,
               signer.verifyUser(auth: auth, socketID: socket.id, userData: userData),
-              let id = JSONValue.parse(Array(userData.utf8))?["id"]?.string,
+              let parsed = JSONValue.parse(Array(userData.utf8)), let id = parsed["id"]?.string,
               !id.isEmpty, PusherProtocol.isValidChannel(id) else {
             socket.send(PusherProtocol.error("Invalid sign-in: a bad signature, or user_data without a valid id", code: 4009))
             socket.close(.unknown(4009), "Unauthorized")
@@ -217,7 +221,23 @@ final class PusherConnection: Sendable {
             socket.send(PusherProtocol.error("Already signed in as another user", code: nil))
             return
         }
+        var watchlist: [String] = []
+        if case .array(let ids)? = parsed["watchlist"] {
+            watchlist = Array(ids.compactMap(\.string).filter { $0 != id && PusherProtocol.isValidChannel($0) }.prefix(100))
+        }
+        socket.state.withLock { $0.watchlist = Set(watchlist) }
         socket.send(PusherProtocol.signinSuccess(userData: userData))
+        guard previous == nil else { return }
+        let channel = PusherProtocol.signedInChannel
+        socket.state.withLock { $0.channels[channel] = .some(id) }
+        do {
+            try await hub.join(socket, channel: channel)
+            try await presence.join(channel: channel, user: id, socket: socket.id)
+            let online = try await presence.present(channel: channel, among: watchlist)
+            if !online.isEmpty { socket.send(PusherProtocol.watchlistEvents("online", users: online, to: id)) }
+        } catch {
+            logger.warning("Signed-in presence failed; watchers may not see this user", metadata: ["user": "\(id)", "error": "\(error)"])
+        }
     }
 
     /// A cache channel's last event, or `pusher:cache_miss` when it has none (or the cache cannot be read: the client

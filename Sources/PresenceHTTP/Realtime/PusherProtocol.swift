@@ -40,6 +40,17 @@ enum PusherProtocol {
     /// The channel of the events the app sends to one signed-in user: `#server-to-user-<user id>`.
     static let serverToUserPrefix = "#server-to-user-"
 
+    /// The app-wide presence of signed-in users: every signed-in connection holds it, like a presence channel no client
+    /// can subscribe to (the name is not a valid channel name); its member events become watchlist events.
+    static let signedInChannel = "#signed-in"
+
+    /// `pusher_internal:watchlist_events` for `user`: `name` (`online` or `offline`) for `users`, on the user's
+    /// `#server-to-user-` channel, as Pusher sends it.
+    static func watchlistEvents(_ name: String, users: [String], to user: String) -> String {
+        let events: JSONValue = ["events": [["name": .string(name), "user_ids": .array(users.map(JSONValue.string))]]]
+        return message("pusher_internal:watchlist_events", channel: serverToUserPrefix + user, data: .string(events.serialized))
+    }
+
     /// `pusher:signin_success`, with the `user_data` the connection signed in with.
     static func signinSuccess(userData: String) -> String {
         message("pusher:signin_success", data: ["user_data": .string(userData)])

@@ -15,6 +15,8 @@ final class PusherSocket: Sendable {
         var clientEventWindow: (second: Int64, count: Int) = (0, 0)
         /// The user this connection signed in as (`pusher:signin`), if any.
         var signedIn: String?
+        /// The users whose online and offline this connection is told of (`user_data.watchlist` at sign-in).
+        var watchlist: Set<String> = []
         var closed = false
     }
 
@@ -100,6 +102,11 @@ final class PusherSocket: Sendable {
             if let signedIn = state.signedIn { users.insert(signedIn) }
             return users
         }
+    }
+
+    /// Whether this connection watches `user` (its sign-in's watchlist).
+    func watches(_ user: String) -> Bool {
+        state.withLock { $0.watchlist.contains(user) }
     }
 
     /// The user this connection signed in as, if any.

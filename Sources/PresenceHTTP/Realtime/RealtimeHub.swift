@@ -202,12 +202,37 @@ actor RealtimeHub: Service {
         }
         guard redisChannel.hasPrefix("ch:") else { return }
         let channel = String(redisChannel.dropFirst(3))
+        if channel == PusherProtocol.signedInChannel {
+            watchlistEvents(message)
+            return
+        }
         guard let ids = channelSockets[channel] else { return }
         // Several events on one channel come as one message (`{"events": [...]}`), in order.
         if case .array(let batch)? = message["events"] {
             for case .object(let item) in batch { deliver(item, channel: channel, to: ids) }
         } else {
             deliver(message, channel: channel, to: ids)
+        }
+    }
+
+    /// A signed-in user came online (their first connection anywhere) or went offline (their last one closed, or the
+    /// sweeper found them expired): this worker's signed-in connections that watch them are told, on their
+    /// `#server-to-user-` channel.
+    private func watchlistEvents(_ message: [String: JSONValue]) {
+        let items: [[String: JSONValue]]
+        if case .array(let batch)? = message["events"] { items = batch.compactMap(\.object) } else { items = [message] }
+        for item in items {
+            let name: String
+            switch item["event"]?.string {
+            case "pusher_internal:member_added": name = "online"
+            case "pusher_internal:member_removed": name = "offline"
+            default: continue
+            }
+            guard let user = item["data"]?["user_id"]?.string, let ids = channelSockets[PusherProtocol.signedInChannel] else { continue }
+            for id in ids {
+                guard let socket = sockets[id], socket.watches(user), let watcher = socket.signedIn else { continue }
+                socket.send(PusherProtocol.watchlistEvents(name, users: [user], to: watcher))
+            }
         }
     }
 
@@ -320,7 +345,11 @@ actor RealtimeHub: Service {
                 return
             }
         }
-        _ = try? await presence.attach(channel: entry.channel, user: entry.user, socket: entry.socket)
+        if entry.channel == PusherProtocol.signedInChannel {
+            _ = try? await presence.join(channel: entry.channel, user: entry.user, socket: entry.socket)
+        } else {
+            _ = try? await presence.attach(channel: entry.channel, user: entry.user, socket: entry.socket)
+        }
     }
 
     /// Refreshes this worker's channel occupancy in Redis, a bounded batch per round trip.

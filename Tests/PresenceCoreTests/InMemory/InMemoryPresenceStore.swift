@@ -69,6 +69,13 @@ struct InMemoryPresenceStore: PresenceStorage, ExpiryStorage {
         world.withState { World.present($0, room: room).count }
     }
 
+    func present(room: String, among users: [String]) async throws -> [String] {
+        world.withState { state in
+            let present = World.present(state, room: room)
+            return users.filter { present[$0] != nil }
+        }
+    }
+
     func states(room: String, users: [String]) async throws -> [JSONValue] {
         world.withState { state in users.map { World.present(state, room: room)[$0]?.state ?? [:] } }
     }
