@@ -1,6 +1,7 @@
 """Schemathesis hooks for ops/schemathesis (loaded through SCHEMATHESIS_HOOKS; not a module of the service).
 
-- Signs Pusher HTTP API requests (`/apps/...`) as a Pusher backend library would, so their success paths get fuzzed
+- Signs Pusher HTTP API requests (`/apps/...`, and `/users/{userId}/terminate_connections`, the path the official
+  Python library uses) as a Pusher backend library would, so their success paths get fuzzed
   too. A case whose query parameters were generated invalid on purpose (negative testing) goes out unsigned, as
   generated, and must be refused.
 - Leaves out valid `/apps/.../channels` cases asking `info=user_count` of a channel that is not a presence channel.
@@ -101,7 +102,7 @@ def _query_value(piece: str) -> str:
 @schemathesis.hook
 def before_call(context, case, kwargs):
     path = case.operation.path
-    if path.startswith("/apps/"):
+    if path.startswith("/apps/") or path == "/users/{userId}/terminate_connections":
         if not _is_negative(case, ParameterLocation.PATH) and isinstance(case.path_parameters, MutableMapping):
             app = case.path_parameters.get("appId")
             # Most valid cases go to the real app, so the routes behind the app check get exercised; the rest keep
