@@ -226,17 +226,24 @@ final class PusherConnection: Sendable {
             watchlist = Array(ids.compactMap(\.string).filter { $0 != id && PusherProtocol.isValidChannel($0) }.prefix(100))
         }
         socket.state.withLock { $0.watchlist = Set(watchlist) }
-        socket.send(PusherProtocol.signinSuccess(userData: userData))
-        guard previous == nil else { return }
+        // The user is online (in the app-wide presence) before the client hears it signed in: a client that then
+        // closes another connection of the same user does not make the user go offline in between.
         let channel = PusherProtocol.signedInChannel
-        socket.state.withLock { $0.channels[channel] = .some(id) }
+        if previous == nil {
+            socket.state.withLock { $0.channels[channel] = .some(id) }
+            do {
+                try await hub.join(socket, channel: channel)
+                try await presence.join(channel: channel, user: id, socket: socket.id)
+            } catch {
+                logger.warning("Signed-in presence failed; watchers may not see this user", metadata: ["user": "\(id)", "error": "\(error)"])
+            }
+        }
+        socket.send(PusherProtocol.signinSuccess(userData: userData))
         do {
-            try await hub.join(socket, channel: channel)
-            try await presence.join(channel: channel, user: id, socket: socket.id)
             let online = try await presence.present(channel: channel, among: watchlist)
             if !online.isEmpty { socket.send(PusherProtocol.watchlistEvents("online", users: online, to: id)) }
         } catch {
-            logger.warning("Signed-in presence failed; watchers may not see this user", metadata: ["user": "\(id)", "error": "\(error)"])
+            logger.warning("Watchlist state unavailable", metadata: ["user": "\(id)", "error": "\(error)"])
         }
     }
 
