@@ -7,13 +7,7 @@ import time
 
 import websockets
 
-
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+from realtime_load import rss_kb
 
 
 async def open_socket(url, channel):

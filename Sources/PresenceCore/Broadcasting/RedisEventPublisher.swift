@@ -40,16 +40,16 @@ public struct RedisEventPublisher: EventPublisher {
     /// last, just before it is published, so a subscriber that misses the publish finds it in the cache.
     public func deliver(_ events: [BroadcastEvent]) async throws {
         guard !events.isEmpty else { return }
-        var commands: [RedisCommand] = []
-        for event in events {
+        var pipeline: [RedisCommand] = []
+        for (event, publish) in zip(events, commands(for: events)) {
             if CacheChannels.isCache(event.channel) {
-                var set = RedisCommand("SET", RedisKeys.channelCache(event.channel), event.clientMessage, "PX")
-                set.append(String(CacheChannels.ttl.components.seconds * 1000))
-                commands.append(set)
+                pipeline.append(RedisCommand(
+                    "SET", RedisKeys.channelCache(event.channel), event.clientMessage, "PX", String(CacheChannels.ttl.milliseconds)
+                ))
             }
-            commands.append(redis.publishCommand(event.payload, to: RedisKeys.broadcastChannel(event.channel)))
+            pipeline.append(publish)
         }
-        let replies = try await redis.pipeline(commands)
+        let replies = try await redis.pipeline(pipeline)
         if let message = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
     }
 

@@ -27,11 +27,9 @@ public struct ChannelPresence: Sendable {
 
     /// A socket of `user` joins `channel`. Returns whether the user is new there, and the members now present.
     public func attach(channel: String, user: String, socket: String) async throws -> (isNew: Bool, members: [String]) {
-        let (room, isChat) = Self.room(for: channel)
-        let joined = try await sockets.attachSocket(socket, user: user, room: room, openingChannel: isChat ? nil : channel, ttl: ttl)
-        if joined.isNew { await announce(room: room, isChat: isChat, channel: channel, user: user, action: .joined, count: joined.userCount, meta: joined.meta) }
-        let members = try await presence.presentUsers(room: room, ttl: ttl).map(\.username)
-        return (joined.isNew, members)
+        let isNew = try await join(channel: channel, user: user, socket: socket)
+        let members = try await presence.presentUsers(room: Self.room(for: channel).id, ttl: ttl).map(\.username)
+        return (isNew, members)
     }
 
     /// A socket of `user` joins `channel` without reading who else is there (a channel of the whole app, such as the
