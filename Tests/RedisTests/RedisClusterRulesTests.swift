@@ -22,6 +22,16 @@ struct RedisClusterRulesTests {
         #expect(RedisHashSlot.slot(for: "a{b") != RedisHashSlot.slot(for: "b"))
     }
 
+    @Test func streamCommandsAreRoutedByTheirStreamKeys() {
+        func keys(_ command: RedisCommand) -> [String] { command.keys.map { String(decoding: $0, as: UTF8.self) } }
+        #expect(keys(RedisCommand("XREADGROUP", "GROUP", "g", "c", "COUNT", "10", "STREAMS", "s{a}", "t{a}", ">", ">")) == ["s{a}", "t{a}"])
+        #expect(keys(RedisCommand("XREAD", "COUNT", "1", "streams", "s", "0")) == ["s"])
+        #expect(keys(RedisCommand("XGROUP", "CREATE", "s", "g", "$", "MKSTREAM")) == ["s"])
+        #expect(keys(RedisCommand("XINFO", "STREAM", "s")) == ["s"])
+        #expect(keys(RedisCommand("XAUTOCLAIM", "s", "g", "c", "0", "0-0")) == ["s"])
+        #expect(keys(RedisCommand("XINFO", "HELP")).isEmpty)
+    }
+
     @Test func topologyFromClusterShards() throws {
         func node(_ port: Int, _ role: String, health: String = "online", endpoint: String = "127.0.0.1", ip: String = "127.0.0.1") -> RESPValue {
             .array([bulk("id"), bulk("n\(port)"), bulk("port"), .integer(Int64(port)), bulk("ip"), bulk(ip),

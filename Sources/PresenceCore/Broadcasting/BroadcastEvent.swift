@@ -8,6 +8,9 @@ public struct BroadcastEvent: Sendable {
     public var socketID: String?
     /// The sender's user id on presence channels (client events).
     public var userID: String?
+    /// Published already by the Redis script that made the change (``PresenceSwitch/announced``): only its webhook
+    /// event is still to be written.
+    public var webhookOnly = false
 
     public init(event: String, channel: String, data: JSONValue, socketID: String? = nil, userID: String? = nil) {
         self.event = event

@@ -7,24 +7,37 @@ import Redis
 /// can deliver them: `PUBLISH` on one Redis, `SPUBLISH` on a cluster (to the primary of the channel's slot, where every
 /// worker subscribed to it has its sharded subscription). Publishing is best effort: a failure is logged, never fails the request that caused it
 /// (the state change already happened).
+///
+/// With webhooks on, the events that stand for webhook events (member events on presence channels, client events:
+/// ``WebhookEvent/init(broadcast:)``) are written to the webhook outbox in the same pipeline as their publish.
 public struct RedisEventPublisher: EventPublisher {
     let redis: RedisClient
     let logger: Logger
+    let webhooks: RedisWebhookOutbox?
 
-    public init(redis: RedisClient, logger: Logger) {
+    public init(redis: RedisClient, logger: Logger, webhooks: RedisWebhookOutbox? = nil) {
         self.redis = redis
         self.logger = logger
+        self.webhooks = webhooks
     }
 
-    /// The publish commands for `events`, to send in a pipeline: one message per event.
+    /// The publish commands for `events`, to send in a pipeline: one message per event (none for webhook-only ones).
     func commands(for events: [BroadcastEvent]) -> [RedisCommand] {
-        events.map { redis.publishCommand($0.payload, to: RedisKeys.broadcastChannel($0.channel)) }
+        events.filter { !$0.webhookOnly }.map { redis.publishCommand($0.payload, to: RedisKeys.broadcastChannel($0.channel)) }
     }
 
     /// One publish per channel: several events on one channel go in one message (``BroadcastEvent/payload(_:)``), as a
     /// switch between two public rooms updates both on `chats-public`.
     func batchedCommands(for events: [BroadcastEvent]) -> [RedisCommand] {
-        BroadcastEvent.byChannel(events).map { redis.publishCommand(BroadcastEvent.payload($0.events), to: RedisKeys.broadcastChannel($0.channel)) }
+        BroadcastEvent.byChannel(events.filter { !$0.webhookOnly }).map {
+            redis.publishCommand(BroadcastEvent.payload($0.events), to: RedisKeys.broadcastChannel($0.channel))
+        }
+    }
+
+    /// The outbox writes for the webhook events among `events` (none when webhooks are off).
+    func webhookCommands(for events: [BroadcastEvent]) -> [RedisCommand] {
+        guard let webhooks else { return [] }
+        return webhooks.appendCommands(for: events.compactMap(WebhookEvent.init(broadcast:)))
     }
 
     /// Tells every worker that someone's access to some channels may have ended (see ``AccessChange``).
@@ -41,7 +54,7 @@ public struct RedisEventPublisher: EventPublisher {
     public func deliver(_ events: [BroadcastEvent]) async throws {
         guard !events.isEmpty else { return }
         var pipeline: [RedisCommand] = []
-        for (event, publish) in zip(events, commands(for: events)) {
+        for (event, publish) in zip(events.filter { !$0.webhookOnly }, commands(for: events)) {
             if CacheChannels.isCache(event.channel) {
                 pipeline.append(RedisCommand(
                     "SET", RedisKeys.channelCache(event.channel), event.clientMessage, "PX", String(CacheChannels.ttl.milliseconds)
@@ -49,6 +62,7 @@ public struct RedisEventPublisher: EventPublisher {
             }
             pipeline.append(publish)
         }
+        pipeline += webhookCommands(for: events)
         let replies = try await redis.pipeline(pipeline)
         if let message = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
     }
@@ -62,7 +76,7 @@ public struct RedisEventPublisher: EventPublisher {
     /// events on different channels were never ordered for a client anyway.
     public func publishDetached(_ events: [BroadcastEvent], orderKey: String) {
         guard !events.isEmpty else { return }
-        redis.pipelineDetached(batchedCommands(for: events), orderKey: orderKey) { [logger] result in
+        redis.pipelineDetached(batchedCommands(for: events) + webhookCommands(for: events), orderKey: orderKey) { [logger] result in
             let failed: String? = switch result {
             case .success(let replies): replies.lazy.compactMap(\.errorMessage).first
             case .failure(let error): "\(error)"
@@ -77,11 +91,11 @@ public struct RedisEventPublisher: EventPublisher {
     /// Publishes `events` in one pipelined round trip.
     public func publish(_ events: [BroadcastEvent]) async {
         guard !events.isEmpty else { return }
-        let commands = commands(for: events)
+        let commands = commands(for: events) + webhookCommands(for: events)
         do {
             let replies = try await redis.pipeline(commands)
-            for (event, reply) in zip(events, replies) where reply.errorMessage != nil {
-                logger.warning("Publish failed", metadata: ["event": "\(event.event)", "error": "\(reply)"])
+            for reply in replies where reply.errorMessage != nil {
+                logger.warning("Publish failed", metadata: ["events": "\(events.map(\.event))", "error": "\(reply)"])
             }
         } catch {
             logger.warning("Publish failed", metadata: ["events": "\(events.count)", "error": "\(error)"])

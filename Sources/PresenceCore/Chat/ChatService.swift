@@ -301,7 +301,7 @@ public struct ChatService: Sendable {
 
     /// The events of `user` entering or leaving `room`: `room-updated` on its list channels, and, with `roomChannels`,
     /// `presence-update` on the room's channel and the member event on `presence-room-<id>` (which a storage may have
-    /// published itself: ``PresenceSwitch/announced``).
+    /// published itself: ``PresenceSwitch/announced``; the member event is then marked ``BroadcastEvent/webhookOnly``).
     func presenceEvents(room: Room, user: String, action: PresenceAction, roomChannels: Bool = true) -> [BroadcastEvent] {
         var events: [BroadcastEvent] = []
         if roomChannels {
@@ -311,7 +311,9 @@ public struct ChatService: Sendable {
             ))
         }
         events += room.listChannels.map { BroadcastEvent(.roomUpdated, channel: $0, data: ["room": room.json]) }
-        if roomChannels { events.append(Self.memberEvent(channel: "presence-room-\(room.id)", user: user, action: action)) }
+        var member = Self.memberEvent(channel: "presence-room-\(room.id)", user: user, action: action)
+        member.webhookOnly = !roomChannels
+        events.append(member)
         return events
     }
 

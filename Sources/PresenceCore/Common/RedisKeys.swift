@@ -89,6 +89,15 @@ public enum RedisKeys {
     /// String: a cache channel's last event as its clients receive it, expiring after ``CacheChannels/ttl``.
     public static func channelCache(_ channel: String) -> String { "pusher:cache:{\(channel)}" }
 
+    /// Stream: webhook events waiting for one receiver (`target`: ``WebhookTarget/id``), spread over ``spreadBuckets``
+    /// keys by channel name, so one channel's events stay in order in one stream; consumer group `delivery`.
+    public static func webhookOutbox(bucket: Int, target: String) -> String { "webhooks:{\(spreadTags[bucket])}:\(target)" }
+    /// String with TTL: the id of the worker sending one outbox stream's events now (its lease).
+    public static func webhookLease(bucket: Int, target: String) -> String { "webhooks:{\(spreadTags[bucket])}:\(target):lease" }
+    /// Counter: events of one outbox stream the receiver acknowledged (what was added and is neither here nor in the
+    /// stream was dropped from a full outbox).
+    public static func webhookDelivered(bucket: Int, target: String) -> String { "webhooks:{\(spreadTags[bucket])}:\(target):delivered" }
+
     /// The workers alive, for the operator console: sorted set of worker id → expiry (ms). One slot for the whole
     /// service, written by each worker every few seconds only.
     public static let workersAlive = "workers:{ops}:alive"

@@ -37,13 +37,23 @@ public enum Scripts {
     static let channelRoomOpen = load("channel_room_open")
     static let workerAnnounce = load("worker_announce")
     static let workerList = load("worker_list")
+    static let occupancyTouch = load("occupancy_touch")
+    static let occupancyRemove = load("occupancy_remove")
+    static let occupancySettle = load("occupancy_settle")
+    static let expiringLapsed = load("expiring_lapsed")
+    static let expiringForget = load("expiring_forget")
+    static let webhookLease = load("webhook_lease")
+    static let webhookRelease = load("webhook_release")
+    static let webhookAck = load("webhook_ack")
+    static let webhookBacklog = load("webhook_backlog")
 
     /// Every script, in declaration order.
     public static var all: [RedisScript] {
         [presenceJoin, presenceRefresh, presenceLeave, presenceSweep, presenceList, presenceCount, presencePresent, roomClock, presenceRegister, presenceDue, presenceSettle,
          rateLimitSliding, roomCreate, roomGet, roomDelete, roomLeavePrivate, userRegister, userTouch, userSwitch, userSwitchLimited,
          historyAppend, supportOpen, supportMetadata, supportClose, supportReopen, expiringTouch, expiringMembers,
-         socketDetach, channelRoomOpen, workerAnnounce, workerList]
+         socketDetach, channelRoomOpen, workerAnnounce, workerList, occupancyTouch, occupancyRemove, occupancySettle,
+         expiringLapsed, expiringForget, webhookLease, webhookRelease, webhookAck, webhookBacklog]
     }
 
     /// A script that could not be loaded, with the reason.

@@ -1,14 +1,35 @@
 /// Which channels have subscribers anywhere, and how many: each worker records its sockets' subscriptions with a TTL
 /// and refreshes them, so a dead worker's lapse. Answers the Pusher HTTP API's channel queries the same on every
-/// worker.
+/// worker, and decides, once for the whole cluster, when a channel becomes occupied or vacated.
 public protocol OccupancyStorage: Sendable {
-    /// Records (or refreshes) each socket's subscription for `ttl`.
-    func touch(_ subscriptions: [(channel: String, socket: String)], ttl: Duration) async throws
-    /// Forgets one socket's subscription.
-    func remove(channel: String, socket: String) async throws
+    /// Records (or refreshes) each socket's subscription for `ttl`; returns the channels this made occupied (and
+    /// vacated first, when their only subscribers had lapsed), each transition returned to exactly one caller.
+    @discardableResult
+    func touch(_ subscriptions: [(channel: String, socket: String)], ttl: Duration) async throws -> [OccupancyChange]
+    /// Forgets one socket's subscription; `true` when that left the channel without subscribers (vacated), returned to
+    /// exactly one caller.
+    @discardableResult
+    func remove(channel: String, socket: String) async throws -> Bool
     /// Channels with a subscriber somewhere.
     func liveChannels() async throws -> [String]
     /// For each channel, its subscriptions and, when `users`, the users present on it (presence channels), in one
     /// step whatever the number of channels.
     func counts(_ channels: [String], users: Bool) async throws -> [(subscriptions: Int, users: Int?)]
+    /// Channels whose every subscription lapsed unrefreshed (their workers died or stalled), now vacated; at most
+    /// about `limit` per call, each returned to exactly one caller.
+    func settleLapsed(limit: Int) async throws -> [String]
+}
+
+/// A channel's first subscriber anywhere in the cluster arrived (`occupied`), or its last one is gone.
+public struct OccupancyChange: Sendable, Equatable {
+    public var channel: String
+    public var occupied: Bool
+
+    public init(channel: String, occupied: Bool) {
+        self.channel = channel
+        self.occupied = occupied
+    }
+
+    /// The webhook event for this change.
+    public var webhookEvent: WebhookEvent { WebhookEvent(occupied ? .channelOccupied : .channelVacated, channel: channel) }
 }

@@ -1,8 +1,8 @@
 import Redis
 
 /// ``OccupancyStorage`` in Redis: `pusher:channel:{<channel>}:sockets` and the live-channel index `pusher:channels:{…}`
-/// (spread over ``RedisKeys/spreadBuckets`` keys by channel name), sorted sets scored by expiry (`expiring_touch.lua`,
-/// `expiring_members.lua`).
+/// (spread over ``RedisKeys/spreadBuckets`` keys by channel name), sorted sets scored by expiry (`occupancy_touch.lua`,
+/// `occupancy_remove.lua`, `expiring_touch.lua`, `expiring_members.lua`); a channel's transitions are decided in its own slot.
 public struct RedisOccupancyStore: OccupancyStorage {
     let redis: RedisClient
 
@@ -10,13 +10,13 @@ public struct RedisOccupancyStore: OccupancyStorage {
         self.redis = redis
     }
 
-    public func touch(_ subscriptions: [(channel: String, socket: String)], ttl: Duration) async throws {
-        guard !subscriptions.isEmpty else { return }
+    public func touch(_ subscriptions: [(channel: String, socket: String)], ttl: Duration) async throws -> [OccupancyChange] {
+        guard !subscriptions.isEmpty else { return [] }
         let ms = String(ttl.milliseconds)
         var calls: [RedisScriptCall] = []
         var channels = Set<String>()
         for entry in subscriptions {
-            calls.append(RedisScriptCall(Scripts.expiringTouch, keys: [RedisKeys.pusherChannelSockets(entry.channel)], arguments: [entry.socket, ms]))
+            calls.append(RedisScriptCall(Scripts.occupancyTouch, keys: [RedisKeys.pusherChannelSockets(entry.channel)], arguments: [entry.socket, ms]))
             channels.insert(entry.channel)
         }
         for channel in channels {
@@ -24,11 +24,51 @@ public struct RedisOccupancyStore: OccupancyStorage {
                 Scripts.expiringTouch, keys: [RedisKeys.pusherChannels(bucket: RedisKeys.spreadBucket(of: channel))], arguments: [channel, ms]
             ))
         }
-        _ = try await redis.run(calls)
+        let replies = try await redis.run(calls)
+        var changes: [OccupancyChange] = []
+        for (entry, reply) in zip(subscriptions, replies) {
+            // 1: first subscriber; 2: the lapsed ones were never announced gone: vacated, then occupied again.
+            switch reply.int {
+            case 1: changes.append(OccupancyChange(channel: entry.channel, occupied: true))
+            case 2: changes += [OccupancyChange(channel: entry.channel, occupied: false), OccupancyChange(channel: entry.channel, occupied: true)]
+            default: break
+            }
+        }
+        return changes
     }
 
-    public func remove(channel: String, socket: String) async throws {
-        try await redis.send(RedisCommand("ZREM", RedisKeys.pusherChannelSockets(channel), socket))
+    public func remove(channel: String, socket: String) async throws -> Bool {
+        try await redis.run(Scripts.occupancyRemove, keys: [RedisKeys.pusherChannelSockets(channel)], arguments: [socket]).int == 1
+    }
+
+    /// Reads the lapsed entries of every bucket of the live-channel index, settles each channel (`occupancy_settle.lua`:
+    /// vacated when every subscription lapsed) and only then drops the entries not refreshed meanwhile, so a worker
+    /// that dies in between leaves them for the next pass, and the settle, atomic per channel, announces once.
+    public func settleLapsed(limit: Int) async throws -> [String] {
+        let perBucket = String(max(1, limit / RedisKeys.spreadBuckets))
+        let lapsed = try await redis.run((0..<RedisKeys.spreadBuckets).map {
+            RedisScriptCall(Scripts.expiringLapsed, keys: [RedisKeys.pusherChannels(bucket: $0)], arguments: [perBucket])
+        })
+        if let message = lapsed.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
+        var entries: [(bucket: Int, channel: String, expiry: String)] = []
+        for (bucket, reply) in lapsed.enumerated() {
+            let flat = reply.array ?? []
+            for index in stride(from: 0, to: flat.count - 1, by: 2) {
+                guard let channel = flat[index].string, let expiry = flat[index + 1].string else { continue }
+                entries.append((bucket, channel, expiry))
+            }
+        }
+        guard !entries.isEmpty else { return [] }
+        let settled = try await redis.run(entries.map {
+            RedisScriptCall(Scripts.occupancySettle, keys: [RedisKeys.pusherChannelSockets($0.channel)], arguments: [])
+        })
+        if let message = settled.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
+        var forget: [Int: [String]] = [:]
+        for entry in entries { forget[entry.bucket, default: []] += [entry.channel, entry.expiry] }
+        _ = try await redis.run(forget.map {
+            RedisScriptCall(Scripts.expiringForget, keys: [RedisKeys.pusherChannels(bucket: $0.key)], arguments: $0.value)
+        })
+        return zip(entries, settled).compactMap { $1.int == 1 ? $0.channel : nil }
     }
 
     public func liveChannels() async throws -> [String] {

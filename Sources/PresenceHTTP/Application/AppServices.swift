@@ -31,6 +31,8 @@ public struct AppServices: Sendable {
     /// Where events for clients go, and where channel occupancy is counted.
     public let events: any EventPublisher
     public let occupancy: any OccupancyStorage
+    /// The webhook outbox, when `WEBHOOK_URLS` names a receiver.
+    public let webhooks: RedisWebhookOutbox?
     /// What the operator console reads (and each worker's announcement of itself).
     public let operations: any OperationsStorage
     /// This worker's requests, sampled for its announcement.
@@ -48,7 +50,9 @@ public struct AppServices: Sendable {
             ("public room list", { try await roomStore.migrateLegacyPublicRooms() }),
             ("support agent flags", { try await supportStore.repairAgentFlags() }),
         ]
-        let events = RedisEventPublisher(redis: redis, logger: logger)
+        let webhooks = configuration.webhooks.enabled ? RedisWebhookOutbox(redis: redis, settings: configuration.webhooks) : nil
+        self.webhooks = webhooks
+        let events = RedisEventPublisher(redis: redis, logger: logger, webhooks: webhooks)
         self.events = events
         let occupancy = RedisOccupancyStore(redis: redis)
         self.operations = RedisOperationsStore(redis: redis)
@@ -89,7 +93,7 @@ public struct AppServices: Sendable {
         self.channelAccess = channelAccess
         self.hub = RealtimeHub(
             subscriber: redis.makeSubscriber(), occupancy: occupancy, presence: channelPresence, access: channelAccess, settings: configuration.pusher,
-            tokenCache: tokens.cache, logger: logger
+            tokenCache: tokens.cache, webhooks: webhooks, logger: logger
         )
         self.signer = PusherSigner(key: configuration.pusher.key, secret: configuration.pusher.secret)
         self.registry = ConnectionRegistry(

@@ -58,12 +58,21 @@ func makeApplication(configuration: AppConfiguration, logger: Logger?, runHubIns
         adminPassword: configuration.adminPassword, logger: logger
     )
     let host = ProcessInfo.processInfo.hostName
+    let workerID = "\(host):\(configuration.port)#\(getpid())"
     let announcer = WorkerAnnouncer(
-        id: "\(host):\(configuration.port)#\(getpid())", host: host, port: configuration.port, storage: services.operations,
+        id: workerID, host: host, port: configuration.port, storage: services.operations,
         stats: services.workerStats, hub: services.hub, redis: redis, startedAt: Date(), interval: .seconds(5),
         logger: logger
     )
     var appServices: [any Service] = [redis, services.sweeper, startup, announcer]
+    if let outbox = services.webhooks {
+        // After Redis: stopped before it, so the leases are handed back while Redis is there.
+        appServices.append(WebhookDispatcher(
+            storage: outbox,
+            sender: HTTPWebhookSender(key: configuration.pusher.key, secret: configuration.pusher.secret, timeout: configuration.webhooks.timeout),
+            settings: configuration.webhooks, owner: workerID, logger: logger
+        ))
+    }
     if runHubInside { appServices.append(services.hub) }
     if configuration.metricsPort != 0 {
         appServices.append(MetricsController.application(

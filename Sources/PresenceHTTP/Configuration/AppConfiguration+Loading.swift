@@ -248,6 +248,24 @@ extension AppConfiguration {
             config.metricsHost = value
         },
         .integer("METRICS_PORT", 9464, in: 0...65535, \.metricsPort, "Port of the /metrics listener (0: no metrics listener)"),
+        Setting(name: "WEBHOOK_URLS", defaultValue: "(unset: no webhooks)",
+                help: "Comma-separated webhook receivers, each URL or URL|event+event (channel_occupied, channel_vacated, member_added, member_removed, client_event, cache_miss)") {
+            config, value throws(ConfigurationError) in
+            do throws(WebhookConfigurationError) {
+                config.webhooks.targets = try WebhookTarget.parse(value)
+            } catch {
+                throw ConfigurationError(setting: "WEBHOOK_URLS", message: error.message)
+            }
+        },
+        .milliseconds("WEBHOOK_TIMEOUT_MS", 5000, in: 100...120_000, \.webhooks.timeout, "Milliseconds one webhook POST may take before it is retried"),
+        .milliseconds("WEBHOOK_MAX_BACKOFF_MS", 30000, in: 250...3_600_000, \.webhooks.maxBackoff,
+                      "Longest wait between webhook retries (they start at 250 ms and double)"),
+        .integer("WEBHOOK_BATCH_SIZE", 100, in: 1...1000, \.webhooks.batchSize, "Most events in one webhook POST"),
+        .integer("WEBHOOK_OUTBOX_MAX", 100_000, in: 10...10_000_000, \.webhooks.outboxMax,
+                 "Undelivered webhook events kept per receiver and outbox shard (16 shards); past it the oldest are dropped and counted"),
+        .milliseconds("WEBHOOK_LEASE_MS", 10000, in: 1000...600_000, \.webhooks.lease,
+                      "How long a worker's claim on an outbox shard lasts unrenewed: a dead worker's undelivered events pass to another after this"),
+        .integer("OCCUPANCY_TTL", 60, in: 3...3600, \.pusher.occupancyTTL, "Seconds a WebSocket subscription counts without its worker refreshing it (a dead worker's channels are vacated after this)"),
         .integer("PONG_TIMEOUT", 30, in: 1...3600, \.pusher.pongTimeout, "Seconds a pinged WebSocket has to answer; closed with 4201 after"),
         .integer("PUSHER_SIGNIN_TIMEOUT", 0, in: 0...3600, \.pusher.signinTimeout, "Seconds a WebSocket has to sign in (pusher:signin) before it is closed with 4009; 0: sign-in optional"),
     ]
@@ -338,6 +356,15 @@ extension AppConfiguration.Setting {
     }
 
     /// Whole seconds in `range`, stored at `keyPath` as a duration.
+    static func milliseconds(
+        _ name: String, _ defaultValue: Int, in range: ClosedRange<Int>,
+        _ keyPath: any WritableKeyPath<AppConfiguration, Duration> & Sendable, _ help: String
+    ) -> AppConfiguration.Setting {
+        AppConfiguration.Setting(name: name, defaultValue: String(defaultValue), help: help) { config, value throws(ConfigurationError) in
+            config[keyPath: keyPath] = .milliseconds(try AppConfiguration.integer(value, setting: name, in: range))
+        }
+    }
+
     static func seconds(
         _ name: String, _ defaultValue: Int, in range: ClosedRange<Int>,
         _ keyPath: any WritableKeyPath<AppConfiguration, Duration> & Sendable, _ help: String

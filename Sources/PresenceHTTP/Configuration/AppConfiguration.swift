@@ -26,6 +26,8 @@ public struct AppConfiguration: Sendable {
     public var pusher = PusherSettings()
     /// Support rules: presence TTL (admins and history size follow the chat settings).
     public var support = SupportSettings()
+    /// `WEBHOOK_*`: Pusher-format webhooks (off unless `WEBHOOK_URLS` names a receiver).
+    public var webhooks = WebhookSettings()
     /// Origin patterns allowed to call the API (`ALLOWED_ORIGINS`); `*` in a pattern matches anything.
     public var allowedOrigins: [String] = ["http://localhost:*", "http://127.0.0.1:*"]
     /// Session token lifetime, extended on each use (`TOKEN_TTL`, seconds).

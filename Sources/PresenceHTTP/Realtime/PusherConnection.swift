@@ -259,6 +259,7 @@ final class PusherConnection: Sendable {
             logger.warning("Cache channel read failed", metadata: ["channel": "\(channel)", "error": "\(error)"])
         }
         socket.send(JSONValue.object(["event": .string("pusher:cache_miss"), "channel": .string(channel)]).serialized)
+        await hub.record([WebhookEvent(.cacheMiss, channel: channel)])
     }
 
     private func clientEvent(_ event: String, channel: String?, data: JSONValue, socket: PusherSocket) async {

@@ -10,6 +10,9 @@ public struct PusherSettings: Sendable {
     public var activityTimeout: Int = 120
     /// Seconds a pinged client has to answer before it is closed with 4201 (`PONG_TIMEOUT`).
     public var pongTimeout: Int = 30
+    /// Seconds a socket's subscription counts without its worker refreshing it (`OCCUPANCY_TTL`): after a worker dies,
+    /// its channels are vacated (and `channel_vacated` sent) within about this.
+    public var occupancyTTL: Int = 60
     /// Messages waiting for a slow client before it is closed (4100).
     public var maxQueuedMessages: Int = 1000
     /// Channels one connection may be subscribed to at once (`pusher:subscription_error` 429 beyond).

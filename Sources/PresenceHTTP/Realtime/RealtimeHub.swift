@@ -27,8 +27,10 @@ actor RealtimeHub: Service {
     /// Told about revoked tokens (`tokens:revoked`), and emptied when the subscriber reconnects.
     let tokenCache: ExpiringCache<String>
     let logger: Logger
-    /// How long a socket's subscription counts in Redis without a refresh.
-    let occupancyTTL: Duration = .seconds(60)
+    /// Where webhook events go (`nil`: webhooks are off).
+    let webhooks: (any WebhookOutboxStorage)?
+    /// How long a socket's subscription counts in Redis without a refresh (`OCCUPANCY_TTL`).
+    let occupancyTTL: Duration
     /// The most Redis calls the periodic refreshes send in one batch: a worker with many sockets refreshes in many
     /// small round trips, so no batch holds up the requests that share its connection.
     static let refreshBatchSize = 256
@@ -52,8 +54,10 @@ actor RealtimeHub: Service {
 
     init(
         subscriber: any RedisPubSub, occupancy: any OccupancyStorage, presence: ChannelPresence, access: ChannelAccess,
-        settings: PusherSettings, tokenCache: ExpiringCache<String>, logger: Logger
+        settings: PusherSettings, tokenCache: ExpiringCache<String>, webhooks: (any WebhookOutboxStorage)? = nil, logger: Logger
     ) {
+        self.webhooks = webhooks
+        self.occupancyTTL = .seconds(settings.occupancyTTL)
         self.subscriber = subscriber
         self.occupancy = occupancy
         self.presence = presence
@@ -107,7 +111,7 @@ actor RealtimeHub: Service {
                 logger.warning("Subscribe failed; it will be retried on reconnect", metadata: ["channel": "\(channel)", "error": "\(error)"])
             }
         }
-        try? await occupancy.touch([(channel, socket.id)], ttl: occupancyTTL)
+        await record((try? await occupancy.touch([(channel, socket.id)], ttl: occupancyTTL)) ?? [])
     }
 
     func leave(_ socket: PusherSocket, channel: String, user: String?) async {
@@ -118,13 +122,47 @@ actor RealtimeHub: Service {
             subscriptionsGauge.record(channelSockets.count)
             try? await subscriber.requestUnsubscribe([RedisKeys.broadcastChannel(channel)]).get()
         }
-        try? await occupancy.remove(channel: channel, socket: socket.id)
+        if (try? await occupancy.remove(channel: channel, socket: socket.id)) == true {
+            await record([OccupancyChange(channel: channel, occupied: false)])
+        }
         if let user {
             do {
                 try await presence.detach(channel: channel, user: user, socket: socket.id)
             } catch {
                 logger.warning("Presence detach failed; the entry will lapse", metadata: ["channel": "\(channel)", "error": "\(error)"])
             }
+        }
+    }
+
+    // MARK: - Webhooks
+
+    /// Occupancy changes this worker's Redis calls decided: to the webhook outbox, when webhooks are on.
+    private func record(_ changes: [OccupancyChange]) async {
+        await record(changes.map(\.webhookEvent))
+    }
+
+    /// Writes webhook events to the outbox when webhooks are on. A failure is logged and counted
+    /// (`webhook_events_unrecorded_total`): the change already happened.
+    nonisolated func record(_ events: [WebhookEvent]) async {
+        guard let webhooks, !events.isEmpty else { return }
+        do {
+            try await webhooks.append(events)
+        } catch {
+            Counter(label: "webhook_events_unrecorded_total").increment(by: Int64(events.count))
+            logger.error("Webhook events could not be written to the outbox", metadata: [
+                "events": "\(events.map { "\($0.name.rawValue) \($0.channel)" })", "error": "\(error)",
+            ])
+        }
+    }
+
+    /// Channels whose subscribers all lapsed (their worker died): vacated, announced once by whichever worker settles
+    /// them.
+    private func settleLapsedChannels() async {
+        do {
+            let vacated = try await occupancy.settleLapsed(limit: Self.refreshBatchSize)
+            await record(vacated.map { OccupancyChange(channel: $0, occupied: false) })
+        } catch {
+            logger.debug("Settling lapsed channels failed", metadata: ["error": "\(error)"])
         }
     }
 
@@ -357,7 +395,7 @@ actor RealtimeHub: Service {
         let pairs = channelSockets.flatMap { channel, ids in ids.map { (channel: channel, socket: $0) } }
         for start in stride(from: 0, to: pairs.count, by: Self.refreshBatchSize) {
             do {
-                try await occupancy.touch(Array(pairs[start..<min(start + Self.refreshBatchSize, pairs.count)]), ttl: occupancyTTL)
+                await record(try await occupancy.touch(Array(pairs[start..<min(start + Self.refreshBatchSize, pairs.count)]), ttl: occupancyTTL))
             } catch {
                 logger.debug("Occupancy refresh failed", metadata: ["error": "\(error)"])
             }
@@ -386,7 +424,8 @@ actor RealtimeHub: Service {
     private func maintain() async {
         let tick = Duration.milliseconds(max(100, min(1000, settings.pongTimeout * 1000 / 4)))
         let presenceEvery = Duration.milliseconds(max(200, presence.ttl.milliseconds / 3))
-        var lastPresence = ContinuousClock.now, lastOccupancy = ContinuousClock.now
+        var lastPresence = ContinuousClock.now, lastOccupancy = ContinuousClock.now, lastSettle = ContinuousClock.now
+        let settleEvery = Duration.milliseconds(max(250, min(2000, occupancyTTL.milliseconds / 4)))
         while !Task.isCancelled {
             try? await Task.sleep(for: tick)
             checkActivity()
@@ -398,6 +437,10 @@ actor RealtimeHub: Service {
             if now - lastOccupancy >= occupancyTTL / 3 {
                 lastOccupancy = now
                 await refreshOccupancy()
+            }
+            if webhooks != nil, now - lastSettle >= settleEvery {
+                lastSettle = now
+                await settleLapsedChannels()
             }
             releaseMemoryAfterDrop()
         }

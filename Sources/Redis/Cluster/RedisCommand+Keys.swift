@@ -1,7 +1,8 @@
 extension RedisCommand {
     /// The keys this command touches, by Redis's key specifications for the commands this client is used with:
     /// `EVAL`/`EVALSHA`/`FCALL` take `numkeys` keys after the script; `DEL`, `EXISTS`, `UNLINK`, `TOUCH`, `MGET`,
-    /// `WATCH` take every argument; `MSET` every other one; `ZUNIONSTORE`-style commands a destination and `numkeys`;
+    /// `WATCH` take every argument; `MSET` every other one; `XREAD`/`XREADGROUP` the first half after `STREAMS`;
+    /// `XGROUP`/`XINFO` the argument after the subcommand; `ZUNIONSTORE`-style commands a destination and `numkeys`;
     /// commands about the server or classic pub/sub (`PING`, `INFO`, `PUBLISH`, `SCRIPT`, `CLUSTER`, ...) none; any other
     /// command its first argument (`SPUBLISH` its shard channel, which has a slot like a key). A cluster routes a command by the slot of these keys.
     public var keys: [ArraySlice<UInt8>] {
@@ -14,6 +15,14 @@ extension RedisCommand {
             return Array(arguments[3..<(3 + count)])
         case "DEL", "EXISTS", "UNLINK", "TOUCH", "MGET", "WATCH", "SINTER", "SUNION", "SDIFF", "PFCOUNT":
             return Array(arguments.dropFirst())
+        case "XREAD", "XREADGROUP":
+            // `... STREAMS key [key ...] id [id ...]`: the keys are the first half of what follows STREAMS.
+            guard let streams = arguments.firstIndex(where: { String(decoding: $0, as: UTF8.self).uppercased() == "STREAMS" }) else { return [] }
+            let rest = arguments[(streams + 1)...]
+            return Array(rest.prefix(rest.count / 2))
+        case "XGROUP", "XINFO":
+            // A subcommand, then the key (`XGROUP CREATE key group id`, `XINFO STREAM key`); `XINFO HELP` has none.
+            return arguments.count > 2 ? [arguments[2]] : []
         case "MSET", "MSETNX":
             return stride(from: 1, to: arguments.count, by: 2).map { arguments[$0] }
         case "ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE":

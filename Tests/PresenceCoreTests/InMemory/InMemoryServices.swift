@@ -56,7 +56,7 @@ final class RecordingEvents: EventPublisher {
 
     func publish(_ events: [BroadcastEvent]) async { published.withLock { $0 += events } }
     func publish(_ change: AccessChange) async { changes.withLock { $0.append(change) } }
-    func publishDetached(_ events: [BroadcastEvent], orderKey: String) { published.withLock { $0 += events } }
+    func publishDetached(_ events: [BroadcastEvent], orderKey: String) { published.withLock { $0 += events.filter { !$0.webhookOnly } } }
     func terminate(user: String) async throws {}
     func deliver(_ events: [BroadcastEvent]) async throws { published.withLock { $0 += events } }
 

@@ -1,0 +1,134 @@
+import Redis
+
+/// ``WebhookOutboxStorage`` in Redis Streams: per receiver, ``RedisKeys/spreadBuckets`` streams
+/// (`webhooks:{<tag>}:<target>`, a channel's stream picked like its index bucket) with the consumer group `delivery`,
+/// a lease key per stream naming the worker that sends it, and a counter of delivered events beside it. Every key of one
+/// stream shares its hash tag, so each script stays in one slot of a Redis Cluster.
+public struct RedisWebhookOutbox: WebhookOutboxStorage {
+    static let group = "delivery"
+    let redis: RedisClient
+    let settings: WebhookSettings
+
+    public init(redis: RedisClient, settings: WebhookSettings) {
+        self.redis = redis
+        self.settings = settings
+    }
+
+    public var shards: Int { RedisKeys.spreadBuckets }
+
+    /// The `XADD`s for `events`: one per event and receiver that wants it, each capped at ``WebhookSettings/outboxMax``
+    /// (the oldest entries go). For a caller's own pipeline; empty when no receiver wants any of them.
+    public func appendCommands(for events: [WebhookEvent]) -> [RedisCommand] {
+        guard settings.enabled else { return [] }
+        var commands: [RedisCommand] = []
+        for event in events {
+            let targets = settings.targets(for: event.name)
+            guard !targets.isEmpty else { continue }
+            let bucket = RedisKeys.spreadBucket(of: event.channel)
+            let text = event.json.serialized
+            for target in targets {
+                commands.append(RedisCommand(
+                    "XADD", RedisKeys.webhookOutbox(bucket: bucket, target: target.id), "MAXLEN", String(settings.outboxMax), "*", "e", text
+                ))
+            }
+        }
+        return commands
+    }
+
+    public func append(_ events: [WebhookEvent]) async throws {
+        let commands = appendCommands(for: events)
+        guard !commands.isEmpty else { return }
+        let replies = try await redis.pipeline(commands)
+        if let message = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
+    }
+
+    public func prepare(_ target: WebhookTarget) async throws {
+        let replies = try await redis.pipeline((0..<shards).map {
+            RedisCommand("XGROUP", "CREATE", RedisKeys.webhookOutbox(bucket: $0, target: target.id), Self.group, "0", "MKSTREAM")
+        })
+        if let message = replies.lazy.compactMap(\.errorMessage).first(where: { !$0.hasPrefix("BUSYGROUP") }) {
+            throw RedisError.server(message)
+        }
+    }
+
+    public func lease(_ target: WebhookTarget, owner: String, ttl: Duration) async throws -> Set<Int> {
+        let replies = try await redis.run((0..<shards).map {
+            RedisScriptCall(Scripts.webhookLease, keys: [RedisKeys.webhookLease(bucket: $0, target: target.id)], arguments: [owner, String(ttl.milliseconds)])
+        })
+        return Set(replies.indices.filter { replies[$0].int == 1 })
+    }
+
+    public func release(_ target: WebhookTarget, owner: String, shards: Set<Int>) async throws {
+        guard !shards.isEmpty else { return }
+        _ = try await redis.run(shards.map {
+            RedisScriptCall(Scripts.webhookRelease, keys: [RedisKeys.webhookLease(bucket: $0, target: target.id)], arguments: [owner])
+        })
+    }
+
+    public func claimPending(_ target: WebhookTarget, shard: Int, owner: String, count: Int) async throws -> [WebhookEntry] {
+        // `XAUTOCLAIM key group owner 0 0-0`: every pending entry from the start, whoever held it; the caller holds
+        // the shard's lease, so no one else is sending them.
+        let reply = try await redis.send(RedisCommand(
+            "XAUTOCLAIM", RedisKeys.webhookOutbox(bucket: shard, target: target.id), Self.group, owner, "0", "0-0", "COUNT", String(count)
+        ))
+        if let message = reply.errorMessage { throw RedisError.server(message) }
+        guard let parts = reply.array, parts.count >= 2 else { return [] }
+        return Self.entries(parts[1], shard: shard)
+    }
+
+    public func readNew(_ target: WebhookTarget, shards: [Int], owner: String, count: Int) async throws -> [WebhookEntry] {
+        guard !shards.isEmpty else { return [] }
+        let replies = try await redis.pipeline(shards.map {
+            RedisCommand(
+                "XREADGROUP", "GROUP", Self.group, owner, "COUNT", String(count), "STREAMS",
+                RedisKeys.webhookOutbox(bucket: $0, target: target.id), ">"
+            )
+        })
+        var entries: [WebhookEntry] = []
+        for (shard, reply) in zip(shards, replies) {
+            if let message = reply.errorMessage { throw RedisError.server(message) }
+            // [[key, [[id, [field, value]], ...]]] or nil.
+            guard let stream = reply.array?.first?.array, stream.count == 2 else { continue }
+            entries += Self.entries(stream[1], shard: shard)
+        }
+        return entries
+    }
+
+    public func acknowledge(_ target: WebhookTarget, _ entries: [WebhookEntry]) async throws {
+        guard !entries.isEmpty else { return }
+        var byShard: [Int: [String]] = [:]
+        for entry in entries { byShard[entry.shard, default: []].append(entry.id) }
+        let replies = try await redis.run(byShard.map { shard, ids in
+            RedisScriptCall(Scripts.webhookAck, keys: [
+                RedisKeys.webhookOutbox(bucket: shard, target: target.id), RedisKeys.webhookDelivered(bucket: shard, target: target.id),
+            ], arguments: ids)
+        })
+        if let message = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
+    }
+
+    public func backlog(_ target: WebhookTarget) async throws -> (waiting: Int, dropped: Int) {
+        let replies = try await redis.run((0..<shards).map {
+            RedisScriptCall(Scripts.webhookBacklog, keys: [
+                RedisKeys.webhookOutbox(bucket: $0, target: target.id), RedisKeys.webhookDelivered(bucket: $0, target: target.id),
+            ], arguments: [])
+        })
+        if let message = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
+        return replies.reduce((0, 0)) { total, reply in
+            let pair = reply.array ?? []
+            return (total.0 + (pair.first?.int ?? 0), total.1 + (pair.last?.int ?? 0))
+        }
+    }
+
+    /// `[[id, [field, value, ...]], ...]` as entries; an entry dropped meanwhile comes as `[id, nil]` and is skipped.
+    static func entries(_ value: RESPValue, shard: Int) -> [WebhookEntry] {
+        (value.array ?? []).compactMap { item in
+            guard let pair = item.array, pair.count == 2, let id = pair[0].string, let fields = pair[1].array else { return nil }
+            var index = 0
+            while index + 1 < fields.count {
+                if fields[index].string == "e", let event = fields[index + 1].string { return WebhookEntry(shard: shard, id: id, event: event) }
+                index += 2
+            }
+            return nil
+        }
+    }
+}

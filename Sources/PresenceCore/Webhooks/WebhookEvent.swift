@@ -1,0 +1,56 @@
+/// One event of a Pusher webhook, as the receiver gets it in the body's `events` array:
+/// `{"name": "channel_occupied", "channel": "..."}`, plus `user_id` for member events and `event`, `data`, `socket_id`
+/// (and `user_id` on presence channels) for client events.
+public struct WebhookEvent: Sendable, Equatable {
+    /// The webhook events Pusher defines, by their wire names.
+    public enum Name: String, Sendable, CaseIterable {
+        case channelOccupied = "channel_occupied"
+        case channelVacated = "channel_vacated"
+        case memberAdded = "member_added"
+        case memberRemoved = "member_removed"
+        case clientEvent = "client_event"
+        case cacheMiss = "cache_miss"
+    }
+
+    public var name: Name
+    public var channel: String
+    /// The fields beside `name` and `channel`.
+    public var fields: [String: JSONValue]
+
+    public init(_ name: Name, channel: String, fields: [String: JSONValue] = [:]) {
+        self.name = name
+        self.channel = channel
+        self.fields = fields
+    }
+
+    /// The event as the receiver reads it.
+    public var json: JSONValue {
+        var object = fields
+        object["name"] = .string(name.rawValue)
+        object["channel"] = .string(channel)
+        return .object(object)
+    }
+
+    /// The webhook event a client event or a presence channel's member event stands for; `nil` for any other event,
+    /// and for the service's internal channels (`#signed-in`), which no Pusher client subscribes to by name.
+    public init?(broadcast: BroadcastEvent) {
+        guard !broadcast.channel.hasPrefix("#") else { return nil }
+        if broadcast.event.hasPrefix("client-") {
+            var fields: [String: JSONValue] = [
+                "event": .string(broadcast.event), "data": .string(broadcast.data.string ?? broadcast.data.serialized),
+            ]
+            if let socket = broadcast.socketID { fields["socket_id"] = .string(socket) }
+            if let user = broadcast.userID { fields["user_id"] = .string(user) }
+            self.init(.clientEvent, channel: broadcast.channel, fields: fields)
+            return
+        }
+        let name: Name
+        switch broadcast.event {
+        case ServiceEvent.memberAdded.rawValue: name = .memberAdded
+        case ServiceEvent.memberRemoved.rawValue: name = .memberRemoved
+        default: return nil
+        }
+        guard broadcast.channel.hasPrefix("presence-"), let user = broadcast.data["user_id"]?.string else { return nil }
+        self.init(name, channel: broadcast.channel, fields: ["user_id": .string(user)])
+    }
+}

@@ -1,0 +1,187 @@
+import Foundation
+import Logging
+@testable import PresenceCore
+import Redis
+import Synchronization
+import Testing
+import TestSupport
+
+/// The webhook outbox and the occupancy transitions behind it, against a real `redis-server`: each transition announced
+/// once, the outbox per receiver and in order, leases, claims of a dead owner's events, the bound, and the dispatcher's
+/// retries (with a sender of our own that fails on demand).
+@Suite("Webhook outbox")
+struct WebhookOutboxTests {
+    func client() throws -> RedisClient { RedisClient(configuration: try RedisConfiguration(url: SharedRedis.url())) }
+
+    func settings(_ targets: [WebhookTarget], max: Int = 1000) -> WebhookSettings {
+        var settings = WebhookSettings()
+        settings.targets = targets
+        settings.outboxMax = max
+        settings.lease = .seconds(2)
+        settings.pollInterval = .milliseconds(20)
+        settings.maxBackoff = .milliseconds(100)
+        return settings
+    }
+
+    func target(_ events: Set<WebhookEvent.Name>? = nil) -> WebhookTarget {
+        WebhookTarget(url: "http://127.0.0.1:9/\(uniquePrefix("hook"))", events: events)
+    }
+
+    @Test func occupancyTransitionsAreAnnouncedOnceEach() async throws {
+        let redis = try client()
+        let store = RedisOccupancyStore(redis: redis)
+        let channel = uniquePrefix("occ")
+        let ttl = Duration.seconds(30)
+        #expect(try await store.touch([(channel, "s1")], ttl: ttl) == [OccupancyChange(channel: channel, occupied: true)])
+        #expect(try await store.touch([(channel, "s2"), (channel, "s1")], ttl: ttl).isEmpty, "a refresh and a second subscriber change nothing")
+        #expect(try await store.remove(channel: channel, socket: "s1") == false)
+        #expect(try await store.remove(channel: channel, socket: "s1") == false, "removing twice changes nothing")
+        #expect(try await store.remove(channel: channel, socket: "s2") == true)
+        #expect(try await store.remove(channel: channel, socket: "s2") == false)
+        // Subscriptions that lapse: the settle announces the vacancy once, however many workers settle.
+        // (The live-channel index key itself lasts twice the TTL: settled well within that, as the hub does.)
+        #expect(try await store.touch([(channel, "s3")], ttl: .milliseconds(400)).count == 1)
+        try await Task.sleep(for: .milliseconds(500))
+        // Two workers settling side by side, until nothing lapsed is left (the shared Redis holds other tests' channels).
+        var settled: [String] = []
+        for _ in 0..<100 {
+            async let first = store.settleLapsed(limit: 1000)
+            async let second = store.settleLapsed(limit: 1000)
+            let round = try await first + second
+            settled += round
+            if round.isEmpty { break }
+        }
+        #expect(settled.filter { $0 == channel } == [channel])
+        #expect(try await store.settleLapsed(limit: 1000).contains(channel) == false)
+        // A lapsed subscriber found by the next touch: vacated, then occupied again.
+        _ = try await store.touch([(channel, "s4")], ttl: .milliseconds(100))
+        try await Task.sleep(for: .milliseconds(250))
+        #expect(try await store.touch([(channel, "s5")], ttl: ttl) == [
+            OccupancyChange(channel: channel, occupied: false), OccupancyChange(channel: channel, occupied: true),
+        ])
+        _ = try await store.remove(channel: channel, socket: "s5")
+        await redis.close()
+    }
+
+    @Test func eventsWaitPerReceiverInOrderUntilAcknowledgedAndADeadOwnersAreClaimed() async throws {
+        let redis = try client()
+        let all = target(), occupiedOnly = target([.channelOccupied])
+        let outbox = RedisWebhookOutbox(redis: redis, settings: settings([all, occupiedOnly]))
+        try await outbox.prepare(all)
+        try await outbox.prepare(occupiedOnly)
+        let channel = uniquePrefix("ch")
+        let shard = RedisKeys.spreadBucket(of: channel)
+        let events = (0..<5).map { WebhookEvent(.clientEvent, channel: channel, fields: ["data": .string("\($0)")]) }
+        try await outbox.append([WebhookEvent(.channelOccupied, channel: channel)] + events)
+        #expect(try await outbox.backlog(all).waiting == 6)
+        #expect(try await outbox.backlog(occupiedOnly).waiting == 1, "the filter applies when events are written")
+
+        // One owner at a time per shard.
+        let a = try await outbox.lease(all, owner: "a", ttl: .seconds(30))
+        #expect(a.count == outbox.shards)
+        #expect(try await outbox.lease(all, owner: "b", ttl: .seconds(30)).isEmpty)
+        let read = try await outbox.readNew(all, shards: [shard], owner: "a", count: 4)
+        #expect(read.map(\.event) == ([WebhookEvent(.channelOccupied, channel: channel)] + events.prefix(3)).map(\.json.serialized))
+        // "a" dies holding them: once its lease is gone, "b" takes the shard and claims them first, in order.
+        try await outbox.release(all, owner: "a", shards: a)
+        #expect(try await outbox.lease(all, owner: "b", ttl: .seconds(30)).contains(shard))
+        let claimed = try await outbox.claimPending(all, shard: shard, owner: "b", count: 10)
+        #expect(claimed.map(\.id) == read.map(\.id))
+        try await outbox.acknowledge(all, claimed)
+        let rest = try await outbox.readNew(all, shards: [shard], owner: "b", count: 10)
+        #expect(rest.map(\.event) == events.suffix(2).map(\.json.serialized))
+        try await outbox.acknowledge(all, rest)
+        #expect(try await outbox.claimPending(all, shard: shard, owner: "b", count: 10).isEmpty)
+        let backlog = try await outbox.backlog(all)
+        #expect(backlog.waiting == 0 && backlog.dropped == 0)
+        await redis.close()
+    }
+
+    @Test func aFullOutboxDropsTheOldestAndCountsThem() async throws {
+        let redis = try client()
+        let hook = target()
+        let outbox = RedisWebhookOutbox(redis: redis, settings: settings([hook], max: 10))
+        try await outbox.prepare(hook)
+        let channel = uniquePrefix("full")
+        let shard = RedisKeys.spreadBucket(of: channel)
+        try await outbox.append((0..<25).map { WebhookEvent(.clientEvent, channel: channel, fields: ["data": .string("\($0)")]) })
+        let backlog = try await outbox.backlog(hook)
+        #expect(backlog.waiting == 10 && backlog.dropped == 15)
+        _ = try await outbox.lease(hook, owner: "a", ttl: .seconds(30))
+        let kept = try await outbox.readNew(hook, shards: [shard], owner: "a", count: 100)
+        #expect(kept.compactMap { JSONValue.parse(Array($0.event.utf8))?["data"]?.string } == (15..<25).map(String.init))
+        try await outbox.acknowledge(hook, kept)
+        #expect(try await outbox.backlog(hook) == (0, 15))
+        await redis.close()
+    }
+
+    @Test func theDispatcherRetriesUntilTheReceiverTakesABatchAndKeepsTheOrder() async throws {
+        let redis = try client()
+        let hook = target()
+        let settings = settings([hook])
+        let outbox = RedisWebhookOutbox(redis: redis, settings: settings)
+        let sender = FlakySender(failures: 3)
+        let dispatcher = WebhookDispatcher(storage: outbox, sender: sender, settings: settings, owner: "w1", logger: .init(label: "test"))
+        let channel = uniquePrefix("disp")
+        try await outbox.prepare(hook)
+        try await outbox.append((0..<30).map { WebhookEvent(.clientEvent, channel: channel, fields: ["data": .string("\($0)")]) })
+        let task = Task { await WebhookCourier(target: hook, dispatcher: dispatcher).run() }
+        var received: [String] = []
+        for _ in 0..<200 {
+            received = sender.events.compactMap { $0["data"]?.string }
+            if received.count >= 30 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        task.cancel()
+        await task.value
+        #expect(sender.attempts >= 4, "three failures, then success")
+        #expect(received == (0..<30).map(String.init), "everything once, in order, after the failures")
+        #expect(try await outbox.backlog(hook).waiting == 0)
+        // Cancelled: its leases were handed back.
+        #expect(try await outbox.lease(hook, owner: "w2", ttl: .seconds(1)).count == outbox.shards)
+        await redis.close()
+    }
+
+    @Test func receiversAreReadFromWebhookURLs() throws {
+        let targets = try WebhookTarget.parse("http://a.example/hook, https://b.example/x?t=1|member_added+member_removed")
+        #expect(targets.map(\.url) == ["http://a.example/hook", "https://b.example/x?t=1"])
+        #expect(targets[0].events == nil && targets[1].events == [.memberAdded, .memberRemoved])
+        #expect(targets[1].accepts(.memberAdded) && !targets[1].accepts(.clientEvent))
+        #expect(targets[0].id.count == 12 && targets[0].id != targets[1].id)
+        #expect(try WebhookTarget.parse("").isEmpty)
+        #expect(throws: WebhookConfigurationError.self) { try WebhookTarget.parse("ftp://x.example/") }
+        #expect(throws: WebhookConfigurationError.self) { try WebhookTarget.parse("http://x.example/|channel_occupied+nope") }
+        #expect(throws: WebhookConfigurationError.self) { try WebhookTarget.parse("http://x.example/,http://x.example/") }
+    }
+
+    @Test func memberAndClientEventsStandForWebhookEvents() {
+        let added = WebhookEvent(broadcast: ChatService.memberEvent(channel: "presence-room-x", user: "ann", action: .joined))
+        #expect(added == WebhookEvent(.memberAdded, channel: "presence-room-x", fields: ["user_id": "ann"]))
+        let client = WebhookEvent(broadcast: BroadcastEvent(event: "client-typing", channel: "private-a", data: ["k": 1], socketID: "1.2"))
+        #expect(client?.json == ["name": "client_event", "channel": "private-a", "event": "client-typing", "data": "{\"k\":1}", "socket_id": "1.2"])
+        #expect(WebhookEvent(broadcast: ChatService.memberEvent(channel: "#signed-in", user: "ann", action: .joined)) == nil)
+        #expect(WebhookEvent(broadcast: BroadcastEvent(event: "message", channel: "room-a", data: [:])) == nil)
+    }
+}
+
+/// A receiver that fails its first `failures` attempts, then records what it gets.
+final class FlakySender: WebhookSender {
+    private let state: Mutex<(failuresLeft: Int, attempts: Int, events: [JSONValue])>
+
+    init(failures: Int) { state = Mutex((failures, 0, [])) }
+
+    var attempts: Int { state.withLock { $0.attempts } }
+    var events: [JSONValue] { state.withLock { $0.events } }
+
+    func send(_ body: String, to target: WebhookTarget) async throws {
+        try state.withLock { state in
+            state.attempts += 1
+            if state.failuresLeft > 0 {
+                state.failuresLeft -= 1
+                throw WebhookDeliveryError.status(503)
+            }
+            guard case .array(let events)? = JSONValue.parse(Array(body.utf8))?["events"] else { throw WebhookDeliveryError.status(400) }
+            state.events += events
+        }
+    }
+}
