@@ -183,6 +183,11 @@ final class WebhookCourier {
         var entries = entries
         var delay = WebhookCourier.firstBackoff
         while true {
+            // A send may take up to WEBHOOK_TIMEOUT_MS: start it with a fresh lease, so no one else takes the shard
+            // meanwhile.
+            if ContinuousClock.now - (leaseCheckedAt ?? .now) >= settings.lease / 4 { try await renewLeases() }
+            entries.removeAll { !held.contains($0.shard) }
+            if entries.isEmpty { return }
             do {
                 try await dispatcher.sender.send(WebhookDispatcher.body(entries), to: target)
                 break
@@ -193,8 +198,6 @@ final class WebhookCourier {
                 noteFailure(error)
                 try await sleepRenewing(delay)
                 delay = min(delay * 2, settings.maxBackoff)
-                entries.removeAll { !held.contains($0.shard) }
-                if entries.isEmpty { return }
             }
         }
         try await storage.acknowledge(target, entries)
@@ -218,7 +221,6 @@ final class WebhookCourier {
             left -= nap
             if ContinuousClock.now - (leaseCheckedAt ?? .now) >= step { try await renewLeases() }
         }
-        try await renewLeases()
     }
 
     private func noteFailure(_ error: any Error) {
