@@ -76,8 +76,12 @@ public enum RedisKeys {
     /// Sorted set: client channels with at least one subscribed socket somewhere → expiry (ms), spread over
     /// ``spreadBuckets`` keys by channel name.
     public static func pusherChannels(bucket: Int) -> String { "pusher:channels:{\(spreadTags[bucket])}" }
-    /// Sorted set: socket ids subscribed to a client channel → expiry (ms), refreshed by their worker.
-    public static func pusherChannelSockets(_ channel: String) -> String { "pusher:channel:{\(channel)}:sockets" }
+    /// Sorted set: socket ids subscribed to a client channel → expiry (ms), refreshed by their worker. In the slot of the
+    /// channel's spread bucket, like its webhook outbox streams (``webhookOutbox(bucket:target:)``), so the script that
+    /// decides the channel occupied or vacated writes the webhook event in the same step.
+    public static func pusherChannelSockets(_ channel: String) -> String {
+        "pusher:channel:{\(spreadTags[spreadBucket(of: channel)])}:\(channel):sockets"
+    }
     /// The pub/sub channel announcing revoked tokens (payload: the token's SHA-256), so that every worker drops
     /// it from its token cache (``TokenStore/cache``) at once.
     public static let tokensRevoked = "tokens:revoked"

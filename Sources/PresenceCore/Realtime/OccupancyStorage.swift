@@ -1,6 +1,7 @@
 /// Which channels have subscribers anywhere, and how many: each worker records its sockets' subscriptions with a TTL
 /// and refreshes them, so a dead worker's lapse. Answers the Pusher HTTP API's channel queries the same on every
-/// worker, and decides, once for the whole cluster, when a channel becomes occupied or vacated.
+/// worker, and decides, once for the whole cluster, when a channel becomes occupied or vacated (and, in Redis, writes
+/// the webhook event for it in the same step).
 public protocol OccupancyStorage: Sendable {
     /// Records (or refreshes) each socket's subscription for `ttl`; returns the channels this made occupied (and
     /// vacated first, when their only subscribers had lapsed), each transition returned to exactly one caller.

@@ -3,12 +3,32 @@ import Redis
 /// ``OccupancyStorage`` in Redis: `pusher:channel:{<channel>}:sockets` and the live-channel index `pusher:channels:{…}`
 /// (spread over ``RedisKeys/spreadBuckets`` keys by channel name), sorted sets scored by expiry (`occupancy_touch.lua`,
 /// `occupancy_remove.lua`, `expiring_touch.lua`, `expiring_members.lua`); a channel's transitions are decided in its own slot.
+///
+/// With webhooks on, `channel_occupied` / `channel_vacated` go to the receivers' outbox streams (in the same slot) in the
+/// very script that decides them: never one without the other.
 public struct RedisOccupancyStore: OccupancyStorage {
     let redis: RedisClient
+    let webhooks: WebhookSettings
+    /// The receivers that want occupancy events, with which ones (`o`: occupied, `v`: vacated).
+    let receivers: [(target: WebhookTarget, flags: String)]
 
-    public init(redis: RedisClient) {
+    public init(redis: RedisClient, webhooks: WebhookSettings = WebhookSettings()) {
         self.redis = redis
+        self.webhooks = webhooks
+        self.receivers = webhooks.targets.compactMap { target in
+            let flags = (target.accepts(.channelOccupied) ? "o" : "") + (target.accepts(.channelVacated) ? "v" : "")
+            return flags.isEmpty ? nil : (target, flags)
+        }
     }
+
+    /// A channel's socket set, then its receivers' outbox streams.
+    func keys(_ channel: String) -> [String] {
+        let bucket = RedisKeys.spreadBucket(of: channel)
+        return [RedisKeys.pusherChannelSockets(channel)] + receivers.map { RedisKeys.webhookOutbox(bucket: bucket, target: $0.target.id) }
+    }
+
+    /// The outbox bound, then each receiver's flags.
+    var webhookArguments: [String] { [String(webhooks.outboxMax)] + receivers.map(\.flags) }
 
     public func touch(_ subscriptions: [(channel: String, socket: String)], ttl: Duration) async throws -> [OccupancyChange] {
         guard !subscriptions.isEmpty else { return [] }
@@ -16,7 +36,9 @@ public struct RedisOccupancyStore: OccupancyStorage {
         var calls: [RedisScriptCall] = []
         var channels = Set<String>()
         for entry in subscriptions {
-            calls.append(RedisScriptCall(Scripts.occupancyTouch, keys: [RedisKeys.pusherChannelSockets(entry.channel)], arguments: [entry.socket, ms]))
+            calls.append(RedisScriptCall(
+                Scripts.occupancyTouch, keys: keys(entry.channel), arguments: [entry.socket, ms, entry.channel] + webhookArguments
+            ))
             channels.insert(entry.channel)
         }
         for channel in channels {
@@ -38,7 +60,8 @@ public struct RedisOccupancyStore: OccupancyStorage {
     }
 
     public func remove(channel: String, socket: String) async throws -> Bool {
-        try await redis.run(Scripts.occupancyRemove, keys: [RedisKeys.pusherChannelSockets(channel)], arguments: [socket]).int == 1
+        // Read and removed in one script; `ZREM` alone could not say whether the channel is now empty.
+        try await redis.run(Scripts.occupancyRemove, keys: keys(channel), arguments: [socket, channel] + webhookArguments).int == 1
     }
 
     /// Reads the lapsed entries of every bucket of the live-channel index, settles each channel (`occupancy_settle.lua`:
@@ -60,7 +83,7 @@ public struct RedisOccupancyStore: OccupancyStorage {
         }
         guard !entries.isEmpty else { return [] }
         let settled = try await redis.run(entries.map {
-            RedisScriptCall(Scripts.occupancySettle, keys: [RedisKeys.pusherChannelSockets($0.channel)], arguments: [])
+            RedisScriptCall(Scripts.occupancySettle, keys: keys($0.channel), arguments: [$0.channel] + webhookArguments)
         })
         if let message = settled.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
         var forget: [Int: [String]] = [:]

@@ -1,6 +1,16 @@
--- Forgets one socket's subscription to a client channel, and says whether the channel became vacated.
--- KEYS[1] pusher:channel:{<channel>}:sockets   ARGV[1] socket
--- Returns 1 when no live subscriber is left and this call emptied the set (channel_vacated), else 0.
+-- Forgets one socket's subscription to a client channel, and announces the channel vacated when no live subscriber is
+-- left, writing the webhook event to each receiver's outbox in the same step.
+-- KEYS[1] pusher:channel:{<bucket tag>}:<channel>:sockets   KEYS[2..] outbox streams (see occupancy_touch.lua)
+-- ARGV[1] socket   ARGV[2] channel   ARGV[3] outbox bound (MAXLEN)   ARGV[4..] per outbox: 'o' and/or 'v'
+-- Returns 1 when this call emptied the set (vacated), else 0.
+local function announce(name, flag)
+  local event = cjson.encode({name = name, channel = ARGV[2]})
+  for i = 2, #KEYS do
+    if string.find(ARGV[2 + i], flag, 1, true) then
+      redis.call('XADD', KEYS[i], 'MAXLEN', ARGV[3], '*', 'e', event)
+    end
+  end
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local total = redis.call('ZCARD', KEYS[1])
@@ -11,6 +21,7 @@ local live = total - lapsed
 if score and tonumber(score) > now then live = live - 1 end
 if live == 0 then
   redis.call('DEL', KEYS[1])
+  announce('channel_vacated', 'v')
   return 1
 end
 if score then redis.call('ZREM', KEYS[1], ARGV[1]) end

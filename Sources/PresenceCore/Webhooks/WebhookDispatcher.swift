@@ -92,6 +92,8 @@ final class WebhookCourier {
     private var failingSince: ContinuousClock.Instant?
     private var lastWarning: ContinuousClock.Instant?
     private var failedAttempts = 0
+    /// The wait before the next attempt after a failed one.
+    private var retryDelay = WebhookCourier.firstBackoff
 
     init(target: WebhookTarget, dispatcher: WebhookDispatcher) {
         self.target = target
@@ -158,7 +160,14 @@ final class WebhookCourier {
         var start = 0
         while start < batch.count {
             let end = min(start + settings.batchSize, batch.count)
-            try await deliver(Array(batch[start..<end]))
+            guard try await deliver(Array(batch[start..<end])) else {
+                // Not taken. Everything read in this round stays pending for this worker, and the next round claims it
+                // again from the outbox, oldest first: what a full outbox dropped meanwhile is not sent.
+                unclaimed.formUnion(Set(batch.map(\.shard)).intersection(held))
+                try await sleepRenewing(retryDelay)
+                retryDelay = min(retryDelay * 2, settings.maxBackoff)
+                return true
+            }
             start = end
         }
         return true
@@ -176,32 +185,26 @@ final class WebhookCourier {
         leaseCheckedAt = .now
     }
 
-    /// Sends `entries` until the receiver takes them, then acknowledges them in the outbox. Between attempts it waits
-    /// (250 ms, doubling up to `WEBHOOK_MAX_BACKOFF_MS`), renewing its leases; events of a shard whose lease it lost
-    /// are left to the new holder.
-    private func deliver(_ entries: [WebhookEntry]) async throws {
-        var entries = entries
-        var delay = WebhookCourier.firstBackoff
-        while true {
-            // A send may take up to WEBHOOK_TIMEOUT_MS: start it with a fresh lease, so no one else takes the shard
-            // meanwhile.
-            if ContinuousClock.now - (leaseCheckedAt ?? .now) >= settings.lease / 4 { try await renewLeases() }
-            entries.removeAll { !held.contains($0.shard) }
-            if entries.isEmpty { return }
-            do {
-                try await dispatcher.sender.send(WebhookDispatcher.body(entries), to: target)
-                break
-            } catch is CancellationError {
-                throw CancellationError()
-            } catch {
-                failures.increment()
-                noteFailure(error)
-                try await sleepRenewing(delay)
-                delay = min(delay * 2, settings.maxBackoff)
-            }
+    /// Sends `entries` once and, when the receiver took them, acknowledges them in the outbox. Returns `false` when it
+    /// did not (the caller waits, 250 ms doubling up to `WEBHOOK_MAX_BACKOFF_MS`, and claims them again). Events of a
+    /// shard whose lease this worker lost are left to the new holder.
+    private func deliver(_ entries: [WebhookEntry]) async throws -> Bool {
+        // A send may take up to WEBHOOK_TIMEOUT_MS: start it with a fresh lease, so no one else takes the shard meanwhile.
+        if ContinuousClock.now - (leaseCheckedAt ?? .now) >= settings.lease / 4 { try await renewLeases() }
+        let entries = entries.filter { held.contains($0.shard) }
+        guard !entries.isEmpty else { return true }
+        do {
+            try await dispatcher.sender.send(WebhookDispatcher.body(entries), to: target)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            failures.increment()
+            noteFailure(error)
+            return false
         }
         try await storage.acknowledge(target, entries)
         delivered.increment(by: Int64(entries.count))
+        retryDelay = Self.firstBackoff
         if let since = failingSince {
             logger.info("Webhook receiver answering again", metadata: [
                 "target": "\(target.id)", "failed_attempts": "\(failedAttempts)",
@@ -210,6 +213,7 @@ final class WebhookCourier {
             failingSince = nil
             failedAttempts = 0
         }
+        return true
     }
 
     private func sleepRenewing(_ delay: Duration) async throws {

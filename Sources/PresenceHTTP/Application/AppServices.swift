@@ -54,7 +54,7 @@ public struct AppServices: Sendable {
         self.webhooks = webhooks
         let events = RedisEventPublisher(redis: redis, logger: logger, webhooks: webhooks)
         self.events = events
-        let occupancy = RedisOccupancyStore(redis: redis)
+        let occupancy = RedisOccupancyStore(redis: redis, webhooks: configuration.webhooks)
         self.operations = RedisOperationsStore(redis: redis)
         self.occupancy = occupancy
         let limits = RedisRateLimitStorage(redis: redis)

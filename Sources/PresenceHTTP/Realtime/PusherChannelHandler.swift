@@ -7,7 +7,8 @@ import NIOWebSocket
 /// Inbound, after NIO's frame decoder (frames of at most 64 KiB, else close 1009), ``WebSocketMaskCheck`` (unmasked
 /// frames close with 1002) and ``NIOWebSocketFrameAggregator`` (fragments joined, at most 64 KiB in all): text must be
 /// valid UTF-8 (else close 1007) and goes to the socket's
-/// ``PusherInbox``, whose task handles it; pings are answered; a close is answered and the connection closed.
+/// ``PusherInbox``, whose task handles it; pings are answered; a close is answered and the connection closed; a client
+/// that shuts its side without a close frame is closed at once.
 /// Outbound: text frames are written while the channel is writable and queued otherwise; past
 /// `PusherSettings.maxQueuedMessages` queued the client is too slow and is closed with 4100. A close sends its frame
 /// ahead of anything still queued and drops the connection if the client has not closed it within the grace.
@@ -153,6 +154,16 @@ final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
         default:
             break
         }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            // The client closed its side (FIN) without a close frame: it sends nothing more, not even a pong, so the
+            // connection ends now rather than at the ping timeout (the server allows half-closure for HTTP).
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -111,7 +111,8 @@ actor RealtimeHub: Service {
                 logger.warning("Subscribe failed; it will be retried on reconnect", metadata: ["channel": "\(channel)", "error": "\(error)"])
             }
         }
-        await record((try? await occupancy.touch([(channel, socket.id)], ttl: occupancyTTL)) ?? [])
+        // A first subscriber's channel_occupied webhook is written by the same script.
+        _ = try? await occupancy.touch([(channel, socket.id)], ttl: occupancyTTL)
     }
 
     func leave(_ socket: PusherSocket, channel: String, user: String?) async {
@@ -122,9 +123,7 @@ actor RealtimeHub: Service {
             subscriptionsGauge.record(channelSockets.count)
             try? await subscriber.requestUnsubscribe([RedisKeys.broadcastChannel(channel)]).get()
         }
-        if (try? await occupancy.remove(channel: channel, socket: socket.id)) == true {
-            await record([OccupancyChange(channel: channel, occupied: false)])
-        }
+        _ = try? await occupancy.remove(channel: channel, socket: socket.id)
         if let user {
             do {
                 try await presence.detach(channel: channel, user: user, socket: socket.id)
@@ -135,11 +134,6 @@ actor RealtimeHub: Service {
     }
 
     // MARK: - Webhooks
-
-    /// Occupancy changes this worker's Redis calls decided: to the webhook outbox, when webhooks are on.
-    private func record(_ changes: [OccupancyChange]) async {
-        await record(changes.map(\.webhookEvent))
-    }
 
     /// Writes webhook events to the outbox when webhooks are on. A failure is logged and counted
     /// (`webhook_events_unrecorded_total`): the change already happened.
@@ -159,8 +153,8 @@ actor RealtimeHub: Service {
     /// them.
     private func settleLapsedChannels() async {
         do {
-            let vacated = try await occupancy.settleLapsed(limit: Self.refreshBatchSize)
-            await record(vacated.map { OccupancyChange(channel: $0, occupied: false) })
+            // Each vacated channel's webhook is written by the script that settled it.
+            _ = try await occupancy.settleLapsed(limit: Self.refreshBatchSize)
         } catch {
             logger.debug("Settling lapsed channels failed", metadata: ["error": "\(error)"])
         }
@@ -395,7 +389,7 @@ actor RealtimeHub: Service {
         let pairs = channelSockets.flatMap { channel, ids in ids.map { (channel: channel, socket: $0) } }
         for start in stride(from: 0, to: pairs.count, by: Self.refreshBatchSize) {
             do {
-                await record(try await occupancy.touch(Array(pairs[start..<min(start + Self.refreshBatchSize, pairs.count)]), ttl: occupancyTTL))
+                try await occupancy.touch(Array(pairs[start..<min(start + Self.refreshBatchSize, pairs.count)]), ttl: occupancyTTL)
             } catch {
                 logger.debug("Occupancy refresh failed", metadata: ["error": "\(error)"])
             }
