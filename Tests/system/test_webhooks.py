@@ -974,3 +974,60 @@ def test_a_full_outbox_drops_the_oldest_and_counts_them(make_cluster, receivers,
         metric_values(c.workers, "webhook_outbox_length", rx.target)
     assert max(v or 0 for v in metric_values(c.workers, "webhook_outbox_dropped", rx.target)) == dropped
     rx.assert_clean()
+
+
+def test_a_redis_restarted_empty_and_a_stopping_worker(make_cluster, receivers, connect):
+    """Redis restarted without its data (streams, consumer groups and leases gone): the workers make the outbox again
+    and later events are delivered. Then the worker holding the leases is stopped with SIGTERM: it hands them back,
+    so the other worker sends the next events at once, long before WEBHOOK_LEASE_MS (60 s here) would have passed.
+    (One Redis only: the cluster's nodes are not restarted empty here.)"""
+    rx = receivers()
+    c = make_cluster(2, **PUSHER_ENV, WEBHOOK_URLS=rx.url, WEBHOOK_LEASE_MS=60000)
+    from conftest import RedisProcess
+    if not isinstance(c.redis_proc, RedisProcess):
+        pytest.skip("restarts one standalone Redis")
+    first = f"before-{tag()}"
+    s = connect(c.a)
+    s.subscribe(first)
+    s.subscribed(first)
+    rx.wait_for(occ(first))
+    s.close()
+    rx.wait_for(vac(first))
+
+    c.redis_proc.kill()
+    c.redis_proc.start()
+    second = f"after-{tag()}"
+
+    def delivered_after_restart():
+        # The workers reconnect on their own; subscribe until a socket gets through.
+        try:
+            t = connect(c.b)
+            t.subscribe(second)
+            t.subscribed(second)
+            t.close()
+            return True
+        except Exception:
+            return False
+    assert wait_until(delivered_after_restart, 30, 0.5)
+    rx.wait_for(occ(second), vac(second), timeout=30)
+
+    r = c.redis()
+    holders = {r.get(k) for k in r.keys("webhooks:*:lease")}
+    assert len(holders) >= 1, holders
+    # Both workers announce themselves again within 5 s of the restart.
+    assert wait_until(lambda: len(worker_ids(r, c.workers)) == 2, 15, 0.2), r.hgetall("workers:{ops}:info")
+    by_id = worker_ids(r, c.workers)
+    holder = next(w for worker_id, w in by_id.items() if worker_id in holders)
+    other = c.b if holder is c.a else c.a
+    other_id = next(worker_id for worker_id, w in by_id.items() if w is other)
+    t0 = time.monotonic()
+    assert holder.proc.stop(signal.SIGTERM) == 0
+    third = f"handover-{tag()}"
+    u = connect(other)
+    u.subscribe(third)
+    u.subscribed(third)
+    rx.wait_for(occ(third), timeout=20)
+    # Handed back and taken within the 2 s lease check (plus the stop itself), not after the 60 s lease lapsed.
+    assert time.monotonic() - t0 < 15, "the leases were handed back, not left to lapse"
+    assert {r.get(k) for k in r.keys("webhooks:*:lease")} == {other_id}
+    rx.assert_clean()
