@@ -65,15 +65,16 @@ public struct RedisWebhookOutbox: WebhookOutboxStorage {
         })
     }
 
-    public func claimPending(_ target: WebhookTarget, shard: Int, owner: String, count: Int) async throws -> [WebhookEntry] {
+    public func claimPending(_ target: WebhookTarget, shard: Int, owner: String, count: Int) async throws -> (entries: [WebhookEntry], complete: Bool) {
         // `XAUTOCLAIM key group owner 0 0-0`: every pending entry from the start, whoever held it; the caller holds
         // the shard's lease, so no one else is sending them.
         let reply = try await redis.send(RedisCommand(
             "XAUTOCLAIM", RedisKeys.webhookOutbox(bucket: shard, target: target.id), Self.group, owner, "0", "0-0", "COUNT", String(count)
         ))
         if let message = reply.errorMessage { throw RedisError.server(message) }
-        guard let parts = reply.array, parts.count >= 2 else { return [] }
-        return Self.entries(parts[1], shard: shard)
+        // [next cursor ("0-0": the whole pending list was scanned), entries, ids dropped from the stream meanwhile].
+        guard let parts = reply.array, parts.count >= 2 else { return ([], true) }
+        return (Self.entries(parts[1], shard: shard), parts[0].string == "0-0")
     }
 
     public func readNew(_ target: WebhookTarget, shards: [Int], owner: String, count: Int) async throws -> [WebhookEntry] {

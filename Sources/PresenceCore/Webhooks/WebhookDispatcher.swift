@@ -150,8 +150,8 @@ final class WebhookCourier {
         for shard in unclaimed.sorted() where batch.count < settings.batchSize {
             let asked = settings.batchSize - batch.count
             let claimed = try await storage.claimPending(target, shard: shard, owner: dispatcher.owner, count: asked)
-            batch += claimed
-            if claimed.count < asked { unclaimed.remove(shard) }
+            batch += claimed.entries
+            if claimed.complete { unclaimed.remove(shard) }
         }
         if batch.count < settings.batchSize {
             batch += try await storage.readNew(

@@ -28,8 +28,9 @@ public protocol WebhookOutboxStorage: Sendable {
     /// Gives up `owner`'s leases on `shards`.
     func release(_ target: WebhookTarget, owner: String, shards: Set<Int>) async throws
     /// Up to `count` events of `shard` that were handed out and never acknowledged (by a worker that died, or by
-    /// `owner` before a failure), oldest first, now handed to `owner`.
-    func claimPending(_ target: WebhookTarget, shard: Int, owner: String, count: Int) async throws -> [WebhookEntry]
+    /// `owner` before a failure), oldest first, now handed to `owner`; `complete` when no older pending event is left
+    /// beyond them (events a full outbox dropped meanwhile are skipped and forgotten).
+    func claimPending(_ target: WebhookTarget, shard: Int, owner: String, count: Int) async throws -> (entries: [WebhookEntry], complete: Bool)
     /// Up to `count` events per shard never handed out yet, oldest first per shard, now handed to `owner`.
     func readNew(_ target: WebhookTarget, shards: [Int], owner: String, count: Int) async throws -> [WebhookEntry]
     /// Forgets events the receiver acknowledged.
