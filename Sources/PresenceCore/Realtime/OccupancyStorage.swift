@@ -30,7 +30,4 @@ public struct OccupancyChange: Sendable, Equatable {
         self.channel = channel
         self.occupied = occupied
     }
-
-    /// The webhook event for this change.
-    public var webhookEvent: WebhookEvent { WebhookEvent(occupied ? .channelOccupied : .channelVacated, channel: channel) }
 }
