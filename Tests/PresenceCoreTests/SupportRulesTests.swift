@@ -12,13 +12,19 @@ struct SupportRulesTests {
         #expect(await domainError { _ = try await f.support.join(ticket: "T1", user: "outsider", role: .agent) } == .forbidden("Forbidden"))
         #expect(await domainError { _ = try await f.support.messages(ticket: "T1", user: "outsider", limit: 10, after: nil) } == .forbidden("Forbidden"))
         #expect(try await f.present(in: "ticket_T1") == ["cust"])
-        // Opened by an agent: nobody may claim the seat until an agent names the customer.
+        // Opened by an agent with the customer named in advance: the seat is locked to them.
         _ = try await f.support.join(ticket: "T2", user: "agent1", role: .agent)
         _ = try await f.support.postMessage(ticket: "T2", user: "agent1", content: "internal note")
-        #expect(await domainError { _ = try await f.support.join(ticket: "T2", user: "cust", role: .customer) } == .forbidden("Forbidden"))
         _ = try await f.support.updateMetadata(ticket: "T2", user: "agent1", priority: nil, assignedAgentId: nil, status: nil, customer: "cust")
+        #expect(await domainError { _ = try await f.support.join(ticket: "T2", user: "outsider", role: .customer) } == .forbidden("Forbidden"))
         #expect(try await f.support.join(ticket: "T2", user: "cust", role: .customer).role == .customer)
         #expect(f.events.accessChanges.contains(AccessChange(user: nil, channels: ["private-room-ticket_T2"])))
+        // Opened by an agent's metadata (the seed's order), no customer named: the first to join as customer takes
+        // the seat; nobody else after.
+        _ = try await f.support.updateMetadata(ticket: "T3", user: "agent1", priority: "high", assignedAgentId: "agent1", status: "open")
+        #expect(await domainError { _ = try await f.support.join(ticket: "T3", user: "outsider", role: .agent) } == .forbidden("Forbidden"))
+        #expect(try await f.support.join(ticket: "T3", user: "cust", role: .customer).role == .customer)
+        #expect(await domainError { _ = try await f.support.join(ticket: "T3", user: "outsider", role: .customer) } == .forbidden("Forbidden"))
         // Closed: no joins, and a refused join changes nothing.
         _ = try await f.support.close(ticket: "T1", user: "agent1", deleteHistory: false, deleteSnapshot: false)
         #expect(await domainError { _ = try await f.support.join(ticket: "T1", user: "cust", role: .customer) } == .roomClosed)

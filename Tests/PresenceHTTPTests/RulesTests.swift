@@ -104,13 +104,13 @@ struct ValidationTests {
 @Suite("Origins and client addresses")
 struct OriginAndAddressTests {
     @Test func originPatterns() {
-        #expect(OriginMiddleware.matches("http://localhost:3000", pattern: "http://localhost:*"))
-        #expect(OriginMiddleware.matches("http://127.0.0.1:8080", pattern: "http://127.0.0.1:*"))
-        #expect(!OriginMiddleware.matches("http://localhost.evil.com", pattern: "http://localhost:*"))
-        #expect(!OriginMiddleware.matches("https://localhost:3000", pattern: "http://localhost:*"))
-        #expect(OriginMiddleware.matches("https://anything.example", pattern: "*"))
-        #expect(OriginMiddleware.matches("https://os.ryo.lu", pattern: "https://os.ryo.lu"))
-        #expect(!OriginMiddleware.matches("https://os.ryo.lu.evil", pattern: "https://os.ryo.lu"))
+        #expect(OriginPolicy.matches("http://localhost:3000", pattern: "http://localhost:*"))
+        #expect(OriginPolicy.matches("http://127.0.0.1:8080", pattern: "http://127.0.0.1:*"))
+        #expect(!OriginPolicy.matches("http://localhost.evil.com", pattern: "http://localhost:*"))
+        #expect(!OriginPolicy.matches("https://localhost:3000", pattern: "http://localhost:*"))
+        #expect(OriginPolicy.matches("https://anything.example", pattern: "*"))
+        #expect(OriginPolicy.matches("https://os.ryo.lu", pattern: "https://os.ryo.lu"))
+        #expect(!OriginPolicy.matches("https://os.ryo.lu.evil", pattern: "https://os.ryo.lu"))
     }
 
     @Test func forwardedForOnlyFromTrustedPeers() {

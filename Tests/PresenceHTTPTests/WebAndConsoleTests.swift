@@ -209,11 +209,11 @@ struct WebAndConsoleTests {
     }
 
     @Test func sameOriginRequestsPassWhateverAllowedOriginsSays() {
-        #expect(OriginMiddleware.isSameOrigin("http://chat.example.com", host: "chat.example.com"))
-        #expect(OriginMiddleware.isSameOrigin("https://Chat.Example.com:8443", host: "chat.example.com:8443"))
-        #expect(!OriginMiddleware.isSameOrigin("http://chat.example.com", host: "chat.example.com:8080"))
-        #expect(!OriginMiddleware.isSameOrigin("http://evil.example", host: "chat.example.com"))
-        #expect(!OriginMiddleware.isSameOrigin("null", host: "null"))
-        #expect(!OriginMiddleware.isSameOrigin("http://a", host: nil))
+        #expect(OriginPolicy.isSameOrigin("http://chat.example.com", host: "chat.example.com"))
+        #expect(OriginPolicy.isSameOrigin("https://Chat.Example.com:8443", host: "chat.example.com:8443"))
+        #expect(!OriginPolicy.isSameOrigin("http://chat.example.com", host: "chat.example.com:8080"))
+        #expect(!OriginPolicy.isSameOrigin("http://evil.example", host: "chat.example.com"))
+        #expect(!OriginPolicy.isSameOrigin("null", host: "null"))
+        #expect(!OriginPolicy.isSameOrigin("http://a", host: nil))
     }
 }

@@ -386,38 +386,46 @@ def test_3_outsiders_cannot_take_a_ticket_seat(make_cluster):
     assert [m["content"] for m in b.call("GET", "/support/C-1/messages", user=cust).json()["messages"]] == ["my address"]
     assert channel_auth(b, cust, sock, "private-room-ticket_C-1").status_code == 200
 
-    # A ticket an agent opened (metadata): no customer seat until an agent names the customer.
+    # A ticket an agent opened (metadata, as the seed orders it) without naming a customer: the first user to join as
+    # customer takes the seat, and from then on nobody else can. Joining as anything else takes nothing.
     r = a.call("POST", "/support/A-1/metadata", user=agent, json={"priority": "high"})
     assert r.status_code == 200 and r.json()["room"]["customerId"] is None, r.text
     assert a.call("POST", "/support/A-1/join", user=agent, json={"role": "agent"}).status_code == 200
-    assert a.call("POST", "/support/A-1/messages", user=agent, json={"content": "note: card ends 4242"}).status_code == 201
-    for user in (eve, cust):
-        for body in ({"role": "customer"}, {}):
-            r = b.call("POST", "/support/A-1/join", user=user, json=body)
-            assert r.status_code == 403 and r.json() == {"error": "Forbidden"}, (user.name, r.text)
-        shut_out(user, "A-1", "4242")
-    assert b.call("POST", "/support/A-1/metadata", user=agent, json={"customerId": "nobody"}).status_code == 400
-    assert b.call("POST", "/support/A-1/metadata", user=eve, json={"customerId": "eve"}).status_code == 403
-    r = b.call("POST", "/support/A-1/metadata", user=agent, json={"customerId": "cust1"})
-    assert r.status_code == 200 and r.json()["room"]["customerId"] == "cust1", r.text
-    r = b.call("POST", "/support/A-1/join", user=eve, json={"role": "customer"})
-    assert r.status_code == 403 and r.json() == {"error": "Forbidden"}
+    assert a.call("POST", "/support/A-1/messages", user=agent, json={"content": "welcome, ticket 4242"}).status_code == 201
+    for role in ("agent", "observer"):
+        r = b.call("POST", "/support/A-1/join", user=eve, json={"role": role})
+        assert r.status_code == 403 and r.json() == {"error": "Forbidden"}, r.text
+    shut_out(eve, "A-1", "4242")
     r = b.call("POST", "/support/A-1/join", user=cust, json={"role": "customer"})
     assert r.status_code == 200 and r.json()["member"]["metadata"] == {"role": "customer"}, r.text
-    assert "note: card ends 4242" in [m["content"] for m in a.call("GET", "/support/A-1/messages", user=cust).json()["messages"]]
+    r = a.call("GET", "/support/A-1/messages", user=cust)
+    assert "welcome, ticket 4242" in [m["content"] for m in r.json()["messages"]], r.text
     assert channel_auth(a, cust, sock, "private-room-ticket_A-1").status_code == 200
+    for body in ({"role": "customer"}, {}):
+        r = b.call("POST", "/support/A-1/join", user=eve, json=body)
+        assert r.status_code == 403 and r.json() == {"error": "Forbidden"}, r.text
     shut_out(eve, "A-1", "4242")
     members = [m["username"] for m in a.call("GET", "/support/A-1/members", user=agent).json()["members"]]
     assert sorted(members) == ["agent1", "cust1"]
 
-    # A ticket opened by an agent's join: the same; an admin may name the customer too.
+    # An agent (or an admin) may name the customer in advance, which locks the seat.
     assert a.call("POST", "/support/J-1/join", user=agent, json={"role": "agent"}).status_code == 200
+    assert b.call("POST", "/support/J-1/metadata", user=agent, json={"customerId": "nobody"}).status_code == 400
+    assert b.call("POST", "/support/J-1/metadata", user=eve, json={"customerId": "eve"}).status_code == 403
+    r = b.call("POST", "/support/J-1/metadata", user=boss, json={"customerId": "cust1"})
+    assert r.status_code == 200 and r.json()["room"]["customerId"] == "cust1", r.text
     r = b.call("POST", "/support/J-1/join", user=eve, json={"role": "customer"})
     assert r.status_code == 403 and r.json() == {"error": "Forbidden"}
     shut_out(eve, "J-1")
-    r = b.call("POST", "/support/J-1/metadata", user=boss, json={"customerId": "cust1"})
-    assert r.status_code == 200 and r.json()["room"]["customerId"] == "cust1", r.text
     assert a.call("POST", "/support/J-1/join", user=cust, json={}).status_code == 200
+
+    # A closed ticket takes no new customer, even with its seat free.
+    assert a.call("POST", "/support/F-1/metadata", user=agent, json={"status": "open"}).status_code == 200
+    assert a.call("POST", "/support/F-1/close", user=agent, json={}).status_code == 200
+    r = b.call("POST", "/support/F-1/join", user=eve, json={"role": "customer"})
+    assert (r.status_code, r.json()) == (410, {"error": "Room closed"}), r.text
+    r = a.call("POST", "/support/F-1/reopen", user=agent)
+    assert r.status_code == 200 and r.json()["room"]["customerId"] is None, r.text
 
     # A ticket whose customer opened it: the seat is theirs.
     assert a.call("POST", "/support/O-1/join", user=cust, json={"role": "customer"}).status_code == 200

@@ -19,6 +19,12 @@ public enum ServiceEvent: String, Sendable, CaseIterable {
     case memberLeft = "member-left"
     /// A support ticket's assignment metadata changed.
     case metadataUpdated = "metadata-updated"
+    /// Someone is typing in a chat room (ryOS: `{username, isTyping}`).
+    case userTyping = "user-typing"
+    /// An admin deleted a chat message (`{roomId, messageId}`).
+    case messageDeleted = "message-deleted"
+    /// A signed-in user's client is open (ryOS's global presence, on `presence-global`: `{username, timestamp}`).
+    case userHeartbeat = "user-heartbeat"
     /// Pusher presence channel membership, per user.
     case memberAdded = "pusher_internal:member_added"
     case memberRemoved = "pusher_internal:member_removed"

@@ -18,6 +18,8 @@ public struct ChatService: Sendable {
     public let inviteLimiter: SlidingWindowLimiter
     /// Presence changes per user (switches here, presence-channel subscribes in the realtime layer).
     public let presenceLimiter: SlidingWindowLimiter
+    /// Typing notices per user (ryOS's UI sends at most one per 2 s).
+    public let typingLimiter: SlidingWindowLimiter
     /// Ids of rooms seen to be public in the last 5 s: a switch into one skips the separate access check.
     let publicRooms = ExpiringCache<Bool>(lifetime: .seconds(5), capacity: 10_000)
     let logger: Logger
@@ -38,6 +40,7 @@ public struct ChatService: Sendable {
         self.roomLimiter = SlidingWindowLimiter(name: "rooms", limit: settings.roomLimit, window: .seconds(3600), storage: limits)
         self.inviteLimiter = SlidingWindowLimiter(name: "invites", limit: settings.inviteLimit, window: .seconds(3600), storage: limits)
         self.presenceLimiter = SlidingWindowLimiter(name: "presence", limit: settings.presenceLimit, window: .seconds(60), storage: limits)
+        self.typingLimiter = SlidingWindowLimiter(name: "typing", limit: 60, window: .seconds(60), storage: limits)
         self.logger = logger
     }
 
@@ -97,6 +100,14 @@ public struct ChatService: Sendable {
             BroadcastEvent(.roomUpdated, channel: $0, data: ["room": room.json])
         })
         return room
+    }
+
+    /// ryOS's name for a private room: its members, lowercased, sorted, as `@alice, @bob` (cut to the 64-character
+    /// limit of room names).
+    public static func privateRoomName(members: [String]) -> String {
+        let names = Set(members.map { $0.lowercased() }).sorted()
+        let name = names.map { "@" + $0 }.joined(separator: ", ")
+        return name.unicodeScalars.count <= 64 ? name : String(name.prefix(61)) + "..."
     }
 
     /// Creates each default room unless it exists. Several workers starting at once: each room is created once.
@@ -243,9 +254,17 @@ public struct ChatService: Sendable {
         // switches publish their events in the order they happened.
         broadcaster.publishDetached(events, orderKey: user)
         if let joinError { throw joinError }
+        // The room the user's client now shows, which a heartbeat brings back if its presence lapses meanwhile (a
+        // hidden tab stops beating).
+        try? await users.setCurrentRoom(next, of: user, ttl: Self.currentRoomTTL)
     }
 
-    /// Refreshes `user`'s presence in `room`, or in every room the user is present in.
+    /// How long the room a client shows is remembered without a switch or heartbeat.
+    static let currentRoomTTL = Duration.seconds(24 * 3600)
+
+    /// Refreshes `user`'s presence in `room`, or in every room the user is present in. Without a room (ryOS's
+    /// heartbeat), the room the user's client shows (its last switch) comes back if its presence lapsed meanwhile,
+    /// announced as a join; a room the user may no longer enter is forgotten.
     public func heartbeat(user: String, room: String?) async throws {
         let roomIDs: [String]
         if let room {
@@ -254,9 +273,22 @@ public struct ChatService: Sendable {
         } else {
             roomIDs = try await presence.presentRooms(of: user).filter { !Validation.isSupportRoomID($0) }
         }
+        var refreshed: Set<String> = []
         for id in roomIDs {
-            if try await presence.refresh(room: id, user: user, ttl: settings.presenceTTL) == nil, room == nil {
+            if try await presence.refresh(room: id, user: user, ttl: settings.presenceTTL) != nil {
+                refreshed.insert(id)
+            } else if room == nil {
                 try await presence.forgetPresentRooms([id], of: user)
+            }
+        }
+        if room == nil, let current = try await users.currentRoom(of: user), !refreshed.contains(current) {
+            do {
+                try await switchRooms(user: user, previous: nil, next: current)
+            } catch let error as DomainError {
+                switch error {
+                case .roomNotFound, .forbidden: try? await users.setCurrentRoom(nil, of: user, ttl: Self.currentRoomTTL)
+                default: throw error
+                }
             }
         }
         try await users.touch(user)
@@ -331,11 +363,12 @@ public struct ChatService: Sendable {
     // MARK: - Messages
 
     /// Posts a message (content already trimmed and checked): private rooms members only, rate limited per user.
+    /// Stored and sent HTML-escaped, as ryOS does (``HTMLText``).
     public func postMessage(room id: String, user: String, content: String) async throws -> ChatMessage {
         let room = try await self.room(id, viewer: user)
         let decision = try await messageLimiter.check(user)
         guard decision.allowed else { throw DomainError.rateLimited(decision) }
-        let message = try await history.append(room: id, username: user, content: content)
+        let message = try await history.append(room: id, username: user, content: HTMLText.escape(content))
         try? await users.touch(user)
         await broadcaster.publish(messageEvents(room: room, message: message))
         return message
@@ -349,6 +382,54 @@ public struct ChatService: Sendable {
             events += room.listChannels.map { BroadcastEvent(.roomMessage, channel: $0, data: data) }
         }
         return events
+    }
+
+    /// Deletes a message (admins only) and tells the room: `message-deleted {roomId, messageId}` on its channel, and
+    /// for private rooms on each member's list channel.
+    public func deleteMessage(room id: String, message messageID: String, by user: String) async throws {
+        guard isAdmin(user) else { throw DomainError.forbidden("Forbidden - admin required") }
+        guard !Validation.isSupportRoomID(id) else { throw Self.supportRoomRefusal }
+        guard let room = try await rooms.get(id) else { throw DomainError.roomNotFound }
+        guard try await history.delete(room: id, id: messageID) else { throw DomainError.notFound("Message not found") }
+        let data: JSONValue = ["roomId": .string(id), "messageId": .string(messageID)]
+        var events = [BroadcastEvent(.messageDeleted, channel: room.channel, data: data)]
+        if room.type == .private {
+            events += room.listChannels.map { BroadcastEvent(.messageDeleted, channel: $0, data: data) }
+        }
+        await broadcaster.publish(events)
+    }
+
+    /// Tells a room that `user` is typing (`user-typing {username, isTyping}` on its channel): members only for
+    /// private rooms, limited per user.
+    public func typing(room id: String, user: String, isTyping: Bool) async throws {
+        let room = try await self.room(id, viewer: user, forbidden: "Forbidden - not a room member")
+        try await limit(typingLimiter, user)
+        await broadcaster.publish([BroadcastEvent(
+            .userTyping, channel: room.channel, data: ["username": .string(user), "isTyping": .bool(isTyping)]
+        )])
+    }
+
+    /// The newest `limit` messages of each room `viewer` may read, as ryOS's bulk read answers: rooms that do not
+    /// exist or are private to others are listed as invalid.
+    public func newestMessages(rooms ids: [String], viewer: String?, limit: Int) async throws
+        -> (messages: [String: [ChatMessage]], valid: [String], invalid: [String]) {
+        var readable: [String] = [], invalid: [String] = []
+        let found = Dictionary(try await rooms.get(ids.filter { !Validation.isSupportRoomID($0) }).map { ($0.id, $0) }) { a, _ in a }
+        for id in ids {
+            guard let room = found[id], room.type == .public || (viewer.map { room.members?.contains($0) == true } ?? false) else {
+                invalid.append(id)
+                continue
+            }
+            readable.append(id)
+        }
+        let history = self.history
+        let messages = try await withThrowingTaskGroup(of: (String, [ChatMessage]).self) { group in
+            for id in readable { group.addTask { (id, try await history.newest(room: id, count: limit, before: nil)) } }
+            var all: [String: [ChatMessage]] = [:]
+            for try await (id, list) in group { all[id] = list }
+            return all
+        }
+        return (messages, readable, invalid)
     }
 
     /// Messages newest first, older than `before`.

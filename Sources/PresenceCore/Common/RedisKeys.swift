@@ -15,6 +15,12 @@ public enum RedisKeys {
     public static func roomStates(_ room: String) -> String { "room:{\(room)}:states" }
     /// Sorted set: one user's WebSockets in a presence channel of the room → expiry (ms), refreshed by their worker.
     public static func roomSockets(_ room: String, _ user: String) -> String { "room:{\(room)}:sockets:\(user)" }
+    /// String `1` per present member whose native TTL is the presence deadline: it expires at the member's score in
+    /// ``roomMembers(_:)`` (set by the same script, on the same `TIME`), so `redis-cli TTL` shows what is left.
+    public static func roomPresence(_ room: String, _ user: String) -> String { "room:{\(room)}:presence:\(user)" }
+    /// The prefix of ``roomPresence(_:_:)`` (not a key): passed in `KEYS[]` to the scripts that remove members they
+    /// only find inside (sweep, room deletion, support close), which build each member's key from it in the same slot.
+    public static func roomPresencePrefix(_ room: String) -> String { "room:{\(room)}:presence:" }
     /// Set: the users allowed in a private room.
     public static func roomAccess(_ room: String) -> String { "room:{\(room)}:access" }
     /// Stream: the room's messages, newest last, capped at `HISTORY_LIMIT`.
@@ -58,10 +64,19 @@ public enum RedisKeys {
     public static func userLoginAddresses(_ name: String) -> String { "user:{\(name)}:logins" }
     /// Set: ids of the private rooms a user belongs to.
     public static func userRooms(_ name: String) -> String { "user:{\(name)}:rooms" }
+    /// String, TTL: the chat room the user's client shows (the last switch's target), so a heartbeat can bring back a
+    /// room presence that lapsed while the tab was hidden.
+    public static func userCurrentRoom(_ name: String) -> String { "user:{\(name)}:current" }
     /// Sorted set (all scores 0): usernames starting with a 2-character prefix, queried with ZRANGEBYLEX.
     public static func usersPrefix(_ prefix: some StringProtocol) -> String { "users:prefix:\(prefix)" }
     /// String with TTL (sliding): SHA-256 (hex) of a session token → username.
     public static func token(_ sha256Hex: String) -> String { "token:{\(sha256Hex)}" }
+    /// String with a 60 s TTL: SHA-256 (hex) of a single-use ryOS realtime ticket (`POST /api/realtime/ticket`) →
+    /// username; taken (`GETDEL`) by the `/ws` socket that opens with it.
+    public static func realtimeTicket(_ sha256Hex: String) -> String { "realtime:ticket:{\(sha256Hex)}" }
+    /// Set, TTL of the newest session (sliding): the digests of a user's session tokens, so logout-all can end them
+    /// all. May name tokens that expired since; those are skipped.
+    public static func userTokens(_ name: String) -> String { "user:{\(name)}:tokens" }
 
     /// String (JSON): the snapshot written when a support room closes.
     public static func roomSnapshot(_ room: String) -> String { "room:{\(room)}:snapshot" }

@@ -7,6 +7,8 @@ public protocol HistoryStorage: Sendable {
     func newest(room: String, count: Int, before: String?) async throws -> [ChatMessage]
     /// Up to `count` messages newer than `after` (or the oldest), oldest first.
     func oldest(room: String, count: Int, after: String?) async throws -> [ChatMessage]
+    /// Deletes one message; `false` when the room's history has no such message.
+    func delete(room: String, id: String) async throws -> Bool
 }
 
 extension HistoryStorage {

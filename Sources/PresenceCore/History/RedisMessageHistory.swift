@@ -53,6 +53,10 @@ public struct RedisMessageHistory: HistoryStorage {
         return Self.parse(reply, room: room)
     }
 
+    public func delete(room: String, id: String) async throws -> Bool {
+        try await redis.send(RedisCommand("XDEL", RedisKeys.roomHistory(room), id)).int == 1
+    }
+
     static func isSmallestID(_ id: String) -> Bool {
         id.split(separator: "-").allSatisfy { UInt64($0) == 0 }
     }

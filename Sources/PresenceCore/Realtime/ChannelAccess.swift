@@ -32,6 +32,8 @@ public struct ChannelAccess: Sendable {
 
     /// Whether `user` may hold `channel` now. Channels this service does not govern are refused (it signs none).
     public func allows(_ channel: String, user: String) async throws -> Bool {
+        // ryOS's global presence: every signed-in user.
+        if channel == ChannelPresence.globalChannel { return true }
         if channel.hasPrefix("private-chats-") {
             return channel == "private-chats-\(user)"
         }

@@ -65,6 +65,36 @@ public struct ChannelPresence: Sendable {
         return lapsed.map { entries[$0] }
     }
 
+    // MARK: - ryOS's global presence
+
+    /// The app-wide presence channel of ryOS's UI: every signed-in user whose client is open.
+    public static let globalChannel = "presence-global"
+    /// How long a heartbeat keeps a user there (ryOS's UI beats every 60 s while visible, and forgets a user after 90 s).
+    public static let heartbeatTTL = Duration.seconds(90)
+    /// The stand-in socket of heartbeat presence: a user's sockets on `presence-global` keep them there too.
+    static let heartbeatSocket = "heartbeat"
+
+    /// A heartbeat of `user`'s client: present on ``globalChannel`` for ``heartbeatTTL`` (a real presence in the
+    /// store, announced as a member when new, expired by the sweeper), and `user-heartbeat {username, timestamp}` for
+    /// its subscribers.
+    public func heartbeat(user: String) async throws {
+        let (room, _) = Self.room(for: Self.globalChannel)
+        let joined = try await sockets.attachSocket(
+            Self.heartbeatSocket, user: user, room: room, openingChannel: Self.globalChannel, ttl: Self.heartbeatTTL
+        )
+        var events = [BroadcastEvent(
+            .userHeartbeat, channel: Self.globalChannel,
+            data: ["username": .string(user), "timestamp": .int64(joined.member.lastSeen)]
+        )]
+        if joined.isNew { events.append(ChatService.memberEvent(channel: Self.globalChannel, user: user, action: .joined)) }
+        await chat.broadcaster.publish(events)
+    }
+
+    /// Users present on ``globalChannel`` now, by name.
+    public func globalMembers() async throws -> [String] {
+        try await presence.presentUsers(room: Self.room(for: Self.globalChannel).id, ttl: Self.heartbeatTTL).map(\.username).sorted()
+    }
+
     /// Users present on a presence channel now.
     public func members(channel: String) async throws -> [String] {
         try await presence.presentUsers(room: Self.room(for: channel).id, ttl: ttl).map(\.username).sorted()

@@ -106,9 +106,10 @@ public struct SupportService: Sendable {
 
     /// Joins (creating the room on first use); joining again refreshes presence, updates the role, clears typing.
     ///
-    /// The customer seat is decided once, by whoever creates the room joining as customer, or by an agent
-    /// (``updateMetadata(ticket:user:priority:assignedAgentId:status:customer:)``): nobody else can take it. A refused
-    /// join changes nothing, and a closed ticket takes no joins.
+    /// The customer seat is decided once: by whoever creates the room joining as customer; on a ticket an agent opened
+    /// (metadata or a join) without naming a customer, by the first user to join as customer; or in advance by an
+    /// agent (``updateMetadata(ticket:user:priority:assignedAgentId:status:customer:)``), which locks it. Once taken,
+    /// nobody else can take it. A refused join changes nothing, and a closed ticket takes no joins.
     public func join(ticket: String, user: String, role: SupportMember.Role) async throws -> SupportMember {
         let room = try Self.roomID(ticket: ticket)
         let agent = try await isAgent(user)

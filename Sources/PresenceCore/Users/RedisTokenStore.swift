@@ -10,7 +10,13 @@ public struct RedisTokenStore: TokenStorage {
     }
 
     public func save(digest: String, user: String, ttl: Duration) async throws {
-        try await redis.send(RedisCommand("SET", RedisKeys.token(digest), user, "EX", String(ttl.components.seconds)))
+        let seconds = String(ttl.components.seconds)
+        let replies = try await redis.pipeline([
+            RedisCommand("SET", RedisKeys.token(digest), user, "EX", seconds),
+            RedisCommand("SADD", RedisKeys.userTokens(user), digest),
+            RedisCommand("EXPIRE", RedisKeys.userTokens(user), seconds),
+        ])
+        if let message = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
     }
 
     public func user(digest: String, ttl: Duration) async throws -> String? {
@@ -23,5 +29,18 @@ public struct RedisTokenStore: TokenStorage {
             redis.publishCommand(digest, to: RedisKeys.tokensRevoked),
         ])
         if let message = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
+    }
+
+    public func revokeAll(user: String) async throws -> Int {
+        let digests = try await redis.send(RedisCommand("SMEMBERS", RedisKeys.userTokens(user))).array?.compactMap(\.string) ?? []
+        guard !digests.isEmpty else { return 0 }
+        // Each token lives in its own slot: one DEL per token, a revocation announced per token, in one pipeline.
+        var commands = digests.flatMap { digest in
+            [RedisCommand("DEL", RedisKeys.token(digest)), redis.publishCommand(digest, to: RedisKeys.tokensRevoked)]
+        }
+        commands.append(RedisCommand("SREM", [RedisKeys.userTokens(user)] + digests))
+        let replies = try await redis.pipeline(commands)
+        if let message = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
+        return stride(from: 0, to: digests.count * 2, by: 2).filter { replies[$0].int == 1 }.count
     }
 }

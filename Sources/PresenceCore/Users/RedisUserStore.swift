@@ -49,6 +49,18 @@ public struct RedisUserStore: UserStorage {
         try await redis.run(Scripts.userTouch, keys: [RedisKeys.user(username)], arguments: [])
     }
 
+    public func setCurrentRoom(_ room: String?, of user: String, ttl: Duration) async throws {
+        if let room {
+            try await redis.send(RedisCommand("SET", RedisKeys.userCurrentRoom(user), room, "EX", String(max(1, ttl.components.seconds))))
+        } else {
+            try await redis.send(RedisCommand("DEL", RedisKeys.userCurrentRoom(user)))
+        }
+    }
+
+    public func currentRoom(of user: String) async throws -> String? {
+        try await redis.send(RedisCommand("GET", RedisKeys.userCurrentRoom(user))).string
+    }
+
     public func search(prefix: String, limit: Int) async throws -> [UserSummary] {
         let key = RedisKeys.usersPrefix(prefix.prefix(2))
         // "[" + prefix up to "[" + prefix + 0xFF: every member that starts with prefix.

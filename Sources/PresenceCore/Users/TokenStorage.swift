@@ -6,4 +6,6 @@ public protocol TokenStorage: Sendable {
     func user(digest: String, ttl: Duration) async throws -> String?
     /// Deletes `digest` and tells every worker to forget it (their caches).
     func revoke(digest: String) async throws
+    /// Deletes every token of `user` and tells every worker to forget them; returns how many were live.
+    func revokeAll(user: String) async throws -> Int
 }

@@ -44,6 +44,12 @@ public struct TokenStore: Sendable {
         try await storage.revoke(digest: digest)
     }
 
+    /// Revokes every token of `user` at once, for every worker; returns how many were live.
+    public func revokeAll(of user: String) async throws -> Int {
+        cache.removeAll()
+        return try await storage.revokeAll(user: user)
+    }
+
     static func digest(_ token: String) -> String {
         Hex.encode(SHA256.hash(data: Array(token.utf8)))
     }

@@ -57,6 +57,16 @@ public struct UserDirectory: Sendable {
     }
 
     /// Users whose name starts with `prefix` (already lowercased, ≥ 2 characters), in alphabetical order.
+    /// Records (or with `nil` forgets) the chat room `user`'s client shows.
+    public func setCurrentRoom(_ room: String?, of user: String, ttl: Duration) async throws {
+        try await storage.setCurrentRoom(room, of: user, ttl: ttl)
+    }
+
+    /// The chat room `user`'s client last switched to, if recorded.
+    public func currentRoom(of user: String) async throws -> String? {
+        try await storage.currentRoom(of: user)
+    }
+
     public func search(prefix: String, limit: Int) async throws -> [UserSummary] {
         try await storage.search(prefix: prefix, limit: limit)
     }

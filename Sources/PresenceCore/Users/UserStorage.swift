@@ -16,6 +16,10 @@ public protocol UserStorage: Sendable {
     func touch(_ username: String) async throws
     /// Users whose name starts with `prefix`, in alphabetical order, at most `limit`.
     func search(prefix: String, limit: Int) async throws -> [UserSummary]
+    /// Records the chat room the user's client shows (the last switch's target), for `ttl`; `nil` forgets it.
+    func setCurrentRoom(_ room: String?, of user: String, ttl: Duration) async throws
+    /// The chat room the user's client last switched to, if recorded and not lapsed.
+    func currentRoom(of user: String) async throws -> String?
 }
 
 /// What search returns of a user: nothing else ever leaves through it.

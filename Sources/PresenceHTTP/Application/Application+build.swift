@@ -108,19 +108,22 @@ public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
     let table = RouteTable()
     router.add(middleware: RequestLogMiddleware(stats: services.workerStats))
     router.add(middleware: JSONErrorMiddleware())
-    router.add(middleware: OriginMiddleware(patterns: services.configuration.allowedOrigins, routes: table))
+    let origins = OriginPolicy(patterns: services.configuration.allowedOrigins, publicOrigin: services.configuration.appPublicOrigin)
+    router.add(middleware: OriginMiddleware(policy: origins, routes: table))
     router.add(middleware: MethodNotAllowedMiddleware(routes: table))
     HealthController(redis: services.redis, readinessTimeout: .nanoseconds(services.configuration.redis.commandTimeout.nanoseconds))
         .addRoutes(to: router)
     OpenAPIController().addRoutes(to: router)
-    let authenticator = Authenticator(tokens: services.tokens)
+    let authenticator = Authenticator(tokens: services.tokens, origins: origins)
     AuthController(
-        users: services.users, tokens: services.tokens, authenticator: authenticator, limiters: services.authLimiters,
+        users: services.users, tokens: services.tokens, authenticator: authenticator,
+        cookie: SessionCookie(maxAge: services.configuration.tokenTTL, publicOrigin: services.configuration.appPublicOrigin),
+        limiters: services.authLimiters,
         trustedProxies: services.configuration.trustedProxies.compactMap(ClientAddress.Block.init),
         admins: services.configuration.chat.admins, adminPassword: services.configuration.adminPassword
     ).addRoutes(to: router)
     RoomsController(chat: services.chat, authenticator: authenticator).addRoutes(to: router)
-    PresenceController(chat: services.chat, authenticator: authenticator).addRoutes(to: router)
+    PresenceController(chat: services.chat, channels: services.channelPresence, authenticator: authenticator).addRoutes(to: router)
     RyoController(ryo: services.ryo, authenticator: authenticator, stopDeadline: services.stopDeadline).addRoutes(to: router)
     SupportController(support: services.support, authenticator: authenticator).addRoutes(to: router)
     PusherAuthController(access: services.channelAccess, signer: services.signer, authenticator: authenticator)
@@ -134,6 +137,17 @@ public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
     // socket (GuardedHTTPChannel); key and protocol are checked after the upgrade, as Pusher does. A plain GET gets an
     // empty 200.
     router.get("/app/:key") { _, _ in Response(status: .ok) }
+    // ryOS's `local` realtime provider: tickets, its socket (`/ws`, accepted the same way; ryOS's frames), and the
+    // runtime configuration its pages load first.
+    RealtimeTicketController(
+        tickets: services.realtimeTickets, limiter: services.realtimeTicketLimiter, authenticator: authenticator
+    ).addRoutes(to: router)
+    router.get("/ws") { _, _ in Response(status: .ok) }
+    RuntimeConfigController(
+        publicOrigin: services.configuration.appPublicOrigin, realtimeProvider: services.configuration.realtimeProvider,
+        pusherKey: services.configuration.pusher.key,
+        trustedProxies: services.configuration.trustedProxies.compactMap(ClientAddress.Block.init)
+    ).addRoutes(to: router)
     ConsoleController(storage: services.operations, authenticator: authenticator, admins: services.configuration.chat.admins)
         .addRoutes(to: router)
     let settings = WebAssets.PageSettings(

@@ -95,7 +95,9 @@ extension AppConfiguration {
             config, value throws(ConfigurationError) in
             var admins: Set<String> = []
             for raw in list(value) {
-                guard let name = Validation.username(raw), name != RyoService.username else {
+                // `ryo` may be an admin, as ryOS expects: its account comes from ADMIN_PASSWORD like any admin's, and
+                // the AI's own messages still carry isAI.
+                guard let name = Validation.username(raw) else {
                     throw ConfigurationError(setting: "ADMIN_USERS", message: "'\(raw)' is not a username an account can have")
                 }
                 admins.insert(name)
@@ -110,6 +112,24 @@ extension AppConfiguration {
                 throw ConfigurationError(setting: "ADMIN_PASSWORD", message: "must be 8-128 characters")
             }
             config.adminPassword = value
+        },
+        Setting(name: "APP_PUBLIC_ORIGIN", defaultValue: "(unset)",
+                help: "The origin browsers reach the service at (https://os.example): named in /app-config.js, and an https origin makes the session cookie Secure") {
+            config, value throws(ConfigurationError) in
+            if value.isEmpty { config.appPublicOrigin = nil; return }
+            guard let url = URL(string: value), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil,
+                  url.path.isEmpty || url.path == "/", url.query == nil else {
+                throw ConfigurationError(setting: "APP_PUBLIC_ORIGIN", message: "must be an origin like https://os.example, got '\(value)'")
+            }
+            config.appPublicOrigin = value.hasSuffix("/") ? String(value.dropLast()) : value
+        },
+        Setting(name: "REALTIME_PROVIDER", defaultValue: "local",
+                help: "The realtime provider /app-config.js names for the ryOS frontend: local (ryOS's /ws protocol) or pusher") {
+            config, value throws(ConfigurationError) in
+            guard ["local", "pusher"].contains(value) else {
+                throw ConfigurationError(setting: "REALTIME_PROVIDER", message: "must be local or pusher, got '\(value)'")
+            }
+            config.realtimeProvider = value
         },
         Setting(name: "TOKEN_TTL", defaultValue: "2592000", help: "Session token lifetime in seconds, extended on each use") {
             config, value throws(ConfigurationError) in

@@ -42,6 +42,12 @@ public struct AppConfiguration: Sendable {
     public var registerRateLimit: Int = 20
     /// The password admin accounts missing at start-up are created with (`ADMIN_PASSWORD`); `nil`: none created.
     public var adminPassword: String?
+    /// The origin browsers reach the service at (`APP_PUBLIC_ORIGIN`), e.g. `https://os.example`: the ryOS runtime
+    /// configuration names it, and an `https` origin marks the session cookie `Secure`. `nil`: the request's own.
+    public var appPublicOrigin: String?
+    /// Which realtime provider `GET /app-config.js` tells the ryOS frontend to use (`REALTIME_PROVIDER`):
+    /// `local` (ryOS's own `/ws` protocol) or `pusher` (this service's Pusher-protocol socket).
+    public var realtimeProvider: String = "local"
     /// Where `/metrics` is served (`METRICS_HOST`, `METRICS_PORT`); port 0: not served.
     public var metricsHost: String = "127.0.0.1"
     public var metricsPort: Int = 9464

@@ -3,17 +3,21 @@ import Foundation
 import Hummingbird
 import PresenceCore
 
-/// `POST /api/presence/switch` and `POST /api/presence/heartbeat`.
+/// `POST /api/presence/switch`, `POST /api/presence/heartbeat` and `GET /api/presence/heartbeat`.
 struct PresenceController {
     let chat: ChatService
+    /// ryOS's global presence (`presence-global`).
+    let channels: ChannelPresence
     let authenticator: Authenticator
 
     func addRoutes(to router: Router<AppRequestContext>) {
         router.post("/api/presence/switch") { request, context in
             let body = try await JSONBody.read(request, context: context)
             let user = try await authenticator.authenticate(request)
-            let username = try body.string("username")
-            guard username.lowercased() == user else { throw APIError(.forbidden, "Forbidden - username mismatch") }
+            // ryOS's UI sends no username (the session says who); one that is sent must be the caller's.
+            if let username = try body.optionalString("username"), username.lowercased() != user {
+                throw APIError(.forbidden, "Forbidden - username mismatch")
+            }
             let previous = try body.optionalString("previousRoomId")
             let next = try body.optionalString("nextRoomId")
             for id in [previous, next].compactMap({ $0 }) {
@@ -26,13 +30,23 @@ struct PresenceController {
             try await chat.switchRooms(user: user, previous: previous, next: next)
             return JSONResponse.make(["success": true])
         }
+        // A client that is open: with `roomId`, presence in that room is refreshed (this service's web client); without
+        // one (ryOS's UI, every 60 s while its tab is visible), the user is present on `presence-global` for 90 s
+        // (`user-heartbeat` for its subscribers), and their rooms are refreshed, the room their client shows brought
+        // back if it lapsed.
         router.post("/api/presence/heartbeat") { request, context in
             let body = try await JSONBody.read(request, context: context)
             let user = try await authenticator.authenticate(request)
             let room = try body.optionalString("roomId")
             if let room, !Validation.isRoomID(room) { throw APIError.badRequest("Invalid room ID format") }
+            if room == nil { try await channels.heartbeat(user: user) }
             try await chat.heartbeat(user: user, room: room)
             return JSONResponse.make(["success": true])
+        }
+        router.get("/api/presence/heartbeat") { request, _ in
+            _ = try await authenticator.authenticate(request)
+            let users = try await channels.globalMembers()
+            return JSONResponse.make(["users": .array(users.map(JSONValue.string))])
         }
     }
 }

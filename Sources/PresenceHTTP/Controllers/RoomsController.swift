@@ -17,12 +17,19 @@ struct RoomsController {
         router.post("/api/rooms") { request, context in
             let user = try await authenticator.authenticate(request)
             let body = try await JSONBody.read(request, context: context)
-            let name = try body.string("name")
-            let typeText = try body.string("type")
-            guard let type = Room.Kind(rawValue: typeText) else {
-                throw APIError.badRequest("Field 'type' must be \"public\" or \"private\"")
-            }
+            // A missing type means public, as in ryOS.
+            let typeText = try body.optionalString("type") ?? "public"
+            guard let type = Room.Kind(rawValue: typeText) else { throw APIError.badRequest("Invalid room type") }
             let members = try body.optionalStrings("members") ?? []
+            // ryOS names private rooms after their members ("@alice, @bob"); a public room needs its name.
+            let name: String
+            switch (try body.optionalString("name"), type) {
+            case (let given?, _) where !given.trimmingCharacters(in: .whitespaces).isEmpty: name = given
+            case (_, .public): throw APIError.badRequest("Room name is required for public rooms")
+            case (_, .private):
+                guard !members.isEmpty else { throw APIError.badRequest("At least one member is required for private rooms") }
+                name = ChatService.privateRoomName(members: members + [user])
+            }
             let room = try await chat.createRoom(name: name, type: type, members: members, by: user)
             return JSONResponse.make(["room": room.json], status: .created)
         }
@@ -70,6 +77,47 @@ struct RoomsController {
             }
             let messages = try await chat.messages(room: id, viewer: viewer, limit: limit, before: before)
             return JSONResponse.make(["messages": JSONValue.array(messages.map(\.json))])
+        }
+        router.delete("/api/rooms/:id/messages/:messageId") { request, context in
+            let id = try roomID(context)
+            guard let messageID = context.pathParameter("messageId"), ChatMessage.isValidID(messageID) else {
+                throw APIError.badRequest("Invalid message ID format")
+            }
+            let user = try await authenticator.authenticate(request)
+            try await chat.deleteMessage(room: id, message: messageID, by: user)
+            return JSONResponse.make(["success": true])
+        }
+        router.post("/api/rooms/:id/typing") { request, context in
+            let id = try roomID(context)
+            let user = try await authenticator.authenticate(request)
+            let body = try await JSONBody.read(request, context: context)
+            let isTyping = try body.optionalBool("isTyping") ?? true
+            try await chat.typing(room: id, user: user, isTyping: isTyping)
+            return JSONResponse.make(["success": true])
+        }
+        // ryOS's first read when Chats opens: the newest 20 messages of up to 20 rooms in one call.
+        router.get("/api/messages/bulk") { request, _ in
+            guard let raw = request.uri.queryParameters.get("roomIds") else {
+                throw APIError.badRequest("roomIds query parameter is required")
+            }
+            var ids: [String] = []
+            for part in raw.split(separator: ",") {
+                let id = part.trimmingCharacters(in: .whitespaces)
+                guard !id.isEmpty else { continue }
+                guard Validation.isRoomID(id) else { throw APIError.badRequest("Invalid room ID format") }
+                if !ids.contains(id) { ids.append(id) }
+            }
+            guard !ids.isEmpty else { throw APIError.badRequest("At least one room ID is required") }
+            guard ids.count <= 20 else { throw APIError.badRequest("At most 20 room IDs") }
+            let viewer = try await authenticator.optionalUser(request)
+            let result = try await chat.newestMessages(rooms: ids, viewer: viewer, limit: 20)
+            var map: [String: JSONValue] = [:]
+            for (id, messages) in result.messages { map[id] = .array(messages.map(\.json)) }
+            return JSONResponse.make([
+                "messagesMap": .object(map),
+                "validRoomIds": .array(result.valid.map(JSONValue.string)),
+                "invalidRoomIds": .array(result.invalid.map(JSONValue.string)),
+            ])
         }
         router.post("/api/rooms/:id/messages") { request, context in
             let id = try roomID(context)

@@ -28,8 +28,12 @@ struct RyoController {
         }
     }
 
+    /// The largest request: ryOS's UI sends its whole desktop as `systemState` (open documents, lyrics), hundreds of
+    /// KB; only the chat context is read from it.
+    static let maxBodySize = 1024 * 1024
+
     func handle(_ request: Request, _ context: AppRequestContext, _ headers: inout HTTPFields) async throws -> Response {
-        let body = try await JSONBody.read(request, context: context)
+        let body = try await JSONBody.read(request, context: context, limit: Self.maxBodySize)
         let user = try await authenticator.authenticate(request)
         let limiter = ryo.limiter
         do {

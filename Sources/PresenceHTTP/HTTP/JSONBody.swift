@@ -8,14 +8,16 @@ import PresenceCore
 public struct JSONBody: Sendable {
     public let fields: [String: JSONValue]
 
-    /// Reads the body: over 64 KiB → 413, not a JSON object → 400 "Invalid JSON body". An empty body is `{}`.
-    public static func read(_ request: Request, context: AppRequestContext) async throws -> JSONBody {
+    /// Reads the body: over `limit` (64 KiB unless a route allows more) → 413, not a JSON object → 400 "Invalid JSON
+    /// body". An empty body is `{}`.
+    public static func read(_ request: Request, context: AppRequestContext, limit: Int? = nil) async throws -> JSONBody {
         var request = request
         let buffer: ByteBuffer
+        let limit = limit ?? context.maxUploadSize
         do {
-            buffer = try await request.collectBody(upTo: context.maxUploadSize)
+            buffer = try await request.collectBody(upTo: limit)
         } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw APIError(.contentTooLarge, "Request body too large (max 64 KiB)")
+            throw APIError(.contentTooLarge, "Request body too large (max \(limit / 1024) KiB)")
         }
         if buffer.readableBytes == 0 { return JSONBody(fields: [:]) }
         guard case .object(let fields) = JSONValue.parse(buffer.readableBytesView) else {

@@ -13,24 +13,11 @@ struct PusherAuthController {
 
     func addRoutes(to router: Router<AppRequestContext>) {
         router.post("/pusher/auth") { request, context in
-            let user = try await authenticator.authenticate(request)
-            let fields = try await Self.fields(request, context: context)
-            guard let socketID = fields["socket_id"], Self.isSocketID(socketID) else {
-                throw APIError.badRequest("Field 'socket_id' must look like 1234.5678")
-            }
-            guard let channel = fields["channel_name"], PusherProtocol.isValidChannel(channel) else {
-                throw APIError.badRequest("Field 'channel_name' must be a valid channel name")
-            }
-            guard try await access.allows(channel, user: user) else { throw APIError(.forbidden, "Forbidden") }
-            try await access.recordGrant(socket: socketID, channel: channel, user: user)
-            if channel.hasPrefix("presence-") {
-                let channelData = PusherProtocol.channelData(user: user)
-                return JSONResponse.make([
-                    "auth": .string(signer.channelAuth(socketID: socketID, channel: channel, channelData: channelData)),
-                    "channel_data": .string(channelData),
-                ] as JSONValue)
-            }
-            return JSONResponse.make(["auth": .string(signer.channelAuth(socketID: socketID, channel: channel))] as JSONValue)
+            try await sign(request, context, forbidden: "Forbidden")
+        }
+        // ryOS's authorizer calls it here (cookie session, JSON body), and reads its errors.
+        router.post("/api/pusher/auth") { request, context in
+            try await sign(request, context, forbidden: "Forbidden - channel access denied")
         }
         // Pusher's user authentication for this service's users: the signed-in user's id is their username.
         router.post("/pusher/user-auth") { request, context in
@@ -44,6 +31,30 @@ struct PusherAuthController {
                 "auth": .string(signer.userAuth(socketID: socketID, userData: userData)), "user_data": .string(userData),
             ] as JSONValue)
         }
+    }
+
+    /// Signs `channel_name` for `socket_id` when the caller may hold it now, and records the grant.
+    private func sign(_ request: Request, _ context: AppRequestContext, forbidden: String) async throws -> Response {
+        let user = try await authenticator.authenticate(request)
+        let fields = try await Self.fields(request, context: context)
+        guard let socketID = fields["socket_id"], Self.isSocketID(socketID) else {
+            throw APIError.badRequest("Field 'socket_id' must look like 1234.5678")
+        }
+        guard let channel = fields["channel_name"], PusherProtocol.isValidChannel(channel) else {
+            throw APIError.badRequest("Field 'channel_name' must be a valid channel name")
+        }
+        guard try await access.allows(channel, user: user) else { throw APIError(.forbidden, forbidden) }
+        try await access.recordGrant(socket: socketID, channel: channel, user: user)
+        if channel.hasPrefix("presence-") {
+            // ryOS's global presence carries only the user id, as the `pusher` library it uses builds it.
+            let channelData = channel == ChannelPresence.globalChannel
+                ? JSONValue.object(["user_id": .string(user)]).serialized : PusherProtocol.channelData(user: user)
+            return JSONResponse.make([
+                "auth": .string(signer.channelAuth(socketID: socketID, channel: channel, channelData: channelData)),
+                "channel_data": .string(channelData),
+            ] as JSONValue)
+        }
+        return JSONResponse.make(["auth": .string(signer.channelAuth(socketID: socketID, channel: channel))] as JSONValue)
     }
 
     /// Form-encoded or JSON body fields.

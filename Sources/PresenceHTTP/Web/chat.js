@@ -9,12 +9,19 @@ import { RyoStatus } from "./ryo.js";
 
 const PAGE = 50;
 
+// Chat messages arrive HTML-escaped, as ryOS stores them; these five entities are all the server writes. Decoded here
+// and then set as text (never parsed as HTML), the user reads exactly what was typed.
+const ENTITIES = { "&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&#039;": "'" };
+export function decodeText(text) {
+  return String(text).replace(/&(?:amp|lt|gt|quot|#039);/g, (entity) => ENTITIES[entity]);
+}
+
 export function messageItem(message) {
   const ai = message.isAI === true;
   return h("li", { class: ai ? "message ai" : "message", dataset: { messageId: message.id, username: message.username } },
     h("span", { class: "message-user" }, message.username),
     timeElement(message.timestamp),
-    h("p", { class: "message-text" }, message.content));
+    h("p", { class: "message-text" }, decodeText(message.content)));
 }
 
 const eventChannel = (room) => (room.type === "private" ? `private-room-${room.id}` : `room-${room.id}`);

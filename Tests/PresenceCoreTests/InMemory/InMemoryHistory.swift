@@ -32,6 +32,14 @@ struct InMemoryHistory: HistoryStorage {
         }
     }
 
+    func delete(room: String, id: String) async throws -> Bool {
+        world.withState { state in
+            guard let index = state.history[room]?.firstIndex(where: { $0.id == id }) else { return false }
+            state.history[room]?.remove(at: index)
+            return true
+        }
+    }
+
     func oldest(room: String, count: Int, after: String?) async throws -> [ChatMessage] {
         world.withState { state in
             let all = state.history[room] ?? []

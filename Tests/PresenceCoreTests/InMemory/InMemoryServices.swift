@@ -17,6 +17,8 @@ struct InMemoryUserStore: UserStorage {
     func rememberAddress(_ address: String, of user: String) async throws { world.withState { _ = $0.addresses[user, default: []].insert(address) } }
     func existing(_ usernames: [String]) async throws -> [Bool] { world.withState { state in usernames.map { state.users[$0] != nil } } }
     func touch(_ username: String) async throws { world.withState { state in state.users[username]?.lastActive = state.now } }
+    func setCurrentRoom(_ room: String?, of user: String, ttl: Duration) async throws { world.withState { $0.currentRooms[user] = room } }
+    func currentRoom(of user: String) async throws -> String? { world.withState { $0.currentRooms[user] } }
     func search(prefix: String, limit: Int) async throws -> [UserSummary] {
         world.withState { state in
             state.users.keys.filter { $0.hasPrefix(prefix) }.sorted().prefix(limit)

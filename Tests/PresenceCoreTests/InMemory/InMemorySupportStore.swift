@@ -22,9 +22,16 @@ struct InMemorySupportStore: SupportStorage {
                 state.meta[room] = meta
                 return SupportRoom(meta: meta)
             }
-            guard meta["type"] == "support", isAgent || meta["customer"] == user else { throw DomainError.forbidden("Forbidden") }
+            let customer = meta["customer"]
+            guard meta["type"] == "support", isAgent || customer == user || (customer == nil && asCustomer) else {
+                throw DomainError.forbidden("Forbidden")
+            }
             if meta["closed"] == "1" { throw DomainError.roomClosed }
-            return SupportRoom(meta: meta)
+            guard !isAgent, customer == nil else { return SupportRoom(meta: meta) }
+            var seated = meta
+            seated["customer"] = user
+            state.meta[room] = seated
+            return SupportRoom(meta: seated)
         }
     }
 
