@@ -1,9 +1,11 @@
 """Redis memory per present member, old layout against new (see ops/bench/member-memory).
 
 Members are entered by each layout's own presence_join.lua through EVALSHA, pipelined, so the keys and values are
-exactly what the service writes. Memory is INFO memory's used_memory before and after, on an otherwise idle Redis
-(FLUSHALL between runs)."""
+exactly what the service writes. Each version's keys are read from its script's header (`-- KEYS[n] room:{id}:...`,
+`<user>` standing for the member), so any commit's script can be the baseline. Memory is INFO memory's used_memory
+before and after, on an otherwise idle Redis (FLUSHALL between runs)."""
 import argparse
+import re
 import time
 
 import redis
@@ -16,7 +18,19 @@ def used_memory(r):
     return int(r.info("memory")["used_memory"])
 
 
-def run(r, layout, sha, rooms, per_room, state):
+def key_patterns(source):
+    """The script's KEYS[1..n] patterns from its header comment, e.g. ['room:{id}:meta', ..., 'room:{id}:presence:<user>']."""
+    found = {}
+    for line in source.splitlines():
+        if not line.startswith("--"):
+            break
+        for number, pattern in re.findall(r"KEYS\[(\d+)\]\s+(room:\{id\}:\S+)", line):
+            found.setdefault(int(number), pattern)
+    assert found and sorted(found) == list(range(1, len(found) + 1)), f"no KEYS[] header: {found}"
+    return [found[i] for i in sorted(found)]
+
+
+def run(r, patterns, sha, rooms, per_room, state):
     r.flushall()
     time.sleep(0.2)
     for room in rooms:
@@ -25,13 +39,10 @@ def run(r, layout, sha, rooms, per_room, state):
     pipe = r.pipeline(transaction=False)
     n = 0
     for room in rooms:
-        fourth = f"room:{{{room}}}:states"
         for i in range(per_room):
             user = f"m{i:07d}"
-            if layout == "old":
-                fourth = f"room:{{{room}}}:presence:{user}"
-            pipe.evalsha(sha, 4, f"room:{{{room}}}:meta", f"room:{{{room}}}:members", f"room:{{{room}}}:joined", fourth,
-                         user, TTL_MS, state)
+            keys = [p.replace("{id}", f"{{{room}}}").replace("<user>", user) for p in patterns]
+            pipe.evalsha(sha, len(keys), *keys, user, TTL_MS, state)
             n += 1
             if n % 2000 == 0:
                 for reply in pipe.execute(raise_on_error=True):
@@ -50,6 +61,9 @@ def main():
     a = p.parse_args()
     r = redis.Redis(port=a.redis_port)
     shas = {"old": open(a.old_join).read(), "new": open(a.new_join).read()}
+    patterns = {layout: key_patterns(source) for layout, source in shas.items()}
+    for layout in ("old", "new"):
+        print(f"{layout} keys: {' '.join(patterns[layout])}")
     cases = [
         ("one room of 100,000, chat member (state {})", ["memroom"], 100_000, ""),
         ("one room of 100,000, support member (a role)", ["memroom"], 100_000, SUPPORT_STATE),
@@ -62,7 +76,7 @@ def main():
         for layout in ("old", "new"):
             r.script_flush()
             sha = r.script_load(shas[layout])
-            figures[layout] = run(r, layout, sha, rooms, per_room, state)
+            figures[layout] = run(r, patterns[layout], sha, rooms, per_room, state)
         print(f"{name:48} {figures['old']:14.1f} {figures['new']:8.1f} {figures['new'] / figures['old']:8.2f}")
     r.flushall()
 

@@ -101,7 +101,9 @@ public struct RedisRoomStore: RoomStorage {
         return ids.count
     }
 
-    /// The keys of room `id` that `room_delete` and `room_leave_private` take.
+    /// The keys of room `id` that `room_delete` and `room_leave_private` take (then `room_delete` the prefix of the
+    /// members' presence keys, ``RedisKeys/roomPresencePrefix(_:)``; `room_leave_private` the user's presence key and
+    /// that prefix).
     static func roomKeys(_ id: String) -> [String] {
         [RedisKeys.roomMeta(id), RedisKeys.roomMembers(id), RedisKeys.roomJoined(id), RedisKeys.roomAccess(id),
          RedisKeys.roomHistory(id), RedisKeys.roomStates(id)]
@@ -109,7 +111,7 @@ public struct RedisRoomStore: RoomStorage {
 
     /// Deletes a room and everything in it; returns the room as it was, or `nil` when it did not exist.
     public func delete(_ id: String) async throws -> Room? {
-        let reply = try await redis.run(Scripts.roomDelete, keys: Self.roomKeys(id), arguments: [])
+        let reply = try await redis.run(Scripts.roomDelete, keys: Self.roomKeys(id) + [RedisKeys.roomPresencePrefix(id)], arguments: [])
         if reply.isNull { return nil }
         guard let v = reply.array, v.count == 2 else { throw RedisError.protocolError("unexpected room_delete reply \(reply)") }
         let access = (v[1].array ?? []).compactMap(\.string)
@@ -124,7 +126,10 @@ public struct RedisRoomStore: RoomStorage {
     /// `user` leaves a private room for good. Returns the room before, whether it was deleted (fewer than two
     /// members left), the users present after, and whether `user` was present; `nil` when the room does not exist.
     public func leavePrivate(_ id: String, user: String) async throws -> PrivateRoomLeave? {
-        let reply = try await redis.run(Scripts.roomLeavePrivate, keys: Self.roomKeys(id), arguments: [user])
+        let reply = try await redis.run(
+            Scripts.roomLeavePrivate,
+            keys: Self.roomKeys(id) + [RedisKeys.roomPresence(id, user), RedisKeys.roomPresencePrefix(id)], arguments: [user]
+        )
         if reply.isNull { return nil }
         guard let v = reply.array, v.count == 5, let deleted = v[0].int, let count = v[3].int, let wasPresent = v[4].int,
               let room = Room(meta: v[1].hashFields, userCount: count, members: (v[2].array ?? []).compactMap(\.string))

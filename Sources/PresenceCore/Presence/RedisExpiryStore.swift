@@ -2,7 +2,7 @@ import Redis
 
 /// ``ExpiryStorage`` in Redis: the rooms to check in `presence:rooms:{…}` (``RedisKeys/spreadBuckets`` sorted sets,
 /// leased with `presence_due.lua`, settled with `presence_settle.lua`); claims with `presence_sweep.lua` (ZREM of
-/// expired members, so only one worker gets each). Each step is one pipelined round trip for every bucket or room.
+/// expired members, so only one worker gets each; it deletes their presence keys, built from the room's prefix). Each step is one pipelined round trip for every bucket or room.
 public struct RedisExpiryStore: ExpiryStorage {
     let redis: RedisClient
     /// An empty room is dropped from the work list when no join registered it for this long: far longer than a join
@@ -53,7 +53,8 @@ public struct RedisExpiryStore: ExpiryStorage {
         let replies = try await redis.run(rooms.map { room in
             RedisScriptCall(
                 Scripts.presenceSweep,
-                keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room), RedisKeys.roomStates(room)],
+                keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room), RedisKeys.roomStates(room),
+                       RedisKeys.roomPresencePrefix(room)],
                 arguments: []
             )
         })

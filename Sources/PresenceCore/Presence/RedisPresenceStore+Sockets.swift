@@ -18,7 +18,7 @@ extension RedisPresenceStore: SocketPresenceStorage {
         let reply = try await redis.run(
             Scripts.socketDetach,
             keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
-                   RedisKeys.roomStates(room), RedisKeys.roomSockets(room, user)],
+                   RedisKeys.roomStates(room), RedisKeys.roomSockets(room, user), RedisKeys.roomPresence(room, user)],
             arguments: [user, socket]
         )
         guard let v = reply.array, v.count == 3, let left = v[0].int, let count = v[1].int else {
@@ -34,11 +34,7 @@ extension RedisPresenceStore: SocketPresenceStorage {
         calls.reserveCapacity(2 * entries.count)
         for entry in entries {
             calls.append(touchCall(socket: entry.socket, user: entry.user, room: entry.room, ttl: ttl))
-            calls.append(RedisScriptCall(
-                Scripts.presenceRefresh,
-                keys: [RedisKeys.roomMembers(entry.room), RedisKeys.roomStates(entry.room), RedisKeys.roomJoined(entry.room)],
-                arguments: [entry.user, String(ttl.milliseconds), ""]
-            ))
+            calls.append(Self.refreshCall(room: entry.room, user: entry.user, ttl: ttl, state: nil))
         }
         let replies = try await redis.run(calls)
         // A refresh moves an expiry later, never earlier: the room's planned check stays valid.

@@ -8,7 +8,9 @@ import Redis
 ///
 /// A user is present in a room while their entry in the sorted set `room:{id}:members` (scored by expiry, on Redis's
 /// clock) lies in the future; the set counts and lists them in O(log N), and `room:{id}:joined` keeps join order. A
-/// member's state (JSON) is kept in the hash `room:{id}:states` only when it is not `{}`.
+/// member's state (JSON) is kept in the hash `room:{id}:states` only when it is not `{}`. Each present member also has
+/// a key `room:{id}:presence:<user>` whose native TTL ends at that same expiry (written and deleted by the same
+/// scripts), so `redis-cli TTL` shows the time left and an abandoned presence expires on its own.
 /// Every change is one Lua script over the room's hash tag, on Redis's clock. A join first registers its room with
 /// ``PresenceSweeper``'s work list (`presence:rooms:{…}`), which announces members whose presence expired.
 public struct RedisPresenceStore: PresenceStorage {
@@ -38,7 +40,7 @@ public struct RedisPresenceStore: PresenceStorage {
         return RedisScriptCall(
             Scripts.presenceJoin,
             keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
-                   RedisKeys.roomStates(room)],
+                   RedisKeys.roomStates(room), RedisKeys.roomPresence(room, user)],
             arguments: arguments
         )
     }
@@ -48,8 +50,18 @@ public struct RedisPresenceStore: PresenceStorage {
         RedisScriptCall(
             Scripts.presenceLeave,
             keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
-                   RedisKeys.roomStates(room)],
+                   RedisKeys.roomStates(room), RedisKeys.roomPresence(room, user)],
             arguments: announce ? [user, "1"] : [user]
+        )
+    }
+
+    /// `presence_refresh.lua`: pushes a present member's expiry (and their key's TTL) back; `state` replaces theirs.
+    static func refreshCall(room: String, user: String, ttl: Duration, state: JSONValue?) -> RedisScriptCall {
+        RedisScriptCall(
+            Scripts.presenceRefresh,
+            keys: [RedisKeys.roomMembers(room), RedisKeys.roomStates(room), RedisKeys.roomJoined(room),
+                   RedisKeys.roomPresence(room, user)],
+            arguments: [user, String(ttl.milliseconds), state?.serialized ?? ""]
         )
     }
 
@@ -124,11 +136,8 @@ public struct RedisPresenceStore: PresenceStorage {
 
     /// Refreshes a present member's TTL, optionally replacing its state. `nil` when the user is not present.
     public func refresh(room: String, user: String, ttl: Duration, state: JSONValue?) async throws -> PresenceRefresh? {
-        let reply = try await redis.run(
-            Scripts.presenceRefresh,
-            keys: [RedisKeys.roomMembers(room), RedisKeys.roomStates(room), RedisKeys.roomJoined(room)],
-            arguments: [user, String(ttl.milliseconds), state?.serialized ?? ""]
-        )
+        let call = Self.refreshCall(room: room, user: user, ttl: ttl, state: state)
+        let reply = try await redis.run(call.script, keys: call.keys, arguments: call.arguments)
         if reply.isNull { return nil }
         guard let v = reply.array, v.count == 5, let expiresAt = v[0].int, let joinedAt = v[2].int,
               let old = v[3].string, let new = v[4].string else {

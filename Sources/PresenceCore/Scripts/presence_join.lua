@@ -4,6 +4,8 @@
 -- KEYS[2] room:{id}:members          zset: user -> presence expiry (ms)
 -- KEYS[3] room:{id}:joined           zset: user -> join time (ms), for join-order listing
 -- KEYS[4] room:{id}:states           hash: user -> the member's state (JSON), only while it is not '{}'
+-- KEYS[5] room:{id}:presence:<user>  string '1' whose native TTL is the presence: it expires at expiresAt, the score
+--                                    written to KEYS[2] (SET PXAT, the absolute expiry PEXPIREAT sets, same TIME)
 -- ARGV[1] user   ARGV[2] ttl (ms)   ARGV[3] member state JSON ('' keeps the current one, '{}' when none)
 -- Optional, for a chat switch:
 -- ARGV[4] '1': announce a new member here, in the same step (PUBLISH of `presence-update` on the room's channel and
@@ -19,7 +21,7 @@
 -- or the error NOROOM when the room does not exist, CLOSED when it is a closed support room.
 --
 -- redis-cli --eval presence_join.lua 'room:{general}:meta' 'room:{general}:members' \
---   'room:{general}:joined' 'room:{general}:states' , alice 90000 ''
+--   'room:{general}:joined' 'room:{general}:states' 'room:{general}:presence:alice' , alice 90000 ''
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return redis.error_reply('NOROOM room does not exist')
 end
@@ -51,6 +53,7 @@ else
   joinedAt = tonumber(redis.call('ZSCORE', KEYS[3], user) or now)
 end
 redis.call('ZADD', KEYS[2], expiresAt, user)
+redis.call('SET', KEYS[5], '1', 'PXAT', expiresAt)
 
 -- A member who expired keeps an entry until the sweeper claims it: a new presence starts from '{}'.
 local old = '{}'

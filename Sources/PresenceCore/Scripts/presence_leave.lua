@@ -1,6 +1,7 @@
 -- Removes a user's presence from a room at once.
 --
 -- KEYS[1] room:{id}:meta   KEYS[2] room:{id}:members   KEYS[3] room:{id}:joined   KEYS[4] room:{id}:states
+-- KEYS[5] room:{id}:presence:<user>   the member's native-TTL key: deleted (gone already when it expired by itself)
 -- ARGV[1] user
 -- ARGV[2] optional, for a chat switch: '1' announces the departure here, in the same step (PUBLISH of
 --         `presence-update` on the room's channel and `pusher_internal:member_removed` on `presence-room-<id>`)
@@ -20,6 +21,7 @@ if score and tonumber(score) > now then count = count - 1 end
 local removed = redis.call('ZREM', KEYS[2], user)
 redis.call('ZREM', KEYS[3], user)
 redis.call('HDEL', KEYS[4], user)
+redis.call('DEL', KEYS[5])
 if removed == 1 and ARGV[2] == '1' then
   local m = {}
   for i = 1, #meta, 2 do m[meta[i]] = meta[i + 1] end

@@ -2,6 +2,9 @@
 -- claim atomic, so each expiry is claimed (and announced) by exactly one worker.
 --
 -- KEYS[1] room:{id}:meta   KEYS[2] room:{id}:members   KEYS[3] room:{id}:joined   KEYS[4] room:{id}:states
+-- KEYS[5] room:{id}:presence:   the prefix of the members' native-TTL keys, not a key: the claimed users are known only
+--         here, so each one's key is built from it (`<prefix><user>`: the room's hash tag, so the same slot, and runs
+--         unchanged on a cluster) and deleted; a key that already expired by itself is gone, and deleting it is harmless
 -- ARGV: none
 --
 -- Returns {userCount, {claimed users...}, {meta...}, now, next expiry ('' when no member is left)}.
@@ -22,6 +25,7 @@ for _, user in ipairs(expired) do
   if redis.call('ZREM', KEYS[2], user) == 1 then
     redis.call('ZREM', KEYS[3], user)
     if stated > 0 then stated = stated - redis.call('HDEL', KEYS[4], user) end
+    redis.call('DEL', KEYS[5] .. user)
     claimed[#claimed + 1] = user
   end
 end

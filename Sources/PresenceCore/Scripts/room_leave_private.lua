@@ -2,6 +2,10 @@
 --
 -- KEYS[1] room:{id}:meta   KEYS[2] room:{id}:members   KEYS[3] room:{id}:joined   KEYS[4] room:{id}:access
 -- KEYS[5] room:{id}:history   KEYS[6] room:{id}:states
+-- KEYS[7] room:{id}:presence:<user>   the leaving user's native-TTL key, deleted
+-- KEYS[8] room:{id}:presence:   the prefix of the members' native-TTL keys, not a key: when the room goes, each other
+--         member's key is built from it (`<prefix><user>`: the room's hash tag, so the same slot, and runs unchanged on a
+--         cluster) and deleted, every member in `:members` (an expired one's key is gone already: harmless)
 -- ARGV[1] user
 -- Returns nil when the room does not exist; else {deleted (1|0), meta..., {access members before...}, userCount,
 -- wasPresent (1|0)}.
@@ -25,7 +29,11 @@ end
 redis.call('SREM', KEYS[4], ARGV[1])
 local wasPresent = redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('DEL', KEYS[7])
 if access < 2 then
+  for i = 1, #entries, 2 do
+    if entries[i] ~= ARGV[1] then redis.call('DEL', KEYS[8] .. entries[i]) end
+  end
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
   return {1, meta, before, 0, wasPresent}
 end

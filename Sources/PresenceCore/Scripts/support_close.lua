@@ -4,6 +4,9 @@
 --
 -- KEYS[1] meta   KEYS[2] members   KEYS[3] joined   KEYS[4] history   KEYS[5] snapshot (all room:{ticket_<id>}:...)
 -- KEYS[6] room:{ticket_<id>}:states
+-- KEYS[7] room:{ticket_<id>}:presence:   the prefix of the members' native-TTL keys, not a key: the members are known
+--         only here, so each one's key is built from it (`<prefix><user>`: the room's hash tag, so the same slot, and runs
+--         unchanged on a cluster) and deleted, every member in `:members` (an expired one's key is gone already: harmless)
 -- ARGV[1] closed by   ARGV[2] '1' to delete the history   ARGV[3] '1' to delete the snapshot
 -- Returns nil when the room does not exist, 'ALREADY' when closed; else {snapshot JSON, {present users...}}.
 if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
@@ -12,16 +15,21 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local present = {}
 local members = {}
-for _, user in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')) do
-  local state = redis.call('HGET', KEYS[6], user)
-  local role = 'customer'
-  if state then
-    local ok, decoded = pcall(cjson.decode, state)
-    if ok and type(decoded) == 'table' and decoded['role'] then role = decoded['role'] end
+local entries = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+for i = 1, #entries, 2 do
+  local user = entries[i]
+  if tonumber(entries[i + 1]) > now then
+    local state = redis.call('HGET', KEYS[6], user)
+    local role = 'customer'
+    if state then
+      local ok, decoded = pcall(cjson.decode, state)
+      if ok and type(decoded) == 'table' and decoded['role'] then role = decoded['role'] end
+    end
+    present[#present + 1] = user
+    members[#members + 1] = {username = user, role = role}
   end
-  present[#present + 1] = user
-  members[#members + 1] = {username = user, role = role}
 end
+for i = 1, #entries, 2 do redis.call('DEL', KEYS[7] .. entries[i]) end
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[6])
 local meta = redis.call('HGETALL', KEYS[1])
 local m = {}

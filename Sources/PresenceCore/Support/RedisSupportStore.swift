@@ -79,7 +79,8 @@ public struct RedisSupportStore: SupportStorage {
         let reply = try await redis.run(
             Scripts.supportClose,
             keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
-                   RedisKeys.roomHistory(room), RedisKeys.roomSnapshot(room), RedisKeys.roomStates(room)],
+                   RedisKeys.roomHistory(room), RedisKeys.roomSnapshot(room), RedisKeys.roomStates(room),
+                   RedisKeys.roomPresencePrefix(room)],
             arguments: [user, deleteHistory ? "1" : "0", deleteSnapshot ? "1" : "0"]
         )
         if reply.isNull { throw DomainError.roomNotFound }
