@@ -131,7 +131,7 @@ def make_site(make_cluster):
         origin = f"http://127.0.0.1:{port}"
         settings = dict(ADMIN_USERS="ryo", ADMIN_PASSWORD=RYO_PASSWORD, APP_PUBLIC_ORIGIN=origin, ALLOWED_ORIGINS=origin,
                         REALTIME_PROVIDER=provider, PUSHER_KEY=KEY, PUSHER_SECRET=SECRET, PUSHER_APP_ID=APP,
-                        CHAT_PRESENCE_TTL=30, SWEEP_INTERVAL_MS=250)
+                        SWEEP_INTERVAL_MS=250)
         settings.update(env)
         c = make_cluster(2, **settings)
         site = Site(c, Nginx(port, [w.base.split("//", 1)[1] for w in c.workers]))
