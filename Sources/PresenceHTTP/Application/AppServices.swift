@@ -28,6 +28,9 @@ public struct AppServices: Sendable {
     let authLimiters: AuthController.Limiters
     /// Who may hold which channel (signing, subscribing, refreshing, access changes).
     public let channelAccess: ChannelAccess
+    /// The single-use tickets ryOS's `/ws` sockets open with, and how many a user may ask for.
+    public let realtimeTickets: RealtimeTickets
+    public let realtimeTicketLimiter: SlidingWindowLimiter
     /// Where events for clients go, and where channel occupancy is counted.
     public let events: any EventPublisher
     public let occupancy: any OccupancyStorage
@@ -91,6 +94,8 @@ public struct AppServices: Sendable {
         self.channelPresence = channelPresence
         let channelAccess = ChannelAccess(chat: chat, support: support, grants: RedisGrantStore(redis: redis))
         self.channelAccess = channelAccess
+        self.realtimeTickets = RealtimeTickets(storage: RedisRealtimeTicketStore(redis: redis))
+        self.realtimeTicketLimiter = SlidingWindowLimiter(name: "realtime-ticket", limit: 30, window: .seconds(60), storage: limits)
         self.hub = RealtimeHub(
             subscriber: redis.makeSubscriber(), occupancy: occupancy, presence: channelPresence, access: channelAccess, settings: configuration.pusher,
             tokenCache: tokens.cache, webhooks: webhooks, logger: logger

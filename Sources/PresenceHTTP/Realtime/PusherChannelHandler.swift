@@ -2,7 +2,8 @@ import Foundation
 import NIOCore
 import NIOWebSocket
 
-/// One Pusher-protocol WebSocket, served on its connection's event loop: it holds no task while the socket is idle.
+/// One client WebSocket, Pusher's protocol or ryOS's (``SocketFace``), served on its connection's event loop: it holds
+/// no task while the socket is idle.
 ///
 /// Inbound, after NIO's frame decoder (frames of at most 64 KiB, else close 1009), ``WebSocketMaskCheck`` (unmasked
 /// frames close with 1002) and ``NIOWebSocketFrameAggregator`` (fragments joined, at most 64 KiB in all): text must be
@@ -23,6 +24,11 @@ final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
         var protocolVersion: Int?
         /// Set when the connection is past `MAX_CONNECTIONS` or the per-address limit: it gets 4004 and nothing else.
         var overQuota: ConnectionRegistry.Refusal?
+        /// The protocol of the socket: ryOS's (`/ws`) has no key or protocol version to check, and gets no `pusher:`
+        /// frame, not even in a refusal (only the close).
+        var face: SocketFace = .pusher
+        /// A ryOS socket's `?ticket=`, redeemed for its user when it opens.
+        var ticket: String?
     }
 
     private let connection: PusherConnection
@@ -53,7 +59,15 @@ final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
         let settings = connection.settings
         if let refusal = opening.overQuota {
             ConnectionRegistry.countRefusal(refusal, kind: "websocket")
+            if opening.face == .ryos {
+                close(.unknown(4004), "Over connection quota", grace: PusherConnection.closeGrace)
+                return
+            }
             refuse(PusherProtocol.error("Over connection quota", code: 4004), code: 4004, reason: "Over connection quota")
+            return
+        }
+        if opening.face == .ryos {
+            openRyOS(context: context)
             return
         }
         guard opening.key == settings.key else {
@@ -80,6 +94,21 @@ final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
                 handler.value.signinDeadline()
             }
         }
+    }
+
+    /// A ryOS socket: no key, protocol or sign-in to check; its inbox redeems the ticket and joins the hub.
+    private func openRyOS(context: ChannelHandlerContext) {
+        let outbound = PusherOutbound(handler: self, eventLoop: context.eventLoop)
+        let socket = PusherSocket(
+            id: PusherSocket.makeID(), outbound: outbound, channel: context.channel, closeGrace: PusherConnection.closeGrace,
+            face: .ryos
+        )
+        self.socket = socket
+        let inbox = PusherInbox(connection: connection, socket: socket) {
+            outbound.run { $0.resumeReading() }
+        }
+        self.inbox = inbox
+        _ = inbox.push(.openRyOS(ticket: opening.ticket))
     }
 
     /// Sign-in is required and the time for it ran out.
@@ -131,6 +160,9 @@ final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
             socket?.activity.touch()
             if inbox.push(.text(text)) { readsHeld = true }
         case .binary:
+            socket?.activity.touch()
+        case .pong:
+            // The answer to a WebSocket ping (the liveness check of ryOS sockets; any client may send one).
             socket?.activity.touch()
         case .ping:
             guard !closing else { return }
@@ -211,6 +243,15 @@ final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
         if queued.count > connection.settings.maxQueuedMessages {
             close(.unknown(4100), "Over capacity: client too slow", grace: PusherConnection.closeGrace)
         }
+    }
+
+    /// Writes a WebSocket ping control frame (not queued: control frames may go between messages).
+    func ping() {
+        guard let context, !closing else { return }
+        context.writeAndFlush(
+            wrapOutboundOut(WebSocketFrame(fin: true, opcode: .ping, data: context.channel.allocator.buffer(capacity: 0))),
+            promise: nil
+        )
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

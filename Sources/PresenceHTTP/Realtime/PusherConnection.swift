@@ -28,14 +28,17 @@ final class PusherConnection: Sendable {
     let signer: PusherSigner
     /// Cache channels' last events, sent to each new subscriber.
     let cache: any ChannelCache
+    /// The tickets ryOS sockets (`/ws`) open with.
+    let tickets: RealtimeTickets
     let logger: Logger
 
     init(
         hub: RealtimeHub, events: any EventPublisher, presence: ChannelPresence, access: ChannelAccess,
         presenceLimiter: SlidingWindowLimiter, settings: PusherSettings, signer: PusherSigner, cache: any ChannelCache,
-        logger: Logger
+        tickets: RealtimeTickets, logger: Logger
     ) {
         self.hub = hub
+        self.tickets = tickets
         self.cache = cache
         self.events = events
         self.presence = presence
@@ -51,7 +54,8 @@ final class PusherConnection: Sendable {
         self.init(
             hub: services.hub, events: services.events, presence: services.channelPresence, access: services.channelAccess,
             presenceLimiter: services.chat.presenceLimiter, settings: services.configuration.pusher,
-            signer: services.signer, cache: RedisChannelCache(redis: services.redis), logger: Logger(label: "pusher")
+            signer: services.signer, cache: RedisChannelCache(redis: services.redis), tickets: services.realtimeTickets,
+            logger: Logger(label: "pusher")
         )
     }
 

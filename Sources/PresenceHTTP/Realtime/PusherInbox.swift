@@ -11,6 +11,8 @@ final class PusherInbox: Sendable {
     enum Item: Sendable {
         /// The WebSocket is up: join the hub, then `pusher:connection_established`.
         case open
+        /// A ryOS socket is up: redeem its ticket (if any) for its user, then join the hub; nothing is sent.
+        case openRyOS(ticket: String?)
         /// A text message from the client.
         case text(String)
         /// The connection is gone: leave the hub and every channel.
@@ -57,6 +59,8 @@ final class PusherInbox: Sendable {
         while let item = next() {
             switch item {
             case .open: await connection.open(socket)
+            case .openRyOS(let ticket): await connection.openRyOS(socket, ticket: ticket)
+            case .text(let text) where socket.face == .ryos: await connection.handleRyOS(text, socket: socket)
             case .text(let text): await connection.handle(text, socket: socket)
             case .closed: await connection.closed(socket)
             }

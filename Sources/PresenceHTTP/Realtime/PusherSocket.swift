@@ -17,10 +17,14 @@ final class PusherSocket: Sendable {
         var signedIn: String?
         /// The users whose online and offline this connection is told of (`user_data.watchlist` at sign-in).
         var watchlist: Set<String> = []
+        /// A ryOS socket's user, from the ticket it opened with (``SocketFace/ryos``); `nil`: anonymous.
+        var ryosUser: String?
         var closed = false
     }
 
     let id: String
+    /// The protocol the client speaks.
+    let face: SocketFace
     /// The socket's channel handler, reached on its event loop.
     let outbound: PusherOutbound
     let state = Mutex(State())
@@ -32,8 +36,9 @@ final class PusherSocket: Sendable {
     /// How long a close waits for the client before the connection is dropped.
     let closeGrace: Duration
 
-    init(id: String, outbound: PusherOutbound, channel: (any Channel)?, closeGrace: Duration) {
+    init(id: String, outbound: PusherOutbound, channel: (any Channel)?, closeGrace: Duration, face: SocketFace = .pusher) {
         self.id = id
+        self.face = face
         self.outbound = outbound
         self.channel = channel
         self.closeGrace = closeGrace
@@ -43,6 +48,11 @@ final class PusherSocket: Sendable {
     /// growing memory.
     func send(_ text: String) {
         outbound.run { $0.send(text) }
+    }
+
+    /// Sends a WebSocket ping control frame (the liveness check of a ryOS socket, whose protocol has no server ping).
+    func ping() {
+        outbound.run { $0.ping() }
     }
 
     /// Sends the close frame ahead of anything still queued, and drops the connection if the client has not
@@ -94,12 +104,13 @@ final class PusherSocket: Sendable {
         state.withLock { $0.channels[channel] ?? nil }
     }
 
-    /// All user ids this socket acts as: on presence channels, on the private channels it was signed for, and the one
-    /// it signed in as.
+    /// All user ids this socket acts as: on presence channels, on the private channels it was signed for, the one it
+    /// signed in as, and a ryOS socket's ticket user.
     var users: Set<String> {
         state.withLock { state in
             var users = Set(state.channels.values.compactMap { $0 }).union(state.holders.values)
             if let signedIn = state.signedIn { users.insert(signedIn) }
+            if let ryosUser = state.ryosUser { users.insert(ryosUser) }
             return users
         }
     }
@@ -112,6 +123,11 @@ final class PusherSocket: Sendable {
     /// The user this connection signed in as, if any.
     var signedIn: String? {
         get { state.withLock { $0.signedIn } }
+    }
+
+    /// A ryOS socket's user (its ticket's), if any.
+    var ryosUser: String? {
+        state.withLock { $0.ryosUser }
     }
 
     /// Counts one client event; `false` past the per-second limit.

@@ -262,16 +262,39 @@ actor RealtimeHub: Service {
             }
             guard let user = item["data"]?["user_id"]?.string, let ids = channelSockets[PusherProtocol.signedInChannel] else { continue }
             for id in ids {
-                guard let socket = sockets[id], socket.watches(user), let watcher = socket.signedIn else { continue }
+                guard let socket = sockets[id], socket.face == .pusher, socket.watches(user), let watcher = socket.signedIn else { continue }
                 socket.send(PusherProtocol.watchlistEvents(name, users: [user], to: watcher))
             }
         }
     }
 
     /// One event from a `ch:` message to this worker's sockets on `channel` (but its sender's, and on presence
-    /// channels, the member event's own user's).
+    /// channels, the member event's own user's). Each face's text is built once, when its first socket needs it; ryOS
+    /// sockets get no `pusher:` or `pusher_internal:` event.
     private func deliver(_ message: [String: JSONValue], channel: String, to ids: Set<String>) {
         guard let event = message["event"]?.string else { return }
+        var pusherText: String?
+        var ryosText: String?
+        let exclude = message["socket_id"]?.string
+        let memberEventUser = event.hasPrefix("pusher_internal:member_") ? message["data"]?["user_id"]?.string : nil
+        let ryosDeliverable = RyOSRealtimeProtocol.isDeliverable(event)
+        for id in ids where id != exclude {
+            guard let socket = sockets[id] else { continue }
+            switch socket.face {
+            case .pusher:
+                if let memberEventUser, socket.user(on: channel) == memberEventUser { continue }
+                if pusherText == nil { pusherText = Self.pusherText(message, event: event, channel: channel) }
+                socket.send(pusherText!)
+            case .ryos:
+                guard ryosDeliverable else { continue }
+                if ryosText == nil { ryosText = RyOSRealtimeProtocol.event(event, channel: channel, data: message["data"]) }
+                socket.send(ryosText!)
+            }
+        }
+    }
+
+    /// An event as Pusher clients receive it: `data` a string, `user_id` when the message names one.
+    private static func pusherText(_ message: [String: JSONValue], event: String, channel: String) -> String {
         let data: String
         switch message["data"] {
         case .string(let text)?: data = text
@@ -280,14 +303,7 @@ actor RealtimeHub: Service {
         }
         var out: [String: JSONValue] = ["event": .string(event), "channel": .string(channel), "data": .string(data)]
         if let user = message["user_id"]?.string { out["user_id"] = .string(user) }
-        let text = JSONValue.object(out).serialized
-        let exclude = message["socket_id"]?.string
-        let memberEventUser = event.hasPrefix("pusher_internal:member_") ? message["data"]?["user_id"]?.string : nil
-        for id in ids where id != exclude {
-            guard let socket = sockets[id] else { continue }
-            if let memberEventUser, socket.user(on: channel) == memberEventUser { continue }
-            socket.send(text)
-        }
+        return JSONValue.object(out).serialized
     }
 
     // MARK: - Access
@@ -321,14 +337,20 @@ actor RealtimeHub: Service {
     }
 
     /// Ends one subscription whose access ended: the client is told (`pusher:subscription_error`, AccessRevoked,
-    /// 403), the socket leaves the channel and its presence there is removed and announced.
+    /// 403; a ryOS socket ryOS's `subscription_error`), the socket leaves the channel and its presence there is
+    /// removed and announced.
     func revoke(_ socket: PusherSocket, channel: String) async {
         let (subscribed, user) = socket.takeChannel(channel)
         guard subscribed else { return }
         Counter(label: "subscriptions_revoked_total").increment()
-        socket.send(PusherProtocol.subscriptionError(
-            channel: channel, type: "AccessRevoked", error: "Access to this channel ended", status: 403
-        ))
+        switch socket.face {
+        case .pusher:
+            socket.send(PusherProtocol.subscriptionError(
+                channel: channel, type: "AccessRevoked", error: "Access to this channel ended", status: 403
+            ))
+        case .ryos:
+            socket.send(RyOSRealtimeProtocol.subscriptionError(channel: channel))
+        }
         await leave(socket, channel: channel, user: user)
     }
 
@@ -340,7 +362,8 @@ actor RealtimeHub: Service {
         for (channel, ids) in channelSockets where channel.hasPrefix("presence-") {
             guard let members = try? await presence.members(channel: channel) else { continue }
             let text = PusherProtocol.subscriptionSucceeded(channel: channel, members: members)
-            for id in ids { sockets[id]?.send(text) }
+            // ryOS sockets have no presence frames (on `presence-global` they only listen to events).
+            for id in ids where sockets[id]?.face == .pusher { sockets[id]?.send(text) }
         }
     }
 
@@ -396,7 +419,8 @@ actor RealtimeHub: Service {
         }
     }
 
-    /// Pings silent sockets and closes dead ones (4201).
+    /// Pings silent sockets (`pusher:ping`; a ryOS socket a WebSocket ping frame, which browsers answer themselves)
+    /// and closes dead ones (4201).
     private func checkActivity() {
         let now = ContinuousClock.now
         let activityTimeout = Duration.seconds(settings.activityTimeout), pongTimeout = Duration.seconds(settings.pongTimeout)
@@ -405,7 +429,10 @@ actor RealtimeHub: Service {
             case .alive:
                 break
             case .ping:
-                socket.send(PusherProtocol.message("pusher:ping", data: "{}"))
+                switch socket.face {
+                case .pusher: socket.send(PusherProtocol.message("pusher:ping", data: "{}"))
+                case .ryos: socket.ping()
+                }
             case .dead:
                 Counter(label: "websocket_closed_total", dimensions: [("reason", "pong_timeout")]).increment()
                 socket.close(.unknown(4201), "Pong reply not received")

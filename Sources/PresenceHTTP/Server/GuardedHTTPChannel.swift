@@ -159,8 +159,8 @@ struct GuardedHTTPChannel: ServerChildChannel, HTTPChannelHandler {
 }
 
 extension HTTPServerBuilder {
-    /// HTTP/1 on `responder`'s router and Pusher WebSockets on `/app/<key>` (accepted by the same router), behind the
-    /// connection guards and limits of `settings`.
+    /// HTTP/1 on `responder`'s router, Pusher WebSockets on `/app/<key>` and ryOS's on `/ws` (both accepted by the same
+    /// router), behind the connection guards and limits of `settings`.
     static func guardedHTTP1PusherUpgrade<WSResponderBuilder: HTTPResponderBuilder>(
         webSocketRouter: WSResponderBuilder,
         http1: HTTP1Channel.Configuration,
@@ -179,12 +179,17 @@ extension HTTPServerBuilder {
             install: { head, channel in
                 let uri = URI(head.path ?? "")
                 let parts = uri.path.split(separator: "/", omittingEmptySubsequences: true)
-                let opening = PusherChannelHandler.Opening(
+                var opening = PusherChannelHandler.Opening(
                     key: parts.count == 2 && parts[0] == "app" ? String(parts[1]) : nil,
                     protocolVersion: uri.queryParameters.get("protocol").flatMap { Int($0) },
                     overQuota: head.headerFields[HTTPField.Name(HTTPRequestObserver.overQuotaHeader)!]
                         .flatMap(ConnectionRegistry.Refusal.init(rawValue:))
                 )
+                // ryOS's `local` provider: its own frames, a ticket instead of a key.
+                if uri.path == RuntimeConfigController.websocketPath {
+                    opening.face = .ryos
+                    opening.ticket = uri.queryParameters.get("ticket")
+                }
                 let operations = channel.pipeline.syncOperations
                 try operations.addHandler(WebSocketMaskCheck())
                 try operations.addHandler(NIOWebSocketFrameAggregator(
