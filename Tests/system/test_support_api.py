@@ -56,10 +56,13 @@ def test_seed_flow_end_to_end(cluster):
     assert room["metadata"] == {"ticketId": "T-100", "priority": "high", "assignedAgentId": "agent1", "status": "open"}
     assert isinstance(room["createdAt"], int)
 
-    # Opened by an agent: nobody holds the customer seat until an agent names the customer.
+    # Opened by an agent with no customer named: the first user to join as customer takes the seat (the seed's order),
+    # and nobody else can after.
     assert r.json()["room"]["customerId"] is None
-    assert b.call("POST", "/support/T-100/join", user=cust, json={}).status_code == 403
-    r = b.call("POST", "/support/T-100/metadata", user=agent, json={"customerId": "cust1"})
+    r = b.call("POST", "/support/T-100/join", user=cust, json={})
+    assert r.status_code == 200, r.text
+    assert b.call("POST", "/support/T-100/join", user=other, json={}).status_code == 403
+    r = b.call("POST", "/support/T-100/metadata", user=agent, json={"status": "open"})
     assert r.status_code == 200 and r.json()["room"]["customerId"] == "cust1"
     r = b.call("POST", "/support/T-100/join", user=cust, json={})
     assert r.status_code == 200
