@@ -8,13 +8,22 @@
 - Joins the ticket room first for half of the valid `heartbeat` and `typing` cases (those need the caller present).
 - Names the fuzz user as `customerId` in three of four valid `metadata` cases that set one (it must be a registered
   user, which generated names almost never are).
-- Gives every `POST /api/auth/logout` a fresh token of the fuzz user, so logging out never revokes the token the
-  rest of the run authenticates with.
+- Gives every `POST /api/auth/logout` a fresh token of the fuzz user, and every `POST /api/auth/logout-all` a fresh
+  throwaway user's session, so logging out never revokes the token the rest of the run authenticates with.
+- Has half of the valid `POST /api/auth/token/verify` cases ask about the fuzz user's own token, so its success path
+  gets fuzzed too.
+- Counts a stateful case as invalid (negative) when a link put a value its parameter's schema does not admit into a
+  path or query parameter, e.g. a support room id `ticket_<ticketId>` (from a support response's `roomId`) into the
+  `{id}` of `/api/rooms/{id}...` or into `roomIds`: the contract refuses those with 400, but schemathesis would still
+  hold the linked case to the positive checks.
+- Keeps no cookies on its own requests (sign-ins answer with the `ryos_auth` session cookie, which would otherwise
+  ride along on later ones).
 - Replaces schemathesis' `ignored_auth` and `missing_required_header` checks (for this API they only ever probe the
   credentials) with `auth_is_enforced`, which holds the server to this service's own contract: neither credential →
-  401, only one of the two → 400, a wrong token or another user's name → 401. (`ignored_auth` probes with one
-  credential at a time and expects 401/403, `missing_required_header` drops `Authorization` alone and expects 401:
-  both contradict the documented 400.)
+  401, only one of the two → 400, a wrong token or another user's name → 401, and instead of the headers a session
+  cookie with a wrong token → 401. (`ignored_auth` probes with one credential at a time and expects 401/403,
+  `missing_required_header` drops `Authorization` alone and expects 401: both contradict the documented 400.) The
+  probes carry no `Cookie` but their own: a generated `ryos_auth` cookie would stand in for missing headers.
 
 Settings come from the environment that ops/schemathesis sets: PRESENCE_URL, PRESENCE_FUZZ_USER,
 PRESENCE_FUZZ_PASSWORD, PRESENCE_FUZZ_TOKEN, PUSHER_APP_ID, PUSHER_KEY, PUSHER_SECRET.
@@ -24,7 +33,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.cookiejar
 import os
+import secrets
 import threading
 import time
 import zlib
@@ -35,6 +46,8 @@ import requests
 
 import schemathesis
 from schemathesis.core.parameters import ParameterLocation
+from schemathesis.generation import GenerationMode
+from schemathesis.generation.meta import TestPhase
 
 BASE_URL = os.environ["PRESENCE_URL"].rstrip("/")
 FUZZ_USER = os.environ["PRESENCE_FUZZ_USER"]
@@ -46,6 +59,8 @@ APP_SECRET = os.environ.get("PUSHER_SECRET", "presence-secret")
 
 PUSHER_AUTH_PARAMS = {"auth_key", "auth_timestamp", "auth_version", "body_md5", "auth_signature"}
 LOGOUT = ("POST", "/api/auth/logout")
+LOGOUT_ALL = ("POST", "/api/auth/logout-all")
+VERIFY = ("POST", "/api/auth/token/verify")
 PRESENT_ONLY = ("/support/{ticketId}/heartbeat", "/support/{ticketId}/typing")
 METADATA = ("POST", "/support/{ticketId}/metadata")
 
@@ -54,7 +69,9 @@ _session = threading.local()
 
 def _http() -> requests.Session:
     if not hasattr(_session, "value"):
-        _session.value = requests.Session()
+        session = requests.Session()
+        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        _session.value = session
     return _session.value
 
 
@@ -91,6 +108,20 @@ class PusherSignature(requests.auth.AuthBase):
         return request
 
 
+def _has_inadmissible_parameter(case) -> bool:
+    """Whether a path or query parameter holds a value its own schema does not admit (only links put those there)."""
+    operation = case.operation
+    validator_cls = operation.schema.adapter.jsonschema_validator_cls
+    for parameters, values in ((operation.path_parameters, case.path_parameters), (operation.query, case.query)):
+        if not isinstance(values, MutableMapping):
+            continue
+        for parameter in parameters:
+            value = values.get(parameter.name)
+            if isinstance(value, str) and not parameter.admits(value, validator_cls):
+                return True
+    return False
+
+
 def _query_key(piece: str) -> str:
     return unquote(piece.split("=", 1)[0])
 
@@ -102,6 +133,9 @@ def _query_value(piece: str) -> str:
 @schemathesis.hook
 def before_call(context, case, kwargs):
     path = case.operation.path
+    if case.meta is not None and case.meta.phase.name == TestPhase.STATEFUL and case.meta.generation.mode.is_positive \
+            and _has_inadmissible_parameter(case):
+        case.meta.generation.mode = GenerationMode.NEGATIVE
     if path.startswith("/apps/") or path == "/users/{userId}/terminate_connections":
         if not _is_negative(case, ParameterLocation.PATH) and isinstance(case.path_parameters, MutableMapping):
             app = case.path_parameters.get("appId")
@@ -119,6 +153,19 @@ def before_call(context, case, kwargs):
         authorization = case.headers.get("Authorization")
         if authorization == f"Bearer {FUZZ_TOKEN}":
             case.headers["Authorization"] = f"Bearer {_fresh_token()}"
+    elif (case.method.upper(), path) == LOGOUT_ALL and isinstance(case.headers, MutableMapping):
+        # Every session of whoever asks ends: never the fuzz user's.
+        if case.headers.get("Authorization") == f"Bearer {FUZZ_TOKEN}":
+            user, token = _throwaway_session()
+            case.headers["Authorization"] = f"Bearer {token}"
+            for name in [key for key in case.headers if key.lower() == "x-username"]:
+                case.headers[name] = user
+    elif (case.method.upper(), path) == VERIFY and case.meta is not None \
+            and not case.meta.generation.mode.is_negative and isinstance(case.body, MutableMapping):
+        token = case.body.get("token")
+        if isinstance(token, str) and zlib.crc32(token.encode()) % 2 == 0:
+            case.body["username"] = FUZZ_USER
+            case.body["token"] = FUZZ_TOKEN
     elif (case.method.upper(), path) == METADATA and case.meta is not None \
             and not case.meta.generation.mode.is_negative and isinstance(case.body, MutableMapping):
         # Most valid cases name a registered user, so the success path of `customerId` gets exercised too.
@@ -162,6 +209,22 @@ def _fresh_token() -> str:
     return response.json()["token"]
 
 
+# Users the hooks registered (their sessions stand in for the fuzz user's where that one must survive).
+_throwaway_users: set[str] = set()
+_throwaway_lock = threading.Lock()
+
+
+def _throwaway_session() -> tuple[str, str]:
+    user = "fuzzthrow" + secrets.token_hex(6)
+    response = _http().post(
+        f"{BASE_URL}/api/auth/register", json={"username": user, "password": secrets.token_hex(16)}, timeout=10
+    )
+    response.raise_for_status()
+    with _throwaway_lock:
+        _throwaway_users.add(user)
+    return user, response.json()["token"]
+
+
 # --- Authentication is enforced as documented ----------------------------------------------------------------------
 
 _checked: set[str] = set()
@@ -188,7 +251,10 @@ def auth_is_enforced(ctx, response, case):
     if not requires:
         return None
     sent = {name.lower(): value for name, value in response.request.headers.items()}
-    if sent.get("x-username", "").lower() != FUZZ_USER or not sent.get("authorization", "").startswith("Bearer "):
+    user = sent.get("x-username", "").lower()
+    with _throwaway_lock:
+        known = user == FUZZ_USER or user in _throwaway_users
+    if not known or not sent.get("authorization", "").startswith("Bearer "):
         return None
     label = case.operation.label
     with _checked_lock:
@@ -199,12 +265,18 @@ def auth_is_enforced(ctx, response, case):
         ("only Authorization", {"X-Username": None}, {400}),
         ("only X-Username", {"Authorization": None}, {400}),
         ("a wrong token", {"Authorization": "Bearer " + "0" * 64}, {401}),
-        ("another user's name", {"X-Username": FUZZ_USER + "x"}, {401}),
+        ("another user's name", {"X-Username": user + "x"}, {401}),
     ]
     if not optional:
         probes.insert(0, ("no credentials", {"Authorization": None, "X-Username": None}, {401}))
+        probes.append((
+            "a session cookie with a wrong token",
+            {"Authorization": None, "X-Username": None, "Cookie": f"ryos_auth={user}:{'0' * 64}"},
+            {401},
+        ))
     for scenario, changes, expected in probes:
         probe = response.request.copy()
+        changes = {"Cookie": None, **changes}
         for name, value in changes.items():
             for existing in [key for key in probe.headers if key.lower() == name.lower()]:
                 del probe.headers[existing]
