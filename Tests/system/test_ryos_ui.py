@@ -261,7 +261,7 @@ class RyosSocket:
 
     def __init__(self, url, origin):
         self.url = url
-        self.ws = websocket.create_connection(url, header=[f"Origin: {origin}"], timeout=30)
+        self.ws = websocket.create_connection(url, origin=origin, timeout=30)  # one Origin header, as a browser
         self.handshake_headers = self.ws.getheaders() or {}
         self.ws.settimeout(1)
         self.frames = queue.Queue()
