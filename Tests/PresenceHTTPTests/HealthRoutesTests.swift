@@ -79,7 +79,10 @@ struct AppConfigurationTests {
         #expect(c.redis.commandTimeout == .seconds(2))
         // Safe on a fresh install: no admin, metrics on loopback only.
         #expect(c.chat.admins.isEmpty && c.adminPassword == nil)
-        #expect(c.metricsHost == "127.0.0.1" && c.metricsPort == 9464)
+        #expect(c.metricsHost == "127.0.0.1" && c.effectiveMetricsPort == 9464)
+        // Workers started by hand with only PORT set each get their own metrics port.
+        #expect(try load([], ["PORT": "8081"]).effectiveMetricsPort == 9465)
+        #expect(try load([], ["PORT": "8081", "METRICS_PORT": "0"]).effectiveMetricsPort == 0)
     }
 
     @Test func adminsMustBeNamesAnAccountCanHave() throws {

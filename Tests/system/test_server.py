@@ -101,3 +101,65 @@ def _redis_info(port: int, field: str) -> str:
         if line.startswith(field + ":"):
             return line.split(":", 1)[1].strip()
     raise KeyError(field)
+
+
+def test_workers_started_by_hand_with_only_port_set(server_binary, redis_process):
+    """Two workers on one host with only PORT set both start (each /metrics listener follows its PORT); a third on a
+    port that is taken stops at once, with one line naming the address and the setting."""
+    import socket
+
+    def free_pair():
+        for _ in range(200):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            if port + 1385 > 65535:
+                continue
+            busy = False
+            for p in (port + 1, port + 1384, port + 1385):
+                with socket.socket() as t:
+                    try:
+                        t.bind(("127.0.0.1", p))
+                    except OSError:
+                        busy = True
+            if not busy:
+                return port
+        raise RuntimeError("no free port pair")
+
+    port = free_pair()
+    base = {"PATH": "/usr/bin:/bin", "REDIS_URL": redis_process.url, "BCRYPT_COST": "4"}
+    procs = []
+    try:
+        for p in (port, port + 1):
+            procs.append(subprocess.Popen([server_binary], env={**base, "PORT": str(p)},
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+        for p in (port, port + 1):
+            assert wait_until(lambda: _answers(f"http://127.0.0.1:{p}/health"), 30), p
+            assert wait_until(lambda: _answers(f"http://127.0.0.1:{p + 1384}/metrics"), 30), p + 1384
+        # PORT taken by the first worker.
+        out = subprocess.run([server_binary], env={**base, "PORT": str(port), "METRICS_PORT": "0"},
+                             capture_output=True, text=True, timeout=20)
+        assert out.returncode != 0
+        line = out.stderr.strip().splitlines()[-1]
+        assert line.startswith(f"presence-server: PORT: cannot listen on 127.0.0.1:{port}: Address already in use"), out.stderr
+        # METRICS_PORT taken by the first worker's metrics listener.
+        out = subprocess.run([server_binary], env={**base, "PORT": str(port + 2), "METRICS_PORT": str(port + 1384)},
+                             capture_output=True, text=True, timeout=20)
+        assert out.returncode != 0
+        line = out.stderr.strip().splitlines()[-1]
+        assert f"METRICS_PORT: cannot listen on 127.0.0.1:{port + 1384}" in line and "or 0 for none" in line, out.stderr
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False

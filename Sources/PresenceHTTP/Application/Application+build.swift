@@ -31,7 +31,11 @@ public func runServer(configuration: AppConfiguration) async throws {
     // A service group stops its services in reverse order: the stop sequence first, then the application (the
     // HTTP server, then the sweeper and Redis inside it), then the hub's subscriber.
     let group = ServiceGroup(configuration: .init(
-        services: [.init(service: parts.services.hub), .init(service: parts.app), .init(service: stop)],
+        services: [
+            .init(service: parts.services.hub),
+            .init(service: Listener(app: parts.app, setting: "PORT", host: configuration.host, port: configuration.port)),
+            .init(service: stop),
+        ],
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: parts.logger
     ))
@@ -74,10 +78,13 @@ func makeApplication(configuration: AppConfiguration, logger: Logger?, runHubIns
         ))
     }
     if runHubInside { appServices.append(services.hub) }
-    if configuration.metricsPort != 0 {
-        appServices.append(MetricsController.application(
-            host: configuration.metricsHost, port: configuration.metricsPort,
-            registry: PrometheusMetricsFactory.defaultRegistry, logger: logger
+    if configuration.effectiveMetricsPort != 0 {
+        appServices.append(Listener(
+            app: MetricsController.application(
+                host: configuration.metricsHost, port: configuration.effectiveMetricsPort,
+                registry: PrometheusMetricsFactory.defaultRegistry, logger: logger
+            ),
+            setting: "METRICS_PORT", host: configuration.metricsHost, port: configuration.effectiveMetricsPort
         ))
     }
     let limits = configuration.connections

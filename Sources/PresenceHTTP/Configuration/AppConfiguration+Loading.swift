@@ -267,7 +267,11 @@ extension AppConfiguration {
             }
             config.metricsHost = value
         },
-        .integer("METRICS_PORT", 9464, in: 0...65535, \.metricsPort, "Port of the /metrics listener (0: no metrics listener)"),
+        Setting(name: "METRICS_PORT", defaultValue: "PORT + 1384 (9464 for 8080)",
+                help: "Port of the /metrics listener (0: no metrics listener); unset, each worker's follows its PORT") {
+            config, value throws(ConfigurationError) in
+            config.metricsPort = try integer(value, setting: "METRICS_PORT", in: 0...65535)
+        },
         Setting(name: "WEBHOOK_URLS", defaultValue: "(unset: no webhooks)",
                 help: "Comma-separated webhook receivers, each URL or URL|event+event (channel_occupied, channel_vacated, member_added, member_removed, client_event, cache_miss)") {
             config, value throws(ConfigurationError) in

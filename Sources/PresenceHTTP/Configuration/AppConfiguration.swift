@@ -50,7 +50,19 @@ public struct AppConfiguration: Sendable {
     public var realtimeProvider: String = "local"
     /// Where `/metrics` is served (`METRICS_HOST`, `METRICS_PORT`); port 0: not served.
     public var metricsHost: String = "127.0.0.1"
-    public var metricsPort: Int = 9464
+    /// `METRICS_PORT` as given; `nil`: derived from the API port (``effectiveMetricsPort``).
+    public var metricsPort: Int?
+
+    /// The port of the `/metrics` listener: `METRICS_PORT`, or `PORT + 1384` (9464 for 8080) when unset, so workers
+    /// started by hand on one host with only `PORT` set each get their own. 0: no listener.
+    public var effectiveMetricsPort: Int {
+        if let metricsPort { return metricsPort }
+        let derived = port + Self.metricsPortOffset
+        return derived <= 65535 ? derived : 0
+    }
+
+    /// The distance of the default metrics port from the API port.
+    public static let metricsPortOffset = 1384
     /// Login attempts per client address per 60 s.
     public var loginAddressRateLimit: Int = 100
     /// Peers whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`): addresses or CIDR blocks.
