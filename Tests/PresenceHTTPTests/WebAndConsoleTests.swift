@@ -208,10 +208,19 @@ struct WebAndConsoleTests {
         #expect(empty.requestsPerSecond == 0 && empty.p99Milliseconds == 0)
     }
 
-    @Test func sameOriginRequestsPassWhateverAllowedOriginsSays() {
-        #expect(OriginPolicy.isSameOrigin("http://chat.example.com", host: "chat.example.com"))
-        #expect(OriginPolicy.isSameOrigin("https://Chat.Example.com:8443", host: "chat.example.com:8443"))
-        #expect(!OriginPolicy.isSameOrigin("http://chat.example.com", host: "chat.example.com:8080"))
+    @Test func sameOriginRequestsPassForAddressesAndLocalhostOnly() {
+        #expect(OriginPolicy.isSameOrigin("http://192.0.2.7:8080", host: "192.0.2.7:8080"))
+        #expect(OriginPolicy.isSameOrigin("https://LOCALHOST:8443", host: "localhost:8443"))
+        #expect(OriginPolicy.isSameOrigin("http://[::1]:8080", host: "[::1]:8080"))
+        #expect(!OriginPolicy.isSameOrigin("http://192.0.2.7", host: "192.0.2.7:8080"))
+        // A name can be rebound to this server (DNS rebinding): its own-host pass would let any page through.
+        #expect(!OriginPolicy.isSameOrigin("http://chat.example.com", host: "chat.example.com"))
+        #expect(!OriginPolicy.isSameOrigin("http://evil.example:8080", host: "evil.example:8080"))
+        #expect(!OriginPolicy.isSameOrigin("http://1.2.3.4.evil.example", host: "1.2.3.4.evil.example"))
+        #expect(!OriginPolicy.isSameOrigin("http://999.1.1.1", host: "999.1.1.1"))
+        // Named hosts pass when the operator names them.
+        #expect(OriginPolicy(patterns: [], publicOrigin: "https://chat.example.com").allows("https://chat.example.com", host: "chat.example.com"))
+        #expect(!OriginPolicy(patterns: [], publicOrigin: nil).allows("https://chat.example.com", host: "chat.example.com"))
         #expect(!OriginPolicy.isSameOrigin("http://evil.example", host: "chat.example.com"))
         #expect(!OriginPolicy.isSameOrigin("null", host: "null"))
         #expect(!OriginPolicy.isSameOrigin("http://a", host: nil))

@@ -85,6 +85,24 @@ def test_token_expiry_slides(make_cluster):
 
 # ---------------------------------------------------------------- origins, bodies
 
+def test_own_host_pass_cannot_be_rebound(make_cluster):
+    """DNS rebinding: an attacker's name resolved to this server makes Origin and Host agree. The own-host pass goes
+    only to addresses and localhost; a name passes only when the operator names it (APP_PUBLIC_ORIGIN, ALLOWED_ORIGINS)."""
+    c = make_cluster(1, ALLOWED_ORIGINS="https://only.example", APP_PUBLIC_ORIGIN="https://chat.example")
+    a = c.a
+    port = a.base.rsplit(":", 1)[1]
+    user = register(a, "rebound")
+    for host, allowed in [(f"evil.example:{port}", False), (f"127.0.0.1:{port}", True), (f"localhost:{port}", True),
+                          ("chat.example", True)]:
+        scheme = "https" if host == "chat.example" else "http"
+        r = requests.post(a.base + "/api/presence/switch", json={"previousRoomId": None, "nextRoomId": "general"},
+                          headers={"Host": host, "Origin": f"{scheme}://{host}", "Authorization": f"Bearer {user.token}",
+                                   "X-Username": user.name}, timeout=5)
+        assert (r.status_code == 200) == allowed, (host, r.status_code, r.text)
+        if not allowed:
+            assert r.json() == {"error": "Unauthorized"}
+
+
 def test_origins_and_preflight(cluster):
     a = cluster.a
     r = requests.get(a.base + "/api/rooms", headers={"Origin": "https://evil.example"}, timeout=5)

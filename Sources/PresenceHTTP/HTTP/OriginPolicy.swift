@@ -3,8 +3,14 @@ import HTTPTypes
 import Hummingbird
 
 /// Which browser origins may call the API: `ALLOWED_ORIGINS` patterns, `APP_PUBLIC_ORIGIN`, and the service's own
-/// pages (an origin naming the host the request was sent to). Used by ``OriginMiddleware`` for every request that
-/// names an `Origin`, and by ``Authenticator`` for the CSRF rule of cookie sessions.
+/// pages (an origin naming the host the request was sent to, when that host is an IP address or `localhost`). Used by
+/// ``OriginMiddleware`` for every request that names an `Origin`, and by ``Authenticator`` for the CSRF rule of cookie
+/// sessions.
+///
+/// The own-host pass is never given to a host *name* other than `localhost`: with DNS rebinding, an attacker's name
+/// (`evil.example`) resolves to this server, the browser sends `Origin: http://evil.example:8080` and
+/// `Host: evil.example:8080`, and the two agree. An address cannot be rebound, and browsers keep `localhost` on the
+/// loopback. A service reached by name is named in `APP_PUBLIC_ORIGIN` or `ALLOWED_ORIGINS`.
 public struct OriginPolicy: Sendable {
     let patterns: [String]
     let publicOrigin: String?
@@ -31,10 +37,22 @@ public struct OriginPolicy: Sendable {
     }
 
     /// Whether `origin` (`scheme://host[:port]`) names `host` (the request's `Host`: `host[:port]`), ignoring the
-    /// scheme (TLS may end at a proxy) and letter case.
+    /// scheme (TLS may end at a proxy) and letter case, and `host` cannot be rebound (an address, or `localhost`).
     static func isSameOrigin(_ origin: String, host: String?) -> Bool {
         guard let host, !host.isEmpty, let schemeEnd = origin.range(of: "://") else { return false }
-        return origin[schemeEnd.upperBound...].lowercased() == host.lowercased()
+        return origin[schemeEnd.upperBound...].lowercased() == host.lowercased() && isUnrebindable(host)
+    }
+
+    /// `host[:port]` names an IPv4 or bracketed IPv6 address, or `localhost`: no DNS answer can move it elsewhere.
+    static func isUnrebindable(_ authority: String) -> Bool {
+        let lower = authority.lowercased()
+        if lower.hasPrefix("[") { return lower.contains("]") }
+        let name = lower.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        if name == "localhost" { return true }
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts.allSatisfy { part in
+            !part.isEmpty && part.count <= 3 && part.utf8.allSatisfy { (48...57).contains($0) } && (Int(part) ?? 256) <= 255
+        }
     }
 
     /// Glob match where `*` matches any run of characters.
