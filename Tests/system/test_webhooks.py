@@ -167,10 +167,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_PUT = do_DELETE = do_PATCH = _unexpected
 
-    def reply(self, status):
+    def reply(self, status, location=None):
         payload = b"{}"
         try:
             self.send_response(status)
+            if location is not None:
+                self.send_header("Location", location)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
@@ -182,7 +184,7 @@ class _Handler(BaseHTTPRequestHandler):
 class Receiver:
     """A webhook receiver on a port of its own. Modes: "up" (validates, records, answers 200), "failing" (503),
     "hanging" (answers only after `hang_seconds`, past the worker's WEBHOOK_TIMEOUT_MS; nothing recorded: the worker
-    counts it as failed and sends it again). stop()/start() close and reopen the same port (connections refused in
+    counts it as failed and sends it again), "redirect" (302 with `Location: redirect_to`, nothing recorded). stop()/start() close and reopen the same port (connections refused in
     between). Every body is checked whatever the mode; problems (invalid signatures, malformed bodies) are kept for
     assert_clean()."""
 
@@ -192,6 +194,7 @@ class Receiver:
         self.target = target_id(self.url)
         self.mode = "up"
         self.hang_seconds = hang_seconds
+        self.redirect_to = None
         self.lock = threading.Lock()
         self.events = []          # every event of every accepted POST, in arrival order
         self.post_sizes = []      # events per accepted POST
@@ -284,6 +287,8 @@ class Receiver:
             handler.reply(504)
         elif mode == "failing":
             handler.reply(503)
+        elif mode == "redirect":
+            handler.reply(302, location=self.redirect_to)
         elif body is None:
             handler.reply(401)
         else:
@@ -333,6 +338,52 @@ class Receiver:
             problems, invalid = list(self.problems), self.invalid_signatures
         assert invalid == 0, f"{invalid} webhook POSTs failed validate_webhook: {problems[:5]}"
         assert problems == [], problems[:10]
+
+
+class _AnythingHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+
+    def log_message(self, *args):
+        pass
+
+    def _any(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        with self.server.lock:
+            self.server.requests.append((self.command, self.path, dict(self.headers), body))
+        try:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+        except OSError:
+            pass
+
+    do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = do_PATCH = _any
+
+
+class Anything:
+    """An HTTP server answering 200 to any request (a redirect's target that would take a bodiless GET as fine),
+    keeping every request it saw."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/elsewhere"
+        self.server = _Server(("127.0.0.1", self.port), _AnythingHandler)
+        self.server.lock = threading.Lock()
+        self.server.requests = []
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    @property
+    def requests(self):
+        with self.server.lock:
+            return list(self.server.requests)
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
 
 
 @pytest.fixture
@@ -1031,3 +1082,43 @@ def test_a_redis_restarted_empty_and_a_stopping_worker(make_cluster, receivers, 
     assert time.monotonic() - t0 < 15, "the leases were handed back, not left to lapse"
     assert {r.get(k) for k in r.keys("webhooks:*:lease")} == {other_id}
     rx.assert_clean()
+
+
+def test_a_redirect_is_a_failed_delivery_and_never_followed(make_cluster, receivers, connect):
+    """The receiver answers 302 with Location: a second server that answers 200 to anything. No redirect is followed:
+    the second server never sees a request (neither the batch as a bodiless GET, nor the X-Pusher-* headers), each
+    302 is a failed delivery (webhook_delivery_failures_total grows, nothing counted delivered, the events wait in the
+    outbox) and the batch is sent again, to the same URL, with the backoff. Once the receiver answers 200 the events
+    arrive in order, and webhook_events_delivered_total counts only what that 200 took."""
+    elsewhere = Anything()
+    try:
+        rx = receivers()
+        rx.redirect_to = elsewhere.url
+        rx.mode = "redirect"
+        c = make_cluster(1, **PUSHER_ENV, WEBHOOK_URLS=rx.url, WEBHOOK_MAX_BACKOFF_MS=500)
+        (w,) = c.workers
+        channel = f"moved-{tag()}"
+        s = connect(w)
+        s.subscribe(channel)
+        s.subscribed(channel)
+        s.unsubscribe(channel)
+        assert wait_until(lambda: rx.attempts["redirect"] >= 4, 30, 0.1), rx.attempts
+        assert wait_until(lambda: metric_sum([w], "webhook_delivery_failures_total", rx.target) >= 4, 15, 0.5), \
+            metric_values([w], "webhook_delivery_failures_total", rx.target)
+        assert metric_sum([w], "webhook_events_delivered_total", rx.target) == 0
+        assert wait_until(lambda: metric_sum([w], "webhook_outbox_length", rx.target) == 2, 15, 0.5), \
+            metric_values([w], "webhook_outbox_length", rx.target)
+        assert elsewhere.requests == [], elsewhere.requests
+        assert rx.count() == 0
+
+        rx.mode = "up"
+        rx.wait_for(occ(channel), vac(channel))
+        rx.settle()
+        assert rx.on(channel) == [occ(channel), vac(channel)]
+        assert wait_until(lambda: all_acknowledged([w], rx), 30, 0.5), (
+            metric_values([w], "webhook_events_delivered_total", rx.target), rx.count())
+        assert metric_sum([w], "webhook_events_delivered_total", rx.target) == 2
+        assert elsewhere.requests == [], elsewhere.requests
+        rx.assert_clean()
+    finally:
+        elsewhere.stop()

@@ -32,6 +32,7 @@ public struct WebhookDispatcher: Service {
     public func run() async throws {
         guard settings.enabled else {
             try? await gracefulShutdown()
+            await sender.shutdown()
             return
         }
         logger.info("Webhooks on", metadata: ["receivers": "\(settings.targets.map(\.id).joined(separator: ","))"])
@@ -43,6 +44,8 @@ public struct WebhookDispatcher: Service {
             try? await gracefulShutdown()
             group.cancelAll()
         }
+        // Every courier has stopped: nothing sends any more.
+        await sender.shutdown()
     }
 
     /// Updates the outbox gauges every few seconds until cancelled.
