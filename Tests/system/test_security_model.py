@@ -209,6 +209,30 @@ def test_1_admins_come_from_configuration(make_cluster):
     assert b.call("GET", "/api/admin/agents", user=alice).status_code == 403  # an agent is not an admin
 
 
+def test_1_a_name_registered_before_it_was_listed_gets_no_admin_rights(make_cluster):
+    """ADMIN_USERS grants rights only to accounts the bootstrap made (ADMIN_PASSWORD): an account someone registered
+    before its name was added to ADMIN_USERS stays an ordinary user, and start-up says so in its log."""
+    c = make_cluster(1, ADMIN_USERS=None, ADMIN_PASSWORD=None)
+    mallory = register(c.a, "mallory")
+    d = make_cluster(2, ADMIN_USERS="boss,mallory")
+    a, b = d.a, d.b
+    assert wait_until(lambda: "ADMIN_USERS names an account that was registered by a user" in a.proc.output(), 10), \
+        a.proc.output()[-2000:]
+    assert "user=mallory" in a.proc.output()
+    for worker in (a, b):
+        r = worker.call("POST", "/api/rooms", user=mallory, json={"name": "Takeover", "type": "public"})
+        assert r.status_code == 403, r.text
+        assert worker.call("GET", "/api/admin/agents", user=mallory).status_code == 403
+        assert worker.call("GET", "/api/console/overview", user=mallory).status_code == 403
+        assert worker.call("DELETE", "/api/rooms/general", user=mallory).status_code == 403
+    # The bootstrap's own admin holds its rights on both workers, and its account says where it came from.
+    boss = admin(b)
+    r = a.call("POST", "/api/rooms", user=boss, json={"name": "Staff", "type": "public"})
+    assert r.status_code == 201, r.text
+    assert d.redis().hget("user:{boss}", "admin") == "bootstrap"
+    assert d.redis().hget("user:{mallory}", "admin") is None
+
+
 # ---------------------------------------------------------------- 2. access ends with membership
 
 def test_2_leaving_a_private_room_ends_channel_access_on_every_worker(make_cluster):

@@ -53,7 +53,9 @@ public struct ChatService: Sendable {
         guard decision.allowed else { throw DomainError.rateLimited(decision) }
     }
 
-    public func isAdmin(_ user: String) -> Bool { settings.admins.contains(user) }
+    public func isAdmin(_ user: String) -> Bool {
+        settings.admins.contains(user) && (settings.roster?.isAdmin(user) ?? true)
+    }
 
     // MARK: - Rooms
 
@@ -322,19 +324,22 @@ public struct ChatService: Sendable {
 
     /// Publishes `presence-update`, `room-updated` and the presence channel's member event for users who joined or
     /// left a chat room. Returns `false` (publishing nothing) when `meta` is not a chat room's.
+    /// `userInfo`: the `user_info` of the member event, as the user's presence-channel signature gave it (one user).
     @discardableResult
-    public func announcePresence(room id: String, users: [String], action: PresenceAction, userCount: Int, meta: [String: String]) async -> Bool {
+    public func announcePresence(
+        room id: String, users: [String], action: PresenceAction, userCount: Int, meta: [String: String], userInfo: JSONValue? = nil
+    ) async -> Bool {
         guard var room = Room(meta: meta, userCount: userCount, members: nil) else { return false }
         if room.type == .private, let current = try? await rooms.get(id) { room = current }
         room.userCount = userCount
-        await broadcaster.publish(users.flatMap { presenceEvents(room: room, user: $0, action: action) })
+        await broadcaster.publish(users.flatMap { presenceEvents(room: room, user: $0, action: action, userInfo: userInfo) })
         return true
     }
 
     /// The events of `user` entering or leaving `room`: `room-updated` on its list channels, and, with `roomChannels`,
     /// `presence-update` on the room's channel and the member event on `presence-room-<id>` (which a storage may have
     /// published itself: ``PresenceSwitch/announced``; the member event is then marked ``BroadcastEvent/webhookOnly``).
-    func presenceEvents(room: Room, user: String, action: PresenceAction, roomChannels: Bool = true) -> [BroadcastEvent] {
+    func presenceEvents(room: Room, user: String, action: PresenceAction, roomChannels: Bool = true, userInfo: JSONValue? = nil) -> [BroadcastEvent] {
         var events: [BroadcastEvent] = []
         if roomChannels {
             events.append(BroadcastEvent(
@@ -343,18 +348,19 @@ public struct ChatService: Sendable {
             ))
         }
         events += room.listChannels.map { BroadcastEvent(.roomUpdated, channel: $0, data: ["room": room.json]) }
-        var member = Self.memberEvent(channel: "presence-room-\(room.id)", user: user, action: action)
+        var member = Self.memberEvent(channel: "presence-room-\(room.id)", user: user, action: action, userInfo: userInfo)
         member.webhookOnly = !roomChannels
         events.append(member)
         return events
     }
 
-    /// `pusher_internal:member_added` / `member_removed` for a presence channel's subscribers.
-    public static func memberEvent(channel: String, user: String, action: PresenceAction) -> BroadcastEvent {
+    /// `pusher_internal:member_added` / `member_removed` for a presence channel's subscribers; `user_info` is
+    /// `userInfo`, by default `{"username": <user>}`.
+    public static func memberEvent(channel: String, user: String, action: PresenceAction, userInfo: JSONValue? = nil) -> BroadcastEvent {
         if action == .joined {
             return BroadcastEvent(
                 .memberAdded, channel: channel,
-                data: ["user_id": .string(user), "user_info": ["username": .string(user)]]
+                data: ["user_id": .string(user), "user_info": userInfo ?? ["username": .string(user)]]
             )
         }
         return BroadcastEvent(.memberRemoved, channel: channel, data: ["user_id": .string(user)])

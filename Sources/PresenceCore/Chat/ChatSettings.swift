@@ -6,6 +6,8 @@ public struct ChatSettings: Sendable {
     public var historyLimit: Int = 1000
     /// Usernames with admin rights (`ADMIN_USERS`); none on a fresh install.
     public var admins: Set<String> = []
+    /// Which of `admins` hold their rights now (bootstrap accounts only); `nil`: all of them (in-memory rules tests).
+    public var roster: AdminRoster?
     /// Rooms a user may create per hour (`ROOM_RATE_LIMIT`).
     public var roomLimit: Int = 20
     /// Other users a user may name as members of new private rooms per hour (`INVITE_RATE_LIMIT`).

@@ -49,11 +49,13 @@ public struct SupportService: Sendable {
 
     /// Whether `user` is an agent (admins always are).
     public func isAgent(_ user: String) async throws -> Bool {
-        if settings.admins.contains(user) { return true }
+        if isAdmin(user) { return true }
         return try await tickets.isAgent(user)
     }
 
-    public func isAdmin(_ user: String) -> Bool { settings.admins.contains(user) }
+    public func isAdmin(_ user: String) -> Bool {
+        settings.admins.contains(user) && (settings.roster?.isAdmin(user) ?? true)
+    }
 
     /// Makes a registered user an agent (admins only).
     public func addAgent(_ name: String, by user: String) async throws {

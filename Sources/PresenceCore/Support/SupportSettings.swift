@@ -9,6 +9,8 @@ public struct SupportSettings: Sendable {
     public var messageLimit: Int = 30
     /// Usernames with admin rights (`ADMIN_USERS`); admins count as agents.
     public var admins: Set<String> = []
+    /// Which of `admins` hold their rights now (see ``ChatSettings/roster``).
+    public var roster: AdminRoster?
 
     public init() {}
 }

@@ -11,8 +11,18 @@ public struct RedisUserStore: UserStorage {
     }
 
     public func create(username: String, passwordHash: String) async throws -> Bool {
+        try await create(username: username, passwordHash: passwordHash, mark: nil)
+    }
+
+    public func createBootstrapAdmin(username: String, passwordHash: String) async throws -> Bool {
+        try await create(username: username, passwordHash: passwordHash, mark: "bootstrap")
+    }
+
+    private func create(username: String, passwordHash: String, mark: String?) async throws -> Bool {
         let replies = try await redis.run([
-            RedisScriptCall(Scripts.userRegister, keys: [RedisKeys.user(username)], arguments: [username, passwordHash]),
+            RedisScriptCall(
+                Scripts.userRegister, keys: [RedisKeys.user(username)], arguments: [username, passwordHash] + (mark.map { [$0] } ?? [])
+            ),
         ])
         guard let created = replies[0].int else { throw RedisError.protocolError("unexpected register reply \(replies[0])") }
         // The search index is a second key (another hash slot): written even when the user exists, so a failure
@@ -47,6 +57,10 @@ public struct RedisUserStore: UserStorage {
 
     public func touch(_ username: String) async throws {
         try await redis.run(Scripts.userTouch, keys: [RedisKeys.user(username)], arguments: [])
+    }
+
+    public func isBootstrapAdmin(_ user: String) async throws -> Bool {
+        try await redis.send(RedisCommand("HGET", RedisKeys.user(user), "admin")).string == "bootstrap"
     }
 
     public func setCurrentRoom(_ room: String?, of user: String, ttl: Duration) async throws {

@@ -57,6 +57,17 @@ public struct UserDirectory: Sendable {
     }
 
     /// Users whose name starts with `prefix` (already lowercased, ≥ 2 characters), in alphabetical order.
+    /// Creates an admin account from the bootstrap password and marks it so; `false` when the name exists already
+    /// (whoever made it: see ``isBootstrapAdmin(_:)``).
+    public func registerBootstrapAdmin(username: String, password: String) async throws -> Bool {
+        try await storage.createBootstrapAdmin(username: username, passwordHash: try await hasher.hash(password))
+    }
+
+    /// Whether `user`'s account was made by the admin bootstrap.
+    public func isBootstrapAdmin(_ user: String) async throws -> Bool {
+        try await storage.isBootstrapAdmin(user)
+    }
+
     /// Records (or with `nil` forgets) the chat room `user`'s client shows.
     public func setCurrentRoom(_ room: String?, of user: String, ttl: Duration) async throws {
         try await storage.setCurrentRoom(room, of: user, ttl: ttl)

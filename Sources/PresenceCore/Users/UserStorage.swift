@@ -16,6 +16,11 @@ public protocol UserStorage: Sendable {
     func touch(_ username: String) async throws
     /// Users whose name starts with `prefix`, in alphabetical order, at most `limit`.
     func search(prefix: String, limit: Int) async throws -> [UserSummary]
+    /// Creates an admin account made by the bootstrap (`ADMIN_PASSWORD`), marked so in the same step; `false` when the
+    /// name is taken.
+    func createBootstrapAdmin(username: String, passwordHash: String) async throws -> Bool
+    /// Whether `user`'s account was made by the admin bootstrap.
+    func isBootstrapAdmin(_ user: String) async throws -> Bool
     /// Records the chat room the user's client shows (the last switch's target), for `ttl`; `nil` forgets it.
     func setCurrentRoom(_ room: String?, of user: String, ttl: Duration) async throws
     /// The chat room the user's client last switched to, if recorded and not lapsed.

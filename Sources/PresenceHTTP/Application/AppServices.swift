@@ -28,6 +28,8 @@ public struct AppServices: Sendable {
     let authLimiters: AuthController.Limiters
     /// Who may hold which channel (signing, subscribing, refreshing, access changes).
     public let channelAccess: ChannelAccess
+    /// Who holds admin rights now (``AdminRoster``).
+    public let admins: AdminRoster
     /// The single-use tickets ryOS's `/ws` sockets open with, and how many a user may ask for.
     public let realtimeTickets: RealtimeTickets
     public let realtimeTicketLimiter: SlidingWindowLimiter
@@ -65,14 +67,20 @@ public struct AppServices: Sendable {
         self.users = users
         let tokens = TokenStore(storage: RedisTokenStore(redis: redis), ttl: configuration.tokenTTL)
         self.tokens = tokens
+        // Admin rights only for bootstrap accounts: confirmed by start-up (``StartupTasks``) or the first admin login.
+        let roster = AdminRoster(configured: configuration.chat.admins)
+        self.admins = roster
+        var chatSettings = configuration.chat
+        chatSettings.roster = roster
         let chat = ChatService(
             rooms: roomStore, presence: presence,
             history: RedisMessageHistory(redis: redis, limit: configuration.chat.historyLimit), users: users,
-            events: events, limits: limits, settings: configuration.chat, logger: logger
+            events: events, limits: limits, settings: chatSettings, logger: logger
         )
         self.chat = chat
         var supportSettings = configuration.support
         supportSettings.admins = configuration.chat.admins
+        supportSettings.roster = roster
         let support = SupportService(
             tickets: supportStore, presence: presence,
             history: RedisMessageHistory(redis: redis, limit: supportSettings.transcriptLimit, overflow: .refuseNew),

@@ -58,7 +58,7 @@ func makeApplication(configuration: AppConfiguration, logger: Logger?, runHubIns
     }
     let router = buildRouter(services)
     let startup = StartupTasks(
-        chat: services.chat, users: services.users, migrations: services.migrations, admins: configuration.chat.admins,
+        chat: services.chat, users: services.users, migrations: services.migrations, admins: services.admins,
         adminPassword: configuration.adminPassword, logger: logger
     )
     let host = ProcessInfo.processInfo.hostName
@@ -121,19 +121,22 @@ public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
     HealthController(redis: services.redis, readinessTimeout: .nanoseconds(services.configuration.redis.commandTimeout.nanoseconds))
         .addRoutes(to: router)
     OpenAPIController().addRoutes(to: router)
-    let authenticator = Authenticator(tokens: services.tokens, origins: origins)
+    let authenticator = Authenticator(tokens: services.tokens, origins: origins, admins: services.admins, users: services.users)
     AuthController(
         users: services.users, tokens: services.tokens, authenticator: authenticator,
         cookie: SessionCookie(maxAge: services.configuration.tokenTTL, publicOrigin: services.configuration.appPublicOrigin),
         limiters: services.authLimiters,
         trustedProxies: services.configuration.trustedProxies.compactMap(ClientAddress.Block.init),
-        admins: services.configuration.chat.admins, adminPassword: services.configuration.adminPassword
+        admins: services.admins, adminPassword: services.configuration.adminPassword
     ).addRoutes(to: router)
     RoomsController(chat: services.chat, authenticator: authenticator).addRoutes(to: router)
     PresenceController(chat: services.chat, channels: services.channelPresence, authenticator: authenticator).addRoutes(to: router)
     RyoController(ryo: services.ryo, authenticator: authenticator, stopDeadline: services.stopDeadline).addRoutes(to: router)
     SupportController(support: services.support, authenticator: authenticator).addRoutes(to: router)
-    PusherAuthController(access: services.channelAccess, signer: services.signer, authenticator: authenticator)
+    PusherAuthController(
+        access: services.channelAccess, signer: services.signer, authenticator: authenticator,
+        maxChannelName: services.configuration.pusher.maxChannelName
+    )
         .addRoutes(to: router)
     PusherAPIController(
         events: services.events, occupancy: services.occupancy, presence: services.channelPresence,
@@ -155,7 +158,7 @@ public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
         pusherKey: services.configuration.pusher.key,
         trustedProxies: services.configuration.trustedProxies.compactMap(ClientAddress.Block.init)
     ).addRoutes(to: router)
-    ConsoleController(storage: services.operations, authenticator: authenticator, admins: services.configuration.chat.admins)
+    ConsoleController(storage: services.operations, authenticator: authenticator, admins: services.admins)
         .addRoutes(to: router)
     let settings = WebAssets.PageSettings(
         pusherKey: services.configuration.pusher.key,

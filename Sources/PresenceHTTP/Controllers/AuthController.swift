@@ -35,14 +35,14 @@ struct AuthController {
     let limiters: Limiters
     let trustedProxies: [ClientAddress.Block]
     /// Admin names (reserved) and the password their accounts are created with when missing.
-    let admins: Set<String>
+    let admins: AdminRoster
     let adminPassword: String?
 
     func addRoutes(to router: Router<AppRequestContext>) {
         router.post("/api/auth/register") { request, context in
             let body = try await JSONBody.read(request, context: context)
             let (username, password) = try credentials(body)
-            guard username != RyoService.username, !admins.contains(username) else {
+            guard username != RyoService.username, !admins.configured.contains(username) else {
                 throw APIError(.forbidden, "Username reserved")
             }
             let address = clientAddress(request, context)
@@ -150,13 +150,11 @@ struct AuthController {
     /// Checks the password; an admin account that does not exist yet is created first from `ADMIN_PASSWORD` (start-up
     /// does the same; this covers a login that comes before it).
     private func verify(_ username: String, _ password: String) async throws -> Bool {
-        if admins.contains(username), let adminPassword, password == adminPassword {
-            do {
-                try await users.register(username: username, password: adminPassword)
-            } catch DomainError.conflict(_) {
-                // Exists already: its own password decides.
-            }
+        if admins.configured.contains(username), let adminPassword, password == adminPassword,
+           try await users.registerBootstrapAdmin(username: username, password: adminPassword) {
+            admins.confirm(username)
         }
+        // An existing account: its own password decides.
         return try await users.verify(username: username, password: password)
     }
 

@@ -7,7 +7,7 @@ import PresenceCore
 struct ConsoleController {
     let storage: any OperationsStorage
     let authenticator: Authenticator
-    let admins: Set<String>
+    let admins: AdminRoster
 
     /// Rooms listed, and rooms scanned to find them.
     static let roomLimit = 50
@@ -16,7 +16,7 @@ struct ConsoleController {
     func addRoutes(to router: Router<AppRequestContext>) {
         router.get("/api/console/overview") { request, _ in
             let user = try await authenticator.authenticate(request)
-            guard admins.contains(user) else { throw APIError(.forbidden, "Forbidden") }
+            guard admins.isAdmin(user) else { throw APIError(.forbidden, "Forbidden") }
             return JSONResponse.make(try await overview(), headers: [.cacheControl: "no-store"])
         }
     }

@@ -14,10 +14,16 @@ import PresenceCore
 public struct Authenticator: Sendable {
     let tokens: TokenStore
     let origins: OriginPolicy
+    /// Admin rights: a configured admin not yet confirmed is checked against its account when it authenticates, so a
+    /// worker whose start-up has not looked yet (or an account an operator marked since) is not left out.
+    let admins: AdminRoster?
+    let users: UserDirectory?
 
-    public init(tokens: TokenStore, origins: OriginPolicy) {
+    public init(tokens: TokenStore, origins: OriginPolicy, admins: AdminRoster? = nil, users: UserDirectory? = nil) {
         self.tokens = tokens
         self.origins = origins
+        self.admins = admins
+        self.users = users
     }
 
     /// Who a request was authenticated as, with which token, and how.
@@ -38,6 +44,12 @@ public struct Authenticator: Sendable {
         try await credentials(request).user
     }
 
+    /// Confirms a configured admin whose account the bootstrap made (see ``AdminRoster``).
+    func confirmAdmin(_ user: String) async throws {
+        guard let admins, let users, admins.configured.contains(user), !admins.isAdmin(user) else { return }
+        if try await users.isBootstrapAdmin(user) { admins.confirm(user) }
+    }
+
     /// ``authenticate(_:)`` with the token and how it came.
     public func credentials(_ request: Request) async throws -> Credentials {
         let authorization = request.headers[.authorization]
@@ -47,6 +59,7 @@ public struct Authenticator: Sendable {
             guard let owner = try await tokens.user(for: bearer), owner == username.lowercased() else {
                 throw APIError(.unauthorized, "Invalid token")
             }
+            try await confirmAdmin(owner)
             return Credentials(user: owner, token: bearer, viaCookie: false)
         }
         if let cookie = SessionCookie.read(request) {
@@ -54,6 +67,7 @@ public struct Authenticator: Sendable {
                 throw APIError(.unauthorized, "Invalid token")
             }
             try checkOrigin(request)
+            try await confirmAdmin(owner)
             return Credentials(user: owner, token: cookie.token, viaCookie: true)
         }
         switch (authorization, username) {
@@ -74,6 +88,7 @@ public struct Authenticator: Sendable {
             guard let cookie = SessionCookie.read(request) else { return nil }
             guard let owner = try await tokens.user(for: cookie.token), owner == cookie.user else { return nil }
             try checkOrigin(request)
+            try await confirmAdmin(owner)
             return owner
         }
         return try await authenticate(request)

@@ -17,6 +17,12 @@ struct InMemoryUserStore: UserStorage {
     func rememberAddress(_ address: String, of user: String) async throws { world.withState { _ = $0.addresses[user, default: []].insert(address) } }
     func existing(_ usernames: [String]) async throws -> [Bool] { world.withState { state in usernames.map { state.users[$0] != nil } } }
     func touch(_ username: String) async throws { world.withState { state in state.users[username]?.lastActive = state.now } }
+    func createBootstrapAdmin(username: String, passwordHash: String) async throws -> Bool {
+        guard try await create(username: username, passwordHash: passwordHash) else { return false }
+        world.withState { _ = $0.bootstrapAdmins.insert(username) }
+        return true
+    }
+    func isBootstrapAdmin(_ user: String) async throws -> Bool { world.withState { $0.bootstrapAdmins.contains(user) } }
     func setCurrentRoom(_ room: String?, of user: String, ttl: Duration) async throws { world.withState { $0.currentRooms[user] = room } }
     func currentRoom(of user: String) async throws -> String? { world.withState { $0.currentRooms[user] } }
     func search(prefix: String, limit: Int) async throws -> [UserSummary] {
@@ -60,6 +66,7 @@ final class RecordingEvents: EventPublisher {
     func publish(_ change: AccessChange) async { changes.withLock { $0.append(change) } }
     func publishDetached(_ events: [BroadcastEvent], orderKey: String) { published.withLock { $0 += events.filter { !$0.webhookOnly } } }
     func terminate(user: String) async throws {}
+    func signOut(user: String) async throws {}
     func deliver(_ events: [BroadcastEvent]) async throws { published.withLock { $0 += events } }
 
     var events: [BroadcastEvent] { published.withLock { $0 } }

@@ -28,6 +28,7 @@ final class World: Sendable {
         var users: [String: (hash: String, lastActive: Int64)] = [:]
         var addresses: [String: Set<String>] = [:]
         var currentRooms: [String: String] = [:]
+        var bootstrapAdmins: Set<String> = []
         var limits: [String: [Int64]] = [:]
         /// Sockets behind presence: "room user" → socket → expiry.
         var sockets: [String: [String: Int64]] = [:]
