@@ -17,7 +17,9 @@ Covered:
   event at least once, first occurrences in order;
 - per-URL event filters (URL|name+name);
 - the bounded outbox (WEBHOOK_OUTBOX_MAX): the oldest dropped and counted, the newest delivered once the receiver
-  is back.
+  is back;
+- a receiver answering 302: no redirect followed (the other host sees nothing), a failed delivery retried and counted;
+- a WEBHOOK_TIMEOUT_MS that does not fit WEBHOOK_LEASE_MS stops the worker at start-up with one line.
 
 Delivery is at least once, so duplicates are tolerated only after a worker death; everywhere else the exact
 sequence per channel is asserted after the traffic has settled. Every test ends by asserting that the receivers saw
@@ -26,10 +28,12 @@ no invalid signature and no malformed body.
 import collections
 import hashlib
 import json
+import os
 import re
 import signal
 import socket
 import struct
+import subprocess
 import threading
 import time
 import uuid
@@ -636,7 +640,7 @@ def test_members_added_and_removed_per_user_across_workers_and_by_expiry(make_cl
     and first occurrences are checked."""
     rx = receivers()
     c = make_cluster(2, **PUSHER_ENV, WEBHOOK_URLS=rx.url, CHAT_PRESENCE_TTL=3, SWEEP_INTERVAL_MS=250,
-                     OCCUPANCY_TTL=3, WEBHOOK_LEASE_MS=2000, WEBHOOK_MAX_BACKOFF_MS=1000)
+                     OCCUPANCY_TTL=3, WEBHOOK_LEASE_MS=2000, WEBHOOK_TIMEOUT_MS=1000, WEBHOOK_MAX_BACKOFF_MS=1000)
     a, b = c.a, c.b
     api_a = api(a)
     t = tag()
@@ -1122,3 +1126,28 @@ def test_a_redirect_is_a_failed_delivery_and_never_followed(make_cluster, receiv
         rx.assert_clean()
     finally:
         elsewhere.stop()
+
+
+def test_a_timeout_that_outlasts_the_lease_stops_the_worker_at_start(server_binary, redis_process):
+    """WEBHOOK_TIMEOUT_MS must fit WEBHOOK_LEASE_MS: timeout + min(lease / 4, 2000) + 250 <= lease (a POST may start
+    a renewal interval after the lease was renewed, and nothing renews it while the POST runs). A worker given
+    WEBHOOK_LEASE_MS=2000 with the default 5000 ms timeout, or 7751 ms with the default 10 s lease, exits non-zero at
+    once with one line on stderr naming both settings; 7750 with the default lease starts."""
+    for env in ({"WEBHOOK_LEASE_MS": "2000"}, {"WEBHOOK_TIMEOUT_MS": "7751"}, {"WEBHOOK_TIMEOUT_MS": "7750"}):
+        full = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "REDIS_URL": redis_process.url, "HOST": "127.0.0.1",
+                "PORT": str(free_port()), "METRICS_PORT": str(free_port()), "WEBHOOK_URLS": "http://127.0.0.1:9/hook",
+                **PUSHER_ENV, **env}
+        proc = subprocess.Popen([server_binary], env=full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            _, stderr = proc.communicate(timeout=20 if env != {"WEBHOOK_TIMEOUT_MS": "7750"} else 3)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, stderr = proc.communicate()
+            assert env == {"WEBHOOK_TIMEOUT_MS": "7750"}, f"{env}: the worker started: {stderr[-2000:]}"
+            continue
+        assert env != {"WEBHOOK_TIMEOUT_MS": "7750"}, f"a timeout that fits was refused: {stderr}"
+        assert proc.returncode != 0
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, stderr
+        assert "WEBHOOK_TIMEOUT_MS" in lines[0] and "WEBHOOK_LEASE_MS" in lines[0], lines[0]
+        assert "Fatal error" not in stderr and "Stack" not in stderr

@@ -106,7 +106,10 @@ final class WebhookCourier {
     }
 
     /// How often leases are renewed, and free ones (a stopped worker's) taken: a quarter of the lease, at most 2 s.
-    private var leaseCheckInterval: Duration { min(settings.lease / 4, .seconds(2)) }
+    /// A send starts with a lease renewed less than this long ago and runs unrenewed for up to `WEBHOOK_TIMEOUT_MS`,
+    /// which is why a timeout that does not fit the rest of the lease is refused at start-up
+    /// (``WebhookSettings/longestTimeout``).
+    private var leaseCheckInterval: Duration { settings.leaseRenewInterval }
     private var storage: any WebhookOutboxStorage { dispatcher.storage }
     private var settings: WebhookSettings { dispatcher.settings }
     private var logger: Logger { dispatcher.logger }

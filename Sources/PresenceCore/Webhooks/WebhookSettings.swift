@@ -22,6 +22,40 @@ public struct WebhookSettings: Sendable {
     /// Whether any receiver is configured.
     public var enabled: Bool { !targets.isEmpty }
 
+    /// How often a worker renews its leases (and takes free ones): a quarter of the lease, at most 2 s. A batch is sent
+    /// with a lease renewed less than this long ago (``WebhookCourier``), and nothing renews it while the POST runs.
+    public var leaseRenewInterval: Duration { min(lease / 4, .seconds(2)) }
+
+    /// What a lease must still have left once a POST ended: the acknowledgement's round trip (`XACK` + `XDEL`), the
+    /// renewal's own round trip, and timer slack.
+    public static let acknowledgeHeadroom = Duration.milliseconds(250)
+
+    /// The longest `WEBHOOK_TIMEOUT_MS` that fits the lease. A POST starts at most ``leaseRenewInterval`` after the
+    /// lease was renewed, lasts at most the timeout, and must be acknowledged before the lease lapses; past that another
+    /// worker may take the shard and send the same events again (`XAUTOCLAIM`): duplicated, and out of order. So
+    /// `WEBHOOK_TIMEOUT_MS + min(WEBHOOK_LEASE_MS / 4, 2000) + 250 ≤ WEBHOOK_LEASE_MS`.
+    public var longestTimeout: Duration { lease - leaseRenewInterval - Self.acknowledgeHeadroom }
+
+    /// Why `WEBHOOK_TIMEOUT_MS` does not fit `WEBHOOK_LEASE_MS` (one line naming both), or `nil` when it does.
+    public var timeoutProblem: String? {
+        guard timeout > longestTimeout else { return nil }
+        return "\(timeout.milliseconds) ms does not fit WEBHOOK_LEASE_MS=\(lease.milliseconds): a POST may start "
+            + "\(leaseRenewInterval.milliseconds) ms after the lease was renewed (a quarter of WEBHOOK_LEASE_MS, at most 2000) and must "
+            + "end \(Self.acknowledgeHeadroom.milliseconds) ms before it lapses, so WEBHOOK_TIMEOUT_MS may be at most "
+            + "\(max(0, longestTimeout.milliseconds)) here; lower WEBHOOK_TIMEOUT_MS or raise WEBHOOK_LEASE_MS "
+            + "(to at least \(Self.shortestLease(for: timeout).milliseconds))"
+    }
+
+    /// The shortest lease a timeout fits in.
+    static func shortestLease(for timeout: Duration) -> Duration {
+        // timeout + min(lease / 4, 2 s) + headroom <= lease: with the 2 s cap when that lease is 8 s or more.
+        let capped = timeout + .seconds(2) + acknowledgeHeadroom
+        if capped >= .seconds(8) { return capped }
+        // Otherwise lease * 3/4 >= timeout + headroom, in whole milliseconds.
+        let ms = (timeout + acknowledgeHeadroom).milliseconds
+        return .milliseconds((ms * 4 + 2) / 3)
+    }
+
     /// The receivers that want `name`.
     public func targets(for name: WebhookEvent.Name) -> [WebhookTarget] { targets.filter { $0.accepts(name) } }
 }

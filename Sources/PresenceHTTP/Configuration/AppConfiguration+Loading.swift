@@ -281,7 +281,8 @@ extension AppConfiguration {
                 throw ConfigurationError(setting: "WEBHOOK_URLS", message: error.message)
             }
         },
-        .milliseconds("WEBHOOK_TIMEOUT_MS", 5000, in: 100...120_000, \.webhooks.timeout, "Milliseconds one webhook POST may take before it is retried"),
+        .milliseconds("WEBHOOK_TIMEOUT_MS", 5000, in: 100...120_000, \.webhooks.timeout,
+                      "Milliseconds one webhook POST may take before it is retried; must fit the lease: WEBHOOK_TIMEOUT_MS + min(WEBHOOK_LEASE_MS / 4, 2000) + 250 <= WEBHOOK_LEASE_MS"),
         .milliseconds("WEBHOOK_MAX_BACKOFF_MS", 30000, in: 250...3_600_000, \.webhooks.maxBackoff,
                       "Longest wait between webhook retries (they start at 250 ms and double)"),
         .integer("WEBHOOK_BATCH_SIZE", 100, in: 1...1000, \.webhooks.batchSize, "Most events in one webhook POST"),
@@ -333,6 +334,10 @@ extension AppConfiguration {
             if let value = flags[setting.name] ?? environment[setting.name] {
                 try setting.apply(&config, value)
             }
+        }
+        // Settings that must agree with each other, once all are applied.
+        if let problem = config.webhooks.timeoutProblem {
+            throw ConfigurationError(setting: "WEBHOOK_TIMEOUT_MS", message: problem)
         }
         return .run(config)
     }
