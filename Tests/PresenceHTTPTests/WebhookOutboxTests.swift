@@ -208,6 +208,36 @@ struct WebhookOutboxTests {
         }
     }
 
+    @Test func internalChannelsWriteNothingToTheOutbox() async throws {
+        let redis = try client()
+        let hook = target()
+        let settings = settings([hook])
+        let outbox = RedisWebhookOutbox(redis: redis, settings: settings)
+        try await outbox.prepare(hook)
+        let store = RedisOccupancyStore(redis: redis, webhooks: settings)
+        let user = uniquePrefix("u")
+        for channel in ["#server-to-user-\(user)", "#signed-in-\(user)"] {
+            // The transitions still happen (the hub counts them), but no webhook event is written for them.
+            #expect(try await store.touch([(channel, "s1")], ttl: .seconds(30)).count == 1)
+            #expect(try await store.remove(channel: channel, socket: "s1"))
+            #expect(try await store.touch([(channel, "s2")], ttl: .milliseconds(50)).count == 1)
+        }
+        try await Task.sleep(for: .milliseconds(150))
+        for _ in 0..<100 where try await !store.settleLapsed(limit: 1000).isEmpty {}
+        #expect(outbox.appendCommands(for: [
+            WebhookEvent(.memberAdded, channel: "#signed-in", fields: ["user_id": .string(user)]),
+            WebhookEvent(.clientEvent, channel: "#server-to-user-\(user)", fields: ["data": "x"]),
+            WebhookEvent(.cacheMiss, channel: "#x"),
+        ]).isEmpty)
+        #expect(try await outbox.backlog(hook) == (0, 0))
+        // An ordinary channel through the same store does write.
+        let channel = uniquePrefix("plain")
+        _ = try await store.touch([(channel, "s1")], ttl: .seconds(30))
+        #expect(try await outbox.backlog(hook).waiting == 1)
+        _ = try await store.remove(channel: channel, socket: "s1")
+        await redis.close()
+    }
+
     @Test func memberAndClientEventsStandForWebhookEvents() {
         let added = WebhookEvent(broadcast: ChatService.memberEvent(channel: "presence-room-x", user: "ann", action: .joined))
         #expect(added == WebhookEvent(.memberAdded, channel: "presence-room-x", fields: ["user_id": "ann"]))

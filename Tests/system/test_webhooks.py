@@ -19,7 +19,8 @@ Covered:
 - the bounded outbox (WEBHOOK_OUTBOX_MAX): the oldest dropped and counted, the newest delivered once the receiver
   is back;
 - a receiver answering 302: no redirect followed (the other host sees nothing), a failed delivery retried and counted;
-- a WEBHOOK_TIMEOUT_MS that does not fit WEBHOOK_LEASE_MS stops the worker at start-up with one line.
+- a WEBHOOK_TIMEOUT_MS that does not fit WEBHOOK_LEASE_MS stops the worker at start-up with one line;
+- no event of any kind for the internal # channels (#signed-in after Pusher sign-ins, #server-to-user-<id>).
 
 Delivery is at least once, so duplicates are tolerated only after a worker death; everywhere else the exact
 sequence per channel is asserted after the traffic has settled. Every test ends by asserting that the receivers saw
@@ -1151,3 +1152,42 @@ def test_a_timeout_that_outlasts_the_lease_stops_the_worker_at_start(server_bina
         assert len(lines) == 1, stderr
         assert "WEBHOOK_TIMEOUT_MS" in lines[0] and "WEBHOOK_LEASE_MS" in lines[0], lines[0]
         assert "Fatal error" not in stderr and "Stack" not in stderr
+
+
+def test_internal_channels_send_no_webhooks(make_cluster, receivers, connect):
+    """Pusher sign-ins (pusher:signin with user_data signed by the app secret) put each connection on the app-wide
+    #signed-in presence and let it subscribe to its own #server-to-user-<id>: neither is a channel an app's receiver
+    should hear of (they would tell it who signs in, and when). Two users sign in on both workers, subscribe to their
+    #server-to-user- channels and to a public channel, then leave every way (unsubscribe, close, reset); the public
+    channel's occupied/vacated arrive, and no event of any kind names a # channel."""
+    rx = receivers()
+    c = make_cluster(2, **PUSHER_ENV, WEBHOOK_URLS=rx.url)
+    t = tag()
+    public = f"beside-{t}"
+    socks = []
+    for i, worker in enumerate([c.a, c.b, c.a, c.b]):
+        user = f"inner{i % 2}-{t}"
+        s = connect(worker)
+        s.send({"event": "pusher:signin", "data": SIGNER.authenticate_user(s.id, {"id": user})})
+        s.expect(lambda m: m.get("event") == "pusher:signin_success")
+        s.subscribe(f"#server-to-user-{user}")
+        s.subscribed(f"#server-to-user-{user}")
+        s.subscribe(public)
+        s.subscribed(public)
+        socks.append((s, user))
+    rx.wait_for(occ(public))
+    backend = api(c.a)
+    backend.send_to_user(f"inner0-{t}", "notice", {"n": 1})
+    socks[0][0].expect(lambda m: m.get("event") == "notice")
+    for i, (s, user) in enumerate(socks):
+        if i == 0:
+            s.unsubscribe(f"#server-to-user-{user}")
+            s.unsubscribe(public)
+            time.sleep(0.3)
+        s.close("reset" if i == 1 else "frame")
+    rx.wait_for(vac(public))
+    rx.settle(quiet=3)
+    internal = [e for e in rx.all() if e["channel"].startswith("#")]
+    assert internal == [], internal
+    assert rx.on(public) == [occ(public), vac(public)]
+    rx.assert_clean()

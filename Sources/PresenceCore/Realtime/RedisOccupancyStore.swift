@@ -21,10 +21,13 @@ public struct RedisOccupancyStore: OccupancyStorage {
         }
     }
 
-    /// A channel's socket set, then its receivers' outbox streams.
+    /// A channel's socket set, then its receivers' outbox streams: none for the service's internal `#` channels
+    /// (`#signed-in`, `#server-to-user-<id>`), which send no webhooks (``WebhookEvent/isInternal(_:)``).
     func keys(_ channel: String) -> [String] {
+        let sockets = RedisKeys.pusherChannelSockets(channel)
+        guard !WebhookEvent.isInternal(channel) else { return [sockets] }
         let bucket = RedisKeys.spreadBucket(of: channel)
-        return [RedisKeys.pusherChannelSockets(channel)] + receivers.map { RedisKeys.webhookOutbox(bucket: bucket, target: $0.target.id) }
+        return [sockets] + receivers.map { RedisKeys.webhookOutbox(bucket: bucket, target: $0.target.id) }
     }
 
     /// The outbox bound, then each receiver's flags.

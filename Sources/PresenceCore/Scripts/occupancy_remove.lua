@@ -4,6 +4,9 @@
 -- ARGV[1] socket   ARGV[2] channel   ARGV[3] outbox bound (MAXLEN)   ARGV[4..] per outbox: 'o' and/or 'v'
 -- Returns 1 when this call emptied the set (vacated), else 0.
 local function announce(name, flag)
+  -- The service's internal channels (#signed-in, #server-to-user-<id>) send no webhooks (the caller passes no outbox
+  -- for them either).
+  if string.sub(ARGV[2], 1, 1) == '#' then return end
   local event = cjson.encode({name = name, channel = ARGV[2]})
   for i = 2, #KEYS do
     if string.find(ARGV[2 + i], flag, 1, true) then

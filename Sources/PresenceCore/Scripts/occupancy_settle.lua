@@ -12,7 +12,9 @@ local lapsed = redis.call('ZCOUNT', KEYS[1], '-inf', now)
 if lapsed == total then
   redis.call('DEL', KEYS[1])
   local event = cjson.encode({name = 'channel_vacated', channel = ARGV[1]})
-  for i = 2, #KEYS do
+  -- No webhook for the service's internal channels (#signed-in, #server-to-user-<id>).
+  local internal = string.sub(ARGV[1], 1, 1) == '#'
+  for i = 2, internal and 0 or #KEYS do
     if string.find(ARGV[1 + i], 'v', 1, true) then
       redis.call('XADD', KEYS[i], 'MAXLEN', ARGV[2], '*', 'e', event)
     end

@@ -9,6 +9,9 @@
 -- Only the call that finds no live subscriber answers 1 or 2, so each change is announced once in the cluster.
 -- Reads come first, and the add before the prune keeps the key alive (see presence_leave.lua on migrating slots).
 local function announce(name, flag)
+  -- The service's internal channels (#signed-in, #server-to-user-<id>) send no webhooks (the caller passes no outbox
+  -- for them either).
+  if string.sub(ARGV[3], 1, 1) == '#' then return end
   local event = cjson.encode({name = name, channel = ARGV[3]})
   for i = 2, #KEYS do
     if string.find(ARGV[3 + i], flag, 1, true) then

@@ -17,11 +17,12 @@ public struct RedisWebhookOutbox: WebhookOutboxStorage {
     public var shards: Int { RedisKeys.spreadBuckets }
 
     /// The `XADD`s for `events`: one per event and receiver that wants it, each capped at ``WebhookSettings/outboxMax``
-    /// (the oldest entries go). For a caller's own pipeline; empty when no receiver wants any of them.
+    /// (the oldest entries go). For a caller's own pipeline; empty when no receiver wants any of them. Events of the
+    /// service's internal `#` channels are never written (``WebhookEvent/isInternal(_:)``).
     public func appendCommands(for events: [WebhookEvent]) -> [RedisCommand] {
         guard settings.enabled else { return [] }
         var commands: [RedisCommand] = []
-        for event in events {
+        for event in events where !WebhookEvent.isInternal(event.channel) {
             let targets = settings.targets(for: event.name)
             guard !targets.isEmpty else { continue }
             let bucket = RedisKeys.spreadBucket(of: event.channel)

@@ -31,10 +31,14 @@ public struct WebhookEvent: Sendable, Equatable {
         return .object(object)
     }
 
+    /// Whether `channel` is one of the service's internal channels (`#signed-in`, `#server-to-user-<id>`), for which no
+    /// webhook event of any kind is sent: they would tell a receiver who signs in, and when.
+    public static func isInternal(_ channel: String) -> Bool { channel.hasPrefix("#") }
+
     /// The webhook event a client event or a presence channel's member event stands for; `nil` for any other event,
-    /// and for the service's internal channels (`#signed-in`), which no Pusher client subscribes to by name.
+    /// and for the service's internal channels (``isInternal(_:)``).
     public init?(broadcast: BroadcastEvent) {
-        guard !broadcast.channel.hasPrefix("#") else { return nil }
+        guard !Self.isInternal(broadcast.channel) else { return nil }
         if broadcast.event.hasPrefix("client-") {
             var fields: [String: JSONValue] = [
                 "event": .string(broadcast.event), "data": .string(broadcast.data.string ?? broadcast.data.serialized),
