@@ -3,15 +3,23 @@ import Redis
 /// Sockets behind presence in Redis: `room:{id}:sockets:<user>` holds a user's sockets in a room, each with its own
 /// expiry (`expiring_touch.lua`); the user's presence is the room's ordinary presence entry.
 extension RedisPresenceStore: SocketPresenceStorage {
-    public func attachSocket(_ socket: String, user: String, room: String, openingChannel: String?, ttl: Duration) async throws -> PresenceJoin {
+    public func attachSocket(
+        _ socket: String, user: String, room: String, openingChannel: String?, ttl: Duration, state: JSONValue?, maxMembers: Int?
+    ) async throws -> PresenceJoin {
         var calls: [RedisScriptCall] = []
         if let channel = openingChannel {
             calls.append(RedisScriptCall(Scripts.channelRoomOpen, keys: [RedisKeys.roomMeta(room)], arguments: [room, channel]))
         }
         calls.append(touchCall(socket: socket, user: user, room: room, ttl: ttl))
-        calls.append(joinCall(room: room, user: user, ttl: ttl, state: nil))
+        calls.append(joinCall(room: room, user: user, ttl: ttl, state: state, maxMembers: maxMembers))
         let replies = try await runRegistered(room: room, ttl: ttl, calls)
-        return try Self.parseJoin(replies[replies.count - 1], user: user, ttl: ttl)
+        do {
+            return try Self.parseJoin(replies[replies.count - 1], user: user, ttl: ttl)
+        } catch let full as PresenceChannelFull {
+            // The refused socket leaves no entry behind (it would hold the user's presence when they come back).
+            _ = try? await redis.send(RedisCommand("ZREM", RedisKeys.roomSockets(room, user), socket))
+            throw full
+        }
     }
 
     public func detachSocket(_ socket: String, user: String, room: String) async throws -> PresenceLeave? {

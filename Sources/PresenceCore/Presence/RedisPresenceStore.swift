@@ -28,15 +28,17 @@ public struct RedisPresenceStore: PresenceStorage {
     // MARK: - Script calls (for pipelining several rooms in one round trip)
 
     /// `announce`: the script publishes a new member's chat events itself; `plannedCheck`: the sweeper's plan for the
-    /// room when it is not registered in the same pipeline; `publicOnly`: refuse a room that is not public.
+    /// room when it is not registered in the same pipeline; `publicOnly`: refuse a room that is not public;
+    /// `maxMembers`: refuse a new member when that many are present (``PresenceChannelFull``).
     func joinCall(
         room: String, user: String, ttl: Duration, state: JSONValue?, announce: Bool = false, plannedCheck: Int64? = nil,
-        publicOnly: Bool = false
+        publicOnly: Bool = false, maxMembers: Int? = nil
     ) -> RedisScriptCall {
         var arguments = [user, String(ttl.milliseconds), state?.serialized ?? ""]
-        if announce || plannedCheck != nil || publicOnly {
+        if announce || plannedCheck != nil || publicOnly || maxMembers != nil {
             arguments += [announce ? "1" : "", plannedCheck.map(String.init) ?? "", publicOnly ? "public" : ""]
         }
+        if let maxMembers { arguments.append(String(maxMembers)) }
         return RedisScriptCall(
             Scripts.presenceJoin,
             keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
@@ -102,6 +104,7 @@ public struct RedisPresenceStore: PresenceStorage {
             if message.hasPrefix("NOROOM") { throw DomainError.roomNotFound }
             if message.hasPrefix("CLOSED") { throw DomainError.roomClosed }
             if message.hasPrefix("NOTPUBLIC") { throw DomainError.forbidden("Forbidden - not a room member") }
+            if message.hasPrefix("FULL") { throw PresenceChannelFull() }
             throw RedisError.server(message)
         }
         guard let v = reply.array, v.count == 8, let isNew = v[0].int, let count = v[1].int,

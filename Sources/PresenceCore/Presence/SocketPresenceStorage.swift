@@ -3,8 +3,12 @@
 /// with them (``PresenceSweeper`` announces it).
 public protocol SocketPresenceStorage: Sendable {
     /// A socket of `user` joins `room`. `openingChannel` names the presence channel of a room that is not a chat room:
-    /// that room is created on first use. Also records the presence for the sweeper.
-    func attachSocket(_ socket: String, user: String, room: String, openingChannel: String?, ttl: Duration) async throws -> PresenceJoin
+    /// that room is created on first use. Also records the presence for the sweeper. `state` replaces the member's
+    /// state (`nil` keeps it). With `maxMembers`, a user not present yet is refused when the room has that many
+    /// present already, in the same step as the join (``PresenceChannelFull``; nothing of the join is left).
+    func attachSocket(
+        _ socket: String, user: String, room: String, openingChannel: String?, ttl: Duration, state: JSONValue?, maxMembers: Int?
+    ) async throws -> PresenceJoin
     /// A socket leaves `room`. Returns the user's leave when it was their last socket there, `nil` otherwise.
     func detachSocket(_ socket: String, user: String, room: String) async throws -> PresenceLeave?
     /// Refreshes sockets and their users' presence in one round trip. Returns the positions in `entries` whose
@@ -14,6 +18,19 @@ public protocol SocketPresenceStorage: Sendable {
 
 /// One socket of one user in one room.
 public struct SocketEntry: Sendable, Hashable {
+extension SocketPresenceStorage {
+    /// A socket of `user` joins `room`, keeping the member's state, with no member cap.
+    public func attachSocket(_ socket: String, user: String, room: String, openingChannel: String?, ttl: Duration) async throws -> PresenceJoin {
+        try await attachSocket(socket, user: user, room: room, openingChannel: openingChannel, ttl: ttl, state: nil, maxMembers: nil)
+    }
+}
+
+/// A new member refused by a room that has its cap of present members (an app's presence channel at
+/// `PUSHER_MAX_PRESENCE_MEMBERS`).
+public struct PresenceChannelFull: Error, Equatable {
+    public init() {}
+}
+
     public var room: String
     public var user: String
     public var socket: String

@@ -16,6 +16,8 @@
 --         a second short of it (the sweeper has not looked at the room since) and the plan is no later than the new
 --         expiry, else the error STALE (register again)
 -- ARGV[6] 'public': the room must be public, else the error NOTPUBLIC (the caller skipped the access check)
+-- ARGV[7] a member cap (an app's presence channel, PUSHER_MAX_PRESENCE_MEMBERS): a user not present yet is refused
+--         with the error FULL when that many are present; one present already is refreshed as ever
 --
 -- Returns {joined (1 = was not present), userCount, joinedAt, expiresAt, now, state, {meta...}, previous state}
 -- or the error NOROOM when the room does not exist, CLOSED when it is a closed support room.
@@ -43,6 +45,9 @@ local score = redis.call('ZSCORE', KEYS[2], user)
 local joined = 0
 if (not score) or tonumber(score) <= now then
   joined = 1
+end
+if joined == 1 and ARGV[7] and ARGV[7] ~= '' and redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf') >= tonumber(ARGV[7]) then
+  return redis.error_reply('FULL the room has its cap of present members')
 end
 
 local joinedAt

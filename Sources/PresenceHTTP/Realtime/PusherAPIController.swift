@@ -81,26 +81,39 @@ struct PusherAPIController {
     }
 
     func channelName(_ context: AppRequestContext) throws -> String {
-        guard let channel = context.pathParameter("channel"), PusherProtocol.isValidChannel(channel) else {
-            throw APIError.badRequest("Invalid channel name")
-        }
+        let channel = context.pathParameter("channel") ?? ""
+        try checkChannel(channel)
         return channel
     }
 
-    /// Publishes events given as Pusher's `{name, data, channel | channels, socket_id?}`.
+    /// A valid channel name of at most `PUSHER_MAX_CHANNEL_NAME` characters, else 400.
+    func checkChannel(_ channel: String) throws {
+        guard PusherProtocol.isValidChannel(channel, maxLength: settings.maxChannelName) else {
+            if PusherProtocol.isWellFormedChannel(channel) {
+                throw APIError.badRequest("The channel name is longer than the allowed \(settings.maxChannelName) characters.")
+            }
+            throw APIError.badRequest("Invalid channel name")
+        }
+    }
+
+    /// Publishes events given as Pusher's `{name, data, channel | channels, socket_id?}`, within Pusher's limits
+    /// (`PUSHER_MAX_EVENT_NAME` characters of name: 400 beyond; `PUSHER_MAX_EVENT_BYTES` of data: 413 beyond).
     func trigger(_ events: [[String: JSONValue]]) async throws {
         var out: [BroadcastEvent] = []
         for event in events {
-            guard let name = event["name"]?.string, (1...200).contains(name.unicodeScalars.count) else {
-                throw APIError.badRequest("Event 'name' is required (at most 200 characters)")
+            guard let name = event["name"]?.string, !name.isEmpty else { throw APIError.badRequest("Event 'name' is required") }
+            guard name.unicodeScalars.count <= settings.maxEventName else {
+                throw APIError.badRequest("Event name is too long. Maximum allowed size is \(settings.maxEventName).")
             }
             guard let data = event["data"]?.string else { throw APIError.badRequest("Event 'data' must be a string") }
-            guard data.utf8.count <= 10 * 1024 else { throw APIError(.contentTooLarge, "Event 'data' is over 10 KB") }
+            guard data.utf8.count <= settings.maxEventBytes else {
+                throw APIError(.contentTooLarge, "The event data should be less than \(PusherProtocol.sizeText(settings.maxEventBytes)).")
+            }
             var channels: [String] = []
             if let channel = event["channel"]?.string { channels = [channel] }
             if case .array(let list)? = event["channels"] { channels += list.compactMap(\.string) }
             guard !channels.isEmpty, channels.count <= 100 else { throw APIError.badRequest("Give 1 to 100 channels") }
-            guard channels.allSatisfy(PusherProtocol.isValidChannel) else { throw APIError.badRequest("Invalid channel name") }
+            for channel in channels { try checkChannel(channel) }
             out += channels.map {
                 BroadcastEvent(event: name, channel: $0, data: .string(data), socketID: event["socket_id"]?.string)
             }

@@ -10,6 +10,8 @@ struct PusherAuthController {
     let access: ChannelAccess
     let signer: PusherSigner
     let authenticator: Authenticator
+    /// `PUSHER_MAX_CHANNEL_NAME`: a longer channel name is refused (400) like a malformed one.
+    var maxChannelName: Int = PusherProtocol.defaultMaxChannelName
 
     func addRoutes(to router: Router<AppRequestContext>) {
         router.post("/pusher/auth") { request, context in
@@ -40,7 +42,10 @@ struct PusherAuthController {
         guard let socketID = fields["socket_id"], Self.isSocketID(socketID) else {
             throw APIError.badRequest("Field 'socket_id' must look like 1234.5678")
         }
-        guard let channel = fields["channel_name"], PusherProtocol.isValidChannel(channel) else {
+        guard let channel = fields["channel_name"], PusherProtocol.isValidChannel(channel, maxLength: maxChannelName) else {
+            if let channel = fields["channel_name"], PusherProtocol.isWellFormedChannel(channel) {
+                throw APIError.badRequest("The channel name is longer than the allowed \(maxChannelName) characters.")
+            }
             throw APIError.badRequest("Field 'channel_name' must be a valid channel name")
         }
         guard try await access.allows(channel, user: user) else { throw APIError(.forbidden, forbidden) }

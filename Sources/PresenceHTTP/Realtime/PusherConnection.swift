@@ -94,7 +94,7 @@ final class PusherConnection: Sendable {
         case "pusher:signin":
             await signin(data, socket: socket)
         case "pusher:unsubscribe":
-            guard let channel = data["channel"]?.string, PusherProtocol.isValidChannel(channel) else { return }
+            guard let channel = data["channel"]?.string, PusherProtocol.isValidChannel(channel, maxLength: settings.maxChannelName) else { return }
             let (subscribed, user) = socket.takeChannel(channel)
             if subscribed { await hub.leave(socket, channel: channel, user: user) }
         default:
@@ -111,8 +111,10 @@ final class PusherConnection: Sendable {
             socket.send(PusherProtocol.error("pusher:subscribe needs a channel", code: nil))
             return
         }
-        guard PusherProtocol.isValidChannel(channel) else {
-            socket.send(PusherProtocol.subscriptionError(channel: channel, type: "InvalidChannel", error: "Invalid channel name", status: 400))
+        guard PusherProtocol.isValidChannel(channel, maxLength: settings.maxChannelName) else {
+            socket.send(PusherProtocol.isWellFormedChannel(channel)
+                ? PusherProtocol.channelNameTooLong(channel: channel, max: settings.maxChannelName)
+                : PusherProtocol.subscriptionError(channel: channel, type: "InvalidChannel", error: "Invalid channel name", status: 400))
             return
         }
         // A user's own channel of server events: only for a connection signed in as that user.
@@ -135,6 +137,7 @@ final class PusherConnection: Sendable {
         if channel.hasPrefix("presence-") {
             let channelData = data["channel_data"]?.string ?? ""
             guard signer.verify(auth: auth, socketID: socket.id, channel: channel, channelData: channelData) else {
+        var userInfo: JSONValue?
                 socket.send(PusherProtocol.subscriptionError(channel: channel, type: "AuthError", error: "Invalid signature", status: 401))
                 return
             }
@@ -147,6 +150,12 @@ final class PusherConnection: Sendable {
         } else if channel.hasPrefix("private-") {
             guard signer.verify(auth: auth, socketID: socket.id, channel: channel, channelData: nil) else {
                 socket.send(PusherProtocol.subscriptionError(channel: channel, type: "AuthError", error: "Invalid signature", status: 401))
+            // The member's user_info, kept as signed (Pusher's 1 KB at most, PUSHER_MAX_USER_INFO_BYTES).
+            userInfo = parsed?["user_info"]
+            if let userInfo, userInfo.serialized.utf8.count > settings.maxUserInfoBytes {
+                socket.send(PusherProtocol.userInfoTooLarge(channel: channel, max: settings.maxUserInfoBytes))
+                return
+            }
                 return
             }
         }
@@ -184,8 +193,10 @@ final class PusherConnection: Sendable {
         do {
             try await hub.join(socket, channel: channel)
             if let user {
-                let (_, members) = try await presence.attach(channel: channel, user: user, socket: socket.id)
-                socket.send(PusherProtocol.subscriptionSucceeded(channel: channel, members: members))
+                let (_, snapshot) = try await presence.subscribe(
+                    channel: channel, user: user, socket: socket.id, userInfo: userInfo, maxMembers: settings.maxPresenceMembers
+                )
+                socket.send(PusherProtocol.subscriptionSucceeded(channel: channel, presence: snapshot))
             } else {
                 socket.send(PusherProtocol.subscriptionSucceeded(channel: channel))
             }
@@ -196,6 +207,10 @@ final class PusherConnection: Sendable {
             let notFound = (error as? DomainError) == .roomNotFound
             socket.send(PusherProtocol.subscriptionError(
                 channel: channel, type: notFound ? "NotFound" : "ServerError",
+            if error is PresenceChannelFull {
+                socket.send(PusherProtocol.presenceChannelFull(channel: channel))
+                return
+            }
                 error: notFound ? "Room not found" : "Subscription failed", status: notFound ? 404 : 500
             ))
         }
@@ -212,7 +227,7 @@ final class PusherConnection: Sendable {
         guard let auth = data["auth"]?.string, let userData = data["user_data"]?.string,
               signer.verifyUser(auth: auth, socketID: socket.id, userData: userData),
               let parsed = JSONValue.parse(Array(userData.utf8)), let id = parsed["id"]?.string,
-              !id.isEmpty, PusherProtocol.isValidChannel(id) else {
+              !id.isEmpty, PusherProtocol.isValidChannel(PusherProtocol.serverToUserPrefix + id, maxLength: settings.maxChannelName) else {
             socket.send(PusherProtocol.error("Invalid sign-in: a bad signature, or user_data without a valid id", code: 4009))
             socket.close(.unknown(4009), "Unauthorized")
             return
@@ -270,6 +285,16 @@ final class PusherConnection: Sendable {
         guard let channel, channel.hasPrefix("private-") || channel.hasPrefix("presence-") else {
             socket.send(PusherProtocol.error("Client events are only allowed on private and presence channels", code: nil))
             return
+        // Pusher's limits, before anything is published (or written to the webhook outbox).
+        guard event.unicodeScalars.count <= settings.maxEventName else {
+            socket.send(PusherProtocol.eventNameTooLong(max: settings.maxEventName))
+            return
+        }
+        let payload = data.string ?? data.serialized
+        guard payload.utf8.count <= settings.maxEventBytes else {
+            socket.send(PusherProtocol.eventDataTooLarge(max: settings.maxEventBytes))
+            return
+        }
         }
         // End-to-end encrypted channels carry only what the app's server encrypted; a client event would go out in
         // the clear (Pusher refuses them too).
@@ -286,7 +311,7 @@ final class PusherConnection: Sendable {
             return
         }
         await events.publish([BroadcastEvent(
-            event: event, channel: channel, data: data.string.map(JSONValue.string) ?? .string(data.serialized),
+            event: event, channel: channel, data: .string(payload),
             socketID: socket.id, userID: membership ?? nil
         )])
     }

@@ -28,13 +28,65 @@ enum PusherProtocol {
         message("pusher_internal:subscription_succeeded", channel: channel, data: "{}")
     }
 
-    static func subscriptionSucceeded(channel: String, members: [String]) -> String {
+    /// A presence channel's `pusher_internal:subscription_succeeded`: `ids` and `hash` (each member's `user_info`) of
+    /// the members listed, and `count`, the channel's true member count (more than the listed on a room-backed
+    /// channel larger than `PUSHER_MAX_PRESENCE_MEMBERS`).
+    static func subscriptionSucceeded(channel: String, presence snapshot: ChannelPresence.Snapshot) -> String {
         var hash: [String: JSONValue] = [:]
-        for member in members { hash[member] = ["username": .string(member)] }
+        for member in snapshot.members { hash[member.id] = member.info }
         let presence: JSONValue = [
-            "presence": ["ids": .array(members.map(JSONValue.string)), "hash": .object(hash), "count": .int(members.count)],
+            "presence": [
+                "ids": .array(snapshot.members.map { .string($0.id) }), "hash": .object(hash), "count": .int(snapshot.count),
+            ],
         ]
         return message("pusher_internal:subscription_succeeded", channel: channel, data: .string(presence.serialized))
+    }
+
+    // MARK: - Pusher's limits, refused with the codes and messages Pusher-compatible servers send
+
+    /// `n KB` for a whole number of KiB, else `n bytes`.
+    static func sizeText(_ bytes: Int) -> String {
+        bytes % 1024 == 0 ? "\(bytes / 1024) KB" : "\(bytes) bytes"
+    }
+
+    /// A client event whose name is longer than `PUSHER_MAX_EVENT_NAME`: `pusher:error` 4301.
+    static func eventNameTooLong(max: Int) -> String {
+        error("Event name is too long. Maximum allowed size is \(max).", code: 4301)
+    }
+
+    /// A client event whose data is larger than `PUSHER_MAX_EVENT_BYTES`: `pusher:error` 4301.
+    static func eventDataTooLarge(max: Int) -> String {
+        error("The event data should be less than \(sizeText(max)).", code: 4301)
+    }
+
+    /// A subscribe to a channel name longer than `PUSHER_MAX_CHANNEL_NAME`.
+    static func channelNameTooLong(channel: String, max: Int) -> String {
+        subscriptionError(
+            channel: channel, type: "LimitReached", error: "The channel name is longer than the allowed \(max) characters.",
+            status: 4009
+        )
+    }
+
+    /// A new member of a presence channel that has `PUSHER_MAX_PRESENCE_MEMBERS` already: 4100, over capacity.
+    static func presenceChannelFull(channel: String) -> String {
+        subscriptionError(
+            channel: channel, type: "LimitReached", error: "The maximum members per presence channel limit was reached",
+            status: 4100
+        )
+    }
+
+    /// A presence subscribe whose `user_info` is larger than `PUSHER_MAX_USER_INFO_BYTES`.
+    static func userInfoTooLarge(channel: String, max: Int) -> String {
+        subscriptionError(
+            channel: channel, type: "LimitReached", error: "The maximum size for a channel member is \(sizeText(max)).",
+            status: 4301
+        )
+    }
+
+    /// Whether `name` would be a valid channel name at any length: what tells a name that is too long from one that is
+    /// malformed.
+    static func isWellFormedChannel(_ name: String) -> Bool {
+        isValidChannel(name, maxLength: .max)
     }
 
     /// The channel of the events the app sends to one signed-in user: `#server-to-user-<user id>`.
@@ -56,14 +108,19 @@ enum PusherProtocol {
         message("pusher:signin_success", data: ["user_data": .string(userData)])
     }
 
-    /// `^[-a-zA-Z0-9_=@,.;]+$`, at most 200 characters; or `#server-to-user-` and a user id of such characters.
-    static func isValidChannel(_ name: String) -> Bool {
+    /// Pusher's longest channel name, the default of `PUSHER_MAX_CHANNEL_NAME`.
+    static let defaultMaxChannelName = 164
+
+    /// `^[-a-zA-Z0-9_=@,.;]+$`, or `#server-to-user-` and a user id of such characters; at most `maxLength`
+    /// characters in all (`PUSHER_MAX_CHANNEL_NAME`, Pusher's 164).
+    static func isValidChannel(_ name: String, maxLength: Int = defaultMaxChannelName) -> Bool {
+        guard !name.isEmpty, name.utf8.count <= maxLength else { return false }
+        var body = Substring(name)
         if name.hasPrefix(serverToUserPrefix) {
-            let user = name.dropFirst(serverToUserPrefix.count)
-            return !user.isEmpty && isValidChannel(String(user))
+            body = name.dropFirst(serverToUserPrefix.count)
+            if body.isEmpty { return false }
         }
-        guard (1...200).contains(name.utf8.count) else { return false }
-        return name.utf8.allSatisfy { b in
+        return body.utf8.allSatisfy { b in
             (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122)
                 || [UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "="), UInt8(ascii: "@"), UInt8(ascii: ","),
                     UInt8(ascii: "."), UInt8(ascii: ";")].contains(b)

@@ -360,10 +360,25 @@ actor RealtimeHub: Service {
         // Redis may have restarted empty: put this worker's presence back first.
         await refreshPresence()
         for (channel, ids) in channelSockets where channel.hasPrefix("presence-") {
-            guard let members = try? await presence.members(channel: channel) else { continue }
-            let text = PusherProtocol.subscriptionSucceeded(channel: channel, members: members)
+            // At most PUSHER_MAX_PRESENCE_MEMBERS members and the true count, as on subscribing; on a larger
+            // room-backed channel each socket's own user is listed too (one read for those left out).
+            guard let snapshot = try? await presence.snapshot(channel: channel, limit: settings.maxPresenceMembers) else { continue }
+            let text = PusherProtocol.subscriptionSucceeded(channel: channel, presence: snapshot)
             // ryOS sockets have no presence frames (on `presence-global` they only listen to events).
-            for id in ids where sockets[id]?.face == .pusher { sockets[id]?.send(text) }
+            let targets = ids.compactMap { sockets[$0] }.filter { $0.face == .pusher }
+            var own: [String: ChannelPresence.Member] = [:]
+            if snapshot.isPartial {
+                let listed = Set(snapshot.members.map(\.id))
+                let missing = Set(targets.compactMap { $0.user(on: channel) }).subtracting(listed)
+                for member in (try? await presence.members(channel: channel, users: Array(missing))) ?? [] { own[member.id] = member }
+            }
+            for socket in targets {
+                if let user = socket.user(on: channel), let me = own[user] {
+                    socket.send(PusherProtocol.subscriptionSucceeded(channel: channel, presence: snapshot.including(me)))
+                } else {
+                    socket.send(text)
+                }
+            }
         }
     }
 

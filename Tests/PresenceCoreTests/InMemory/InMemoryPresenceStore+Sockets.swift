@@ -2,14 +2,18 @@
 
 /// ``SocketPresenceStorage`` in memory: a user's sockets per room, each with its own expiry.
 extension InMemoryPresenceStore: SocketPresenceStorage {
-    func attachSocket(_ socket: String, user: String, room: String, openingChannel: String?, ttl: Duration) async throws -> PresenceJoin {
-        world.withState { state in
+    func attachSocket(
+        _ socket: String, user: String, room: String, openingChannel: String?, ttl: Duration, state newState: JSONValue?, maxMembers: Int?
+    ) async throws -> PresenceJoin {
+        try world.withState { state in
             if let channel = openingChannel, state.meta[room] == nil {
                 state.meta[room] = ["id": room, "type": "channel", "channel": channel, "createdAt": String(state.now)]
             }
+            let present = World.present(state, room: room)
+            if let maxMembers, present[user] == nil, present.count >= maxMembers { throw PresenceChannelFull() }
             state.sockets["\(room) \(user)", default: [:]][socket] = state.now + ttl.milliseconds
         }
-        return try await join(room: room, user: user, ttl: ttl)
+        return try await join(room: room, user: user, ttl: ttl, state: newState)
     }
 
     func detachSocket(_ socket: String, user: String, room: String) async throws -> PresenceLeave? {
