@@ -16,8 +16,6 @@ public protocol SocketPresenceStorage: Sendable {
     func refreshSockets(_ entries: [SocketEntry], ttl: Duration) async throws -> [Int]
 }
 
-/// One socket of one user in one room.
-public struct SocketEntry: Sendable, Hashable {
 extension SocketPresenceStorage {
     /// A socket of `user` joins `room`, keeping the member's state, with no member cap.
     public func attachSocket(_ socket: String, user: String, room: String, openingChannel: String?, ttl: Duration) async throws -> PresenceJoin {
@@ -31,6 +29,8 @@ public struct PresenceChannelFull: Error, Equatable {
     public init() {}
 }
 
+/// One socket of one user in one room.
+public struct SocketEntry: Sendable, Hashable {
     public var room: String
     public var user: String
     public var socket: String

@@ -134,10 +134,10 @@ final class PusherConnection: Sendable {
         }
         let auth = data["auth"]?.string ?? ""
         var user: String?
+        var userInfo: JSONValue?
         if channel.hasPrefix("presence-") {
             let channelData = data["channel_data"]?.string ?? ""
             guard signer.verify(auth: auth, socketID: socket.id, channel: channel, channelData: channelData) else {
-        var userInfo: JSONValue?
                 socket.send(PusherProtocol.subscriptionError(channel: channel, type: "AuthError", error: "Invalid signature", status: 401))
                 return
             }
@@ -147,15 +147,15 @@ final class PusherConnection: Sendable {
                 socket.send(PusherProtocol.subscriptionError(channel: channel, type: "AuthError", error: "channel_data needs a user_id", status: 400))
                 return
             }
-        } else if channel.hasPrefix("private-") {
-            guard signer.verify(auth: auth, socketID: socket.id, channel: channel, channelData: nil) else {
-                socket.send(PusherProtocol.subscriptionError(channel: channel, type: "AuthError", error: "Invalid signature", status: 401))
             // The member's user_info, kept as signed (Pusher's 1 KB at most, PUSHER_MAX_USER_INFO_BYTES).
             userInfo = parsed?["user_info"]
             if let userInfo, userInfo.serialized.utf8.count > settings.maxUserInfoBytes {
                 socket.send(PusherProtocol.userInfoTooLarge(channel: channel, max: settings.maxUserInfoBytes))
                 return
             }
+        } else if channel.hasPrefix("private-") {
+            guard signer.verify(auth: auth, socketID: socket.id, channel: channel, channelData: nil) else {
+                socket.send(PusherProtocol.subscriptionError(channel: channel, type: "AuthError", error: "Invalid signature", status: 401))
                 return
             }
         }
@@ -204,13 +204,13 @@ final class PusherConnection: Sendable {
         } catch {
             _ = socket.takeChannel(channel)
             await hub.leave(socket, channel: channel, user: nil)
-            let notFound = (error as? DomainError) == .roomNotFound
-            socket.send(PusherProtocol.subscriptionError(
-                channel: channel, type: notFound ? "NotFound" : "ServerError",
             if error is PresenceChannelFull {
                 socket.send(PusherProtocol.presenceChannelFull(channel: channel))
                 return
             }
+            let notFound = (error as? DomainError) == .roomNotFound
+            socket.send(PusherProtocol.subscriptionError(
+                channel: channel, type: notFound ? "NotFound" : "ServerError",
                 error: notFound ? "Room not found" : "Subscription failed", status: notFound ? 404 : 500
             ))
         }
@@ -282,9 +282,6 @@ final class PusherConnection: Sendable {
     }
 
     private func clientEvent(_ event: String, channel: String?, data: JSONValue, socket: PusherSocket) async {
-        guard let channel, channel.hasPrefix("private-") || channel.hasPrefix("presence-") else {
-            socket.send(PusherProtocol.error("Client events are only allowed on private and presence channels", code: nil))
-            return
         // Pusher's limits, before anything is published (or written to the webhook outbox).
         guard event.unicodeScalars.count <= settings.maxEventName else {
             socket.send(PusherProtocol.eventNameTooLong(max: settings.maxEventName))
@@ -295,6 +292,9 @@ final class PusherConnection: Sendable {
             socket.send(PusherProtocol.eventDataTooLarge(max: settings.maxEventBytes))
             return
         }
+        guard let channel, channel.hasPrefix("private-") || channel.hasPrefix("presence-") else {
+            socket.send(PusherProtocol.error("Client events are only allowed on private and presence channels", code: nil))
+            return
         }
         // End-to-end encrypted channels carry only what the app's server encrypted; a client event would go out in
         // the clear (Pusher refuses them too).
