@@ -127,6 +127,85 @@ struct WebhookOutboxTests {
         await redis.close()
     }
 
+    /// `WEBHOOK_OUTBOX_MAX_BYTES`: the stream's count of bytes is what its entries count for, the oldest go when the
+    /// count passes the budget, an acknowledgement takes its entries off, an event over an eighth of the bound is never
+    /// written, and Redis's own figure (`MEMORY USAGE`) stays within the bound with a batch's worth handed out.
+    @Test func theOutboxIsBoundedInBytes() async throws {
+        let redis = try client()
+        let hook = target()
+        var settings = settings([hook])
+        settings.outboxMaxBytes = 65536
+        settings.batchSize = 10
+        #expect(settings.outboxBytesProblem == nil)
+        #expect(settings.outboxEntryBudget == 65536 - 16384 - 1536 * 10 && settings.maxEventBytes == 8192)
+        let outbox = RedisWebhookOutbox(redis: redis, settings: settings)
+        try await outbox.prepare(hook)
+        let channel = uniquePrefix("bytes")
+        let shard = RedisKeys.spreadBucket(of: channel)
+        let stream = RedisKeys.webhookOutbox(bucket: shard, target: hook.id)
+        let counter = RedisKeys.webhookOutboxBytes(bucket: shard, target: hook.id)
+        func event(_ n: Int, size: Int) -> WebhookEvent {
+            WebhookEvent(.clientEvent, channel: channel, fields: ["data": .string("\(n):" + String(repeating: "x", count: size))])
+        }
+        func kept() async throws -> [String] {
+            let reply = try await redis.send(RedisCommand("XRANGE", stream, "-", "+"))
+            return RedisWebhookOutbox.entries(reply, shard: shard).map(\.event)
+        }
+        // 40 events of about 1 KB: the newest that fit the budget are kept, and the count is exactly theirs.
+        let sent = (0..<40).map { event($0, size: 1000) }
+        for event in sent { try await outbox.append([event]) }
+        var texts = try await kept()
+        let costs = texts.map { WebhookSettings.storedSize($0.utf8.count) }
+        #expect(costs.reduce(0, +) <= settings.outboxEntryBudget)
+        #expect(costs.reduce(0, +) + WebhookSettings.storedSize(sent[0].json.serialized.utf8.count) > settings.outboxEntryBudget)
+        #expect(texts == sent.suffix(texts.count).map(\.json.serialized), "the newest, in order")
+        #expect(try await redis.send(RedisCommand("GET", counter)).string == String(costs.reduce(0, +)))
+        #expect(try await outbox.backlog(hook) == (texts.count, 40 - texts.count))
+        // A batch handed out and not acknowledged (the receiver is down): Redis's own figure is within the bound.
+        _ = try await outbox.lease(hook, owner: "a", ttl: .seconds(30))
+        let read = try await outbox.readNew(hook, shards: [shard], owner: "a", count: settings.batchSize)
+        #expect(read.count == settings.batchSize)
+        for event in (40..<60).map({ event($0, size: 1000) }) { try await outbox.append([event]) }
+        let memory = try await redis.send(RedisCommand("MEMORY", "USAGE", stream, "SAMPLES", "0")).int ?? .max
+        #expect(memory <= settings.outboxMaxBytes, "MEMORY USAGE \(memory)")
+        // Too large for the outbox at all: not written, counted.
+        try await outbox.append([event(99, size: 9000)])
+        #expect(try await kept().last == event(59, size: 1000).json.serialized)
+        // Acknowledged: off the count; once the stream is empty, so is the count.
+        let claimed = try await outbox.claimPending(hook, shard: shard, owner: "a", count: 100)
+        #expect(claimed.entries.isEmpty && claimed.complete, "the batch handed out was dropped meanwhile")
+        texts = try await kept()
+        let rest = try await outbox.readNew(hook, shards: [shard], owner: "a", count: 100)
+        #expect(rest.map(\.event) == texts)
+        try await outbox.acknowledge(hook, Array(rest.prefix(3)))
+        let left = texts.dropFirst(3).map { WebhookSettings.storedSize($0.utf8.count) }.reduce(0, +)
+        #expect(try await redis.send(RedisCommand("GET", counter)).string == String(left))
+        try await outbox.acknowledge(hook, Array(rest.dropFirst(3)))
+        #expect(try await redis.send(RedisCommand("EXISTS", counter)).int == 0)
+        #expect(try await outbox.backlog(hook) == (0, 60 - texts.count))
+        await redis.close()
+    }
+
+    /// The byte accounting is one function, copied into every script that writes or acknowledges outbox entries, and
+    /// the same as ``WebhookSettings/storedSize(_:)``.
+    @Test func everyScriptCountsOutboxBytesTheSameWay() throws {
+        func block(_ source: String) -> String? {
+            guard let start = source.range(of: "-- BEGIN outbox functions"), let end = source.range(of: "-- END outbox functions") else { return nil }
+            return String(source[start.lowerBound..<end.upperBound])
+        }
+        let reference = try #require(block(Scripts.webhookAppend.source))
+        for script in [Scripts.webhookAck, Scripts.occupancyTouch, Scripts.occupancyRemove, Scripts.occupancySettle] {
+            #expect(block(script.source) == reference, "\(script.name)")
+        }
+        #expect(reference.contains("local per_node = math.min(100, math.max(1, math.floor(4096 / (length + 16))))"))
+        #expect(reference.contains("return length + math.floor(length / 4) + 64 + math.ceil(800 / per_node)"))
+        // 100 B: 35 to a listpack node; 1000 B: 4; 4000 B and more: one.
+        #expect(WebhookSettings.storedSize(100) == 100 + 25 + 64 + 23)
+        #expect(WebhookSettings.storedSize(1000) == 1000 + 250 + 64 + 200)
+        #expect(WebhookSettings.storedSize(4000) == 4000 + 1000 + 64 + 800)
+        #expect(WebhookSettings.storedSize(10) == 10 + 2 + 64 + 8, "at most 100 entries to a node")
+    }
+
     @Test func theDispatcherRetriesUntilTheReceiverTakesABatchAndKeepsTheOrder() async throws {
         let redis = try client()
         let hook = target()
@@ -200,6 +279,19 @@ struct WebhookOutboxTests {
         #expect("\(error)".contains("WEBHOOK_TIMEOUT_MS") && "\(error)".contains("WEBHOOK_LEASE_MS"))
         #expect(!"\(error)".contains("\n"))
         #expect("\(error)".contains("at most 1250"), "\(error)")
+        // WEBHOOK_OUTBOX_MAX_BYTES must leave half of itself for events beside a batch handed out.
+        func load(_ environment: [String: String]) throws(ConfigurationError) {
+            _ = try AppConfiguration.load(arguments: [], environment: environment)
+        }
+        #expect(throws: Never.self) { try load(["WEBHOOK_OUTBOX_MAX_BYTES": "65536", "WEBHOOK_BATCH_SIZE": "10"]) }
+        #expect(throws: Never.self) { try load(["WEBHOOK_OUTBOX_MAX_BYTES": "\(2 * (16384 + 1536 * 100))"]) }
+        #expect(throws: ConfigurationError.self) { try load(["WEBHOOK_OUTBOX_MAX_BYTES": "\(2 * (16384 + 1536 * 100) - 1)"]) }
+        do {
+            try load(["WEBHOOK_OUTBOX_MAX_BYTES": "65536"])
+            Issue.record("a bound smaller than twice what a batch of 100 leaves in Redis was accepted")
+        } catch {
+            #expect(error.setting == "WEBHOOK_OUTBOX_MAX_BYTES" && "\(error)".contains("WEBHOOK_BATCH_SIZE") && !"\(error)".contains("\n"))
+        }
         // The lease it suggests is the shortest that fits.
         for timeout in [1000, 1250, 5000, 5750, 5751, 7000, 120_000] {
             let lease = WebhookSettings.shortestLease(for: .milliseconds(timeout)).milliseconds

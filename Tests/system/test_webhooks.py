@@ -20,7 +20,9 @@ Covered:
   is back;
 - a receiver answering 302: no redirect followed (the other host sees nothing), a failed delivery retried and counted;
 - a WEBHOOK_TIMEOUT_MS that does not fit WEBHOOK_LEASE_MS stops the worker at start-up with one line;
-- no event of any kind for the internal # channels (#signed-in after Pusher sign-ins, #server-to-user-<id>).
+- no event of any kind for the internal # channels (#signed-in after Pusher sign-ins, #server-to-user-<id>);
+- the outbox bounded in bytes (WEBHOOK_OUTBOX_MAX_BYTES): MEMORY USAGE within the bound, drops and oversized events
+  counted.
 
 Delivery is at least once, so duplicates are tolerated only after a worker death; everywhere else the exact
 sequence per channel is asserted after the traffic has settled. Every test ends by asserting that the receivers saw
@@ -1190,4 +1192,69 @@ def test_internal_channels_send_no_webhooks(make_cluster, receivers, connect):
     internal = [e for e in rx.all() if e["channel"].startswith("#")]
     assert internal == [], internal
     assert rx.on(public) == [occ(public), vac(public)]
+    rx.assert_clean()
+
+
+def test_the_outbox_is_bounded_in_bytes_and_counts_what_it_drops(make_cluster, receivers, connect):
+    """WEBHOOK_OUTBOX_MAX_BYTES=65536 (WEBHOOK_BATCH_SIZE=10) with the receiver unreachable: one private channel (one
+    outbox stream) gets channel_occupied and 40 client events with about 1.5 KB of data each, then 3 with 9 KB (more
+    than an eighth of the bound, within Pusher's 10 KB). The stream's memory in Redis (MEMORY USAGE, and XLEN x event size) stays within the
+    bound all along; webhook_outbox_dropped says how many written events went (41 - what the stream keeps), and
+    webhook_events_oversized_total counts the 3 refused, which were never written. Once the receiver is back it gets
+    exactly the kept events: the newest, in order."""
+    bound, sent, big = 65536, 40, 3
+    rx = receivers()
+    rx.stop()
+    c = make_cluster(2, **PUSHER_ENV, WEBHOOK_URLS=rx.url, WEBHOOK_OUTBOX_MAX_BYTES=bound, WEBHOOK_BATCH_SIZE=10,
+                     WEBHOOK_MAX_BACKOFF_MS=500, WEBHOOK_TIMEOUT_MS=1000)
+    r = c.redis()
+    channel = f"private-heavy-{tag()}"
+    s = connect(c.a)
+    s.subscribe(channel)
+    s.subscribed(channel)
+    produced = [occ(channel)]
+
+    def memory():
+        """The largest MEMORY USAGE (every entry counted) among the receiver's streams, and their entries' bytes."""
+        streams = streams_of(r, rx.target)
+        usage = max([r.memory_usage(k, samples=0) or 0 for k in streams] or [0])
+        text = max([sum(len(fields["e"].encode()) for _, fields in r.xrange(k)) for k in streams] or [0])
+        return usage, text
+
+    peak = (0, 0)
+    for seq in range(sent):
+        data = json.dumps({"seq": seq, "pad": "x" * 1500})
+        s.trigger(channel, "client-big", data)
+        produced.append(client_event(channel, "client-big", data, s.id))
+        time.sleep(0.12)  # under the 10 client events per second a connection may send
+        if seq % 4 == 3:
+            peak = tuple(map(max, peak, memory()))
+    for seq in range(big):
+        s.trigger(channel, "client-big", json.dumps({"seq": sent + seq, "pad": "x" * 9000}))
+        time.sleep(0.12)
+    no_client_event_errors(s)
+
+    (stream,) = [k for k in streams_of(r, rx.target) if r.xlen(k)]
+    kept = r.xlen(stream)
+    written = len(produced)
+    assert 0 < kept < written, kept
+    assert wait_until(lambda: all(v == written - kept for v in metric_values(c.workers, "webhook_outbox_dropped", rx.target)),
+                      30, 0.5), (written - kept, metric_values(c.workers, "webhook_outbox_dropped", rx.target))
+    assert metric_sum(c.workers, "webhook_events_oversized_total", rx.target) == big, \
+        metric_values(c.workers, "webhook_events_oversized_total", rx.target)
+    peak = tuple(map(max, peak, memory()))
+    assert peak[0] <= bound, f"MEMORY USAGE of an outbox stream reached {peak[0]} B, over the bound {bound}"
+    assert peak[1] <= bound, f"the entries' text reached {peak[1]} B"
+    assert rx.attempts["up"] == 0 and rx.count() == 0
+
+    rx.start()
+    assert wait_until(lambda: len(rx.on(channel)) >= kept, 30, 0.1), (len(rx.on(channel)), kept)
+    rx.settle()
+    assert rx.on(channel) == produced[-kept:], [json.loads(e["data"])["seq"] if e["name"] == "client_event" else e["name"]
+                                               for e in rx.on(channel)]
+    s.close()
+    rx.wait_for(vac(channel))
+    assert wait_until(lambda: outbox_empty(c.workers, rx.target), 30, 0.5)
+    assert r.get(stream + ":bytes") is None, "the byte count goes with the last entry"
+    assert max(v or 0 for v in metric_values(c.workers, "webhook_outbox_dropped", rx.target)) == written - kept
     rx.assert_clean()

@@ -46,6 +46,7 @@ public enum Scripts {
     static let webhookRelease = load("webhook_release")
     static let webhookAck = load("webhook_ack")
     static let webhookBacklog = load("webhook_backlog")
+    static let webhookAppend = load("webhook_append")
 
     /// Every script, in declaration order.
     public static var all: [RedisScript] {
@@ -53,7 +54,7 @@ public enum Scripts {
          rateLimitSliding, roomCreate, roomGet, roomDelete, roomLeavePrivate, userRegister, userTouch, userSwitch, userSwitchLimited,
          historyAppend, supportOpen, supportMetadata, supportClose, supportReopen, expiringTouch, expiringMembers,
          socketDetach, channelRoomOpen, workerAnnounce, workerList, occupancyTouch, occupancyRemove, occupancySettle,
-         expiringLapsed, expiringForget, webhookLease, webhookRelease, webhookAck, webhookBacklog]
+         expiringLapsed, expiringForget, webhookLease, webhookRelease, webhookAck, webhookBacklog, webhookAppend]
     }
 
     /// A script that could not be loaded, with the reason.

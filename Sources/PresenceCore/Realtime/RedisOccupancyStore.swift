@@ -21,17 +21,22 @@ public struct RedisOccupancyStore: OccupancyStorage {
         }
     }
 
-    /// A channel's socket set, then its receivers' outbox streams: none for the service's internal `#` channels
-    /// (`#signed-in`, `#server-to-user-<id>`), which send no webhooks (``WebhookEvent/isInternal(_:)``).
+    /// A channel's socket set, then its receivers' outbox streams, each followed by its byte count: none for the
+    /// service's internal `#` channels (`#signed-in`, `#server-to-user-<id>`), which send no webhooks
+    /// (``WebhookEvent/isInternal(_:)``).
     func keys(_ channel: String) -> [String] {
         let sockets = RedisKeys.pusherChannelSockets(channel)
         guard !WebhookEvent.isInternal(channel) else { return [sockets] }
         let bucket = RedisKeys.spreadBucket(of: channel)
-        return [sockets] + receivers.map { RedisKeys.webhookOutbox(bucket: bucket, target: $0.target.id) }
+        return [sockets] + receivers.flatMap {
+            [RedisKeys.webhookOutbox(bucket: bucket, target: $0.target.id), RedisKeys.webhookOutboxBytes(bucket: bucket, target: $0.target.id)]
+        }
     }
 
-    /// The outbox bound, then each receiver's flags.
-    var webhookArguments: [String] { [String(webhooks.outboxMax)] + receivers.map(\.flags) }
+    /// The outbox bounds (entries, bytes, largest event: see ``RedisWebhookOutbox``), then each receiver's flags.
+    var webhookArguments: [String] {
+        [String(webhooks.outboxMax), String(webhooks.outboxEntryBudget), String(webhooks.maxEventBytes)] + receivers.map(\.flags)
+    }
 
     public func touch(_ subscriptions: [(channel: String, socket: String)], ttl: Duration) async throws -> [OccupancyChange] {
         guard !subscriptions.isEmpty else { return [] }

@@ -1,9 +1,22 @@
+import Metrics
 import Redis
+
+extension RedisKeys {
+    /// What the entries of an outbox stream count for, in bytes (``WebhookSettings/storedSize(_:)`` of each), kept
+    /// beside it in its slot by the scripts that write and acknowledge its entries.
+    public static func webhookOutboxBytes(bucket: Int, target: String) -> String { webhookOutbox(bucket: bucket, target: target) + ":bytes" }
+}
 
 /// ``WebhookOutboxStorage`` in Redis Streams: per receiver, ``RedisKeys/spreadBuckets`` streams
 /// (`webhooks:{<tag>}:<target>`, a channel's stream picked like its index bucket) with the consumer group `delivery`,
-/// a lease key per stream naming the worker that sends it, and a counter of delivered events beside it. Every key of one
-/// stream shares its hash tag, so each script stays in one slot of a Redis Cluster.
+/// a lease key per stream naming the worker that sends it, a counter of delivered events and a count of the bytes its
+/// entries take beside it. Every key of one stream shares its hash tag, so each script stays in one slot of a Redis
+/// Cluster.
+///
+/// Both bounds are kept by the script that writes an entry (`webhook_append.lua`, the occupancy scripts): at most
+/// ``WebhookSettings/outboxMax`` entries, counting for at most ``WebhookSettings/outboxEntryBudget`` bytes, the oldest
+/// dropped first. An event larger than ``WebhookSettings/maxEventBytes`` is not written at all, and counted in
+/// `webhook_events_oversized_total{target}`.
 public struct RedisWebhookOutbox: WebhookOutboxStorage {
     static let group = "delivery"
     let redis: RedisClient
@@ -16,30 +29,47 @@ public struct RedisWebhookOutbox: WebhookOutboxStorage {
 
     public var shards: Int { RedisKeys.spreadBuckets }
 
-    /// The `XADD`s for `events`: one per event and receiver that wants it, each capped at ``WebhookSettings/outboxMax``
-    /// (the oldest entries go). For a caller's own pipeline; empty when no receiver wants any of them. Events of the
-    /// service's internal `#` channels are never written (``WebhookEvent/isInternal(_:)``).
-    public func appendCommands(for events: [WebhookEvent]) -> [RedisCommand] {
+    /// The bounds the writing scripts take: most entries, most bytes, largest event.
+    var boundArguments: [String] { [String(settings.outboxMax), String(settings.outboxEntryBudget), String(settings.maxEventBytes)] }
+
+    /// The `webhook_append.lua` calls for `events`: one per event and receiver that wants it. Events of the service's
+    /// internal `#` channels are never written (``WebhookEvent/isInternal(_:)``), nor events larger than
+    /// ``WebhookSettings/maxEventBytes`` (counted per receiver in `webhook_events_oversized_total`).
+    public func appendCalls(for events: [WebhookEvent]) -> [RedisScriptCall] {
         guard settings.enabled else { return [] }
-        var commands: [RedisCommand] = []
+        var calls: [RedisScriptCall] = []
         for event in events where !WebhookEvent.isInternal(event.channel) {
             let targets = settings.targets(for: event.name)
             guard !targets.isEmpty else { continue }
             let bucket = RedisKeys.spreadBucket(of: event.channel)
             let text = event.json.serialized
+            if text.utf8.count > settings.maxEventBytes {
+                for target in targets {
+                    Counter(label: "webhook_events_oversized_total", dimensions: [("target", target.id)]).increment()
+                }
+                continue
+            }
             for target in targets {
-                commands.append(RedisCommand(
-                    "XADD", RedisKeys.webhookOutbox(bucket: bucket, target: target.id), "MAXLEN", String(settings.outboxMax), "*", "e", text
+                calls.append(RedisScriptCall(
+                    Scripts.webhookAppend,
+                    keys: [RedisKeys.webhookOutbox(bucket: bucket, target: target.id), RedisKeys.webhookOutboxBytes(bucket: bucket, target: target.id)],
+                    arguments: boundArguments + [text]
                 ))
             }
         }
-        return commands
+        return calls
+    }
+
+    /// ``appendCalls(for:)`` as commands for a caller's own pipeline (every connection has the scripts loaded);
+    /// empty when no receiver wants any of them.
+    public func appendCommands(for events: [WebhookEvent]) -> [RedisCommand] {
+        appendCalls(for: events).map { $0.script.evalsha(keys: $0.keys, arguments: $0.arguments) }
     }
 
     public func append(_ events: [WebhookEvent]) async throws {
-        let commands = appendCommands(for: events)
-        guard !commands.isEmpty else { return }
-        let replies = try await redis.pipeline(commands)
+        let calls = appendCalls(for: events)
+        guard !calls.isEmpty else { return }
+        let replies = try await redis.run(calls)
         if let message = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
     }
 
@@ -54,7 +84,10 @@ public struct RedisWebhookOutbox: WebhookOutboxStorage {
 
     public func lease(_ target: WebhookTarget, owner: String, ttl: Duration) async throws -> Set<Int> {
         let replies = try await redis.run((0..<shards).map {
-            RedisScriptCall(Scripts.webhookLease, keys: [RedisKeys.webhookLease(bucket: $0, target: target.id)], arguments: [owner, String(ttl.milliseconds)])
+            RedisScriptCall(
+                Scripts.webhookLease, keys: [RedisKeys.webhookLease(bucket: $0, target: target.id), RedisKeys.webhookOutbox(bucket: $0, target: target.id)],
+                arguments: [owner, String(ttl.milliseconds)]
+            )
         })
         return Set(replies.indices.filter { replies[$0].int == 1 })
     }
@@ -103,6 +136,7 @@ public struct RedisWebhookOutbox: WebhookOutboxStorage {
         let replies = try await redis.run(byShard.map { shard, ids in
             RedisScriptCall(Scripts.webhookAck, keys: [
                 RedisKeys.webhookOutbox(bucket: shard, target: target.id), RedisKeys.webhookDelivered(bucket: shard, target: target.id),
+                RedisKeys.webhookOutboxBytes(bucket: shard, target: target.id),
             ], arguments: ids)
         })
         if let message = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }

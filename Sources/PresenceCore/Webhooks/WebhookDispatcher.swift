@@ -160,8 +160,10 @@ final class WebhookCourier {
             if claimed.complete { unclaimed.remove(shard) }
         }
         if batch.count < settings.batchSize {
+            // Up to what the batch still has room for, per shard: a shard never has more than WEBHOOK_BATCH_SIZE events
+            // handed out and not acknowledged, which WEBHOOK_OUTBOX_MAX_BYTES leaves room for (outboxReserve).
             batch += try await storage.readNew(
-                target, shards: held.subtracting(unclaimed).sorted(), owner: dispatcher.owner, count: settings.batchSize
+                target, shards: held.subtracting(unclaimed).sorted(), owner: dispatcher.owner, count: settings.batchSize - batch.count
             )
         }
         guard !batch.isEmpty else { return false }

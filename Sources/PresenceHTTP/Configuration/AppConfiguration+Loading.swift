@@ -288,6 +288,8 @@ extension AppConfiguration {
         .integer("WEBHOOK_BATCH_SIZE", 100, in: 1...1000, \.webhooks.batchSize, "Most events in one webhook POST"),
         .integer("WEBHOOK_OUTBOX_MAX", 100_000, in: 10...10_000_000, \.webhooks.outboxMax,
                  "Undelivered webhook events kept per receiver and outbox shard (16 shards); past it the oldest are dropped and counted"),
+        .integer("WEBHOOK_OUTBOX_MAX_BYTES", 16 << 20, in: 32_768...(1 << 36), \.webhooks.outboxMaxBytes,
+                 "Bytes of Redis memory one receiver's outbox shard may take (16 shards); past it the oldest events are dropped and counted, and an event over an eighth of it is never written (webhook_events_oversized_total)"),
         .milliseconds("WEBHOOK_LEASE_MS", 10000, in: 1000...600_000, \.webhooks.lease,
                       "How long a worker's claim on an outbox shard lasts unrenewed: a dead worker's undelivered events pass to another after this"),
         .integer("OCCUPANCY_TTL", 60, in: 3...3600, \.pusher.occupancyTTL, "Seconds a WebSocket subscription counts without its worker refreshing it (a dead worker's channels are vacated after this)"),
@@ -348,6 +350,9 @@ extension AppConfiguration {
         // Settings that must agree with each other, once all are applied.
         if let problem = config.webhooks.timeoutProblem {
             throw ConfigurationError(setting: "WEBHOOK_TIMEOUT_MS", message: problem)
+        }
+        if let problem = config.webhooks.outboxBytesProblem {
+            throw ConfigurationError(setting: "WEBHOOK_OUTBOX_MAX_BYTES", message: problem)
         }
         return .run(config)
     }
