@@ -295,6 +295,18 @@ extension AppConfiguration {
         .integer("OCCUPANCY_TTL", 60, in: 3...3600, \.pusher.occupancyTTL, "Seconds a WebSocket subscription counts without its worker refreshing it (a dead worker's channels are vacated after this)"),
         .integer("PONG_TIMEOUT", 30, in: 1...3600, \.pusher.pongTimeout, "Seconds a pinged WebSocket has to answer; closed with 4201 after"),
         .integer("PUSHER_SIGNIN_TIMEOUT", 0, in: 0...3600, \.pusher.signinTimeout, "Seconds a WebSocket has to sign in (pusher:signin) before it is closed with 4009; 0: sign-in optional"),
+        Setting(name: "WEBSOCKET_ECHO_PATH", defaultValue: "(unset: none)",
+                help: "Test-only: a path (/echo) whose WebSocket sends every text and binary message back; for the conformance tests, never in production") {
+            config, value throws(ConfigurationError) in
+            if value.isEmpty { config.websocketEchoPath = nil; return }
+            guard value.hasPrefix("/"), value.count > 1, value != "/ws", !value.hasPrefix("/app/"),
+                  !value.contains(where: { $0 == "?" || $0 == "#" || $0.isWhitespace }) else {
+                throw ConfigurationError(
+                    setting: "WEBSOCKET_ECHO_PATH", message: "must be a path like /echo (not /ws or under /app/), got '\(value)'"
+                )
+            }
+            config.websocketEchoPath = value
+        },
         .integer("PUSHER_MAX_EVENT_BYTES", 10240, in: 1...60_000, \.pusher.maxEventBytes,
                  "Bytes of data one event may carry (Pusher's 10 KB): client events beyond get pusher:error 4301, HTTP API events 413"),
         .integer("PUSHER_MAX_EVENT_NAME", 200, in: 1...1000, \.pusher.maxEventName,

@@ -52,6 +52,9 @@ public struct AppConfiguration: Sendable {
     public var metricsHost: String = "127.0.0.1"
     /// `METRICS_PORT` as given; `nil`: derived from the API port (``effectiveMetricsPort``).
     public var metricsPort: Int?
+    /// Test-only: the path of a WebSocket that echoes every message back (`WEBSOCKET_ECHO_PATH`, e.g. `/echo`), for the
+    /// conformance cases (docs/websocket-conformance.md). `nil`, the default: no such socket.
+    public var websocketEchoPath: String?
 
     /// The port of the `/metrics` listener: `METRICS_PORT`, or `PORT + 1384` (9464 for 8080) when unset, so workers
     /// started by hand on one host with only `PORT` set each get their own. 0: no listener.

@@ -2,15 +2,18 @@ import Foundation
 import NIOCore
 import NIOWebSocket
 
-/// One client WebSocket, Pusher's protocol or ryOS's (``SocketFace``), served on its connection's event loop: it holds
-/// no task while the socket is idle.
+/// One client WebSocket, Pusher's protocol, ryOS's or the test-only echo (``SocketFace``), served on its connection's
+/// event loop: it holds no task while the socket is idle.
 ///
-/// Inbound, after NIO's frame decoder (frames of at most 64 KiB, else close 1009), ``WebSocketMaskCheck`` (unmasked
-/// frames close with 1002) and ``NIOWebSocketFrameAggregator`` (fragments joined, at most 64 KiB in all): text must be
-/// valid UTF-8 (else close 1007) and goes to the socket's
-/// ``PusherInbox``, whose task handles it; pings are answered; a close is answered and the connection closed; a client
-/// that shuts its side without a close frame is closed at once.
-/// Outbound: text frames are written while the channel is writable and queued otherwise; past
+/// Inbound, after NIO's frame decoder (frames of at most 64 KiB, else close 1009; control frames unfragmented and of at
+/// most 125 bytes, else 1002), ``WebSocketMaskCheck`` (unmasked frames, reserved bits or opcodes close with 1002, text
+/// that is not UTF-8 with 1007 at the fragment that breaks it) and ``NIOWebSocketFrameAggregator`` (fragments joined,
+/// at most 64 KiB in all; out-of-order fragments 1002): text must be valid UTF-8 (else close 1007) and goes to the
+/// socket's ``PusherInbox``, whose task handles it (the echo face sends text and binary messages back instead); pings
+/// are answered; a close is answered (its code echoed; no code: 1000; a 1-byte payload or a code no one may send:
+/// 1002; a reason that is not UTF-8: 1007) and the connection closed; a client that shuts its side without a close
+/// frame is closed at once. docs/websocket-conformance.md has the cases.
+/// Outbound: frames are written while the channel is writable and queued otherwise; past
 /// `PusherSettings.maxQueuedMessages` queued the client is too slow and is closed with 4100. A close sends its frame
 /// ahead of anything still queued and drops the connection if the client has not closed it within the grace.
 final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
@@ -36,8 +39,14 @@ final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private var context: ChannelHandlerContext?
     private var socket: PusherSocket?
     private var inbox: PusherInbox?
-    /// Text waiting for the channel to become writable.
-    private var queued = CircularBuffer<String>(initialCapacity: 1)
+    /// What waits for the channel to become writable: text kept as the `String` (shared with every other socket the
+    /// hub fans the same message out to) until it is written; the echo face's messages as their frames.
+    private enum Outgoing {
+        case text(String)
+        case frame(WebSocketFrame)
+    }
+
+    private var queued = CircularBuffer<Outgoing>(initialCapacity: 1)
     /// A close frame went out (or the connection is gone): nothing else does.
     private var closing = false
     private var dropTimer: Scheduled<Void>?
@@ -59,7 +68,7 @@ final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
         let settings = connection.settings
         if let refusal = opening.overQuota {
             ConnectionRegistry.countRefusal(refusal, kind: "websocket")
-            if opening.face == .ryos {
+            if opening.face != .pusher {
                 close(.unknown(4004), "Over connection quota", grace: PusherConnection.closeGrace)
                 return
             }
@@ -70,6 +79,7 @@ final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
             openRyOS(context: context)
             return
         }
+        if opening.face == .echo { return }  // no socket in the hub, no inbox: channelRead answers
         guard opening.key == settings.key else {
             refuse(PusherProtocol.error("App key \(opening.key ?? "") not in this cluster", code: 4001), code: 4001, reason: "Unknown app key")
             return
@@ -133,14 +143,14 @@ final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     /// The connection closed: nothing more goes out, and the socket leaves the hub (once).
     private func gone() {
-        guard let inbox else { return }
-        self.inbox = nil
         closing = true
         queued.removeAll()
         dropTimer?.cancel()
         dropTimer = nil
         signinTimer?.cancel()
         signinTimer = nil
+        guard let inbox else { return }
+        self.inbox = nil
         socket?.markClosed()
         _ = inbox.push(.closed)
     }
@@ -151,15 +161,24 @@ final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
         let frame = unwrapInboundIn(data)
         switch frame.opcode {
         case .text:
-            guard !closing, let inbox else { return }
+            guard !closing else { return }
             let bytes = frame.unmaskedData
             guard let text = String(validating: bytes.readableBytesView, as: UTF8.self) else {
                 close(.dataInconsistentWithMessage, "Invalid UTF-8", grace: PusherConnection.closeGrace)
                 return
             }
+            if opening.face == .echo {
+                enqueue(.frame(WebSocketFrame(fin: true, opcode: .text, data: bytes)), context)
+                return
+            }
+            guard let inbox else { return }
             socket?.activity.touch()
             if inbox.push(.text(text)) { readsHeld = true }
         case .binary:
+            if opening.face == .echo, !closing {
+                enqueue(.frame(WebSocketFrame(fin: true, opcode: .binary, data: frame.unmaskedData)), context)
+                return
+            }
             socket?.activity.touch()
         case .pong:
             // The answer to a WebSocket ping (the liveness check of ryOS sockets; any client may send one).
@@ -176,10 +195,10 @@ final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
             closing = true
             queued.removeAll()
             socket?.markClosed()
-            var data = frame.unmaskedData
-            let code = data.readWebSocketErrorCode() ?? .normalClosure
-            var reply = context.channel.allocator.buffer(capacity: 2)
+            let (code, reason) = Self.closeAnswer(to: frame.unmaskedData)
+            var reply = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
             reply.write(webSocketErrorCode: code)
+            reply.writeString(reason)
             let channel = context.channel
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: reply)))
                 .whenComplete { _ in channel.close(promise: nil) }
@@ -200,10 +219,13 @@ final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         switch error {
-        case is WebSocketMaskCheck.UnmaskedFrame:
-            close(.protocolError, "Unmasked frame", grace: PusherConnection.closeGrace)
+        case let refusal as WebSocketMaskCheck.Refusal:
+            close(refusal.code, refusal.reason, grace: PusherConnection.closeGrace)
         case NIOWebSocketFrameAggregator.Error.accumulatedFrameSizeIsTooLarge:
             close(.messageTooLarge, "Message too large", grace: PusherConnection.closeGrace)
+        case NIOWebSocketFrameAggregator.Error.tooManyFragments:
+            // A limit (64 fragments), not a protocol error.
+            close(.messageTooLarge, "Too many fragments", grace: PusherConnection.closeGrace)
         case is NIOWebSocketFrameAggregator.Error:
             close(.protocolError, "Protocol error", grace: PusherConnection.closeGrace)
         case is NIOWebSocketError:
@@ -235,11 +257,16 @@ final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// Writes a text frame now, or queues it while the channel is not writable.
     func send(_ text: String) {
         guard let context, !closing else { return }
+        enqueue(.text(text), context)
+    }
+
+    /// Writes `item` now, or queues it while the channel is not writable (a client too slow to take them: 4100).
+    private func enqueue(_ item: Outgoing, _ context: ChannelHandlerContext) {
         if queued.isEmpty && context.channel.isWritable {
-            context.writeAndFlush(wrapOutboundOut(textFrame(text, context)), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(frame(item, context)), promise: nil)
             return
         }
-        queued.append(text)
+        queued.append(item)
         if queued.count > connection.settings.maxQueuedMessages {
             close(.unknown(4100), "Over capacity: client too slow", grace: PusherConnection.closeGrace)
         }
@@ -257,7 +284,7 @@ final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable && !queued.isEmpty {
             while context.channel.isWritable, !queued.isEmpty {
-                context.write(wrapOutboundOut(textFrame(queued.removeFirst(), context)), promise: nil)
+                context.write(wrapOutboundOut(frame(queued.removeFirst(), context)), promise: nil)
             }
             context.flush()
         }
@@ -284,6 +311,35 @@ final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
         guard let context else { return }
         context.write(wrapOutboundOut(textFrame(text, context)), promise: nil)
         close(.unknown(code), reason, grace: PusherConnection.closeGrace)
+    }
+
+    /// The answer to a client's close frame (RFC 6455 §5.5.1, §7.4): its code echoed; none: 1000; a payload of one
+    /// byte or a code no endpoint may send (0–999, 1004–1006, 1015, 1016–2999, 5000 and up): 1002; a reason that is not
+    /// UTF-8: 1007. 1012–1014 (registered with IANA since) count as valid.
+    static func closeAnswer(to payload: ByteBuffer) -> (WebSocketErrorCode, String) {
+        var payload = payload
+        guard payload.readableBytes > 0 else { return (.normalClosure, "") }
+        guard let number = payload.readInteger(as: UInt16.self) else { return (.protocolError, "Close frame too short") }
+        guard isValidCloseCode(number) else { return (.protocolError, "Invalid close code") }
+        guard String(validating: payload.readableBytesView, as: UTF8.self) != nil else {
+            return (.dataInconsistentWithMessage, "Invalid UTF-8 in close reason")
+        }
+        return (WebSocketErrorCode(codeNumber: Int(number)), "")
+    }
+
+    /// Whether a client may send `code` in a close frame.
+    static func isValidCloseCode(_ code: UInt16) -> Bool {
+        switch code {
+        case 1000...1003, 1007...1014, 3000...4999: true
+        default: false
+        }
+    }
+
+    private func frame(_ item: Outgoing, _ context: ChannelHandlerContext) -> WebSocketFrame {
+        switch item {
+        case .text(let text): textFrame(text, context)
+        case .frame(let frame): frame
+        }
     }
 
     private func textFrame(_ text: String, _ context: ChannelHandlerContext) -> WebSocketFrame {

@@ -30,14 +30,17 @@ final class PusherConnection: Sendable {
     let cache: any ChannelCache
     /// The tickets ryOS sockets (`/ws`) open with.
     let tickets: RealtimeTickets
+    /// The test-only echo socket's path (`WEBSOCKET_ECHO_PATH`, ``SocketFace/echo``); `nil`, the default: none.
+    let echoPath: String?
     let logger: Logger
 
     init(
         hub: RealtimeHub, events: any EventPublisher, presence: ChannelPresence, access: ChannelAccess,
         presenceLimiter: SlidingWindowLimiter, settings: PusherSettings, signer: PusherSigner, cache: any ChannelCache,
-        tickets: RealtimeTickets, logger: Logger
+        tickets: RealtimeTickets, echoPath: String? = nil, logger: Logger
     ) {
         self.hub = hub
+        self.echoPath = echoPath
         self.tickets = tickets
         self.cache = cache
         self.events = events
@@ -55,7 +58,7 @@ final class PusherConnection: Sendable {
             hub: services.hub, events: services.events, presence: services.channelPresence, access: services.channelAccess,
             presenceLimiter: services.chat.presenceLimiter, settings: services.configuration.pusher,
             signer: services.signer, cache: RedisChannelCache(redis: services.redis), tickets: services.realtimeTickets,
-            logger: Logger(label: "pusher")
+            echoPath: services.configuration.websocketEchoPath, logger: Logger(label: "pusher")
         )
     }
 

@@ -289,6 +289,8 @@ actor RealtimeHub: Service {
                 guard ryosDeliverable else { continue }
                 if ryosText == nil { ryosText = RyOSRealtimeProtocol.event(event, channel: channel, data: message["data"]) }
                 socket.send(ryosText!)
+            case .echo:
+                continue  // never in the hub
             }
         }
     }
@@ -350,6 +352,8 @@ actor RealtimeHub: Service {
             ))
         case .ryos:
             socket.send(RyOSRealtimeProtocol.subscriptionError(channel: channel))
+        case .echo:
+            break  // never in the hub
         }
         await leave(socket, channel: channel, user: user)
     }
@@ -447,6 +451,7 @@ actor RealtimeHub: Service {
                 switch socket.face {
                 case .pusher: socket.send(PusherProtocol.message("pusher:ping", data: "{}"))
                 case .ryos: socket.ping()
+                case .echo: break  // never in the hub
                 }
             case .dead:
                 Counter(label: "websocket_closed_total", dimensions: [("reason", "pong_timeout")]).increment()

@@ -5,4 +5,8 @@ enum SocketFace: Sendable, Equatable {
     /// ryOS's `local` realtime provider (`/ws`): its own JSON frames (``RyOSRealtimeProtocol``), authenticated by a
     /// single-use ticket; no `pusher:` or `pusher_internal:` frame ever goes to it.
     case ryos
+    /// Test-only (`WEBSOCKET_ECHO_PATH`, unset by default: no such path): every text and binary message is sent back
+    /// unchanged, and nothing else is ever sent; not in the hub, no liveness check. The conformance cases
+    /// (docs/websocket-conformance.md) run against it, through the same frame handlers and limits as the other faces.
+    case echo
 }

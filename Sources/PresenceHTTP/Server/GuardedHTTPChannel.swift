@@ -160,7 +160,8 @@ struct GuardedHTTPChannel: ServerChildChannel, HTTPChannelHandler {
 
 extension HTTPServerBuilder {
     /// HTTP/1 on `responder`'s router, Pusher WebSockets on `/app/<key>` and ryOS's on `/ws` (both accepted by the same
-    /// router), behind the connection guards and limits of `settings`.
+    /// router), behind the connection guards and limits of `settings`. With `WEBSOCKET_ECHO_PATH` set (tests only), an
+    /// upgrade to that path is accepted here, with no route, and becomes the echo face (``SocketFace/echo``).
     static func guardedHTTP1PusherUpgrade<WSResponderBuilder: HTTPResponderBuilder>(
         webSocketRouter: WSResponderBuilder,
         http1: HTTP1Channel.Configuration,
@@ -169,9 +170,11 @@ extension HTTPServerBuilder {
         registry: ConnectionRegistry
     ) -> HTTPServerBuilder where WSResponderBuilder.Responder.Context == AppRequestContext {
         let webSocketResponder = webSocketRouter.buildResponder()
+        let echoPath = connection.echoPath
         let webSocket = GuardedHTTPChannel.WebSocketUpgrade(
             maxFrameSize: PusherConnection.maxMessageSize,
             accept: { head, channel, logger in
+                if let echoPath, head.path.map({ URI($0).path }) == echoPath { return true }
                 let request = Request(head: head, body: .init(buffer: .init()))
                 let context = AppRequestContext(source: .init(channel: channel, logger: logger))
                 return (try? await webSocketResponder.respond(to: request, context: context))?.status == .ok
@@ -189,6 +192,8 @@ extension HTTPServerBuilder {
                 if uri.path == RuntimeConfigController.websocketPath {
                     opening.face = .ryos
                     opening.ticket = uri.queryParameters.get("ticket")
+                } else if let echoPath, uri.path == echoPath {
+                    opening.face = .echo
                 }
                 let operations = channel.pipeline.syncOperations
                 try operations.addHandler(WebSocketMaskCheck())
