@@ -9,6 +9,9 @@ public protocol EventPublisher: Sendable {
     func publish(_ change: AccessChange) async
     /// Tells every worker to close `user`'s sockets (Pusher's terminate_connections).
     func terminate(user: String) async throws
+    /// Tells every worker that `user` signed out (a logout, logout-all): their governed subscriptions and signed-in
+    /// connections end everywhere.
+    func signOut(user: String) async throws
     /// Publishes without waiting; events given one `orderKey` go out in call order.
     func publishDetached(_ events: [BroadcastEvent], orderKey: String)
 }

@@ -71,6 +71,11 @@ public struct RedisEventPublisher: EventPublisher {
         try await redis.send(redis.publishCommand(JSONValue.object(["terminate": .string(user)]).serialized, to: RedisKeys.pusherControl))
     }
 
+    public func signOut(user: String) async throws {
+        let reply = try await redis.send(redis.publishCommand(JSONValue.object(["signout": .string(user)]).serialized, to: RedisKeys.pusherControl))
+        if let message = reply.errorMessage { throw RedisError.server(message) }
+    }
+
     /// The order per channel holds on a Redis Cluster too: a channel's `SPUBLISH` always goes to the primary of its
     /// slot, on the connection `orderKey` picks there (``RedisClient/pipelineDetached(_:orderKey:timeout:completion:)``);
     /// events on different channels were never ordered for a client anyway.

@@ -77,6 +77,9 @@ public enum RedisKeys {
     /// Set, TTL of the newest session (sliding): the digests of a user's session tokens, so logout-all can end them
     /// all. May name tokens that expired since; those are skipped.
     public static func userTokens(_ name: String) -> String { "user:{\(name)}:tokens" }
+    /// Sorted set: the channel signatures `/pusher/auth` recorded for a user (``pusherGrants(_:)``), as
+    /// `<socket> <channel>` → expiry (ms), so a logout can forget them all.
+    public static func userGrants(_ name: String) -> String { "user:{\(name)}:grants" }
 
     /// String (JSON): the snapshot written when a support room closes.
     public static func roomSnapshot(_ room: String) -> String { "room:{\(room)}:snapshot" }

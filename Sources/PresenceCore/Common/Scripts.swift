@@ -39,6 +39,8 @@ public enum Scripts {
     static let workerList = load("worker_list")
     static let occupancyTouch = load("occupancy_touch")
     static let occupancyRemove = load("occupancy_remove")
+    static let occupancyRefresh = load("occupancy_refresh")
+    static let socketRefresh = load("socket_refresh")
     static let occupancySettle = load("occupancy_settle")
     static let expiringLapsed = load("expiring_lapsed")
     static let expiringForget = load("expiring_forget")
@@ -53,7 +55,7 @@ public enum Scripts {
         [presenceJoin, presenceRefresh, presenceLeave, presenceSweep, presenceList, presenceCount, presencePresent, roomClock, presenceRegister, presenceDue, presenceSettle,
          rateLimitSliding, roomCreate, roomGet, roomDelete, roomLeavePrivate, userRegister, userTouch, userSwitch, userSwitchLimited,
          historyAppend, supportOpen, supportMetadata, supportClose, supportReopen, expiringTouch, expiringMembers,
-         socketDetach, channelRoomOpen, workerAnnounce, workerList, occupancyTouch, occupancyRemove, occupancySettle,
+         socketDetach, channelRoomOpen, workerAnnounce, workerList, occupancyTouch, occupancyRemove, occupancyRefresh, socketRefresh, occupancySettle,
          expiringLapsed, expiringForget, webhookLease, webhookRelease, webhookAck, webhookBacklog, webhookAppend]
     }
 

@@ -38,15 +38,18 @@ extension RedisPresenceStore: SocketPresenceStorage {
 
     public func refreshSockets(_ entries: [SocketEntry], ttl: Duration) async throws -> [Int] {
         guard !entries.isEmpty else { return [] }
-        var calls: [RedisScriptCall] = []
-        calls.reserveCapacity(2 * entries.count)
-        for entry in entries {
-            calls.append(touchCall(socket: entry.socket, user: entry.user, room: entry.room, ttl: ttl))
-            calls.append(Self.refreshCall(room: entry.room, user: entry.user, ttl: ttl, state: nil))
-        }
-        let replies = try await redis.run(calls)
-        // A refresh moves an expiry later, never earlier: the room's planned check stays valid.
-        return entries.indices.filter { replies[2 * $0 + 1].array?.first?.int == nil }
+        // `socket_refresh.lua`: only a socket still recorded and live is written, so a refresh that raced its leave
+        // does not bring it back.
+        let replies = try await redis.run(entries.map { entry in
+            RedisScriptCall(
+                Scripts.socketRefresh,
+                keys: [RedisKeys.roomSockets(entry.room, entry.user), RedisKeys.roomMembers(entry.room),
+                       RedisKeys.roomPresence(entry.room, entry.user)],
+                arguments: [entry.socket, entry.user, String(ttl.milliseconds)]
+            )
+        })
+        if let message = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
+        return entries.indices.filter { replies[$0].int != 2 }
     }
 
     private func touchCall(socket: String, user: String, room: String, ttl: Duration) -> RedisScriptCall {

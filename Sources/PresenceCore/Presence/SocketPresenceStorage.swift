@@ -11,8 +11,10 @@ public protocol SocketPresenceStorage: Sendable {
     ) async throws -> PresenceJoin
     /// A socket leaves `room`. Returns the user's leave when it was their last socket there, `nil` otherwise.
     func detachSocket(_ socket: String, user: String, room: String) async throws -> PresenceLeave?
-    /// Refreshes sockets and their users' presence in one round trip. Returns the positions in `entries` whose
-    /// presence had lapsed meanwhile (swept, or removed by an access change).
+    /// Refreshes sockets and their users' presence in one round trip, only sockets still recorded and live: a socket
+    /// whose entry is gone (it left meanwhile) or lapsed is not written back. Returns the positions in `entries` whose
+    /// socket entry or presence was missing or lapsed (swept, removed by an access change, or left); the caller
+    /// attaches again those it still holds.
     func refreshSockets(_ entries: [SocketEntry], ttl: Duration) async throws -> [Int]
 }
 

@@ -24,6 +24,32 @@ public struct ChannelAccess: Sendable {
         try await grants.holder(socket: socket, channel: channel)
     }
 
+    /// Forgets every signature recorded for `user` (their session ended): those signatures no longer subscribe.
+    public func endGrants(of user: String) async throws {
+        try await grants.revokeAll(user: user)
+    }
+
+    /// Whether a signed subscription to governed `channel` on `socket` may be made now. The subscription rides on
+    /// whom `/pusher/auth` signed it for on this socket (the grant record; `user`, a presence channel's `user_id`,
+    /// must be that user), and that user must have access now, whatever the signature says: a signature whose grant
+    /// lapsed or was forgotten (a logout) gives nothing, and the client asks `/pusher/auth` again.
+    public func admit(channel: String, socket: String, user: String?) async throws -> Admission {
+        guard let holder = try await grants.holder(socket: socket, channel: channel), user == nil || user == holder else {
+            return .unsigned
+        }
+        return try await allows(channel, user: holder) ? .allowed(holder: holder) : .forbidden
+    }
+
+    /// The answer of ``admit(channel:socket:user:)``.
+    public enum Admission: Sendable, Equatable {
+        /// Allowed, riding on `holder`'s access.
+        case allowed(holder: String)
+        /// No grant names whom the signature is for (lapsed, forgotten, or never made by `/pusher/auth`).
+        case unsigned
+        /// The holder has no access now.
+        case forbidden
+    }
+
     /// Whether `channel` is one whose access this service decides (rooms, tickets, a user's own channel). Other
     /// private and presence channels are the business of whoever holds the app secret and signs them.
     public static func isGoverned(_ channel: String) -> Bool {

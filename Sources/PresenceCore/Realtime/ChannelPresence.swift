@@ -163,9 +163,10 @@ public struct ChannelPresence: Sendable {
         }
     }
 
-    /// Refreshes the sockets a worker holds (and their users' presence), in one round trip. Returns the entries whose
-    /// presence had lapsed meanwhile (swept, or removed by an access change): the caller decides whether they may
-    /// come back (``attach(channel:user:socket:)``).
+    /// Refreshes the sockets a worker holds (and their users' presence), in one round trip; a socket no longer
+    /// recorded (it left meanwhile) is not written back. Returns the entries whose socket or presence had lapsed or
+    /// gone (swept, removed by an access change, or left): the caller decides whether they may come back
+    /// (``attach(channel:user:socket:)``).
     public func refresh(_ entries: [(channel: String, user: String, socket: String)]) async throws -> [(channel: String, user: String, socket: String)] {
         let lapsed = try await sockets.refreshSockets(
             entries.map { SocketEntry(room: Self.room(for: $0.channel).id, user: $0.user, socket: $0.socket) }, ttl: ttl

@@ -5,4 +5,6 @@ public protocol GrantStorage: Sendable {
     func record(socket: String, channel: String, user: String, ttl: Duration) async throws
     /// The user a signature for `channel` on `socket` was given to, if one was recorded and has not lapsed.
     func holder(socket: String, channel: String) async throws -> String?
+    /// Forgets every grant recorded for `user` (their sessions ended): a signature given before no longer subscribes.
+    func revokeAll(user: String) async throws
 }

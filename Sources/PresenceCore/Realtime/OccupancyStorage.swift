@@ -7,6 +7,10 @@ public protocol OccupancyStorage: Sendable {
     /// vacated first, when their only subscribers had lapsed), each transition returned to exactly one caller.
     @discardableResult
     func touch(_ subscriptions: [(channel: String, socket: String)], ttl: Duration) async throws -> [OccupancyChange]
+    /// Refreshes subscriptions a worker holds, only those still recorded and live: returns the positions in
+    /// `subscriptions` whose entry was missing (the socket left meanwhile) or lapsed; those are not written, so a
+    /// refresh never brings back a subscription that ended. The caller ``touch(_:ttl:)``es again those it still holds.
+    func refresh(_ subscriptions: [(channel: String, socket: String)], ttl: Duration) async throws -> [Int]
     /// Forgets one socket's subscription; `true` when that left the channel without subscribers (vacated), returned to
     /// exactly one caller.
     @discardableResult

@@ -2,7 +2,8 @@ import Redis
 
 /// ``OccupancyStorage`` in Redis: `pusher:channel:{<channel>}:sockets` and the live-channel index `pusher:channels:{…}`
 /// (spread over ``RedisKeys/spreadBuckets`` keys by channel name), sorted sets scored by expiry (`occupancy_touch.lua`,
-/// `occupancy_remove.lua`, `expiring_touch.lua`, `expiring_members.lua`); a channel's transitions are decided in its own slot.
+/// `occupancy_refresh.lua`, `occupancy_remove.lua`, `expiring_touch.lua`, `expiring_members.lua`); a channel's
+/// transitions are decided in its own slot.
 ///
 /// With webhooks on, `channel_occupied` / `channel_vacated` go to the receivers' outbox streams (in the same slot) in the
 /// very script that decides them: never one without the other.
@@ -65,6 +66,34 @@ public struct RedisOccupancyStore: OccupancyStorage {
             }
         }
         return changes
+    }
+
+    /// One `occupancy_refresh.lua` call per channel (its sockets set and its index bucket share a slot).
+    public func refresh(_ subscriptions: [(channel: String, socket: String)], ttl: Duration) async throws -> [Int] {
+        guard !subscriptions.isEmpty else { return [] }
+        var byChannel: [String: [Int]] = [:]
+        var order: [String] = []
+        for (index, entry) in subscriptions.enumerated() {
+            if byChannel[entry.channel] == nil { order.append(entry.channel) }
+            byChannel[entry.channel, default: []].append(index)
+        }
+        let ms = String(ttl.milliseconds)
+        let replies = try await redis.run(order.map { channel in
+            RedisScriptCall(
+                Scripts.occupancyRefresh,
+                keys: [RedisKeys.pusherChannelSockets(channel), RedisKeys.pusherChannels(bucket: RedisKeys.spreadBucket(of: channel))],
+                arguments: [ms, channel] + byChannel[channel]!.map { subscriptions[$0].socket }
+            )
+        })
+        if let message = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
+        var lapsed: [Int] = []
+        for (channel, reply) in zip(order, replies) {
+            let flags = reply.array ?? []
+            for (position, index) in byChannel[channel]!.enumerated() where flags.count <= position || flags[position].int != 1 {
+                lapsed.append(index)
+            }
+        }
+        return lapsed.sorted()
     }
 
     public func remove(channel: String, socket: String) async throws -> Bool {

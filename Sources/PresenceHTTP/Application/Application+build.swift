@@ -127,7 +127,8 @@ public func buildRouter(_ services: AppServices) -> Router<AppRequestContext> {
         cookie: SessionCookie(maxAge: services.configuration.tokenTTL, publicOrigin: services.configuration.appPublicOrigin),
         limiters: services.authLimiters,
         trustedProxies: services.configuration.trustedProxies.compactMap(ClientAddress.Block.init),
-        admins: services.admins, adminPassword: services.configuration.adminPassword
+        admins: services.admins, adminPassword: services.configuration.adminPassword,
+        realtime: RealtimeSignOut(access: services.channelAccess, events: services.events, logger: Logger(label: "auth"))
     ).addRoutes(to: router)
     RoomsController(chat: services.chat, authenticator: authenticator).addRoutes(to: router)
     PresenceController(chat: services.chat, channels: services.channelPresence, authenticator: authenticator).addRoutes(to: router)

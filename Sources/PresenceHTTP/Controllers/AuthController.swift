@@ -37,6 +37,8 @@ struct AuthController {
     /// Admin names (reserved) and the password their accounts are created with when missing.
     let admins: AdminRoster
     let adminPassword: String?
+    /// A logout ends the user's live subscriptions and sign-ins on every worker.
+    let realtime: RealtimeSignOut
 
     func addRoutes(to router: Router<AppRequestContext>) {
         router.post("/api/auth/register") { request, context in
@@ -109,6 +111,7 @@ struct AuthController {
         router.post("/api/auth/logout") { request, _ in
             let session = try await authenticator.credentials(request)
             try await tokens.revoke(session.token)
+            await realtime.signOut(session.user)
             return JSONResponse.make(
                 ["success": true, "message": "Logged out successfully"], headers: [.setCookie: cookie.clear]
             )
@@ -116,6 +119,7 @@ struct AuthController {
         router.post("/api/auth/logout-all") { request, context in
             let session = try await authenticator.credentials(request)
             let count = try await tokens.revokeAll(of: session.user)
+            await realtime.signOut(session.user)
             context.logger.info("Every session ended", metadata: ["user": "\(session.user)", "sessions": "\(count)"])
             return JSONResponse.make(
                 ["success": true, "message": .string("Logged out from \(count) devices"), "deletedCount": .int(count)],

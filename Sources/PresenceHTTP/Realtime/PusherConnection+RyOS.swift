@@ -49,12 +49,16 @@ extension PusherConnection {
         if already { return }
         guard count < settings.maxChannelsPerSocket else { return refuse() }
         var holder: String?
+        var accessEpoch: UInt64?
         switch RyOSRealtimeProtocol.access(to: channel, user: socket.ryosUser) {
         case .allowed:
             break
         case .denied:
             return refuse()
         case .governed(let user):
+            // Read before the check: after the registration the hub tells whether an access change (a revocation, a
+            // logout) came in meanwhile (``confirmAccess(_:holder:since:socket:)``).
+            accessEpoch = await hub.accessEpoch
             do {
                 guard try await access.allows(channel, user: user) else { return refuse() }
             } catch {
@@ -72,6 +76,9 @@ extension PusherConnection {
         guard fresh else { return }
         do {
             try await hub.join(socket, channel: channel)
+            if let accessEpoch, let holder { _ = await confirmAccess(channel, holder: holder, since: accessEpoch, socket: socket) }
+        } catch is RealtimeHub.SubscriptionEnded {
+            // Revoked or closed meanwhile: the client was told, if it is still there.
         } catch {
             _ = socket.takeChannel(channel)
             await hub.leave(socket, channel: channel, user: nil)

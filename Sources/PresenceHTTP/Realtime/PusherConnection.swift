@@ -162,18 +162,16 @@ final class PusherConnection: Sendable {
                 return
             }
         }
-        // A signature is a grant of the past: whoever it was given to must still have access now.
+        // A signature is a grant of the past: on a channel this service governs it subscribes only while whom
+        // `/pusher/auth` gave it to (the grant record) has access now. The hub's access epoch, read first, tells after
+        // the registration whether an access change came in meanwhile (``confirmAccess``).
         var holder = user
+        var accessEpoch: UInt64?
         if ChannelAccess.isGoverned(channel) {
-            do {
-                if holder == nil { holder = try await access.grantHolder(socket: socket.id, channel: channel) }
-                if let holder, try await !access.allows(channel, user: holder) {
-                    socket.send(PusherProtocol.subscriptionError(channel: channel, type: "AuthError", error: "Forbidden", status: 403))
-                    return
-                }
-            } catch {
-                socket.send(PusherProtocol.subscriptionError(channel: channel, type: "ServerError", error: "Subscription failed", status: 500))
-                return
+            accessEpoch = await hub.accessEpoch
+            switch await admit(channel, user: user, socket: socket) {
+            case .success(let granted): holder = granted
+            case .failure(let refusal): return socket.send(refusal.frame(channel: channel))
             }
         }
         if let user {
@@ -195,16 +193,20 @@ final class PusherConnection: Sendable {
         guard fresh else { return }
         do {
             try await hub.join(socket, channel: channel)
+            if let accessEpoch, let holder, !(await confirmAccess(channel, holder: holder, since: accessEpoch, socket: socket)) { return }
             if let user {
                 let (_, snapshot) = try await presence.subscribe(
                     channel: channel, user: user, socket: socket.id, userInfo: userInfo, maxMembers: settings.maxPresenceMembers
                 )
+                // Revoked or closed while attaching: the presence goes too (the client was told, if still there).
+                if socket.user(on: channel) != user { try? await presence.detach(channel: channel, user: user, socket: socket.id); return }
                 socket.send(PusherProtocol.subscriptionSucceeded(channel: channel, presence: snapshot))
             } else {
                 socket.send(PusherProtocol.subscriptionSucceeded(channel: channel))
             }
             if CacheChannels.isCache(channel) { await sendCached(channel, to: socket) }
         } catch {
+            if error is RealtimeHub.SubscriptionEnded { return }  // revoked or closed meanwhile: the client was told
             _ = socket.takeChannel(channel)
             await hub.leave(socket, channel: channel, user: nil)
             if error is PresenceChannelFull {

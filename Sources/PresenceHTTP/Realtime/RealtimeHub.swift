@@ -37,6 +37,9 @@ actor RealtimeHub: Service {
 
     private var sockets: [String: PusherSocket] = [:]
     private var channelSockets: [String: Set<String>] = [:]
+    /// The access changes (and sign-outs) this worker has heard of, numbered: a subscribe whose access check ran
+    /// while one came in checks again (``accessChanged(since:channel:holder:)``).
+    private var accessChanges = AccessChangeLog()
     /// Sockets removed whose channels are still being left in Redis.
     private var removalsInFlight = 0
     /// Set by ``drain(grace:)``: no new socket is accepted.
@@ -70,6 +73,12 @@ actor RealtimeHub: Service {
     /// Number of open sockets on this worker.
     var socketCount: Int { sockets.count }
 
+    /// The open socket with this id (for tests).
+    func socket(_ id: String) -> PusherSocket? { sockets[id] }
+
+    /// The open sockets (for tests).
+    var openSockets: [PusherSocket] { Array(sockets.values) }
+
     /// Open sockets, and the client channels this worker is subscribed to in Redis for them.
     var counts: (sockets: Int, channels: Int) { (sockets.count, channelSockets.count) }
 
@@ -94,8 +103,16 @@ actor RealtimeHub: Service {
         if draining && sockets.isEmpty && removalsInFlight == 0 { emptied.open() }
     }
 
-    /// Adds `socket` to `channel` locally (subscribing in Redis if it is the first) and records it in Redis.
+    /// Thrown by ``join(_:channel:)`` when the socket closed, or no longer holds the channel (revoked), by the time
+    /// the hub gets to it: nothing is recorded, and whatever ended it has told the client already.
+    struct SubscriptionEnded: Error {}
+
+    /// Adds `socket` to `channel` locally (subscribing in Redis if it is the first) and records it in Redis. The
+    /// socket must hold the channel already (``PusherSocket/State/channels``), else ``SubscriptionEnded``.
     func join(_ socket: PusherSocket, channel: String) async throws {
+        // A revocation or the socket's close may have run between the caller's registration and here: joining then
+        // would leave the socket in the channel with nothing to take it out.
+        guard sockets[socket.id] != nil, socket.state.withLock({ $0.channels[channel] != nil }) else { throw SubscriptionEnded() }
         let (inserted, _) = channelSockets[channel, default: []].insert(socket.id)
         if inserted {
             subscriptionCount += 1
@@ -113,6 +130,10 @@ actor RealtimeHub: Service {
         }
         // A first subscriber's channel_occupied webhook is written by the same script.
         _ = try? await occupancy.touch([(channel, socket.id)], ttl: occupancyTTL)
+        // Left while the touch was on its way: the leave's removal may have reached Redis first.
+        if channelSockets[channel]?.contains(socket.id) != true {
+            _ = try? await occupancy.remove(channel: channel, socket: socket.id)
+        }
     }
 
     func leave(_ socket: PusherSocket, channel: String, user: String?) async {
@@ -209,6 +230,7 @@ actor RealtimeHub: Service {
                 dispatch(redisChannel: channel, payload: payload)
             case .reconnected:
                 tokenCache.removeAll()
+                accessChanges.recordEverything()
                 // Access changes published while the subscriber was away were missed: check every subscription.
                 Task { await self.recheck(AccessChange(user: nil, prefix: "")) }
                 await resendPresence()
@@ -223,13 +245,7 @@ actor RealtimeHub: Service {
         }
         guard let message = JSONValue.parse(payload.readableBytesView)?.object else { return }
         if redisChannel == RedisKeys.pusherControl {
-            if let user = message["terminate"]?.string {
-                for socket in sockets.values where socket.users.contains(user) {
-                    socket.close(.unknown(4009), "Connection terminated by the server")
-                }
-            } else if let change = AccessChange(control: message) {
-                Task { await self.recheck(change) }
-            }
+            control(message)
             return
         }
         guard redisChannel.hasPrefix("ch:") else { return }
@@ -244,6 +260,21 @@ actor RealtimeHub: Service {
             for case .object(let item) in batch { deliver(item, channel: channel, to: ids) }
         } else {
             deliver(message, channel: channel, to: ids)
+        }
+    }
+
+    /// A message on ``RedisKeys/pusherControl``: `terminate` (close a user's connections), `signout` (a user signed
+    /// out: ``signOut(_:)``) or `recheck` (an ``AccessChange``, recorded as it arrives, then re-checked).
+    func control(_ message: [String: JSONValue]) {
+        if let user = message["terminate"]?.string {
+            for socket in sockets.values where socket.users.contains(user) {
+                socket.close(.unknown(4009), "Connection terminated by the server")
+            }
+        } else if let user = message["signout"]?.string {
+            signOut(user)
+        } else if let change = AccessChange(control: message) {
+            accessChanges.record(change)
+            Task { await self.recheck(change) }
         }
     }
 
@@ -310,17 +341,57 @@ actor RealtimeHub: Service {
 
     // MARK: - Access
 
-    /// Re-checks the subscriptions `change` concerns on this worker's sockets and ends those no longer allowed.
+    /// The access epoch: how many access changes this worker has heard of. A subscribe reads it before its access
+    /// check.
+    var accessEpoch: UInt64 { accessChanges.epoch }
+
+    /// Whether an access change that may concern `holder`'s subscription to `channel` arrived after `epoch`. Asked
+    /// once the subscription is registered (holder set, socket in the channel): a change arriving later finds it.
+    func accessChanged(since epoch: UInt64, channel: String, holder: String) -> Bool {
+        accessChanges.mayConcern(since: epoch, channel: channel, holder: holder)
+    }
+
+    /// `user` signed out somewhere (a logout or logout-all on any worker, which also forgot their grants): on this
+    /// worker their governed subscriptions end as when access ends (AccessRevoked; ryOS's `subscription_error`), a
+    /// ryOS socket opened with their ticket becomes anonymous, and a connection signed in as them is closed (4009),
+    /// as `terminate_connections` does. Their public subscriptions on other connections stay.
+    func signOut(_ user: String) {
+        // First, so a subscribe of theirs still in its access check checks again.
+        accessChanges.record(AccessChange(user: user, prefix: ""))
+        var ended: [(socket: PusherSocket, channel: String)] = []
+        for socket in sockets.values {
+            let (channels, signedIn) = socket.state.withLock { state -> ([String], Bool) in
+                if state.ryosUser == user { state.ryosUser = nil }
+                let channels = state.holders.filter { ChannelAccess.isGoverned($0.key) && $0.value == user }.map(\.key)
+                return (channels, state.signedIn == user)
+            }
+            for channel in channels { ended.append((socket, channel)) }
+            if signedIn { socket.close(.unknown(4009), "Signed out") }
+        }
+        guard !ended.isEmpty else { return }
+        Task {
+            for (socket, channel) in ended { await self.revoke(socket, channel: channel) }
+        }
+    }
+
+    /// Re-checks the subscriptions `change` concerns on this worker's sockets and ends those no longer allowed. A
+    /// subscription to a governed channel with no holder (none should exist: a subscribe needs one) is ended.
     func recheck(_ change: AccessChange) async {
         var targets: [(socket: PusherSocket, channel: String, holder: String)] = []
+        var holderless: [(socket: PusherSocket, channel: String)] = []
         for (channel, ids) in channelSockets where ChannelAccess.isGoverned(channel) {
             guard change.channels.contains(channel) || change.prefix.map({ channel.hasPrefix($0) }) == true else { continue }
             for id in ids {
-                guard let socket = sockets[id], let holder = socket.holder(on: channel),
-                      change.concerns(channel: channel, holder: holder) else { continue }
+                guard let socket = sockets[id] else { continue }
+                guard let holder = socket.holder(on: channel) else {
+                    holderless.append((socket, channel))
+                    continue
+                }
+                guard change.concerns(channel: channel, holder: holder) else { continue }
                 targets.append((socket, channel, holder))
             }
         }
+        for target in holderless { await revoke(target.socket, channel: target.channel) }
         var verdicts: [String: Bool] = [:]
         for target in targets {
             let key = target.channel + "\u{0}" + target.holder
@@ -395,12 +466,23 @@ actor RealtimeHub: Service {
         }
     }
 
-    /// Refreshes this worker's presence in Redis, a bounded batch per round trip.
-    private func refreshPresence() async {
+    /// Whether `entry`'s socket is open here and still on its presence channel as its user.
+    private func holds(_ entry: (channel: String, user: String, socket: String)) -> Bool {
+        sockets[entry.socket]?.user(on: entry.channel) == entry.user
+    }
+
+    /// Refreshes this worker's presence in Redis, a bounded batch per round trip. The snapshot is taken once, but each
+    /// batch is checked against the sockets as they are when it goes out (what left meanwhile is not sent), and Redis
+    /// refreshes only sockets still recorded (`socket_refresh.lua`): a leave that lands while a batch is in flight is
+    /// never undone.
+    func refreshPresence() async {
         let entries = presenceEntries()
-        for start in stride(from: 0, to: entries.count, by: Self.refreshBatchSize / 2) {
+        let size = Self.refreshBatchSize / 2
+        for start in stride(from: 0, to: entries.count, by: size) {
+            let batch = entries[start..<min(start + size, entries.count)].filter { holds($0) }
+            guard !batch.isEmpty else { continue }
             do {
-                let lapsed = try await presence.refresh(Array(entries[start..<min(start + Self.refreshBatchSize / 2, entries.count)]))
+                let lapsed = try await presence.refresh(batch)
                 for entry in lapsed { await restorePresence(entry) }
             } catch {
                 logger.debug("Presence refresh failed", metadata: ["error": "\(error)"])
@@ -411,7 +493,7 @@ actor RealtimeHub: Service {
     /// A socket's presence lapsed (swept after a stall, or removed by an access change this worker has not seen yet):
     /// it comes back only if the user may still be there; otherwise the subscription ends.
     private func restorePresence(_ entry: (channel: String, user: String, socket: String)) async {
-        guard let socket = sockets[entry.socket], socket.user(on: entry.channel) == entry.user else { return }
+        guard let socket = sockets[entry.socket], holds(entry) else { return }
         if ChannelAccess.isGoverned(entry.channel) {
             guard let allowed = try? await access.allows(entry.channel, user: entry.user) else { return }
             if !allowed {
@@ -419,23 +501,47 @@ actor RealtimeHub: Service {
                 return
             }
         }
+        // The socket may have left during the check, or leave while the attach is on its way (its detach reaching
+        // Redis first): what it no longer holds is taken back, so its user's last leave is announced.
+        guard holds(entry) else { return }
         if entry.channel == PusherProtocol.signedInChannel {
             _ = try? await presence.join(channel: entry.channel, user: entry.user, socket: entry.socket)
         } else {
             _ = try? await presence.attach(channel: entry.channel, user: entry.user, socket: entry.socket)
         }
+        if !holds(entry) { try? await presence.detach(channel: entry.channel, user: entry.user, socket: entry.socket) }
     }
 
-    /// Refreshes this worker's channel occupancy in Redis, a bounded batch per round trip.
-    private func refreshOccupancy() async {
+    /// Whether `socket` is on `channel` here.
+    private func isSubscribed(_ entry: (channel: String, socket: String)) -> Bool {
+        channelSockets[entry.channel]?.contains(entry.socket) == true
+    }
+
+    /// Refreshes this worker's channel occupancy in Redis, a bounded batch per round trip. As for presence, each
+    /// batch is checked against the subscriptions as they are when it goes out, and Redis refreshes only entries still
+    /// recorded and live (`occupancy_refresh.lua`), so a leave meanwhile is never undone (no `channel_occupied` after
+    /// its `channel_vacated`, no count that includes it). An entry that lapsed while its socket is still here (a
+    /// stall, Redis restarted empty) is touched again, which announces what that changes.
+    func refreshOccupancy() async {
         let pairs = channelSockets.flatMap { channel, ids in ids.map { (channel: channel, socket: $0) } }
         for start in stride(from: 0, to: pairs.count, by: Self.refreshBatchSize) {
+            let batch = pairs[start..<min(start + Self.refreshBatchSize, pairs.count)].filter { isSubscribed($0) }
+            guard !batch.isEmpty else { continue }
             do {
-                try await occupancy.touch(Array(pairs[start..<min(start + Self.refreshBatchSize, pairs.count)]), ttl: occupancyTTL)
+                let lapsed = try await occupancy.refresh(batch, ttl: occupancyTTL)
+                for index in lapsed { await restoreOccupancy(batch[index]) }
             } catch {
                 logger.debug("Occupancy refresh failed", metadata: ["error": "\(error)"])
             }
         }
+    }
+
+    /// A subscription whose occupancy entry was gone or lapsed at a refresh: recorded again if the socket is still on
+    /// the channel, and taken back if it left while that was on its way.
+    private func restoreOccupancy(_ entry: (channel: String, socket: String)) async {
+        guard isSubscribed(entry) else { return }
+        _ = try? await occupancy.touch([entry], ttl: occupancyTTL)
+        if !isSubscribed(entry) { _ = try? await occupancy.remove(channel: entry.channel, socket: entry.socket) }
     }
 
     /// Pings silent sockets (`pusher:ping`; a ryOS socket a WebSocket ping frame, which browsers answer themselves)

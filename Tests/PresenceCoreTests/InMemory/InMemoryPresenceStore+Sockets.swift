@@ -35,10 +35,18 @@ extension InMemoryPresenceStore: SocketPresenceStorage {
     func refreshSockets(_ entries: [SocketEntry], ttl: Duration) async throws -> [Int] {
         var lapsed: [Int] = []
         for (index, entry) in entries.enumerated() {
-            world.withState { state in
-                state.sockets["\(entry.room) \(entry.user)", default: [:]][entry.socket] = state.now + ttl.milliseconds
+            // Only a socket still recorded and live is refreshed (as socket_refresh.lua does).
+            let live = world.withState { state -> Bool in
+                let key = "\(entry.room) \(entry.user)"
+                guard let expiry = state.sockets[key]?[entry.socket], expiry > state.now else { return false }
+                state.sockets[key]?[entry.socket] = state.now + ttl.milliseconds
+                return true
             }
-            if try await refresh(room: entry.room, user: entry.user, ttl: ttl) == nil { lapsed.append(index) }
+            if !live {
+                lapsed.append(index)
+            } else if try await refresh(room: entry.room, user: entry.user, ttl: ttl) == nil {
+                lapsed.append(index)
+            }
         }
         return lapsed
     }
