@@ -68,3 +68,33 @@ process_alive() {
     state=$(sed -E 's/^.*\) ([A-Za-z]).*$/\1/' "/proc/$1/stat" 2>/dev/null) || return 0
     [ "$state" != Z ] && [ "$state" != X ]
 }
+
+# stop_pids SECONDS PID...: SIGTERM to every PID at once, up to SECONDS for them to exit, then SIGKILL to what is left
+# and up to 5 s more until it is gone. Returns 1, naming them on stderr, when any is still alive after that: the
+# caller knows exactly what it started, so nothing else on the machine is looked at.
+stop_pids() {
+    local seconds=$1; shift
+    local pid left=()
+    for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+    local deadline=$((SECONDS + seconds))
+    while :; do
+        left=()
+        for pid in "$@"; do process_alive "$pid" && left+=("$pid"); done
+        [ ${#left[@]} -eq 0 ] && return 0
+        [ $SECONDS -ge $deadline ] && break
+        sleep 0.1
+    done
+    for pid in "${left[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    deadline=$((SECONDS + 5))
+    while :; do
+        local still=()
+        for pid in "${left[@]}"; do process_alive "$pid" && still+=("$pid"); done
+        [ ${#still[@]} -eq 0 ] && return 0
+        if [ $SECONDS -ge $deadline ]; then
+            echo "ops: still running after SIGKILL: ${still[*]}" >&2
+            for pid in "${still[@]}"; do ps -o pid=,stat=,args= -p "$pid" >&2 || true; done
+            return 1
+        fi
+        sleep 0.1
+    done
+}
