@@ -41,6 +41,7 @@ public enum Scripts {
     static let occupancyRemove = load("occupancy_remove")
     static let occupancyRefresh = load("occupancy_refresh")
     static let socketRefresh = load("socket_refresh")
+    static let channelIndexTouch = load("channel_index_touch")
     static let occupancySettle = load("occupancy_settle")
     static let expiringLapsed = load("expiring_lapsed")
     static let expiringForget = load("expiring_forget")
@@ -55,7 +56,7 @@ public enum Scripts {
         [presenceJoin, presenceRefresh, presenceLeave, presenceSweep, presenceList, presenceCount, presencePresent, roomClock, presenceRegister, presenceDue, presenceSettle,
          rateLimitSliding, roomCreate, roomGet, roomDelete, roomLeavePrivate, userRegister, userTouch, userSwitch, userSwitchLimited,
          historyAppend, supportOpen, supportMetadata, supportClose, supportReopen, expiringTouch, expiringMembers,
-         socketDetach, channelRoomOpen, workerAnnounce, workerList, occupancyTouch, occupancyRemove, occupancyRefresh, socketRefresh, occupancySettle,
+         socketDetach, channelRoomOpen, workerAnnounce, workerList, occupancyTouch, occupancyRemove, occupancyRefresh, socketRefresh, channelIndexTouch, occupancySettle,
          expiringLapsed, expiringForget, webhookLease, webhookRelease, webhookAck, webhookBacklog, webhookAppend]
     }
 

@@ -2,7 +2,7 @@ import Redis
 
 /// ``OccupancyStorage`` in Redis: `pusher:channel:{<channel>}:sockets` and the live-channel index `pusher:channels:{…}`
 /// (spread over ``RedisKeys/spreadBuckets`` keys by channel name), sorted sets scored by expiry (`occupancy_touch.lua`,
-/// `occupancy_refresh.lua`, `occupancy_remove.lua`, `expiring_touch.lua`, `expiring_members.lua`); a channel's
+/// `occupancy_refresh.lua`, `occupancy_remove.lua`, `channel_index_touch.lua`, `expiring_members.lua`); a channel's
 /// transitions are decided in its own slot.
 ///
 /// With webhooks on, `channel_occupied` / `channel_vacated` go to the receivers' outbox streams (in the same slot) in the
@@ -52,7 +52,7 @@ public struct RedisOccupancyStore: OccupancyStorage {
         }
         for channel in channels {
             calls.append(RedisScriptCall(
-                Scripts.expiringTouch, keys: [RedisKeys.pusherChannels(bucket: RedisKeys.spreadBucket(of: channel))], arguments: [channel, ms]
+                Scripts.channelIndexTouch, keys: [RedisKeys.pusherChannels(bucket: RedisKeys.spreadBucket(of: channel))], arguments: [channel, ms]
             ))
         }
         let replies = try await redis.run(calls)

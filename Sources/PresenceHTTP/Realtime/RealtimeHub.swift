@@ -34,6 +34,8 @@ actor RealtimeHub: Service {
     /// The most Redis calls the periodic refreshes send in one batch: a worker with many sockets refreshes in many
     /// small round trips, so no batch holds up the requests that share its connection.
     static let refreshBatchSize = 256
+    /// This hub's batch size for its refreshes (``refreshBatchSize``; tests use small ones to get several batches).
+    let refreshBatch: Int
 
     private var sockets: [String: PusherSocket] = [:]
     private var channelSockets: [String: Set<String>] = [:]
@@ -57,8 +59,10 @@ actor RealtimeHub: Service {
 
     init(
         subscriber: any RedisPubSub, occupancy: any OccupancyStorage, presence: ChannelPresence, access: ChannelAccess,
-        settings: PusherSettings, tokenCache: ExpiringCache<String>, webhooks: (any WebhookOutboxStorage)? = nil, logger: Logger
+        settings: PusherSettings, tokenCache: ExpiringCache<String>, webhooks: (any WebhookOutboxStorage)? = nil, logger: Logger,
+        refreshBatch: Int = RealtimeHub.refreshBatchSize
     ) {
+        self.refreshBatch = max(2, refreshBatch)
         self.webhooks = webhooks
         self.occupancyTTL = .seconds(settings.occupancyTTL)
         self.subscriber = subscriber
@@ -477,7 +481,7 @@ actor RealtimeHub: Service {
     /// never undone.
     func refreshPresence() async {
         let entries = presenceEntries()
-        let size = Self.refreshBatchSize / 2
+        let size = refreshBatch / 2
         for start in stride(from: 0, to: entries.count, by: size) {
             let batch = entries[start..<min(start + size, entries.count)].filter { holds($0) }
             guard !batch.isEmpty else { continue }
@@ -524,8 +528,8 @@ actor RealtimeHub: Service {
     /// stall, Redis restarted empty) is touched again, which announces what that changes.
     func refreshOccupancy() async {
         let pairs = channelSockets.flatMap { channel, ids in ids.map { (channel: channel, socket: $0) } }
-        for start in stride(from: 0, to: pairs.count, by: Self.refreshBatchSize) {
-            let batch = pairs[start..<min(start + Self.refreshBatchSize, pairs.count)].filter { isSubscribed($0) }
+        for start in stride(from: 0, to: pairs.count, by: refreshBatch) {
+            let batch = pairs[start..<min(start + refreshBatch, pairs.count)].filter { isSubscribed($0) }
             guard !batch.isEmpty else { continue }
             do {
                 let lapsed = try await occupancy.refresh(batch, ttl: occupancyTTL)
