@@ -295,6 +295,16 @@ extension AppConfiguration {
         .integer("OCCUPANCY_TTL", 60, in: 3...3600, \.pusher.occupancyTTL, "Seconds a WebSocket subscription counts without its worker refreshing it (a dead worker's channels are vacated after this)"),
         .integer("PONG_TIMEOUT", 30, in: 1...3600, \.pusher.pongTimeout, "Seconds a pinged WebSocket has to answer; closed with 4201 after"),
         .integer("PUSHER_SIGNIN_TIMEOUT", 0, in: 0...3600, \.pusher.signinTimeout, "Seconds a WebSocket has to sign in (pusher:signin) before it is closed with 4009; 0: sign-in optional"),
+        .integer("PUSHER_MAX_EVENT_BYTES", 10240, in: 1...60_000, \.pusher.maxEventBytes,
+                 "Bytes of data one event may carry (Pusher's 10 KB): client events beyond get pusher:error 4301, HTTP API events 413"),
+        .integer("PUSHER_MAX_EVENT_NAME", 200, in: 1...1000, \.pusher.maxEventName,
+                 "Characters of an event name (Pusher's 200): client events beyond get pusher:error 4301, HTTP API events 400"),
+        .integer("PUSHER_MAX_CHANNEL_NAME", 164, in: 32...1000, \.pusher.maxChannelName,
+                 "Characters of a channel name (Pusher's 164), #server-to-user-<id> included: a subscribe beyond gets pusher:subscription_error LimitReached, /pusher/auth and the HTTP API 400"),
+        .integer("PUSHER_MAX_PRESENCE_MEMBERS", 100, in: 1...100_000, \.pusher.maxPresenceMembers,
+                 "Members of an app's presence channel (Pusher's 100; a new one beyond gets pusher:subscription_error 4100); room-backed presence-room-<id> channels take everyone and list at most this many on subscribing, with the true count"),
+        .integer("PUSHER_MAX_USER_INFO_BYTES", 1024, in: 1...60_000, \.pusher.maxUserInfoBytes,
+                 "Bytes of a presence member's user_info (Pusher's 1 KB): a subscribe beyond gets pusher:subscription_error 4301"),
         Setting(name: "WEBSOCKET_ECHO_PATH", defaultValue: "(unset: none)",
                 help: "Test-only: a path (/echo) whose WebSocket sends every text and binary message back; for the conformance tests, never in production") {
             config, value throws(ConfigurationError) in
@@ -307,16 +317,6 @@ extension AppConfiguration {
             }
             config.websocketEchoPath = value
         },
-        .integer("PUSHER_MAX_EVENT_BYTES", 10240, in: 1...60_000, \.pusher.maxEventBytes,
-                 "Bytes of data one event may carry (Pusher's 10 KB): client events beyond get pusher:error 4301, HTTP API events 413"),
-        .integer("PUSHER_MAX_EVENT_NAME", 200, in: 1...1000, \.pusher.maxEventName,
-                 "Characters of an event name (Pusher's 200): client events beyond get pusher:error 4301, HTTP API events 400"),
-        .integer("PUSHER_MAX_CHANNEL_NAME", 164, in: 32...1000, \.pusher.maxChannelName,
-                 "Characters of a channel name (Pusher's 164), #server-to-user-<id> included: a subscribe beyond gets pusher:subscription_error LimitReached, /pusher/auth and the HTTP API 400"),
-        .integer("PUSHER_MAX_PRESENCE_MEMBERS", 100, in: 1...100_000, \.pusher.maxPresenceMembers,
-                 "Members of an app's presence channel (Pusher's 100; a new one beyond gets pusher:subscription_error 4100); room-backed presence-room-<id> channels take everyone and list at most this many on subscribing, with the true count"),
-        .integer("PUSHER_MAX_USER_INFO_BYTES", 1024, in: 1...60_000, \.pusher.maxUserInfoBytes,
-                 "Bytes of a presence member's user_info (Pusher's 1 KB): a subscribe beyond gets pusher:subscription_error 4301"),
     ]
 
     static func list(_ value: String) -> [String] {
