@@ -4,6 +4,9 @@ import Synchronization
 
 /// The Lua scripts of the domain, loaded once from the target's `Scripts/` resources. ``verify()`` runs at start-up,
 /// so a missing or unreadable file stops the server before it serves anything instead of on first use.
+///
+/// A line `--#include <name>` in a script is replaced by `Scripts/lib/<name>.lua` when the script is loaded: functions
+/// several scripts share are written once (Redis runs, and hashes, the composed text).
 public enum Scripts {
     static let presenceJoin = load("presence_join")
     static let presenceRefresh = load("presence_refresh")
@@ -76,6 +79,24 @@ public enum Scripts {
         return String(source[start.upperBound..<end.lowerBound])
     }
 
+    /// `source` with each `--#include <name>` line replaced by `Scripts/lib/<name>.lua`.
+    static func compose(_ source: String) throws -> String {
+        guard source.contains("--#include ") else { return source }
+        var lines: [Substring] = []
+        for line in source.split(separator: "\n", omittingEmptySubsequences: false) {
+            guard line.hasPrefix("--#include ") else {
+                lines.append(line)
+                continue
+            }
+            let name = line.dropFirst("--#include ".count).trimmingCharacters(in: .whitespaces)
+            let library = try RedisScript(resource: name, in: .module, subdirectory: "Scripts/lib")
+            var included = library.source.split(separator: "\n", omittingEmptySubsequences: false)
+            if included.last?.isEmpty == true { included.removeLast() }
+            lines.append(contentsOf: included)
+        }
+        return lines.joined(separator: "\n")
+    }
+
     /// Loads every script now; throws ``LoadError`` naming each one that is missing or unreadable.
     public static func verify() throws {
         _ = all
@@ -87,7 +108,8 @@ public enum Scripts {
 
     private static func load(_ name: String) -> RedisScript {
         do {
-            return try RedisScript(resource: name, in: .module, subdirectory: "Scripts")
+            let script = try RedisScript(resource: name, in: .module, subdirectory: "Scripts")
+            return RedisScript(name: script.name, source: try compose(script.source))
         } catch {
             failures.withLock { $0.append("\(name).lua: \(error)") }
             // Never sent: verify() stops start-up first. Should it be, Redis answers with this error.
