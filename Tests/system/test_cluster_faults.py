@@ -4,6 +4,7 @@ Redis Cluster pass (SYSTEM_REDIS_CLUSTER=1); skipped on one Redis.
 
 Each test prints what it measured (`-s` shows it; ./ops/test runs with `-rA`, which shows it in the summary)."""
 import hashlib
+import sys
 import json
 import os
 import re
@@ -125,9 +126,10 @@ def deliveries_resume(a, poster, clients):
 
 
 def script_shas():
-    folder = os.path.join(ROOT, "Sources", "PresenceCore", "Scripts")
-    return {name: hashlib.sha1(open(os.path.join(folder, name), "rb").read()).hexdigest()
-            for name in sorted(os.listdir(folder)) if name.endswith(".lua")}
+    """Each script's SHA-1 as the server loads it (includes composed: ops/lua_scripts.py)."""
+    sys.path.insert(0, os.path.join(ROOT, "ops"))
+    import lua_scripts
+    return lua_scripts.composed_shas(os.path.join(ROOT, "Sources", "PresenceCore", "Scripts"))
 
 
 def redirects(workers, kinds):

@@ -20,6 +20,7 @@ import json
 import os
 import resource
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -48,11 +49,10 @@ def children_cpu_seconds():
     return usage.ru_utime + usage.ru_stime
 
 def script_names(directory):
-    names = {}
-    for path in glob.glob(os.path.join(directory, "*.lua")):
-        source = open(path, "rb").read()
-        names[hashlib.sha1(source).hexdigest()] = os.path.basename(path)[:-4]
-    return names
+    """SHA-1 (as the server loads each script, includes composed) -> script name."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    import lua_scripts
+    return {sha: name[:-4] for name, sha in lua_scripts.composed_shas(directory).items()}
 
 
 def command_label(parts, names):
