@@ -86,24 +86,8 @@ struct WebAssets: Sendable {
     static func render(_ template: String, values: [String: String]) -> String {
         var text = template
         for (name, value) in values {
-            text = text.replacingOccurrences(of: "{{\(name)}}", with: escapeHTML(value))
+            text = text.replacingOccurrences(of: "{{\(name)}}", with: HTMLText.escape(value))
         }
         return text
-    }
-
-    static func escapeHTML(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count)
-        for character in text {
-            switch character {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(character)
-            }
-        }
-        return out
     }
 }
