@@ -95,11 +95,11 @@ let package = Package(
             dependencies: ["PresenceHTTP"],
             swiftSettings: swiftSettings
         ),
-        // Benchmark driver for ops/bench/redis-client: the redis-benchmark workload through this client.
+        // Benchmark driver for bench/run redis-client: the redis-benchmark workload through this client.
         .executableTarget(
             name: "redis-bench",
             dependencies: ["Redis", .product(name: "NIOCore", package: "swift-nio")],
-            path: "ops/bench/RedisBench",
+            path: "bench/RedisBench",
             swiftSettings: swiftSettings
         ),
         .testTarget(
