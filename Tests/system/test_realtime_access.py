@@ -1,4 +1,4 @@
-"""Issue 28, access on live sockets (README "Security model"), two workers on one Redis (or the cluster): an old signature
+"""Issue 28, access on live sockets (docs/security.md), two workers on one Redis (or the cluster): an old signature
 gives nothing back once its grant is gone, and a logout or logout-all ends the user's governed subscriptions and
 sign-ins on every worker, Pusher and ryOS sockets alike."""
 

@@ -1,5 +1,5 @@
 """Issue 14 (security): one test per finding, each showing the fixed behaviour, across two workers on one Redis where
-the finding involved two. The contract: README "Security model"."""
+the finding involved two. The contract: docs/security.md."""
 import json
 import time
 import uuid
