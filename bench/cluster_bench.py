@@ -1,33 +1,22 @@
-"""One release worker on one Redis vs. the same worker on a 6-node Redis Cluster (driven by ops/bench/redis-cluster):
+"""One release worker on one Redis vs. the same worker on a 6-node Redis Cluster (driven by bench/redis-cluster):
 presence switch, a room's user list and GET /health, each through wrk in the same run, plus the Redis calls per switch
 (INFO commandstats deltas summed over the primaries; they count the calls scripts make inside Redis as well as the
 commands the worker sends)."""
 import argparse
 import os
-import subprocess
 import tempfile
-import time
 
 import redis
-import requests
 from redis.cluster import RedisCluster
 
+from lib.benchlib import free_port, start_ready_worker
 from presence_bench import lua_script, seed_users, wrk
 
 
 def start_worker(binary, port, redis_url, log):
-    env = dict(os.environ, PORT=str(port), REDIS_URL=redis_url, LOG_LEVEL="error", METRICS_PORT="0",
-               PRESENCE_RATE_LIMIT="1000000", SEARCH_RATE_LIMIT="1000000")
-    proc = subprocess.Popen([binary], env=env, stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(100):
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                return proc
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit(f"the worker on {redis_url} did not become ready")
+    """One worker on redis_url with the per-user presence and search limits lifted, ready when this returns."""
+    return start_ready_worker(port, log, binary=binary, what=f"on {redis_url}", REDIS_URL=redis_url, LOG_LEVEL="error",
+                              METRICS_PORT="0", PRESENCE_RATE_LIMIT="1000000", SEARCH_RATE_LIMIT="1000000")
 
 
 def commands_total(nodes):
@@ -65,7 +54,7 @@ def measure(name, binary, port, redis_url, client, nodes, seconds, tmp):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--binary", required=True)
+    p.add_argument("--binary", default=os.environ.get("PRESENCE_SERVER_BIN"), help="default: PRESENCE_SERVER_BIN")
     p.add_argument("--redis-port", type=int, required=True)
     p.add_argument("--cluster-url", required=True)
     p.add_argument("--seconds", type=int, default=8)
@@ -77,8 +66,8 @@ def main():
     cluster = RedisCluster(host=seeds[0][0], port=int(seeds[0][1]), decode_responses=True)
     primaries = [redis.Redis(host=n.host, port=n.port) for n in cluster.get_primaries()]
     results = {
-        "one Redis": measure("single", a.binary, 18990, f"redis://127.0.0.1:{a.redis_port}", single, [single], a.seconds, tmp),
-        "Redis Cluster (3 primaries)": measure("cluster", a.binary, 18991, a.cluster_url, cluster, primaries, a.seconds, tmp),
+        "one Redis": measure("single", a.binary, free_port(), f"redis://127.0.0.1:{a.redis_port}", single, [single], a.seconds, tmp),
+        "Redis Cluster (3 primaries)": measure("cluster", a.binary, free_port(), a.cluster_url, cluster, primaries, a.seconds, tmp),
     }
     print(f"\n{'':30} {'switch/s':>9} {'p99 ms':>7} {'users/s':>8} {'p99 ms':>7} {'health/s':>9} {'switch/health':>13} {'calls/switch':>12}")
     for name, r in results.items():

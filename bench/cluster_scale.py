@@ -1,4 +1,4 @@
-"""Does a Redis Cluster spread the service's load? (driven by ops/bench/cluster-scale)
+"""Does a Redis Cluster spread the service's load? (driven by bench/cluster-scale)
 
 1. Classic PUBLISH vs. SPUBLISH on the 6-node cluster (3 primaries, 3 replicas): the same 20,000 events on 100
    channels, each channel with one subscriber; per node: cluster-bus publish messages received and Redis CPU time.
@@ -251,7 +251,7 @@ def worker_on(count, binary, seconds, tmp, base_port, worker_port, pin):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--binary", required=True)
+    ap.add_argument("--binary", default=os.environ.get("PRESENCE_SERVER_BIN"), help="default: PRESENCE_SERVER_BIN")
     ap.add_argument("--cluster-url", required=True)
     ap.add_argument("--seconds", type=int, default=8)
     args = ap.parse_args()

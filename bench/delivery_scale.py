@@ -1,4 +1,4 @@
-"""Delivery at scale (driven by ops/bench/delivery-scale): sockets spread over two workers and over rooms of equal
+"""Delivery at scale (driven by bench/delivery-scale): sockets spread over two workers and over rooms of equal
 size, events triggered through the Pusher HTTP API at a fixed rate (each to one random room), latency from trigger to
 socket and the count of deliveries against what was due.
 

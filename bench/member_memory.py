@@ -1,4 +1,4 @@
-"""Redis memory per present member, old layout against new (see ops/bench/member-memory).
+"""Redis memory per present member, old layout against new (see bench/member-memory).
 
 Members are entered by each layout's own presence_join.lua through EVALSHA, pipelined, so the keys and values are
 exactly what the service writes. Each version's keys are read from its script's header (`-- KEYS[n] room:{id}:...`,
@@ -58,16 +58,18 @@ def main():
     p.add_argument("--old-join", required=True)
     p.add_argument("--new-join", required=True)
     p.add_argument("--old-ref", default="old")
+    p.add_argument("--members", type=int, default=100_000, help="members in the big room (and big room / 100 rooms of 100)")
     a = p.parse_args()
     r = redis.Redis(port=a.redis_port)
     shas = {"old": open(a.old_join).read(), "new": open(a.new_join).read()}
     patterns = {layout: key_patterns(source) for layout, source in shas.items()}
     for layout in ("old", "new"):
         print(f"{layout} keys: {' '.join(patterns[layout])}")
+    small_rooms = max(1, a.members // 100)
     cases = [
-        ("one room of 100,000, chat member (state {})", ["memroom"], 100_000, ""),
-        ("one room of 100,000, support member (a role)", ["memroom"], 100_000, SUPPORT_STATE),
-        ("1,000 rooms of 100, chat member (state {})", [f"r{i:04d}" for i in range(1000)], 100, ""),
+        (f"one room of {a.members:,}, chat member (state {{}})", ["memroom"], a.members, ""),
+        (f"one room of {a.members:,}, support member (a role)", ["memroom"], a.members, SUPPORT_STATE),
+        (f"{small_rooms:,} rooms of 100, chat member (state {{}})", [f"r{i:04d}" for i in range(small_rooms)], 100, ""),
     ]
     print(f"Redis {r.info('server')['redis_version']}; bytes per present member (INFO memory used_memory delta / members)")
     print(f"{'case':48} {'old (' + a.old_ref + ')':>14} {'new':>8} {'new/old':>8}")

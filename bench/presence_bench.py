@@ -1,4 +1,4 @@
-"""Presence benchmarks through one worker (driven by ops/bench/presence): switch throughput vs. two ceilings
+"""Presence benchmarks through one worker (driven by bench/presence): switch throughput vs. two ceilings
 measured in the same run, latency at half the maximum throughput, scale (1,000 vs 1,000,000 users; 1,000 vs
 100,000 members), and Redis memory per registered user and per present member."""
 import argparse
@@ -11,6 +11,8 @@ import tempfile
 import time
 
 import redis
+
+from lib.benchlib import scripts_dir
 
 
 def wrk(url, script=None, connections=50, seconds=10, threads=2):
@@ -108,8 +110,8 @@ def main():
     switch_rps, switch_lat, bad = wrk(a.url + "/api/presence/switch", switch_lua, seconds=a.seconds)
     assert bad == 0, f"{bad} switch requests failed"
     health_rps, _, _ = wrk(a.url + "/health", seconds=a.seconds)
-    join_src = open("Sources/PresenceCore/Scripts/presence_join.lua").read()
-    leave_src = open("Sources/PresenceCore/Scripts/presence_leave.lua").read()
+    join_src = open(os.path.join(scripts_dir(), "presence_join.lua")).read()
+    leave_src = open(os.path.join(scripts_dir(), "presence_leave.lua")).read()
     join_sha = r.script_load(join_src)
     leave_sha = r.script_load(leave_src)
     n = max(100_000, int(switch_rps * a.seconds))
@@ -124,7 +126,7 @@ def main():
     leave_rps = rb("EVALSHA", leave_sha, "5", "room:{general}:meta", "room:{general}:members", "room:{general}:joined",
                    "room:{general}:states", "room:{general}:presence:u__rand_int__", "u__rand_int__")
     # The user's own bookkeeping script, on users that exist (redis-benchmark's __rand_int__ is 12 digits).
-    user_sha = r.script_load(open("Sources/PresenceCore/Scripts/user_switch.lua").read())
+    user_sha = r.script_load(open(os.path.join(scripts_dir(), "user_switch.lua")).read())
     pipe = r.pipeline(transaction=False)
     for i in range(1000):
         pipe.hset(f"user:{{u{i:012d}}}", mapping={"username": f"u{i:012d}", "lastActive": 0})
@@ -184,7 +186,7 @@ def main():
     per_member = (used_memory(r) - before) / 100_000
     print("\n== Redis memory (INFO memory deltas over 100,000 each)")
     print(f"per registered user (hash + prefix index entry)          {per_user:8.0f} bytes")
-    print(f"per present member (members + joined entries + a state) {per_member:8.0f} bytes (ops/bench/member-memory: old vs new)")
+    print(f"per present member (members + joined entries + a state) {per_member:8.0f} bytes (bench/member-memory: old vs new)")
 
     # --- scale: 1,000 vs 1,000,000 users; 1,000 vs 100,000 members
     print("\n== scale (p99 at the same paced rate, small vs. large)")

@@ -1,4 +1,4 @@
-"""Load driver for ops/bench/realtime: delivery latency through two workers, and memory per idle connection.
+"""Load driver for bench/realtime: delivery latency through two workers, and memory per idle connection.
 
 Latency: N sockets on worker A, each subscribed to its own public channel; events are triggered through worker B's
 Pusher HTTP API (signed like the official libraries) at a fixed rate, each to one socket's channel, carrying the

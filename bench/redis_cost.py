@@ -1,4 +1,4 @@
-"""Redis commands and bytes per request on the hot routes, beside their throughput (driven by ops/bench/redis-cost).
+"""Redis commands and bytes per request on the hot routes, beside their throughput (driven by bench/redis-cost).
 
 One release worker on one throwaway Redis. For each route, in one run:
   - throughput: wrk (2 threads, 50 connections) for the HTTP routes, beside `GET /health` on the same worker, and the
@@ -29,9 +29,9 @@ import redis
 import requests
 import websockets.sync.client
 
+from lib.benchlib import scripts_dir
 from presence_bench import lua_script, seed_users, wrk
 
-SCRIPTS = os.path.join(os.path.dirname(__file__), "..", "..", "Sources", "PresenceCore", "Scripts")
 # The worker's periodic work, not caused by the requests measured.
 BACKGROUND = {"presence_due", "presence_sweep", "worker_announce", "worker_list", "expiring_members", "presence_settle"}
 
@@ -50,7 +50,7 @@ def children_cpu_seconds():
 
 def script_names(directory):
     """SHA-1 (as the server loads each script, includes composed) -> script name."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ops"))
     import lua_scripts
     return {sha: name[:-4] for name, sha in lua_scripts.composed_shas(directory).items()}
 
@@ -148,7 +148,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--compare", nargs=2, metavar=("OLD_JSON", "NEW_JSON"), help="print two earlier runs side by side")
     p.add_argument("--json", help="also write the figures here")
-    p.add_argument("--scripts", default=SCRIPTS, help="the worker's Lua scripts, to name the EVALSHAs it sends")
+    p.add_argument("--scripts", default=None, help="the worker's Lua scripts, to name the EVALSHAs it sends")
     p.add_argument("--url")
     p.add_argument("--redis-port", type=int)
     p.add_argument("--seconds", type=int, default=8)
@@ -160,7 +160,7 @@ def main():
     if a.compare:
         return compare(*a.compare)
     r = redis.Redis(port=a.redis_port, decode_responses=True)
-    names = script_names(a.scripts)
+    names = script_names(a.scripts or scripts_dir())
     results = {"routes": {}}
     tmp = tempfile.mkdtemp(prefix="presence-bench-")
     session = requests.Session()
@@ -266,7 +266,7 @@ def main():
         if name != "limiter (429 path)":
             assert bad == 0, f"{name}: {bad} requests failed"
         rows.append((name, rps, lat))
-    sha = r.script_load(open(os.path.join(SCRIPTS, "ratelimit_sliding.lua")).read())
+    sha = r.script_load(open(os.path.join(scripts_dir(), "ratelimit_sliding.lua")).read())
     n = max(100_000, int(rows[-1][1] * a.seconds))
     out = subprocess.run(["redis-benchmark", "-p", str(a.redis_port), "-c", "50", "-n", str(n), "-r", "1000000", "--csv",
                           "EVALSHA", sha, "1", "ratelimit:ai:{raw}", "5", "60000", "__rand_int__", "check"],

@@ -1,4 +1,4 @@
-"""Rolling restart through nginx with subscribed sockets of which some never read (driven by ops/bench/restart).
+"""Rolling restart through nginx with subscribed sockets of which some never read (driven by bench/restart).
 
 Opens `--sockets` WebSockets through nginx (ops/cluster): the readers behave like Pusher clients (read everything,
 answer pings, reconnect after a 4200 close and subscribe again); the stalled ones connect, subscribe to a presence

@@ -1,4 +1,4 @@
-"""GET /api/rooms/{id}/users at scale, through one release worker (ops/bench/room-users).
+"""GET /api/rooms/{id}/users at scale, through one release worker (bench/room-users).
 
 Chat rooms of 1,000 / 10,000 / 50,000 / 100,000 present users are seeded in Redis as the join script writes them.
 Measured in one run:
@@ -18,9 +18,9 @@ import time
 import redis
 import requests
 
+from lib.benchlib import scripts_dir
 from presence_bench import seed_members, wrk
 
-SCRIPTS = os.path.join(os.path.dirname(__file__), "..", "..", "Sources", "PresenceCore", "Scripts")
 
 
 def timed(fn, n):
@@ -38,13 +38,15 @@ def main():
     p.add_argument("--url", required=True)
     p.add_argument("--redis-port", type=int, required=True)
     p.add_argument("--samples", type=int, default=200)
+    p.add_argument("--max-users", type=int, default=100_000, help="the biggest room (sizes 1,000 10,000 50,000 100,000 up to it)")
     p.add_argument("--old-url", help="an older build's worker on the same Redis: its full list is timed beside this one's")
     a = p.parse_args()
     r = redis.Redis(port=a.redis_port, decode_responses=True)
-    list_sha = r.script_load(open(os.path.join(SCRIPTS, "presence_list.lua")).read())
-    clock_sha = r.script_load(open(os.path.join(SCRIPTS, "room_clock.lua")).read())
+    list_sha = r.script_load(open(os.path.join(scripts_dir(), "presence_list.lua")).read())
+    clock_sha = r.script_load(open(os.path.join(scripts_dir(), "room_clock.lua")).read())
     session = requests.Session()
-    sizes = [1_000, 10_000, 50_000, 100_000]
+    sizes = [n for n in (1_000, 10_000, 50_000, 100_000) if n <= a.max_users] or [1_000]
+    biggest = sizes[-1]
     for n in sizes:
         room = f"bench{n}"
         r.hset(f"room:{{{room}}}:meta", mapping={"id": room, "name": room, "type": "public", "createdAt": 1, "createdBy": "bench"})
@@ -94,10 +96,10 @@ def main():
             print(f"{n:>14,} {old[0]:>9.1f} / {old[1]:<7.1f} {new[0]:>9.1f} / {new[1]:<7.1f} {old[0] / new[0]:>12.1f}x"
                   f"   {'same answer' if same else 'ANSWERS DIFFER'}")
 
-    print("\n== a page of 100 and the count, 1,000 vs 100,000 present users (p99 ms)")
+    print(f"\n== a page of 100 and the count, 1,000 vs {biggest:,} present users (p99 ms)")
     for label, query in [("page of 100", "limit=100"), ("count", "count=true")]:
         small = timed(lambda: session.get(f"{a.url}/api/rooms/bench1000/users?{query}").raise_for_status(), a.samples * 5)
-        big = timed(lambda: session.get(f"{a.url}/api/rooms/bench100000/users?{query}").raise_for_status(), a.samples * 5)
+        big = timed(lambda: session.get(f"{a.url}/api/rooms/bench{biggest}/users?{query}").raise_for_status(), a.samples * 5)
         print(f"{label:>12}: p99 {small[1]:.2f} vs {big[1]:.2f} (median {small[0]:.2f} vs {big[0]:.2f}), "
               f"ratio {big[1] / small[1]:.2f} (goal <= 1.5)")
 

@@ -1,4 +1,4 @@
-"""Load generator for ops/bench/soak: mixed traffic through nginx for a fixed time, checked three ways.
+"""Load generator for bench/soak: mixed traffic through nginx for a fixed time, checked three ways.
 
 - Subscribers (a child process, so it has its own core and its own GIL): N Pusher WebSocket clients through nginx,
   each subscribed to the public channel `room-<id>` of one of the watched rooms (spread evenly), pinging every 60 s
@@ -1034,7 +1034,7 @@ def main():
     p.add_argument("--max-inflight", type=int, default=128)
     p.add_argument("--timeout", type=float, default=15)
     p.add_argument("--json", help="write every figure and sample here")
-    p.add_argument("--command", default="ops/bench/soak", help="shown in the report")
+    p.add_argument("--command", default="bench/soak", help="shown in the report")
     args = p.parse_args()
     ok = asyncio.run(main_async(args))
     sys.exit(0 if ok else 1)

@@ -1,4 +1,4 @@
-"""Worker memory per idle WebSocket (driven by ops/bench/socket-memory): RSS before and after opening N sockets that
+"""Worker memory per idle WebSocket (driven by bench/socket-memory): RSS before and after opening N sockets that
 did the Pusher handshake and subscribed to one channel each (100 channels in all), measured once the worker settled."""
 import argparse
 import asyncio

@@ -1,4 +1,4 @@
-"""Instructions per request inside one worker running under callgrind (driven by ops/bench/switch-instructions).
+"""Instructions per request inside one worker running under callgrind (driven by bench/switch-instructions).
 
 For each route: a warm-up with collection off, then collection on and the counters zeroed, N sequential requests on
 one keep-alive connection, a dump (`callgrind_control --dump`, whose `totals` is this stretch's `Ir`), collection off. Printed per request: the presence switch (general <-> random, one user after another),

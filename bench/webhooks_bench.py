@@ -1,4 +1,4 @@
-"""Webhook benchmark (ops/bench/webhooks): what webhooks cost on the subscribe path and how fast the outbox drains.
+"""Webhook benchmark (bench/webhooks): what webhooks cost on the subscribe path and how fast the outbox drains.
 
 Two release workers on one Redis, OFF (no WEBHOOK_URLS) and ON (WEBHOOK_URLS = a local receiver). Side by side:
 1. subscribe/unsubscribe churn on fresh public channels (every pair is a channel_occupied and a channel_vacated),

@@ -1,0 +1,106 @@
+"""Shared helpers for the benchmarks' Python drivers (bench/*.py): the counterpart of bench/lib/bench.sh.
+
+bench/run builds the release binaries once and passes them in PRESENCE_SERVER_BIN (and REDIS_BENCH_BIN); a driver
+that starts workers itself takes the binary from there (or from its --binary), never builds one.
+A driver in bench/ imports it as `from lib.benchlib import ...` (bench/ is on sys.path as the script's directory).
+"""
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def server_bin():
+    """The release presence-server bench/run built (PRESENCE_SERVER_BIN)."""
+    path = os.environ.get("PRESENCE_SERVER_BIN", "")
+    if not (path and os.access(path, os.X_OK)):
+        raise SystemExit("PRESENCE_SERVER_BIN is not an executable (run the benchmark through bench/run)")
+    return path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_redis(port, directory, *extra):
+    """A throwaway redis-server child on 127.0.0.1:port (no persistence), answering PING when this returns."""
+    os.makedirs(directory, exist_ok=True)
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", directory,
+                             "--daemonize", "no", "--save", "", "--appendonly", "no", "--loglevel", "warning",
+                             "--logfile", os.path.join(directory, "redis.log"), *extra],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).returncode == 0:
+            return proc
+        time.sleep(0.05)
+    proc.kill()
+    raise SystemExit(f"redis-server on port {port} did not start")
+
+
+def start_worker(port, log, binary=None, command=None, **settings):
+    """Starts a worker listening on port with the given settings (environment on top of this process's), output to
+    log (an open file); binary defaults to PRESENCE_SERVER_BIN, command (a list) replaces it altogether (valgrind).
+    Does not wait: see wait_ready."""
+    env = dict(os.environ, PORT=str(port), **{k: str(v) for k, v in settings.items()})
+    argv = command or [binary or server_bin()]
+    return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_ready(port, proc=None, timeout=10.0, what=None):
+    """Waits until GET /ready on 127.0.0.1:port answers 200; raises SystemExit when it does not within timeout or
+    when proc exits first (the process is killed then)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            break
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1) as response:
+                if response.status == 200:
+                    return proc
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    raise SystemExit(f"the worker {what or f'on port {port}'} did not become ready")
+
+
+def start_ready_worker(port, log, binary=None, command=None, timeout=10.0, what=None, **settings):
+    """start_worker, then wait_ready."""
+    proc = start_worker(port, log, binary=binary, command=command, **settings)
+    return wait_ready(port, proc, timeout=timeout, what=what)
+
+
+def stop(*procs, timeout=10.0):
+    """SIGTERM, then SIGKILL after timeout, for each process started here."""
+    for proc in procs:
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        if proc is None:
+            continue
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def scripts_dir(bin_dir=None):
+    """The Lua scripts' directory: in the sources (whichever target holds them) or, with bin_dir, in that build's
+    resource bundle (presence_<Target>.resources/Scripts beside the binary)."""
+    import glob
+    pattern = (os.path.join(bin_dir, "presence_*.resources", "Scripts", "presence_join.lua") if bin_dir
+               else os.path.join(ROOT, "Sources", "*", "Scripts", "presence_join.lua"))
+    found = sorted(glob.glob(pattern))
+    if not found:
+        raise SystemExit(f"no Scripts/presence_join.lua in {bin_dir or 'Sources/'}")
+    return os.path.dirname(found[0])
