@@ -47,28 +47,82 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The domain: rooms, presence, users, history, limiter, broadcasting, over Redis. Lua scripts are resources.
+        // The domain only: services, rules, storage protocols and events. No Redis, NIO, Hummingbird or HTTP client:
+        // ops/check-layers fails the build's tests when a file here imports one.
         .target(
             name: "PresenceCore",
             dependencies: [
-                "Redis",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The storage protocols on Redis: stores, key names, the Lua scripts (resources) and their loading.
+        .target(
+            name: "PresenceRedis",
+            dependencies: [
+                "PresenceCore", "Redis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
             resources: [.copy("Scripts")],
             swiftSettings: swiftSettings
         ),
-        // HTTP layer: configuration, routes, middleware, the application's composition root.
+        // The other adapters to the outside world: the webhook sender and the AI provider on AsyncHTTPClient, bcrypt.
+        .target(
+            name: "PresenceIntegrations",
+            dependencies: [
+                "PresenceCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The realtime layer: the Pusher protocol and ryOS's /ws face, the hub, the sockets. No HTTP framework, no Redis:
+        // pub/sub comes through the RealtimeFeed protocol.
+        .target(
+            name: "PresenceRealtime",
+            dependencies: [
+                "PresenceCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The HTTP layer: controllers and middleware on Hummingbird. No Redis.
         .target(
             name: "PresenceHTTP",
             dependencies: [
-                "Redis", "PresenceCore",
+                "PresenceCore", "PresenceRealtime",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            // The top-level openapi.yaml is a link to this file; the server serves it at GET /openapi.yaml.
+            resources: [.copy("Resources/openapi.yaml")],
+            swiftSettings: swiftSettings
+        ),
+        // The composition root: configuration, the NIO server and its connection guard, the console and the web
+        // assets (Web/: the web client and the operator console, served at / and /console), wiring every layer.
+        .target(
+            name: "PresenceApp",
+            dependencies: [
+                "Redis", "PresenceCore", "PresenceRedis", "PresenceIntegrations", "PresenceRealtime", "PresenceHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -80,19 +134,18 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
-            // The top-level openapi.yaml is a link to this file; the server serves it at GET /openapi.yaml. Web/ holds the
-            // web client and the operator console (HTML, CSS, JavaScript modules), served at / and /console.
-            resources: [.copy("Resources/openapi.yaml"), .copy("Web")],
+            resources: [.copy("Web")],
             swiftSettings: swiftSettings
         ),
         // The thin executable.
         .executableTarget(
             name: "PresenceServer",
-            dependencies: ["PresenceHTTP"],
+            dependencies: ["PresenceApp"],
             swiftSettings: swiftSettings
         ),
         // Benchmark driver for bench/run redis-client: the redis-benchmark workload through this client.
@@ -115,13 +168,38 @@ let package = Package(
         // Domain rules against in-memory implementations of the storage protocols: no Redis, no network.
         .testTarget(
             name: "PresenceCoreTests",
-            dependencies: ["PresenceCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "PresenceCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
+        // The Redis stores and scripts against a real redis-server (TEST_REDIS_URL).
         .testTarget(
-            name: "PresenceHTTPTests",
+            name: "PresenceRedisTests",
             dependencies: [
-                "PresenceHTTP", "Redis", "TestSupport",
+                "PresenceRedis", "PresenceCore", "Redis", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The realtime state machines: no sockets, no Redis.
+        .testTarget(
+            name: "PresenceRealtimeTests",
+            dependencies: [
+                "PresenceRealtime", "PresenceCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The assembled application: routes through HummingbirdTesting, the server's guard, races on a real Redis.
+        .testTarget(
+            name: "PresenceAppTests",
+            dependencies: [
+                "PresenceApp", "PresenceHTTP", "PresenceRealtime", "PresenceRedis", "PresenceCore", "Redis", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -1,9 +1,9 @@
-"""The Lua scripts as the server loads them (Sources/PresenceCore/Common/Scripts.swift): each `--#include <name>` line
+"""The Lua scripts as the server loads them (Sources/PresenceRedis/Common/Scripts.swift): each `--#include <name>` line
 replaced by Scripts/lib/<name>.lua, so the SHA-1s here are the ones Redis knows the scripts by."""
 import hashlib
 import os
 
-FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Sources", "PresenceCore", "Scripts")
+FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Sources", "PresenceRedis", "Scripts")
 
 
 def compose(source: str, folder: str = FOLDER) -> str:

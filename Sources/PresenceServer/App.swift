@@ -1,13 +1,11 @@
 import Foundation
-import PresenceHTTP
+import PresenceApp
 
 /// `presence-server`: reads its configuration, then serves until SIGTERM or SIGINT.
 @main
 struct App {
     static func main() async {
-        MemoryRelease.configureAllocator(
-            environment: ProcessInfo.processInfo.environment, cores: ProcessInfo.processInfo.activeProcessorCount
-        )
+        configureProcess()
         let configuration: AppConfiguration
         do {
             switch try AppConfiguration.load(

@@ -17,7 +17,7 @@ struct Fixture {
         let logger = Logger(label: "test")
         let presence = InMemoryPresenceStore(world: world)
         let limits = InMemoryRateLimitStorage(world: world)
-        users = UserDirectory(storage: InMemoryUserStore(world: world), hasher: PasswordHasher(cost: 4))
+        users = UserDirectory(storage: InMemoryUserStore(world: world), hasher: PlainPasswordHasher())
         chat = ChatService(
             rooms: InMemoryRoomStore(world: world), presence: presence,
             history: InMemoryHistory(world: world, limit: chatSettings.historyLimit, overflow: .trimOldest), users: users,

@@ -129,7 +129,7 @@ def script_shas():
     """Each script's SHA-1 as the server loads it (includes composed: ops/lua_scripts.py)."""
     sys.path.insert(0, os.path.join(ROOT, "ops"))
     import lua_scripts
-    return lua_scripts.composed_shas(os.path.join(ROOT, "Sources", "PresenceCore", "Scripts"))
+    return lua_scripts.composed_shas(os.path.join(ROOT, "Sources", "PresenceRedis", "Scripts"))
 
 
 def redirects(workers, kinds):

@@ -57,7 +57,7 @@ def test_docker_image_carries_every_resource_bundle():
         body = block.split(".testTarget(", 1)[0]
         if "resources:" in body and not name.endswith("Tests"):
             with_resources.add(name)
-    assert {"PresenceCore", "PresenceHTTP"} <= with_resources
+    assert {"PresenceRedis", "PresenceHTTP", "PresenceApp"} <= with_resources
     dockerfile = open(os.path.join(ROOT, "ops", "Dockerfile")).read()
     for target in with_resources:
         assert f"presence_{target}.resources" in dockerfile, f"ops/Dockerfile does not copy {target}'s resources"

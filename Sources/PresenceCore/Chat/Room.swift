@@ -26,7 +26,7 @@ public struct Room: Sendable, Equatable, Codable {
     }
 
     /// Builds a room from its metadata hash; `nil` when the hash is not a chat room's.
-    init?(meta: [String: String], userCount: Int, members: [String]?) {
+    package init?(meta: [String: String], userCount: Int, members: [String]?) {
         guard let id = meta["id"], let name = meta["name"], let typeText = meta["type"],
               let type = Kind(rawValue: typeText) else { return nil }
         self.init(

@@ -1,6 +1,6 @@
 /// Random 128-bit identifiers as 32 lowercase hex digits: the unique members of the limiters' sorted sets and message
 /// ids. Built directly, without Foundation's `UUID().uuidString`, whose formatting goes through `sprintf` (about 24,000
-/// instructions per presence switch, 3 % of it, by `ops/bench/switch-instructions`).
+/// instructions per presence switch, 3 % of it, by `bench/run switch-instructions`).
 public enum RandomID {
     /// A new identifier.
     public static func make() -> String {

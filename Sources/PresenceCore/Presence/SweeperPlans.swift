@@ -28,7 +28,7 @@ public final class SweeperPlans: Sendable {
 
     /// The planned check (Redis ms) to hand the join script for a member entering `room` now with `ttl`, or `nil`
     /// when the room must be registered first.
-    func plannedCheck(room: String, ttl: Duration, now: ContinuousClock.Instant = .now) -> Int64? {
+    package func plannedCheck(room: String, ttl: Duration, now: ContinuousClock.Instant = .now) -> Int64? {
         plans.withLock { plans in
             guard let plan = plans[room] else { return nil }
             guard now + Self.margin < plan.until, plan.until <= now + ttl else {
@@ -40,7 +40,7 @@ public final class SweeperPlans: Sendable {
     }
 
     /// Records a `presence_register.lua` reply (`{check, now}` in Redis ms) for `room`, registered at `sentAt`.
-    func record(room: String, check: Int64, redisNow: Int64, sentAt: ContinuousClock.Instant) {
+    package func record(room: String, check: Int64, redisNow: Int64, sentAt: ContinuousClock.Instant) {
         let plan = Plan(check: check, until: sentAt + .milliseconds(check - redisNow))
         plans.withLock { plans in
             if plans.count >= capacity, plans[room] == nil { plans.removeAll(keepingCapacity: true) }
@@ -49,7 +49,7 @@ public final class SweeperPlans: Sendable {
     }
 
     /// Forgets `room`'s plan (the join found it stale).
-    func forget(_ room: String) {
+    package func forget(_ room: String) {
         _ = plans.withLock { $0.removeValue(forKey: room) }
     }
 }

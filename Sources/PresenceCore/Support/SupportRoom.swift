@@ -10,7 +10,7 @@ public struct SupportRoom: Sendable, Equatable {
     public var customer: String?
     public var closed: Bool
 
-    init(meta: [String: String]) {
+    package init(meta: [String: String]) {
         self.id = meta["id"] ?? ""
         self.ticketId = meta["ticketId"] ?? ""
         self.priority = meta["priority"]

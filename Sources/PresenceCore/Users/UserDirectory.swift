@@ -1,18 +1,16 @@
-import HummingbirdBcrypt
-
 /// Registered users: registration with a hashed password, sign-in checks, search and activity, over a
 /// ``UserStorage``.
 public struct UserDirectory: Sendable {
     let storage: any UserStorage
-    let hasher: PasswordHasher
+    let hasher: any PasswordHashing
     /// A real hash of nothing in particular, verified against for unknown users so that timing does not tell them
     /// apart from wrong passwords.
     let decoyHash: String
 
-    public init(storage: any UserStorage, hasher: PasswordHasher) {
+    public init(storage: any UserStorage, hasher: any PasswordHashing) {
         self.storage = storage
         self.hasher = hasher
-        self.decoyHash = Bcrypt.hash("decoy-\(UInt64.random(in: 0 ... .max))", cost: hasher.cost)
+        self.decoyHash = hasher.makeDecoyHash()
     }
 
     /// Registers `username` (already validated and lowercased). Throws ``DomainError/conflict(_:)`` when taken.

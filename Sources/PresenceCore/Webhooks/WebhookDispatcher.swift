@@ -77,7 +77,7 @@ public struct WebhookDispatcher: Service {
 
 /// One receiver's delivery on this worker: its leases, the shards whose pending events it must claim first, and the
 /// batch loop. Lives in one task.
-final class WebhookCourier {
+package final class WebhookCourier {
     static let firstBackoff = Duration.milliseconds(250)
 
     let target: WebhookTarget

@@ -2,7 +2,7 @@ import NIOCore
 
 /// What a request's context knows of its connection: the channel, weakly (a context must never keep a closed
 /// connection alive).
-final class RequestConnection: Sendable {
+package final class RequestConnection: Sendable {
     weak let channel: (any Channel)?
 
     init(channel: any Channel) {

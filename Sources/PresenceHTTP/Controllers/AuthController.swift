@@ -1,3 +1,4 @@
+import PresenceRealtime
 import Logging
 import Foundation
 import HTTPTypes
@@ -19,9 +20,28 @@ import PresenceCore
 /// (`LOGIN_USER_RATE_LIMIT`), all per 60 s: past one, 429 with `Retry-After`, and the password is not even checked,
 /// so guessing costs the guesser and not our bcrypt pool. A third party cannot lock the owner out: their guesses
 /// count against their own addresses, and the owner's known addresses are never held to the per-username limit.
-struct AuthController {
+package struct AuthController {
+    package init(users: UserDirectory, tokens: TokenStore, authenticator: Authenticator, cookie: SessionCookie, limiters: Limiters, trustedProxies: [ClientAddress.Block], admins: AdminRoster, adminPassword: String?, realtime: RealtimeSignOut) {
+        self.users = users
+        self.tokens = tokens
+        self.authenticator = authenticator
+        self.cookie = cookie
+        self.limiters = limiters
+        self.trustedProxies = trustedProxies
+        self.admins = admins
+        self.adminPassword = adminPassword
+        self.realtime = realtime
+    }
+
     /// The limits of the auth routes.
-    struct Limiters: Sendable {
+    package struct Limiters: Sendable {
+        package init(register: SlidingWindowLimiter, loginPair: SlidingWindowLimiter, loginUser: SlidingWindowLimiter, loginAddress: SlidingWindowLimiter) {
+            self.register = register
+            self.loginPair = loginPair
+            self.loginUser = loginUser
+            self.loginAddress = loginAddress
+        }
+
         var register: SlidingWindowLimiter
         var loginPair: SlidingWindowLimiter
         var loginUser: SlidingWindowLimiter
@@ -40,7 +60,7 @@ struct AuthController {
     /// A logout ends the user's live subscriptions and sign-ins on every worker.
     let realtime: RealtimeSignOut
 
-    func addRoutes(to router: Router<AppRequestContext>) {
+    package func addRoutes(to router: Router<AppRequestContext>) {
         router.post("/api/auth/register") { request, context in
             let body = try await JSONBody.read(request, context: context)
             let (username, password) = try credentials(body)

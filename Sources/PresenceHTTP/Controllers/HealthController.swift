@@ -2,17 +2,14 @@ import Foundation
 import Hummingbird
 import PresenceCore
 import Logging
-import Redis
 
 /// `GET /health` (the process is up) and `GET /ready` (Redis answers PING).
 public struct HealthController: Sendable {
-    let redis: RedisClient
-    /// How long `/ready` waits for PING before declaring Redis unavailable.
-    let readinessTimeout: Duration
+    /// Throws when the store does not answer (Redis PING within the readiness timeout, in the composition root).
+    let checkReadiness: @Sendable () async throws -> Void
 
-    public init(redis: RedisClient, readinessTimeout: Duration = .seconds(1)) {
-        self.redis = redis
-        self.readinessTimeout = readinessTimeout
+    public init(checkReadiness: @escaping @Sendable () async throws -> Void) {
+        self.checkReadiness = checkReadiness
     }
 
     public func addRoutes(to router: Router<AppRequestContext>) {
@@ -21,7 +18,7 @@ public struct HealthController: Sendable {
         }
         router.get("/ready") { _, context in
             do {
-                try await redis.checkHealth(timeout: readinessTimeout)
+                try await checkReadiness()
                 return JSONResponse.make(["status": "ready"])
             } catch {
                 context.logger.debug("Readiness check failed", metadata: ["error": "\(error)"])

@@ -3,8 +3,10 @@ import Hummingbird
 import NIOCore
 
 /// `GET /openapi.yaml`: the service's OpenAPI 3.1 contract (the repository's top-level `openapi.yaml`, bundled).
-struct OpenAPIController {
-    func addRoutes(to router: Router<AppRequestContext>) {
+package struct OpenAPIController {
+    package init() {}
+
+    package func addRoutes(to router: Router<AppRequestContext>) {
         // One buffer for every response (copy-on-write: each response reads its own view of the same bytes).
         let document = OpenAPIDocument.yaml.map { ByteBuffer(bytes: $0) }
         router.get("/openapi.yaml") { _, _ in

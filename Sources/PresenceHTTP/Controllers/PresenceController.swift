@@ -4,13 +4,19 @@ import Hummingbird
 import PresenceCore
 
 /// `POST /api/presence/switch`, `POST /api/presence/heartbeat` and `GET /api/presence/heartbeat`.
-struct PresenceController {
+package struct PresenceController {
+    package init(chat: ChatService, channels: ChannelPresence, authenticator: Authenticator) {
+        self.chat = chat
+        self.channels = channels
+        self.authenticator = authenticator
+    }
+
     let chat: ChatService
     /// ryOS's global presence (`presence-global`).
     let channels: ChannelPresence
     let authenticator: Authenticator
 
-    func addRoutes(to router: Router<AppRequestContext>) {
+    package func addRoutes(to router: Router<AppRequestContext>) {
         router.post("/api/presence/switch") { request, context in
             let body = try await JSONBody.read(request, context: context)
             let user = try await authenticator.authenticate(request)

@@ -4,11 +4,16 @@ import Hummingbird
 import PresenceCore
 
 /// `/api/rooms`: list, create, get, delete, present users, messages.
-struct RoomsController {
+package struct RoomsController {
+    package init(chat: ChatService, authenticator: Authenticator) {
+        self.chat = chat
+        self.authenticator = authenticator
+    }
+
     let chat: ChatService
     let authenticator: Authenticator
 
-    func addRoutes(to router: Router<AppRequestContext>) {
+    package func addRoutes(to router: Router<AppRequestContext>) {
         router.get("/api/rooms") { request, _ in
             let viewer = try await authenticator.optionalUser(request)
             let rooms = try await chat.listRooms(for: viewer)
@@ -134,7 +139,7 @@ struct RoomsController {
 }
 
 /// The `:id` parameter, checked against the room id rule.
-func roomID(_ context: AppRequestContext) throws -> String {
+package func roomID(_ context: AppRequestContext) throws -> String {
     guard let id = context.pathParameter("id"), Validation.isRoomID(id) else {
         throw APIError.badRequest("Invalid room ID format")
     }

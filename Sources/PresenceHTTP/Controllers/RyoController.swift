@@ -8,13 +8,19 @@ import PresenceCore
 ///
 /// Order of checks: JSON → auth → validation → rate limit → room → AI → store → broadcast. Every response carries
 /// `RateLimit-Policy`, and `RateLimit` once the caller is known.
-struct RyoController {
+package struct RyoController {
+    package init(ryo: RyoService, authenticator: Authenticator, stopDeadline: Latch) {
+        self.ryo = ryo
+        self.authenticator = authenticator
+        self.stopDeadline = stopDeadline
+    }
+
     let ryo: RyoService
     let authenticator: Authenticator
     /// A stopping worker cuts a reply still waiting for the model at its deadline (503) rather than outlive it.
     let stopDeadline: Latch
 
-    func addRoutes(to router: Router<AppRequestContext>) {
+    package func addRoutes(to router: Router<AppRequestContext>) {
         router.post("/api/ai/ryo-reply") { request, context in
             var headers = HTTPFields()
             headers[HTTPField.Name("RateLimit-Policy")!] = ryo.limiter.policyHeader

@@ -4,11 +4,16 @@ import Logging
 import PresenceCore
 
 /// `/support/{ticketId}/...` (ticket rooms) and `/api/admin/agents` (who the agents are).
-struct SupportController {
+package struct SupportController {
+    package init(support: SupportService, authenticator: Authenticator) {
+        self.support = support
+        self.authenticator = authenticator
+    }
+
     let support: SupportService
     let authenticator: Authenticator
 
-    func addRoutes(to router: Router<AppRequestContext>) {
+    package func addRoutes(to router: Router<AppRequestContext>) {
         post("/support/:ticketId/join", router) { request, context, user, ticket in
             let body = try await JSONBody.read(request, context: context)
             let roleText = try body.optionalString("role") ?? "customer"

@@ -1,3 +1,4 @@
+import PresenceRealtime
 import HTTPTypes
 import Logging
 import Foundation
@@ -5,12 +6,18 @@ import Hummingbird
 import PresenceCore
 
 /// `GET /api/users?search=ali&limit=20`: prefix search, limited per client address.
-struct UsersController {
+package struct UsersController {
+    package init(users: UserDirectory, limiter: SlidingWindowLimiter, trustedProxies: [ClientAddress.Block]) {
+        self.users = users
+        self.limiter = limiter
+        self.trustedProxies = trustedProxies
+    }
+
     let users: UserDirectory
     let limiter: SlidingWindowLimiter
     let trustedProxies: [ClientAddress.Block]
 
-    func addRoutes(to router: Router<AppRequestContext>) {
+    package func addRoutes(to router: Router<AppRequestContext>) {
         router.get("/api/users") { request, context in
             let address = ClientAddress.resolve(
                 peer: context.peerAddress,

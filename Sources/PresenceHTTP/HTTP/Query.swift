@@ -1,7 +1,7 @@
 import Hummingbird
 
 /// Query string helpers.
-enum Query {
+package enum Query {
     static func int(_ request: Request, _ name: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
         guard let text = request.uri.queryParameters.get(name) else { return value }
         guard let number = Int(text), number >= range.lowerBound else {

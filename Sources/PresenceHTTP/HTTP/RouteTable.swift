@@ -9,7 +9,7 @@ public final class RouteTable: @unchecked Sendable {
     public init() {}
 
     /// Takes the routes of `router`; call after the last route is added, before serving.
-    func load(_ router: Router<AppRequestContext>) {
+    package func load(_ router: Router<AppRequestContext>) {
         entries = router.routes.map { ($0.path.description.split(separator: "/"), $0.method.rawValue) }
     }
 

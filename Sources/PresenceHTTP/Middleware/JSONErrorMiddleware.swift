@@ -3,7 +3,6 @@ import Hummingbird
 import Logging
 import NIOHTTP1
 import PresenceCore
-import Redis
 
 /// Turns every error into a JSON body `{"error": "..."}` with the right status: the routes' own
 /// ``APIError``s, Hummingbird's errors (unknown route → 404, body too large → 413, ...), Redis out of reach
@@ -32,7 +31,7 @@ public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return JSONResponse.error("Request body timeout", status: .requestTimeout)
         } catch is WorkerStopping {
             return JSONResponse.error("Server shutting down", status: .serviceUnavailable, headers: [.retryAfter: "1"])
-        } catch let error as RedisError where error.isUnavailability {
+        } catch let error as any StorageUnavailabilityReporting where error.isUnavailability {
             context.logger.warning("Redis unavailable", metadata: [
                 "error": "\(error)", "method": "\(request.method)", "path": "\(request.uri.path)",
             ])

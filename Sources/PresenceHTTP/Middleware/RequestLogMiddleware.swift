@@ -12,13 +12,17 @@ import Synchronization
 /// request's logger and echoed in the response. Metrics: `http_requests_total{method,route,status}` and the
 /// `http_request_duration_seconds{method,route}` histogram. `route` is the matched pattern (e.g. `/api/rooms/:id`),
 /// never the raw path, so cardinality stays bounded.
-struct RequestLogMiddleware: RouterMiddleware {
-    typealias Context = AppRequestContext
+package struct RequestLogMiddleware: RouterMiddleware {
+    package init(stats: WorkerStats) {
+        self.stats = stats
+    }
+
+    package typealias Context = AppRequestContext
     static let header = HTTPField.Name("X-Request-Id")!
     /// Where this worker's request rate and latency are sampled for the operator console.
     let stats: WorkerStats
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
         let id = request.headers[Self.header].flatMap(Self.sanitize) ?? Self.generate()
         var context = context

@@ -1,3 +1,4 @@
+import PresenceRealtime
 import Foundation
 import Hummingbird
 import Logging
@@ -5,14 +6,22 @@ import PresenceCore
 
 /// The Pusher HTTP API for app backends (`/apps/{app_id}/...`), signed as Pusher specifies. Occupancy, user counts
 /// and presence members come from Redis, so every worker answers the same.
-struct PusherAPIController {
+package struct PusherAPIController {
+    package init(events: any EventPublisher, occupancy: any OccupancyStorage, presence: ChannelPresence, settings: PusherSettings, signer: PusherSigner) {
+        self.events = events
+        self.occupancy = occupancy
+        self.presence = presence
+        self.settings = settings
+        self.signer = signer
+    }
+
     let events: any EventPublisher
     let occupancy: any OccupancyStorage
     let presence: ChannelPresence
     let settings: PusherSettings
     let signer: PusherSigner
 
-    func addRoutes(to router: Router<AppRequestContext>) {
+    package func addRoutes(to router: Router<AppRequestContext>) {
         router.post("/apps/:appId/events") { request, context in
             let body = try await verified(request, context)
             guard case .object(let event) = JSONValue.parse(body.readableBytesView) else { throw APIError.badRequest("Invalid JSON body") }

@@ -1,3 +1,4 @@
+import PresenceRealtime
 import Foundation
 import Hummingbird
 import Logging
@@ -6,14 +7,21 @@ import PresenceCore
 /// `POST /pusher/auth`: signs private and presence channel subscriptions for authenticated users, per
 /// ``ChannelAccess``. Each signature is recorded for its socket (``RedisKeys/pusherGrants(_:)``), so the subscription
 /// that uses it knows whose access it rides on, is checked again when made, and ends when that access does.
-struct PusherAuthController {
+package struct PusherAuthController {
+    package init(access: ChannelAccess, signer: PusherSigner, authenticator: Authenticator, maxChannelName: Int = PusherProtocol.defaultMaxChannelName) {
+        self.access = access
+        self.signer = signer
+        self.authenticator = authenticator
+        self.maxChannelName = maxChannelName
+    }
+
     let access: ChannelAccess
     let signer: PusherSigner
     let authenticator: Authenticator
     /// `PUSHER_MAX_CHANNEL_NAME`: a longer channel name is refused (400) like a malformed one.
     var maxChannelName: Int = PusherProtocol.defaultMaxChannelName
 
-    func addRoutes(to router: Router<AppRequestContext>) {
+    package func addRoutes(to router: Router<AppRequestContext>) {
         router.post("/pusher/auth") { request, context in
             try await sign(request, context, forbidden: "Forbidden")
         }

@@ -1,2 +1,0 @@
-/// A request body that stopped arriving at the minimum rate; answered 408.
-struct RequestBodyTimeout: Error {}
