@@ -114,3 +114,31 @@ def test_compose_redis_cluster_profile():
     out = subprocess.run(["docker-compose", "-f", os.path.join(ROOT, "docker-compose.yml"), "--profile", "redis-cluster",
                           "config", "-q"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
+
+
+def test_check_layers_passes_on_the_tree_and_refuses_a_wrong_import(tmp_path):
+    import shutil
+    import subprocess
+    script = os.path.join(ROOT, "ops", "check-layers")
+    ok = subprocess.run([script], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    # A copy of the tree with three violations: the domain importing the Redis client, a controller importing the
+    # Redis stores, and the realtime unit tests declaring TestSupport (which starts Redis).
+    shutil.copy(os.path.join(ROOT, "Package.swift"), tmp_path / "Package.swift")
+    for folder in ("Sources", "Tests", "bench"):
+        shutil.copytree(os.path.join(ROOT, folder), tmp_path / folder,
+                        ignore=shutil.ignore_patterns("*.lua", "*.py", "*.js", "*.css", "*.html", "*.png", "*.yaml"))
+    domain = tmp_path / "Sources" / "PresenceCore" / "Chat" / "ChatService.swift"
+    domain.write_text("import Redis\n" + domain.read_text())
+    controller = tmp_path / "Sources" / "PresenceHTTP" / "Controllers" / "RoomsController.swift"
+    controller.write_text("@preconcurrency import PresenceRedis\n" + controller.read_text())
+    package = (tmp_path / "Package.swift").read_text()
+    package = package.replace('name: "PresenceRealtimeTests",\n            dependencies: [\n',
+                              'name: "PresenceRealtimeTests",\n            dependencies: [\n                "TestSupport",\n', 1)
+    (tmp_path / "Package.swift").write_text(package)
+    bad = subprocess.run([script, "--root", str(tmp_path)], capture_output=True, text=True)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "Sources/PresenceCore/Chat/ChatService.swift: PresenceCore imports Redis" in bad.stderr
+    assert "Sources/PresenceHTTP/Controllers/RoomsController.swift: PresenceHTTP imports PresenceRedis" in bad.stderr
+    assert "Package.swift: PresenceRealtimeTests depends on TestSupport" in bad.stderr
+    assert "3 violation(s)" in bad.stderr

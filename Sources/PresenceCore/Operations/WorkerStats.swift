@@ -1,5 +1,4 @@
 import Foundation
-import PresenceCore
 import Synchronization
 
 /// What this worker served, sampled every few seconds for the operator console: requests per second and p99 latency
