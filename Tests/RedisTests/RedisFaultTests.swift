@@ -74,7 +74,17 @@ struct RedisFaultTests {
         try await client.ping(timeout: .seconds(10))
         server.signal(SIGSTOP)
         let start = ContinuousClock.now
-        await #expect(throws: RedisError.timeout) { try await client.ping() }
+        // Sent and unanswered: `.timeout`. On a busy machine the connection may have been dropped (a 400 ms wait
+        // missed) and not made again yet, and a stopped server completes no handshake: `.unavailable`. Either way the
+        // call fails, as unavailability, within the bounded wait.
+        do {
+            try await client.ping()
+            Issue.record("a stopped server answered PING")
+        } catch let error as RedisError {
+            var expected = error == .timeout
+            if case .unavailable = error { expected = true }
+            #expect(expected, "\(error)")
+        }
         #expect(ContinuousClock.now - start < .seconds(3))  // bounded (400 ms wait), with room for a busy machine
         server.signal(SIGCONT)
         #expect(try await recovers(client))
