@@ -7,12 +7,8 @@ import NIOHTTP1
 /// The first handler of every connection, on raw bytes: it holds the connection's deadlines and writes the
 /// refusals that happen before a route sees a request.
 ///
-/// - A new connection must start its first request within `HEADER_TIMEOUT`; a request head must be complete within
-///   `HEADER_TIMEOUT` of its first byte (else 408); a request line longer than 8 KiB gets 414.
-/// - A body must keep arriving at `BODY_MIN_RATE` over each `BODY_TIMEOUT` window while the server reads it (else the
-///   request fails with 408 through the route's error handling).
-/// - A keep-alive connection with nothing under way is closed after `IDLE_TIMEOUT`.
-/// - Once the connection is a WebSocket, the Pusher protocol's own liveness checks take over.
+/// The rules (deadlines, sizes, limits) are ``ConnectionGuardStateMachine``'s; this handler feeds it what happens on
+/// the connection, performs what it answers and owns the real timer. See the machine for the rules.
 ///
 /// It learns where the request stands from ``HTTPRequestObserver``, which sits after the HTTP decoder. Every
 /// callback runs on the channel's event loop.
@@ -22,53 +18,32 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
     typealias OutboundIn = IOData
     typealias OutboundOut = IOData
 
-    enum Phase: Equatable {
-        /// Nothing of the next request yet (`firstEver`: not a single request on this connection so far).
-        case awaitingRequest(firstEver: Bool)
-        /// The first bytes of a request are in; its head is not complete.
-        case head
-        /// The head is complete; its body is still coming.
-        case body
-        /// The request is read whole; its response is under way.
-        case responding
-        /// The connection became a WebSocket.
-        case upgraded
-        /// Refused or timed out; closing.
-        case closing
-    }
-
-    private let settings: ConnectionSettings
     private let registry: ConnectionRegistry
+    private var machine: ConnectionGuardStateMachine
     private var context: ChannelHandlerContext?
-    private(set) var phase = Phase.awaitingRequest(firstEver: true)
     private var timer: Scheduled<Void>?
     private var registered = false
     private var peer: String?
-    private var peerIsTrustedProxy = false
     /// Addresses this connection is counted under in the registry.
     private var counted: [String] = []
-    private var attributed = false
-    /// Set when the connection is over a limit: its first request is refused (503, or 4004 on a WebSocket).
-    private var refusal: ConnectionRegistry.Refusal?
-    private(set) var requestLineComplete = false
-    /// The request line ended with a bare LF instead of CRLF.
-    private(set) var requestLineBareLF = false
-    private(set) var firstByte: UInt8?
-    private var headBytes = 0
-    private var lastHeadByte: UInt8?
-    private var bodyBytesThisWindow = 0
-    private var readPending = false
-    /// After a refusal: output closed, input drained until the client closes or a second passes.
-    private var lingering = false
     /// Closes asked for by later handlers while lingering; done when the lingering ends.
     private var deferredCloses: [EventLoopPromise<Void>?] = []
     /// Knows whether a response is under way, and relays input-closed to the HTTP handlers; `nil` once upgraded.
     weak var observer: HTTPRequestObserver?
 
     init(settings: ConnectionSettings, registry: ConnectionRegistry) {
-        self.settings = settings
         self.registry = registry
+        self.machine = ConnectionGuardStateMachine(settings: settings)
     }
+
+    /// Where the connection stands.
+    var phase: ConnectionGuardStateMachine.Phase { machine.phase }
+    /// The current request's line is complete (tells a long URL from long headers).
+    var requestLineComplete: Bool { machine.requestLineComplete }
+    /// The request line ended with a bare LF instead of CRLF.
+    var requestLineBareLF: Bool { machine.requestLineBareLF }
+    /// The current request's first byte.
+    var firstByte: UInt8? { machine.firstByte }
 
     // MARK: - Channel events
 
@@ -93,31 +68,19 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        readPending = false
-        switch phase {
-        case .awaitingRequest:
-            let buffer = unwrapInboundIn(data)
-            phase = .head
-            headBytes = 0
-            requestLineComplete = false
-            requestLineBareLF = false
-            firstByte = buffer.readableBytesView.first
-            arm(settings.headerTimeout)
-            guard accountHead(buffer) else { return }
-        case .head:
-            guard accountHead(unwrapInboundIn(data)) else { return }
-        case .body:
-            bodyBytesThisWindow += unwrapInboundIn(data).readableBytes
-        case .responding, .upgraded:
-            break
-        case .closing:
-            return
+        switch machine.received(unwrapInboundIn(data).readableBytesView, now: .now()) {
+        case .forward:
+            context.fireChannelRead(data)
+        case .forwardAndScheduleTimer(let deadline):
+            schedule(at: deadline)
+            context.fireChannelRead(data)
+        case let action:
+            perform(action)
         }
-        context.fireChannelRead(data)
     }
 
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        if lingering && mode == .all {
+        if machine.closeRequested(all: mode == .all) == .deferClose {
             deferredCloses.append(promise)
             return
         }
@@ -125,22 +88,19 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     func read(context: ChannelHandlerContext) {
-        readPending = true
+        machine.readRequested()
         context.read()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if phase == .closing, let event = event as? ChannelEvent, event == .inputClosed {
+        if let event = event as? ChannelEvent, event == .inputClosed, machine.inputClosed() != .forward {
             // The client closed its side after a refusal: done.
-            finish(context: context)
+            finish()
             return
         }
-        if event is ChannelShouldQuiesceEvent {
+        if event is ChannelShouldQuiesceEvent, machine.quiesce() != .forward {
             // The server is stopping: a connection with no request under way has nothing to finish.
-            switch phase {
-            case .awaitingRequest, .head: finish(context: context)
-            default: break
-            }
+            finish()
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -150,42 +110,30 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
     /// A complete request head arrived. Returns the refusal when this connection is over a limit: at accept, or now
     /// that a trusted proxy's request names the client.
     func admit(forwardedFor: String?) -> ConnectionRegistry.Refusal? {
-        if refusal == nil, peerIsTrustedProxy, !attributed {
-            attributed = true
+        if machine.needsAttribution {
             let (address, refused) = registry.attribute(peer: peer, forwardedFor: forwardedFor)
             counted.append(address)
-            refusal = refused
+            machine.attributed(refusal: refused)
         }
-        return refusal
+        return machine.refusal
     }
 
     func headReceived() {
-        requestLineComplete = true
-        guard phase != .closing, phase != .upgraded else { return }
-        phase = .body
-        bodyBytesThisWindow = 0
-        arm(settings.bodyTimeout)
+        perform(machine.headReceived(now: .now()))
     }
 
     /// The request's last part arrived; `responseFinished` when its response went out already.
     func requestEnded(responseFinished: Bool) {
-        guard phase == .body || phase == .head else { return }
-        if responseFinished {
-            awaitNextRequest()
-        } else {
-            phase = .responding
-            cancelTimer()
-        }
+        perform(machine.requestEnded(responseFinished: responseFinished, now: .now()))
     }
 
     /// A response ended; the connection waits for the next request once every request read so far is answered.
     func responseEnded(allAnswered: Bool) {
-        if phase == .responding && allAnswered { awaitNextRequest() }
+        perform(machine.responseEnded(allAnswered: allAnswered, now: .now()))
     }
 
     func upgraded() {
-        phase = .upgraded
-        cancelTimer()
+        perform(machine.upgraded())
         observer = nil
     }
 
@@ -193,88 +141,97 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
     /// first, then input once the client has closed its side or after a second, so the answer is not lost to a reset
     /// while the client is still sending.
     func reject(_ rejection: ConnectionRejection) {
-        guard let context, phase != .closing, phase != .upgraded else { return }
-        phase = .closing
-        cancelTimer()
+        guard let context else { return }
+        let action = machine.reject(responseDue: observer?.responseDue == true, now: .now())
+        guard action != .none else { return }
         Counter(label: "http_requests_refused_total", dimensions: [("status", String(rejection.status.code))]).increment()
-        guard observer?.responseDue != true else {
-            finish(context: context)
-            return
-        }
+        guard case .writeRejection(let closeAt) = action else { return perform(action) }
+        // Whatever the client does meanwhile, the connection is gone a second from now.
+        schedule(at: closeAt)
         let written = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.byteBuffer(rejection.bytes(allocator: context.channel.allocator))), promise: written)
         written.futureResult.assumeIsolated().whenComplete { result in
-            guard case .success = result, self.phase == .closing else { return self.finish(context: context) }
-            // Linger: the answer is out and the output closed; input is read and dropped until the client closes
-            // its side (then the socket closes cleanly, no reset) or the timer below fires. The HTTP handlers end
-            // now; a close they ask for waits for the lingering to end.
-            self.lingering = true
-            context.close(mode: .output, promise: nil)
-            self.observer?.closeInput()
+            let succeeded = if case .success = result { true } else { false }
+            self.perform(self.machine.rejectionWritten(succeeded: succeeded))
         }
-        // Whatever the client does meanwhile, the connection is gone a second from now.
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { self.finish(context: context) }
     }
 
     /// Closes the connection within a second whatever happens to the response under way.
     func closeSoon() {
-        guard let context else { return }
-        phase = .closing
-        cancelTimer()
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { self.finish(context: context) }
+        guard context != nil else { return }
+        perform(machine.closeSoon(now: .now()))
     }
 
     // MARK: - Internals
+
+    /// Does what the machine asked for.
+    private func perform(_ action: ConnectionGuardStateMachine.Action) {
+        switch action {
+        case .none, .forward, .drop, .deferClose:
+            break
+        case .forwardAndScheduleTimer(let deadline), .scheduleTimer(let deadline):
+            schedule(at: deadline)
+        case .cancelTimer:
+            cancelTimer()
+        case .reject(let reason):
+            switch reason {
+            case .uriTooLong:
+                reject(ConnectionRejection(status: .uriTooLong, message: "URI too long"))
+            case .headerTimeout:
+                countTimeout(.header)
+                reject(ConnectionRejection(status: .requestTimeout, message: "Request header timeout"))
+            case .bodyTimeout:
+                reject(ConnectionRejection(status: .requestTimeout, message: "Request body timeout"))
+            }
+        case .writeRejection:
+            // Only `reject(_:)` gets this, and writes the answer itself.
+            break
+        case .failSlowBody:
+            countTimeout(.body)
+            if let observer {
+                observer.failRequest(RequestBodyTimeout())
+                closeSoon()
+            } else {
+                perform(.reject(.bodyTimeout))
+            }
+        case .linger:
+            // The answer is out: close the output and read and drop input until the client closes its side (then the
+            // socket closes cleanly, no reset) or the timer fires. The HTTP handlers end now; a close they ask for
+            // waits for the lingering to end.
+            context?.close(mode: .output, promise: nil)
+            observer?.closeInput()
+        case .close(let timedOut):
+            if let timedOut { countTimeout(timedOut) }
+            finish()
+        }
+    }
+
+    private func countTimeout(_ timeout: ConnectionGuardStateMachine.Timeout) {
+        Counter(label: "http_connections_timed_out_total", dimensions: [("phase", timeout.rawValue)]).increment()
+    }
 
     private func register(context: ChannelHandlerContext) {
         guard !registered else { return }
         registered = true
         peer = context.channel.remoteAddress?.ipAddress
-        peerIsTrustedProxy = peer.map { ClientAddress.isTrusted($0, registry.trustedProxies) } ?? false
+        let peerIsTrustedProxy = peer.map { ClientAddress.isTrusted($0, registry.trustedProxies) } ?? false
         let (address, refusal) = registry.opened(context.channel, peer: peer)
         if let address { counted.append(address) }
-        self.refusal = refusal
-        arm(settings.headerTimeout)
+        perform(machine.opened(peerIsTrustedProxy: peerIsTrustedProxy, refusal: refusal, now: .now()))
     }
 
     private func unregister(context: ChannelHandlerContext) {
-        cancelTimer()
+        perform(machine.closed())
         guard registered else { return }
         registered = false
         registry.closed(context.channel, addresses: counted)
         counted = []
     }
 
-    /// Counts head bytes; refuses a request line past the limit. `false` when the request was refused.
-    private func accountHead(_ buffer: ByteBuffer) -> Bool {
-        if !requestLineComplete {
-            let view = buffer.readableBytesView
-            if let newline = view.firstIndex(of: UInt8(ascii: "\n")) {
-                requestLineComplete = true
-                requestLineBareLF = newline == view.startIndex ? lastHeadByte != UInt8(ascii: "\r") : view[newline - 1] != UInt8(ascii: "\r")
-                if headBytes + (newline - view.startIndex) > settings.maxRequestLineBytes {
-                    reject(ConnectionRejection(status: .uriTooLong, message: "URI too long"))
-                    return false
-                }
-            } else if headBytes + view.count > settings.maxRequestLineBytes {
-                reject(ConnectionRejection(status: .uriTooLong, message: "URI too long"))
-                return false
-            }
-        }
-        headBytes += buffer.readableBytes
-        lastHeadByte = buffer.readableBytesView.last
-        return true
-    }
-
-    private func awaitNextRequest() {
-        phase = .awaitingRequest(firstEver: false)
-        arm(settings.idleTimeout)
-    }
-
-    private func arm(_ delay: Duration) {
+    private func schedule(at deadline: NIODeadline) {
         cancelTimer()
         guard let context else { return }
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(delay)) { self.timerFired() }
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { self.timerFired() }
     }
 
     private func cancelTimer() {
@@ -283,41 +240,16 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     private func timerFired() {
-        guard let context else { return }
+        guard context != nil else { return }
         timer = nil
-        switch phase {
-        case .awaitingRequest(let firstEver):
-            Counter(label: "http_connections_timed_out_total", dimensions: [("phase", firstEver ? "no_request" : "idle")]).increment()
-            finish(context: context)
-        case .head:
-            Counter(label: "http_connections_timed_out_total", dimensions: [("phase", "header")]).increment()
-            reject(ConnectionRejection(status: .requestTimeout, message: "Request header timeout"))
-        case .body:
-            let window = settings.bodyTimeout
-            let needed = Int(Double(settings.bodyMinRate) * Double(window.components.seconds))
-            if readPending && bodyBytesThisWindow < needed {
-                Counter(label: "http_connections_timed_out_total", dimensions: [("phase", "body")]).increment()
-                if let observer {
-                    observer.failRequest(RequestBodyTimeout())
-                    closeSoon()
-                } else {
-                    reject(ConnectionRejection(status: .requestTimeout, message: "Request body timeout"))
-                }
-            } else {
-                bodyBytesThisWindow = 0
-                arm(window)
-            }
-        case .responding, .upgraded, .closing:
-            break
-        }
+        perform(machine.timerFired(now: .now()))
     }
 
     /// Closes the connection now. The HTTP handlers are told first that input ended, so they finish quietly (the
     /// upgrade handler otherwise reports a failed negotiation as an error).
-    private func finish(context: ChannelHandlerContext) {
+    private func finish() {
         cancelTimer()
-        phase = .closing
-        lingering = false
+        guard let context else { return }
         observer?.closeInput()
         let deferred = deferredCloses
         deferredCloses = []
