@@ -5,10 +5,13 @@ exactly what the service writes. Each version's keys are read from its script's 
 `<user>` standing for the member), so any commit's script can be the baseline. Memory is INFO memory's used_memory
 before and after, on an otherwise idle Redis (FLUSHALL between runs)."""
 import argparse
+import os
 import re
 import time
 
 import redis
+
+from lib.benchlib import composed_script
 
 TTL_MS = 3_600_000
 SUPPORT_STATE = '{"role":"customer","typing":false}'
@@ -61,7 +64,9 @@ def main():
     p.add_argument("--members", type=int, default=100_000, help="members in the big room (and big room / 100 rooms of 100)")
     a = p.parse_args()
     r = redis.Redis(port=a.redis_port)
-    shas = {"old": open(a.old_join).read(), "new": open(a.new_join).read()}
+    # Composed as the server loads them (`--#include` lines), an old script with the libraries beside the new one.
+    folder = os.path.dirname(os.path.abspath(a.new_join))
+    shas = {"old": composed_script(a.old_join, folder), "new": composed_script(a.new_join, folder)}
     patterns = {layout: key_patterns(source) for layout, source in shas.items()}
     for layout in ("old", "new"):
         print(f"{layout} keys: {' '.join(patterns[layout])}")

@@ -12,7 +12,7 @@ import time
 
 import redis
 
-from lib.benchlib import scripts_dir
+from lib.benchlib import composed_script, scripts_dir
 
 
 def wrk(url, script=None, connections=50, seconds=10, threads=2):
@@ -110,8 +110,8 @@ def main():
     switch_rps, switch_lat, bad = wrk(a.url + "/api/presence/switch", switch_lua, seconds=a.seconds)
     assert bad == 0, f"{bad} switch requests failed"
     health_rps, _, _ = wrk(a.url + "/health", seconds=a.seconds)
-    join_src = open(os.path.join(scripts_dir(), "presence_join.lua")).read()
-    leave_src = open(os.path.join(scripts_dir(), "presence_leave.lua")).read()
+    join_src = composed_script(os.path.join(scripts_dir(), "presence_join.lua"))
+    leave_src = composed_script(os.path.join(scripts_dir(), "presence_leave.lua"))
     join_sha = r.script_load(join_src)
     leave_sha = r.script_load(leave_src)
     n = max(100_000, int(switch_rps * a.seconds))
@@ -126,7 +126,7 @@ def main():
     leave_rps = rb("EVALSHA", leave_sha, "5", "room:{general}:meta", "room:{general}:members", "room:{general}:joined",
                    "room:{general}:states", "room:{general}:presence:u__rand_int__", "u__rand_int__")
     # The user's own bookkeeping script, on users that exist (redis-benchmark's __rand_int__ is 12 digits).
-    user_sha = r.script_load(open(os.path.join(scripts_dir(), "user_switch.lua")).read())
+    user_sha = r.script_load(composed_script(os.path.join(scripts_dir(), "user_switch.lua")))
     pipe = r.pipeline(transaction=False)
     for i in range(1000):
         pipe.hset(f"user:{{u{i:012d}}}", mapping={"username": f"u{i:012d}", "lastActive": 0})

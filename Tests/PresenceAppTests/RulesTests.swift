@@ -74,6 +74,17 @@ struct ValidationTests {
         let files = try FileManager.default.contentsOfDirectory(atPath: directory.path)
             .filter { $0.hasSuffix(".lua") }.map { String($0.dropLast(4)) }
         #expect(Set(files) == names, "a .lua file that Scripts does not load, or the other way round")
+        #expect(Set(Scripts.allCases.map(\.rawValue)) == names)
+        // Every library is included by some script, and no script is left with an include line once composed.
+        let libraries = try FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent("lib").path)
+            .filter { $0.hasSuffix(".lua") }.map { String($0.dropLast(4)) }
+        for library in libraries {
+            let sources = try files.map { try String(contentsOf: directory.appendingPathComponent("\($0).lua"), encoding: .utf8) }
+            #expect(sources.contains { $0.contains("\n--#include \(library)\n") }, "lib/\(library).lua is included nowhere")
+        }
+        for script in Scripts.all {
+            #expect(!script.source.split(separator: "\n").contains { $0.hasPrefix("--#include") }, "\(script.name)")
+        }
     }
 
     @Test func legacySweeperEntriesSplitAfterTheRoomEvenWhenItHasAColon() {

@@ -190,11 +190,11 @@ struct WebhookOutboxTests {
     /// acknowledges outbox entries, and the same as ``WebhookSettings/storedSize(_:)``.
     @Test func everyScriptCountsOutboxBytesTheSameWay() throws {
         let function = "local function outbox_cost(length)"
-        for script in [Scripts.webhookAppend, Scripts.webhookAck, Scripts.occupancyTouch, Scripts.occupancyRemove, Scripts.occupancySettle] {
+        for script in [Scripts.webhookAppend, Scripts.webhookAck, Scripts.occupancyTouch, Scripts.occupancyRemove, Scripts.occupancySettle].map(\.script) {
             #expect(script.source.components(separatedBy: function).count == 2, "\(script.name)")
             #expect(!script.source.split(separator: "\n").contains { $0.hasPrefix("--#include") }, "\(script.name)")
         }
-        let reference = Scripts.webhookAppend.source
+        let reference = Scripts.webhookAppend.script.source
         #expect(reference.contains("local per_node = math.min(100, math.max(1, math.floor(4096 / (length + 16))))"))
         #expect(reference.contains("return length + math.floor(length / 4) + 64 + math.ceil(800 / per_node)"))
         // 100 B: 35 to a listpack node; 1000 B: 4; 4000 B and more: one.

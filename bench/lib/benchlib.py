@@ -104,3 +104,14 @@ def scripts_dir(bin_dir=None):
     if not found:
         raise SystemExit(f"no Scripts/presence_join.lua in {bin_dir or 'Sources/'}")
     return os.path.dirname(found[0])
+
+
+def composed_script(path, folder=None):
+    """The text of the script at `path` as the server loads it: each `--#include <name>` line replaced by
+    <folder>/lib/<name>.lua (folder: the script's own by default; ops/lua_scripts.py composes)."""
+    import sys
+    sys.path.insert(0, os.path.join(ROOT, "ops"))
+    import lua_scripts
+    with open(path, encoding="utf-8") as f:
+        source = f.read()
+    return lua_scripts.compose(source, folder or os.path.dirname(path))

@@ -3,81 +3,73 @@ import Foundation
 import Redis
 import Synchronization
 
-/// The Lua scripts of the domain, loaded once from the target's `Scripts/` resources. ``verify()`` runs at start-up,
-/// so a missing or unreadable file stops the server before it serves anything instead of on first use.
+/// The Lua scripts of the domain: one case per file `Scripts/<raw value>.lua` (the test "every Lua script is loaded and
+/// checked at start-up" compares the cases with the folder), all loaded at once from the target's resources.
+/// ``verify()`` runs at start-up, so a missing or unreadable file stops the server before it serves anything instead of
+/// on first use. A case stands for its script wherever one is run (``RedisClient/run(_:keys:arguments:)``,
+/// ``RedisScriptCall/init(_:keys:arguments:)``); ``script`` is the loaded ``RedisScript``.
 ///
 /// A line `--#include <name>` in a script is replaced by `Scripts/lib/<name>.lua` when the script is loaded: functions
-/// several scripts share are written once (Redis runs, and hashes, the composed text).
-public enum Scripts {
-    static let presenceJoin = load("presence_join")
-    static let presenceRefresh = load("presence_refresh")
-    static let presenceLeave = load("presence_leave")
-    static let presenceSweep = load("presence_sweep")
-    static let presenceList = load("presence_list")
-    static let presenceCount = load("presence_count")
-    static let presencePresent = load("presence_present")
-    static let roomClock = load("room_clock")
-    static let presenceRegister = load("presence_register")
-    static let presenceDue = load("presence_due")
-    static let presenceSettle = load("presence_settle")
-    static let rateLimitSliding = load("ratelimit_sliding")
-    static let roomCreate = load("room_create")
-    static let roomGet = load("room_get")
-    static let roomDelete = load("room_delete")
-    static let roomLeavePrivate = load("room_leave_private")
-    static let userRegister = load("user_register")
-    static let userTouch = load("user_touch")
-    static let userSwitch = load("user_switch")
-    /// Holds a copy of `ratelimit_sliding.lua` as a local function (see the script and ``limiterCopy(in:)``).
-    static let userSwitchLimited = load("user_switch_limited")
-    static let historyAppend = load("history_append")
-    static let supportOpen = load("support_open")
-    static let supportMetadata = load("support_metadata")
-    static let supportClose = load("support_close")
-    static let supportReopen = load("support_reopen")
-    public static let expiringTouch = load("expiring_touch")
-    public static let expiringMembers = load("expiring_members")
-    static let socketDetach = load("socket_detach")
-    static let channelRoomOpen = load("channel_room_open")
-    static let workerAnnounce = load("worker_announce")
-    static let workerList = load("worker_list")
-    static let occupancyTouch = load("occupancy_touch")
-    static let occupancyRemove = load("occupancy_remove")
-    static let occupancyRefresh = load("occupancy_refresh")
-    static let socketRefresh = load("socket_refresh")
-    static let channelIndexTouch = load("channel_index_touch")
-    static let occupancySettle = load("occupancy_settle")
-    static let expiringLapsed = load("expiring_lapsed")
-    static let expiringForget = load("expiring_forget")
-    static let webhookLease = load("webhook_lease")
-    static let webhookRelease = load("webhook_release")
-    static let webhookAck = load("webhook_ack")
-    static let webhookBacklog = load("webhook_backlog")
-    static let webhookAppend = load("webhook_append")
+/// several scripts share are written once (Redis runs, and hashes, the composed text). `lib/clock.lua` (`redis_now()`,
+/// Redis's clock in ms) is one; a library that uses another is included after it.
+public enum Scripts: String, CaseIterable, Sendable {
+    case presenceJoin = "presence_join"
+    case presenceRefresh = "presence_refresh"
+    case presenceLeave = "presence_leave"
+    case presenceSweep = "presence_sweep"
+    case presenceList = "presence_list"
+    case presenceCount = "presence_count"
+    case presencePresent = "presence_present"
+    case roomClock = "room_clock"
+    case presenceRegister = "presence_register"
+    case presenceDue = "presence_due"
+    case presenceSettle = "presence_settle"
+    case rateLimitSliding = "ratelimit_sliding"
+    case roomCreate = "room_create"
+    case roomGet = "room_get"
+    case roomDelete = "room_delete"
+    case roomLeavePrivate = "room_leave_private"
+    case userRegister = "user_register"
+    case userTouch = "user_touch"
+    case userSwitch = "user_switch"
+    case userSwitchLimited = "user_switch_limited"
+    case historyAppend = "history_append"
+    case supportOpen = "support_open"
+    case supportMetadata = "support_metadata"
+    case supportClose = "support_close"
+    case supportReopen = "support_reopen"
+    case expiringTouch = "expiring_touch"
+    case expiringMembers = "expiring_members"
+    case socketDetach = "socket_detach"
+    case channelRoomOpen = "channel_room_open"
+    case workerAnnounce = "worker_announce"
+    case workerList = "worker_list"
+    case occupancyTouch = "occupancy_touch"
+    case occupancyRemove = "occupancy_remove"
+    case occupancyRefresh = "occupancy_refresh"
+    case socketRefresh = "socket_refresh"
+    case channelIndexTouch = "channel_index_touch"
+    case occupancySettle = "occupancy_settle"
+    case expiringLapsed = "expiring_lapsed"
+    case expiringForget = "expiring_forget"
+    case webhookLease = "webhook_lease"
+    case webhookRelease = "webhook_release"
+    case webhookAck = "webhook_ack"
+    case webhookBacklog = "webhook_backlog"
+    case webhookAppend = "webhook_append"
 
-    /// Every script, in declaration order.
-    public static var all: [RedisScript] {
-        [presenceJoin, presenceRefresh, presenceLeave, presenceSweep, presenceList, presenceCount, presencePresent, roomClock, presenceRegister, presenceDue, presenceSettle,
-         rateLimitSliding, roomCreate, roomGet, roomDelete, roomLeavePrivate, userRegister, userTouch, userSwitch, userSwitchLimited,
-         historyAppend, supportOpen, supportMetadata, supportClose, supportReopen, expiringTouch, expiringMembers,
-         socketDetach, channelRoomOpen, workerAnnounce, workerList, occupancyTouch, occupancyRemove, occupancyRefresh, socketRefresh, channelIndexTouch, occupancySettle,
-         expiringLapsed, expiringForget, webhookLease, webhookRelease, webhookAck, webhookBacklog, webhookAppend]
-    }
+    /// The loaded script.
+    public var script: RedisScript { Self.loaded[self]! }
+
+    /// Every script, in the order of the cases.
+    public static var all: [RedisScript] { allCases.map(\.script) }
+
+    private static let loaded: [Scripts: RedisScript] = Dictionary(uniqueKeysWithValues: allCases.map { ($0, load($0.rawValue)) })
 
     /// A script that could not be loaded, with the reason.
     public struct LoadError: Error, CustomStringConvertible {
         public let failures: [String]
         public var description: String { "Lua scripts missing or unreadable: " + failures.joined(separator: "; ") }
-    }
-
-    /// The copy of `ratelimit_sliding.lua` inside `source` (`user_switch_limited.lua`): the text between
-    /// `local function ratelimit(KEYS, ARGV)` and `end -- of the copy of ratelimit_sliding.lua`.
-    static func limiterCopy(in source: String) -> String? {
-        guard let start = source.range(of: "local function ratelimit(KEYS, ARGV)\n"),
-              let end = source.range(of: "\nend -- of the copy of ratelimit_sliding.lua", range: start.upperBound..<source.endIndex) else {
-            return nil
-        }
-        return String(source[start.upperBound..<end.lowerBound])
     }
 
     /// `source` with each `--#include <name>` line replaced by `Scripts/lib/<name>.lua`.
@@ -116,5 +108,20 @@ public enum Scripts {
             // Never sent: verify() stops start-up first. Should it be, Redis answers with this error.
             return RedisScript(name: name, source: "return redis.error_reply('MISSINGSCRIPT \(name).lua')")
         }
+    }
+}
+
+
+extension RedisClient {
+    /// Runs `script` (see ``RedisClient/run(_:keys:arguments:)``).
+    @discardableResult
+    public func run(_ script: Scripts, keys: [String] = [], arguments: [String] = []) async throws -> RESPValue {
+        try await run(script.script, keys: keys, arguments: arguments)
+    }
+}
+
+extension RedisScriptCall {
+    public init(_ script: Scripts, keys: [String], arguments: [String] = []) {
+        self.init(script.script, keys: keys, arguments: arguments)
     }
 }

@@ -5,8 +5,8 @@
 -- whenever another channel of its bucket was touched first, and its vacancy never announced.
 -- KEYS[1] the index bucket   ARGV[1] channel   ARGV[2] ttl (ms)
 -- Returns the channel's new expiry (ms).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--#include clock
+local now = redis_now()
 local expiry = now + tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], expiry, ARGV[1])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)

@@ -5,8 +5,8 @@
 -- KEYS[1] pusher:channel:{<bucket tag>}:<channel>:sockets   KEYS[2] pusher:channels:{<bucket tag>} (same slot)
 -- ARGV[1] ttl (ms)   ARGV[2] channel   ARGV[3..] socket ids
 -- Returns per socket in ARGV[3..]: 1 refreshed, 0 missing or lapsed (nothing written for it).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--#include clock
+local now = redis_now()
 local ttl = tonumber(ARGV[1])
 local out, refreshed = {}, false
 for i = 3, #ARGV do

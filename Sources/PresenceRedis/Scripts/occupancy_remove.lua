@@ -5,6 +5,7 @@
 -- ARGV[1] socket   ARGV[2] channel   ARGV[3] outbox bound (entries)   ARGV[4] outbox bound (bytes)
 -- ARGV[5] largest event (bytes)   ARGV[6..] per receiver: 'o' and/or 'v'
 -- Returns 1 when this call emptied the set (vacated), else 0.
+--#include clock
 --#include outbox
 local function announce(name, flag)
   -- The service's internal channels (#signed-in, #server-to-user-<id>) send no webhooks (the caller passes no outbox
@@ -17,8 +18,7 @@ local function announce(name, flag)
     end
   end
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redis_now()
 local total = redis.call('ZCARD', KEYS[1])
 if total == 0 then return 0 end
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])

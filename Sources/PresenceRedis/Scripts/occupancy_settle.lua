@@ -6,9 +6,9 @@
 -- ARGV[1] channel   ARGV[2] outbox bound (entries)   ARGV[3] outbox bound (bytes)   ARGV[4] largest event (bytes)
 -- ARGV[5..] per receiver: 'o' and/or 'v'
 -- Returns 1 when this call emptied the set (vacated), else 0.
+--#include clock
 --#include outbox
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redis_now()
 local total = redis.call('ZCARD', KEYS[1])
 if total == 0 then return 0 end
 local lapsed = redis.call('ZCOUNT', KEYS[1], '-inf', now)

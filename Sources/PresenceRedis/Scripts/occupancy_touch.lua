@@ -10,6 +10,7 @@
 -- 2: its only subscribers had lapsed and were never announced gone: vacated, then occupied again.
 -- Only the call that finds no live subscriber answers 1 or 2, so each change is announced once in the cluster.
 -- Reads come first, and the add before the prune keeps the key alive (see presence_leave.lua on migrating slots).
+--#include clock
 --#include outbox
 local function announce(name, flag)
   -- The service's internal channels (#signed-in, #server-to-user-<id>) send no webhooks (the caller passes no outbox
@@ -22,8 +23,7 @@ local function announce(name, flag)
     end
   end
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redis_now()
 local total = redis.call('ZCARD', KEYS[1])
 local lapsed = redis.call('ZCOUNT', KEYS[1], '-inf', now)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])

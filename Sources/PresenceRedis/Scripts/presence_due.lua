@@ -6,8 +6,8 @@
 -- ARGV[1] batch size   ARGV[2] lease (ms)
 --
 -- Returns {now, {room, leasedUntil, room, leasedUntil, ...}}.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--#include clock
+local now = redis_now()
 local rooms = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 local until_ = now + tonumber(ARGV[2])
 local out = {}

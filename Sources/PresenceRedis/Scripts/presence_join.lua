@@ -24,6 +24,7 @@
 --
 -- redis-cli --eval presence_join.lua 'room:{general}:meta' 'room:{general}:members' \
 --   'room:{general}:joined' 'room:{general}:states' 'room:{general}:presence:alice' , alice 90000 ''
+--#include clock
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return redis.error_reply('NOROOM room does not exist')
 end
@@ -33,8 +34,7 @@ end
 if ARGV[6] == 'public' and redis.call('HGET', KEYS[1], 'type') ~= 'public' then
   return redis.error_reply('NOTPUBLIC room is not public')
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redis_now()
 local user, ttl = ARGV[1], tonumber(ARGV[2])
 local expiresAt = now + ttl
 if ARGV[5] and ARGV[5] ~= '' and (now >= tonumber(ARGV[5]) - 1000 or tonumber(ARGV[5]) > expiresAt) then

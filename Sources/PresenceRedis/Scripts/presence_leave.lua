@@ -10,8 +10,8 @@
 -- Whoever removes the member (this script or the sweeper) is the only one to announce its departure.
 -- Every read comes before the writes: a write may empty a key, and while the slot migrates Redis refuses a script's
 -- access to a key that is gone ("non local key"), after the writes before it were made.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--#include clock
+local now = redis_now()
 local user = ARGV[1]
 local state = redis.call('HGET', KEYS[4], user) or '{}'
 local score = redis.call('ZSCORE', KEYS[2], user)

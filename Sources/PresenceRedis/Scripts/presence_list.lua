@@ -6,8 +6,8 @@
 -- Returns {now, nextCursorJoinedAt or '', nextCursorUser or '', {user, joinedAt, expiresAt, ...}}.
 -- The cursor is the last (joinedAt, user) returned, so members who come and go between pages neither
 -- repeat nor push others out: the order of the present ones never changes.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--#include clock
+local now = redis_now()
 local limit = tonumber(ARGV[3])
 local cursorAt, cursorUser = ARGV[1], ARGV[2]
 local min = '-inf'

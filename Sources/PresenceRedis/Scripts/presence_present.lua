@@ -4,8 +4,8 @@
 -- ARGV    the users to look up
 --
 -- Returns the present ones, in the order given.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--#include clock
+local now = redis_now()
 local present = {}
 for _, user in ipairs(ARGV) do
   local score = redis.call('ZSCORE', KEYS[1], user)

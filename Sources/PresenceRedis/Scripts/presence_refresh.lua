@@ -7,8 +7,8 @@
 --
 -- Returns {expiresAt, now, joinedAt, oldState, newState}, or nil when the user is not present (never joined,
 -- left, or expired).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--#include clock
+local now = redis_now()
 local user, ttl = ARGV[1], tonumber(ARGV[2])
 local score = redis.call('ZSCORE', KEYS[1], user)
 if (not score) or tonumber(score) <= now then

@@ -7,8 +7,8 @@
 -- ARGV[1] room id   ARGV[2] ttl (ms)
 --
 -- Returns {the room's check time, Redis's clock now} (ms). `LT`: an earlier check already planned stays.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--#include clock
+local now = redis_now()
 local room = ARGV[1]
 redis.call('ZADD', KEYS[1], 'LT', now + tonumber(ARGV[2]), room)
 redis.call('HSET', KEYS[2], room, now)

@@ -10,8 +10,8 @@
 -- Returns {userCount, {claimed users...}, {meta...}, now, next expiry ('' when no member is left)}.
 -- Every read comes before the writes (see presence_leave.lua: a migrating slot refuses access to a key a write emptied);
 -- removing expired members changes neither the count of the others nor the earliest of them.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--#include clock
+local now = redis_now()
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
 local count = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
 local first = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)

@@ -10,29 +10,6 @@
 -- Returns {allowed (1|0), remaining, ms until the oldest counted request leaves the window (0 if none), limit}.
 --
 -- redis-cli --eval ratelimit_sliding.lua 'ratelimit:ai:{alice}' , 5 60000 req-1
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
--- Every read comes before the writes (see presence_leave.lua: a migrating slot refuses access to a key a write emptied).
-local count = redis.call('ZCOUNT', KEYS[1], '(' .. (now - window), '+inf')
-local oldest = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. (now - window), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local cost = tonumber(ARGV[5] or '1')
-local allowed = 0
-if ARGV[4] == 'peek' then
-  if count < limit then allowed = 1 end
-elseif count + cost <= limit then
-  for i = 1, cost do
-    redis.call('ZADD', KEYS[1], now, t[1] .. t[2] .. ':' .. ARGV[3] .. ':' .. i)
-  end
-  redis.call('PEXPIRE', KEYS[1], window)
-  count = count + cost
-  allowed = 1
-end
-local reset = 0
-if oldest[2] then
-  reset = tonumber(oldest[2]) + window - now
-elseif allowed == 1 and ARGV[4] ~= 'peek' then
-  reset = window  -- the entry just added is the oldest
-end
-return {allowed, limit - count, reset, limit}
+--#include clock
+--#include ratelimit
+return ratelimit_sliding(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])

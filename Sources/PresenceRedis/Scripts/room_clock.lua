@@ -3,5 +3,5 @@
 -- rather than from inside a script: a script's reply of 100,000 members and scores is copied into Lua and back out,
 -- which took as long again as the range itself.
 -- KEYS[1] room:{id}:members (it only routes the call to the room's node on a cluster)
-local t = redis.call('TIME')
-return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--#include clock
+return (redis_now())

@@ -9,11 +9,11 @@
 -- ARGV[1] user
 -- Returns nil when the room does not exist; else {deleted (1|0), meta..., {access members before...}, userCount,
 -- wasPresent (1|0)}.
+--#include clock
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return nil
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redis_now()
 -- Every read comes before the writes (see presence_leave.lua: a migrating slot refuses access to a key a write emptied).
 local meta = redis.call('HGETALL', KEYS[1])
 local before = redis.call('SMEMBERS', KEYS[4])

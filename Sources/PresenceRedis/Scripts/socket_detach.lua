@@ -6,8 +6,8 @@
 -- ARGV[1] user   ARGV[2] socket id
 -- Returns {left (1 = this call removed the user: announce it), userCount, {meta...}}.
 -- Every read comes before the writes (see presence_leave.lua: a migrating slot refuses access to a key a write emptied).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--#include clock
+local now = redis_now()
 local others = 0
 for _, socket in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '(' .. now, '+inf')) do
   if socket ~= ARGV[2] then others = others + 1 end

@@ -8,8 +8,8 @@
 -- ARGV[1] socket   ARGV[2] user   ARGV[3] ttl (ms)
 -- Returns 2: socket and presence refreshed; 1: socket refreshed, the user's presence had lapsed (not written);
 -- 0: the socket's entry was missing or lapsed (nothing written).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--#include clock
+local now = redis_now()
 local ttl = tonumber(ARGV[3])
 local expiresAt = now + ttl
 local socket = redis.call('ZSCORE', KEYS[1], ARGV[1])

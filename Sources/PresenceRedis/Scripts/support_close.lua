@@ -9,10 +9,10 @@
 --         unchanged on a cluster) and deleted, every member in `:members` (an expired one's key is gone already: harmless)
 -- ARGV[1] closed by   ARGV[2] '1' to delete the history   ARGV[3] '1' to delete the snapshot
 -- Returns nil when the room does not exist, 'ALREADY' when closed; else {snapshot JSON, {present users...}}.
+--#include clock
 if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
 if redis.call('HGET', KEYS[1], 'closed') == '1' then return 'ALREADY' end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redis_now()
 local present = {}
 local members = {}
 local entries = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')

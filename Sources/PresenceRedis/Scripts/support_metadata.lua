@@ -4,9 +4,9 @@
 -- KEYS[1] room:{ticket_<id>}:meta
 -- ARGV[1] room id   ARGV[2] ticket id   ARGV[3] user   ARGV[4..] field, value pairs; an empty value clears the field
 -- Returns {changed (1|0), meta...}.
+--#include clock
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local now = redis_now()
   redis.call('HSET', KEYS[1], 'id', ARGV[1], 'type', 'support', 'ticketId', ARGV[2], 'status', 'open',
     'createdAt', now, 'createdBy', ARGV[3], 'closed', '0')
 end

@@ -7,9 +7,9 @@
 -- ARGV[1] room id   ARGV[2] ticket id   ARGV[3] user   ARGV[4] 'customer' to join as customer, '' otherwise
 -- ARGV[5] '1' when the user is an agent or admin
 -- Returns {created (1|0), meta...}, or the error FORBIDDEN (neither an agent nor the ticket's customer) or CLOSED.
+--#include clock
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local now = redis_now()
   redis.call('HSET', KEYS[1], 'id', ARGV[1], 'type', 'support', 'ticketId', ARGV[2], 'status', 'open',
     'createdAt', now, 'createdBy', ARGV[3], 'closed', '0')
   if ARGV[4] == 'customer' then

@@ -5,11 +5,11 @@
 -- ARGV[3] optional: 'bootstrap' marks an admin account made from ADMIN_PASSWORD (field admin), in the same step, so no
 --         worker ever sees the account without its mark
 -- Returns the creation time (ms), or 0 when the name is taken.
+--#include clock
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redis_now()
 redis.call('HSET', KEYS[1], 'username', ARGV[1], 'passwordHash', ARGV[2], 'createdAt', now, 'lastActive', now)
 if ARGV[3] == 'bootstrap' then
   redis.call('HSET', KEYS[1], 'admin', 'bootstrap')

@@ -3,8 +3,8 @@
 -- KEYS[2] workers:{ops}:info  (hash: worker id -> its announcement, JSON)
 -- ARGV[1] worker id   ARGV[2] announcement (JSON)   ARGV[3] ttl (ms; 0 retires the worker)
 -- Returns the number of workers alive after the change.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--#include clock
+local now = redis_now()
 local ttl = tonumber(ARGV[3])
 local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 if ttl > 0 then
