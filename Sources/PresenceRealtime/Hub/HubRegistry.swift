@@ -201,13 +201,6 @@ package struct HubRegistry<Socket: Sendable>: Sendable {
         return targets.isEmpty ? [] : [.deliver(channel: channel, to: targets)]
     }
 
-    /// A socket whose outbound backlog passed the limit: it is closed (4100); its removal follows when the connection
-    /// is gone (``remove(_:channels:)``).
-    package func overCapacity(_ id: String) -> [HubAction<Socket>] {
-        guard let socket = sockets[id] else { return [] }
-        return [.close(socket, code: 4100, reason: "Over capacity: client too slow", grace: nil)]
-    }
-
     // MARK: - Draining
 
     /// Starts the drain: no new socket is taken, and every open one is closed with 4200 (`grace` for its client to

@@ -55,7 +55,7 @@ package final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannel
         case frame(WebSocketFrame)
     }
 
-    private var queued = CircularBuffer<Outgoing>(initialCapacity: 1)
+    private var queued: OutboundBacklog<Outgoing>
     /// A close frame went out (or the connection is gone): nothing else does.
     private var closing = false
     private var dropTimer: Scheduled<Void>?
@@ -68,6 +68,7 @@ package final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannel
     package init(connection: PusherConnection, opening: Opening) {
         self.connection = connection
         self.opening = opening
+        self.queued = OutboundBacklog(limit: connection.settings.maxQueuedMessages)
     }
 
     // MARK: - Lifecycle
@@ -271,12 +272,12 @@ package final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannel
 
     /// Writes `item` now, or queues it while the channel is not writable (a client too slow to take them: 4100).
     private func enqueue(_ item: Outgoing, _ context: ChannelHandlerContext) {
-        if queued.isEmpty && context.channel.isWritable {
+        switch queued.offer(item, writable: context.channel.isWritable) {
+        case .write(let item):
             context.writeAndFlush(wrapOutboundOut(frame(item, context)), promise: nil)
-            return
-        }
-        queued.append(item)
-        if queued.count > connection.settings.maxQueuedMessages {
+        case .queued:
+            break
+        case .overCapacity:
             close(.unknown(4100), "Over capacity: client too slow", grace: PusherConnection.closeGrace)
         }
     }
@@ -292,8 +293,8 @@ package final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannel
 
     package func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable && !queued.isEmpty {
-            while context.channel.isWritable, !queued.isEmpty {
-                context.write(wrapOutboundOut(frame(queued.removeFirst(), context)), promise: nil)
+            while context.channel.isWritable, let item = queued.next() {
+                context.write(wrapOutboundOut(frame(item, context)), promise: nil)
             }
             context.flush()
         }
