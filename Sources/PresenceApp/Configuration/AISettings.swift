@@ -6,13 +6,23 @@ public struct AISettings: Sendable {
     /// Bearer key (`AI_API_KEY`).
     public var apiKey: String?
     /// Model name (`AI_MODEL`).
-    public var model: String = "gpt-4o-mini"
+    public var model: String
     /// Bounded wait for the model (`AI_TIMEOUT`, seconds).
-    public var timeout: Duration = .seconds(20)
+    public var timeout: Duration
     /// Requests per user per window (`AI_RATE_LIMIT`).
-    public var rateLimit: Int = 5
+    public var rateLimit: Int
     /// The window (`AI_RATE_WINDOW`, seconds).
-    public var rateWindow: Duration = .seconds(60)
+    public var rateWindow: Duration
 
-    public init() {}
+    /// These values as given; the server's defaults are in `AppConfiguration`'s settings table (`AI_*`).
+    public init(
+        baseURL: String? = nil, apiKey: String? = nil, model: String, timeout: Duration, rateLimit: Int, rateWindow: Duration
+    ) {
+        self.baseURL = baseURL
+        self.apiKey = apiKey
+        self.model = model
+        self.timeout = timeout
+        self.rateLimit = rateLimit
+        self.rateWindow = rateWindow
+    }
 }

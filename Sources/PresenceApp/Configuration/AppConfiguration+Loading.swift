@@ -8,18 +8,48 @@ import PresenceHTTP
 import Redis
 
 extension AppConfiguration {
-    /// One configurable setting: its environment variable, the matching flag, its help and how to apply it.
+    /// One configurable setting: its environment variable, the matching flag, its default, its help and how to apply
+    /// it. The table of these (``AppConfiguration/settings``) is the one place a default is written: ``init()``
+    /// applies it, `--help` and docs/configuration.md show it.
     public struct Setting: Sendable {
         /// Environment variable name, e.g. `PORT`.
         public let name: String
-        /// Value shown in `--help` as the default.
-        public let defaultValue: String
+        /// The value the server applies when neither the flag nor the variable is given, written as the flag would
+        /// take it (`8080`, `general,random`); `nil`: the setting stays unset (``defaultNote`` says what that means).
+        public let defaultValue: String?
+        /// A word on the default: what unset means (`offline responder`), or a caveat on the value (`development`).
+        public let defaultNote: String?
+        /// The whole numbers accepted, for a numeric setting; `nil` for the others.
+        public let range: ClosedRange<Int>?
         /// One line of help.
         public let help: String
         let apply: @Sendable (inout AppConfiguration, String) throws(ConfigurationError) -> Void
 
+        init(
+            name: String, defaultValue: String?, defaultNote: String? = nil, range: ClosedRange<Int>? = nil, help: String,
+            apply: @escaping @Sendable (inout AppConfiguration, String) throws(ConfigurationError) -> Void
+        ) {
+            self.name = name
+            self.defaultValue = defaultValue
+            self.defaultNote = defaultNote
+            self.range = range
+            self.help = help
+            self.apply = apply
+        }
+
         /// The flag, derived from the name: `REDIS_URL` → `--redis-url`.
         public var flag: String { "--" + name.lowercased().replacingOccurrences(of: "_", with: "-") }
+
+        /// The default as `--help` and docs/configuration.md show it: `8080`, `presence-key (development)`,
+        /// `(unset)`, `(unset: offline responder)`.
+        public var shownDefault: String {
+            switch (defaultValue, defaultNote) {
+            case let (value?, note?): "\(value) (\(note))"
+            case let (value?, nil): value
+            case let (nil, note?): "(unset: \(note))"
+            case (nil, nil): "(unset)"
+            }
+        }
     }
 
     /// What ``load(arguments:environment:)`` decided.
@@ -39,9 +69,7 @@ extension AppConfiguration {
             }
             config.host = value
         },
-        Setting(name: "PORT", defaultValue: "8080", help: "TCP port to listen on") { config, value throws(ConfigurationError) in
-            config.port = try integer(value, setting: "PORT", in: 1...65535)
-        },
+        .integer("PORT", 8080, in: 1...65535, \.port, "TCP port to listen on"),
         Setting(name: "REDIS_URL", defaultValue: "redis://127.0.0.1:6379",
                 help: "redis://[user:password@]host:port[/db], unix:///path/to/socket, or redis+cluster://[user:password@]host1:port1,host2:port2,... for a Redis Cluster (seed nodes; database 0 only)") {
             config, value throws(ConfigurationError) in
@@ -57,17 +85,14 @@ extension AppConfiguration {
                 throw ConfigurationError(setting: "REDIS_URL", message: error.message)
             }
         },
-        Setting(name: "REDIS_TIMEOUT_MS", defaultValue: "2000",
-                help: "Bounded wait for a Redis command (connection + reply), in milliseconds") {
-            config, value throws(ConfigurationError) in
-            let ms = try integer(value, setting: "REDIS_TIMEOUT_MS", in: 10...600_000)
+        .number("REDIS_TIMEOUT_MS", 2000, in: 10...600_000,
+                "Bounded wait for a Redis command (connection + reply), in milliseconds") { config, ms in
             config.redis.commandTimeout = .milliseconds(Int64(ms))
             config.redis.connectTimeout = .milliseconds(Int64(ms))
         },
-        Setting(name: "REDIS_CONNECTIONS", defaultValue: "2",
-                help: "Multiplexed Redis connections per worker (commands are pipelined on each)") {
-            config, value throws(ConfigurationError) in
-            config.redis.connectionCount = try integer(value, setting: "REDIS_CONNECTIONS", in: 1...64)
+        .number("REDIS_CONNECTIONS", 2, in: 1...64, "Multiplexed Redis connections per worker (commands are pipelined on each)") {
+            config, count in
+            config.redis.connectionCount = count
         },
         Setting(name: "LOG_LEVEL", defaultValue: "info",
                 help: "trace, debug, info, notice, warning, error or critical") { config, value throws(ConfigurationError) in
@@ -93,7 +118,7 @@ extension AppConfiguration {
             guard !origins.isEmpty else { throw ConfigurationError(setting: "ALLOWED_ORIGINS", message: "must not be empty") }
             config.allowedOrigins = origins
         },
-        Setting(name: "ADMIN_USERS", defaultValue: "(none)",
+        Setting(name: "ADMIN_USERS", defaultValue: nil, defaultNote: "no admins",
                 help: "Comma-separated usernames with admin rights; these names cannot be registered, see ADMIN_PASSWORD") {
             config, value throws(ConfigurationError) in
             var admins: Set<String> = []
@@ -107,7 +132,7 @@ extension AppConfiguration {
             }
             config.chat.admins = admins
         },
-        Setting(name: "ADMIN_PASSWORD", defaultValue: "(unset)",
+        Setting(name: "ADMIN_PASSWORD", defaultValue: nil, defaultNote: "no accounts created",
                 help: "At start-up, each ADMIN_USERS account that does not exist is created with this password (8-128 characters)") {
             config, value throws(ConfigurationError) in
             if value.isEmpty { config.adminPassword = nil; return }
@@ -116,7 +141,7 @@ extension AppConfiguration {
             }
             config.adminPassword = value
         },
-        Setting(name: "APP_PUBLIC_ORIGIN", defaultValue: "(unset)",
+        Setting(name: "APP_PUBLIC_ORIGIN", defaultValue: nil, defaultNote: "each request's own origin",
                 help: "The origin browsers reach the service at (https://os.example): named in /app-config.js, and an https origin makes the session cookie Secure") {
             config, value throws(ConfigurationError) in
             if value.isEmpty { config.appPublicOrigin = nil; return }
@@ -134,34 +159,16 @@ extension AppConfiguration {
             }
             config.realtimeProvider = value
         },
-        Setting(name: "TOKEN_TTL", defaultValue: "2592000", help: "Session token lifetime in seconds, extended on each use") {
-            config, value throws(ConfigurationError) in
-            config.tokenTTL = .seconds(try integer(value, setting: "TOKEN_TTL", in: 60...(10 * 365 * 86400)))
-        },
-        Setting(name: "CHAT_PRESENCE_TTL", defaultValue: "90", help: "Seconds a chat presence lasts without a heartbeat") {
-            config, value throws(ConfigurationError) in
-            config.chat.presenceTTL = .seconds(try integer(value, setting: "CHAT_PRESENCE_TTL", in: 1...86400))
-        },
-        Setting(name: "SUPPORT_PRESENCE_TTL", defaultValue: "45", help: "Seconds a support-room presence lasts without a heartbeat") {
-            config, value throws(ConfigurationError) in
-            config.support.presenceTTL = .seconds(try integer(value, setting: "SUPPORT_PRESENCE_TTL", in: 1...86400))
-        },
-        Setting(name: "HISTORY_LIMIT", defaultValue: "1000", help: "Messages kept per chat room (older ones are trimmed)") {
-            config, value throws(ConfigurationError) in
-            config.chat.historyLimit = try integer(value, setting: "HISTORY_LIMIT", in: 1...1_000_000)
-        },
-        Setting(name: "MESSAGE_RATE_LIMIT", defaultValue: "20", help: "Messages per user per 60 s") {
-            config, value throws(ConfigurationError) in
-            config.chat.messageLimit = try integer(value, setting: "MESSAGE_RATE_LIMIT", in: 1...100_000)
-        },
-        Setting(name: "SEARCH_RATE_LIMIT", defaultValue: "60", help: "User searches per client address per 60 s") {
-            config, value throws(ConfigurationError) in
-            config.searchRateLimit = try integer(value, setting: "SEARCH_RATE_LIMIT", in: 1...1_000_000)
-        },
-        Setting(name: "LOGIN_RATE_LIMIT", defaultValue: "10", help: "Login attempts per username and client address pair per 60 s") {
-            config, value throws(ConfigurationError) in
-            config.loginRateLimit = try integer(value, setting: "LOGIN_RATE_LIMIT", in: 1...1_000_000)
-        },
+        .seconds("TOKEN_TTL", 30 * 86400, in: 60...(10 * 365 * 86400), \.tokenTTL,
+                 "Session token lifetime in seconds, extended on each use"),
+        .seconds("CHAT_PRESENCE_TTL", 90, in: 1...86400, \.chat.presenceTTL, "Seconds a chat presence lasts without a heartbeat"),
+        .seconds("SUPPORT_PRESENCE_TTL", 45, in: 1...86400, \.support.presenceTTL,
+                 "Seconds a support-room presence lasts without a heartbeat"),
+        .integer("HISTORY_LIMIT", 1000, in: 1...1_000_000, \.chat.historyLimit, "Messages kept per chat room (older ones are trimmed)"),
+        .integer("MESSAGE_RATE_LIMIT", 20, in: 1...100_000, \.chat.messageLimit, "Messages per user per 60 s"),
+        .integer("SEARCH_RATE_LIMIT", 60, in: 1...1_000_000, \.searchRateLimit, "User searches per client address per 60 s"),
+        .integer("LOGIN_RATE_LIMIT", 10, in: 1...1_000_000, \.loginRateLimit,
+                 "Login attempts per username and client address pair per 60 s"),
         .integer("LOGIN_USER_RATE_LIMIT", 100, in: 1...1_000_000, \.loginUserRateLimit,
                  "Login attempts per username per 60 s from addresses that never signed in as that user"),
         .integer("REGISTER_RATE_LIMIT", 20, in: 1...1_000_000, \.registerRateLimit, "Registrations per client address per hour"),
@@ -173,10 +180,8 @@ extension AppConfiguration {
         .integer("SUPPORT_MESSAGE_RATE_LIMIT", 30, in: 1...1_000_000, \.support.messageLimit, "Support messages per user per 60 s"),
         .integer("SUPPORT_TRANSCRIPT_LIMIT", 10000, in: 1...10_000_000, \.support.transcriptLimit,
                  "Messages a support transcript holds; new ones are refused (409) past it, never trimmed"),
-        Setting(name: "LOGIN_ADDRESS_RATE_LIMIT", defaultValue: "100", help: "Login attempts per client address per 60 s") {
-            config, value throws(ConfigurationError) in
-            config.loginAddressRateLimit = try integer(value, setting: "LOGIN_ADDRESS_RATE_LIMIT", in: 1...1_000_000)
-        },
+        .integer("LOGIN_ADDRESS_RATE_LIMIT", 100, in: 1...1_000_000, \.loginAddressRateLimit,
+                 "Login attempts per client address per 60 s"),
         Setting(name: "TRUSTED_PROXIES", defaultValue: "127.0.0.0/8,::1",
                 help: "Addresses or CIDR blocks whose X-Forwarded-For is believed (empty: none)") {
             config, value throws(ConfigurationError) in
@@ -194,7 +199,7 @@ extension AppConfiguration {
             }
             config.chat.defaultRooms = rooms
         },
-        Setting(name: "AI_BASE_URL", defaultValue: "(unset: offline responder)",
+        Setting(name: "AI_BASE_URL", defaultValue: nil, defaultNote: "the offline responder",
                 help: "OpenAI-compatible API base URL for Ryo's replies, e.g. https://api.openai.com/v1") {
             config, value throws(ConfigurationError) in
             if value.isEmpty { config.ai.baseURL = nil; return }
@@ -203,7 +208,7 @@ extension AppConfiguration {
             }
             config.ai.baseURL = value
         },
-        Setting(name: "AI_API_KEY", defaultValue: "(unset)", help: "Bearer key for the AI API") {
+        Setting(name: "AI_API_KEY", defaultValue: nil, help: "Bearer key for the AI API") {
             config, value throws(ConfigurationError) in
             config.ai.apiKey = value.isEmpty ? nil : value
         },
@@ -212,40 +217,28 @@ extension AppConfiguration {
             guard !value.isEmpty else { throw ConfigurationError(setting: "AI_MODEL", message: "must not be empty") }
             config.ai.model = value
         },
-        Setting(name: "AI_TIMEOUT", defaultValue: "20", help: "Seconds to wait for the AI API") {
-            config, value throws(ConfigurationError) in
-            config.ai.timeout = .seconds(try integer(value, setting: "AI_TIMEOUT", in: 1...600))
-        },
-        Setting(name: "AI_RATE_LIMIT", defaultValue: "5", help: "Ryo replies per user per AI_RATE_WINDOW") {
-            config, value throws(ConfigurationError) in
-            config.ai.rateLimit = try integer(value, setting: "AI_RATE_LIMIT", in: 1...100_000)
-        },
-        Setting(name: "AI_RATE_WINDOW", defaultValue: "60", help: "Seconds of the Ryo reply sliding window") {
-            config, value throws(ConfigurationError) in
-            config.ai.rateWindow = .seconds(try integer(value, setting: "AI_RATE_WINDOW", in: 1...86400))
-        },
+        .seconds("AI_TIMEOUT", 20, in: 1...600, \.ai.timeout, "Seconds to wait for the AI API"),
+        .integer("AI_RATE_LIMIT", 5, in: 1...100_000, \.ai.rateLimit, "Ryo replies per user per AI_RATE_WINDOW"),
+        .seconds("AI_RATE_WINDOW", 60, in: 1...86400, \.ai.rateWindow, "Seconds of the Ryo reply sliding window"),
         Setting(name: "PUSHER_APP_ID", defaultValue: "presence", help: "Pusher app id (HTTP API path /apps/<id>)") {
             config, value throws(ConfigurationError) in
             guard !value.isEmpty, !value.contains("/") else { throw ConfigurationError(setting: "PUSHER_APP_ID", message: "must be a non-empty id") }
             config.pusher.appId = value
         },
-        Setting(name: "PUSHER_KEY", defaultValue: "presence-key (development)", help: "Pusher app key clients connect with") {
+        Setting(name: "PUSHER_KEY", defaultValue: "presence-key", defaultNote: "development", help: "Pusher app key clients connect with") {
             config, value throws(ConfigurationError) in
             guard !value.isEmpty, !value.contains("/") else { throw ConfigurationError(setting: "PUSHER_KEY", message: "must be a non-empty key") }
             config.pusher.key = value
         },
-        Setting(name: "PUSHER_SECRET", defaultValue: "presence-secret (development)", help: "Pusher app secret (signs channel auth and the HTTP API)") {
+        Setting(name: "PUSHER_SECRET", defaultValue: "presence-secret", defaultNote: "development", help: "Pusher app secret (signs channel auth and the HTTP API)") {
             config, value throws(ConfigurationError) in
             guard value.count >= 8 else { throw ConfigurationError(setting: "PUSHER_SECRET", message: "must be at least 8 characters") }
             config.pusher.secret = value
         },
-        Setting(name: "SWEEP_INTERVAL_MS", defaultValue: "1000", help: "How often each worker looks for expired presence") {
-            config, value throws(ConfigurationError) in
-            config.sweepInterval = .milliseconds(try integer(value, setting: "SWEEP_INTERVAL_MS", in: 50...60_000))
-        },
-        Setting(name: "BCRYPT_COST", defaultValue: "10", help: "bcrypt work factor for passwords (4-15)") {
-            config, value throws(ConfigurationError) in
-            config.bcryptCost = UInt8(try integer(value, setting: "BCRYPT_COST", in: 4...15))
+        .milliseconds("SWEEP_INTERVAL_MS", 1000, in: 50...60_000, \.sweepInterval,
+                      "How often each worker looks for expired presence, in milliseconds"),
+        .number("BCRYPT_COST", 10, in: 4...15, "bcrypt work factor for passwords (4-15)") { config, cost in
+            config.bcryptCost = UInt8(cost)
         },
         .seconds("SHUTDOWN_TIMEOUT", 10, in: 1...300, \.shutdownTimeout,
                  "Seconds a stop (SIGTERM/SIGINT) may take: sockets closed with 4200, requests finished, Redis closed"),
@@ -270,12 +263,11 @@ extension AppConfiguration {
             }
             config.metricsHost = value
         },
-        Setting(name: "METRICS_PORT", defaultValue: "PORT + 1384 (9464 for 8080)",
-                help: "Port of the /metrics listener (0: no metrics listener); unset, each worker's follows its PORT") {
-            config, value throws(ConfigurationError) in
-            config.metricsPort = try integer(value, setting: "METRICS_PORT", in: 0...65535)
+        .number("METRICS_PORT", nil, defaultNote: "PORT + \(metricsPortOffset), 9464 for PORT 8080", in: 0...65535,
+                "Port of the /metrics listener (0: no metrics listener); unset, each worker's follows its PORT") { config, port in
+            config.metricsPort = port
         },
-        Setting(name: "WEBHOOK_URLS", defaultValue: "(unset: no webhooks)",
+        Setting(name: "WEBHOOK_URLS", defaultValue: nil, defaultNote: "no webhooks",
                 help: "Comma-separated webhook receivers, each URL or URL|event+event (channel_occupied, channel_vacated, member_added, member_removed, client_event, cache_miss)") {
             config, value throws(ConfigurationError) in
             do throws(WebhookConfigurationError) {
@@ -308,7 +300,7 @@ extension AppConfiguration {
                  "Members of an app's presence channel (Pusher's 100; a new one beyond gets pusher:subscription_error 4100); room-backed presence-room-<id> channels take everyone and list at most this many on subscribing, with the true count"),
         .integer("PUSHER_MAX_USER_INFO_BYTES", 1024, in: 1...60_000, \.pusher.maxUserInfoBytes,
                  "Bytes of a presence member's user_info (Pusher's 1 KB): a subscribe beyond gets pusher:subscription_error 4301"),
-        Setting(name: "WEBSOCKET_ECHO_PATH", defaultValue: "(unset: none)",
+        Setting(name: "WEBSOCKET_ECHO_PATH", defaultValue: nil, defaultNote: "no echo socket",
                 help: "Test-only: a path (/echo) whose WebSocket sends every text and binary message back; for the conformance tests, never in production") {
             config, value throws(ConfigurationError) in
             if value.isEmpty { config.websocketEchoPath = nil; return }
@@ -386,7 +378,7 @@ extension AppConfiguration {
         for setting in settings {
             let left = "\(setting.flag) <value>".padding(toLength: width, withPad: " ", startingAt: 0)
             lines.append("  \(left)  \(setting.help)")
-            lines.append("  \(String(repeating: " ", count: width))  env \(setting.name), default \(setting.defaultValue)")
+            lines.append("  \(String(repeating: " ", count: width))  env \(setting.name), default \(setting.shownDefault)")
         }
         lines.append("  --help".padding(toLength: width + 2, withPad: " ", startingAt: 0) + "  Show this help")
         return lines.joined(separator: "\n")
@@ -404,32 +396,39 @@ extension AppConfiguration {
 }
 
 extension AppConfiguration.Setting {
+    /// A whole number in `range`, handed to `apply`; `defaultValue` `nil`: unset unless given.
+    static func number(
+        _ name: String, _ defaultValue: Int?, defaultNote: String? = nil, in range: ClosedRange<Int>, _ help: String,
+        apply: @escaping @Sendable (inout AppConfiguration, Int) -> Void
+    ) -> AppConfiguration.Setting {
+        AppConfiguration.Setting(
+            name: name, defaultValue: defaultValue.map { String($0) }, defaultNote: defaultNote, range: range, help: help
+        ) { config, value throws(ConfigurationError) in
+            apply(&config, try AppConfiguration.integer(value, setting: name, in: range))
+        }
+    }
+
     /// A whole number in `range`, stored at `keyPath`.
     static func integer(
         _ name: String, _ defaultValue: Int, in range: ClosedRange<Int>,
         _ keyPath: any WritableKeyPath<AppConfiguration, Int> & Sendable, _ help: String
     ) -> AppConfiguration.Setting {
-        AppConfiguration.Setting(name: name, defaultValue: String(defaultValue), help: help) { config, value throws(ConfigurationError) in
-            config[keyPath: keyPath] = try AppConfiguration.integer(value, setting: name, in: range)
-        }
+        number(name, defaultValue, in: range, help) { config, number in config[keyPath: keyPath] = number }
     }
 
-    /// Whole seconds in `range`, stored at `keyPath` as a duration.
+    /// Whole milliseconds in `range`, stored at `keyPath` as a duration.
     static func milliseconds(
         _ name: String, _ defaultValue: Int, in range: ClosedRange<Int>,
         _ keyPath: any WritableKeyPath<AppConfiguration, Duration> & Sendable, _ help: String
     ) -> AppConfiguration.Setting {
-        AppConfiguration.Setting(name: name, defaultValue: String(defaultValue), help: help) { config, value throws(ConfigurationError) in
-            config[keyPath: keyPath] = .milliseconds(try AppConfiguration.integer(value, setting: name, in: range))
-        }
+        number(name, defaultValue, in: range, help) { config, number in config[keyPath: keyPath] = .milliseconds(number) }
     }
 
+    /// Whole seconds in `range`, stored at `keyPath` as a duration.
     static func seconds(
         _ name: String, _ defaultValue: Int, in range: ClosedRange<Int>,
         _ keyPath: any WritableKeyPath<AppConfiguration, Duration> & Sendable, _ help: String
     ) -> AppConfiguration.Setting {
-        AppConfiguration.Setting(name: name, defaultValue: String(defaultValue), help: help) { config, value throws(ConfigurationError) in
-            config[keyPath: keyPath] = .seconds(try AppConfiguration.integer(value, setting: name, in: range))
-        }
+        number(name, defaultValue, in: range, help) { config, number in config[keyPath: keyPath] = .seconds(number) }
     }
 }
