@@ -30,6 +30,7 @@ package struct HubMaintenance: Sendable {
         private var socketsAtLastCheck = 0
         private var trimAgainAt: ContinuousClock.Instant?
 
+        /// Nothing seen yet.
         package init() {}
 
         /// One tick's decision for the load now.
@@ -67,6 +68,8 @@ package struct HubMaintenance: Sendable {
     let settlesLapsed: Bool
     let logger: Logger
 
+    /// Maintenance of `host`, refreshing in batches of at most `batchSize` Redis calls.
+    ///
     /// - Parameters:
     ///   - presenceTTL: how long a presence lasts without a refresh; refreshed every third of it.
     ///   - pongTimeout: Pusher's `pong_timeout` in seconds; liveness is checked four times within it (0.1 s to 1 s).

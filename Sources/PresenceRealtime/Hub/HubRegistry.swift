@@ -37,6 +37,7 @@ package struct HubRegistry<Socket: Sendable>: Sendable {
 
     /// Whether the hub takes sockets.
     package enum Lifecycle: Equatable, Sendable {
+        /// Taking sockets.
         case running
         /// Stopping: no new socket; waiting for the open ones to go.
         case draining
@@ -66,6 +67,7 @@ package struct HubRegistry<Socket: Sendable>: Sendable {
     package private(set) var channels: [String: ChannelState] = [:]
     /// Sockets removed whose channels are still being left (in Redis).
     package private(set) var removing: Set<String> = []
+    /// Running, draining or drained.
     package private(set) var lifecycle = Lifecycle.running
     /// (channel, socket) subscriptions held now.
     package private(set) var subscriptionCount = 0
@@ -75,6 +77,7 @@ package struct HubRegistry<Socket: Sendable>: Sendable {
     package private(set) var activeChannelCount = 0
     private var lastTicket: UInt64 = 0
 
+    /// An empty registry, running.
     package init() {}
 
     // MARK: - Sockets

@@ -22,22 +22,27 @@ extension RealtimeHub: HubMaintenanceHost {
         registry.isSubscribed(socket: entry.socket, channel: entry.channel) && registry.sockets[entry.socket]?.user(on: entry.channel) == entry.user
     }
 
+    /// Those of `batch` whose socket is still open and on the channel as that user (``holds(_:)``).
     package func stillHeld(_ batch: [HubPresenceEntry]) -> [HubPresenceEntry] {
         batch.filter { holds($0) }
     }
 
+    /// Every (channel, socket) subscription in the registry now.
     package func subscriptionEntries() -> [HubSubscriptionEntry] {
         registry.subscriptions
     }
 
+    /// Those of `batch` still in the registry now.
     package func stillSubscribed(_ batch: [HubSubscriptionEntry]) -> [HubSubscriptionEntry] {
         registry.stillSubscribed(batch, channel: \.channel, socket: \.socket)
     }
 
+    /// Subscriptions held now, the most held since memory was last handed back, and open sockets.
     package func load() -> (subscriptions: Int, peak: Int, sockets: Int) {
         (registry.subscriptionCount, registry.peakSubscriptions, registry.sockets.count)
     }
 
+    /// Shrinks the registry's tables and the feed's to their contents; the peak becomes the current count.
     package func compact() {
         registry.resetPeak()
         registry.compact()

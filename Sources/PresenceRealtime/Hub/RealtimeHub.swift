@@ -190,10 +190,10 @@ package actor RealtimeHub: Service {
     /// (a client that stopped reading never takes the close frame); each socket's channels are left as it goes, so
     /// its presence is removed and announced. Returns when every socket is gone, or a second after `grace`.
     package func drain(grace: Duration) async {
+        guard registry.lifecycle == .running else { return }
         let count = registry.sockets.count
-        let actions = registry.drain(grace: grace)
-        guard !actions.isEmpty else { return }  // draining already
-        await perform(actions)
+        await perform(registry.drain(grace: grace))
+        // Nothing open or being removed: drained already.
         guard registry.lifecycle != .drained else { return }
         let started = ContinuousClock.now
         if !(await emptied.wait(timeout: grace + .seconds(1))) {

@@ -18,6 +18,7 @@ package struct OutboundBacklog<Item> {
     package let limit: Int
     private var items = CircularBuffer<Item>(initialCapacity: 1)
 
+    /// An empty backlog that takes at most `limit` items.
     package init(limit: Int) {
         self.limit = limit
     }
