@@ -32,10 +32,10 @@ struct SwitchInRedisTests {
         let channels = ["room-\(a)", "presence-room-\(a)", "room-\(b)", "presence-room-\(b)"]
         try await subscriber.subscribe(channels.map(RedisKeys.broadcastChannel))
         let collector = Task { [subscriber] in
-            var seen: [(String, String, JSONValue)] = []
+            var seen: [(String, String, JSONValue, String)] = []
             for await event in subscriber.events {
                 guard case .message(let channel, let payload) = event, let object = JSONValue.parse(payload.readableBytesView) else { continue }
-                seen.append((channel, object["event"]?.string ?? "", object["data"] ?? .null))
+                seen.append((channel, object["event"]?.string ?? "", object["data"] ?? .null, String(buffer: payload)))
                 if seen.count == 6 { break }
             }
             return seen
@@ -67,6 +67,29 @@ struct SwitchInRedisTests {
         #expect(on("presence-room-\(a)").map(\.1) == [["user_id": .string(user), "user_info": ["username": .string(user)]], ["user_id": .string(user)]])
         #expect(on("room-\(b)").map(\.1) == [["roomId": .string(b), "username": .string(user), "action": "joined", "userCount": 1]])
         #expect(on("presence-room-\(b)").map(\.0) == ["pusher_internal:member_added"])
+        // The very bytes the worker publishes for the same change (on a cluster it does): one event schema.
+        func texts(_ channel: String) -> [String] { received.filter { $0.0 == RedisKeys.broadcastChannel(channel) }.map(\.3) }
+        #expect(texts("room-\(a)") == [
+            ChatService.presenceUpdate(room: a, type: .public, user: user, action: .joined, userCount: 1).payload,
+            ChatService.presenceUpdate(room: a, type: .public, user: user, action: .left, userCount: 0).payload,
+        ])
+        #expect(texts("presence-room-\(b)") == [ChatService.memberEvent(channel: "presence-room-\(b)", user: user, action: .joined).payload])
+        await redis.close()
+    }
+
+    @Test func theAnnouncementsCountIsPutInByStringFormatWithEveryOtherPercentKept() async throws {
+        let redis = try client()
+        for (room, user) in [("r%d-1", "a%%b"), ("general", "bob")] {
+            let arguments = RedisPresenceStore.announcement(room: room, user: user, action: .left)
+            #expect(arguments.count == 6)
+            for (index, type) in [Room.Kind.public, .private].enumerated() {
+                let event = ChatService.presenceUpdate(room: room, type: type, user: user, action: .left, userCount: 42)
+                #expect(arguments[2 * index] == RedisKeys.broadcastChannel(event.channel))
+                let text = try await redis.send(RedisCommand("EVAL", "return string.format(ARGV[1], 42)", "0", arguments[2 * index + 1]))
+                #expect(text.string == event.payload)
+            }
+            #expect(arguments[5] == ChatService.memberEvent(channel: "presence-room-\(room)", user: user, action: .left).payload)
+        }
         await redis.close()
     }
 

@@ -259,14 +259,14 @@ struct WebhookOutboxTests {
         }
         try await Task.sleep(for: .milliseconds(150))
         // Their lapsed subscriptions settled (vacated) by the script the settle runs (not settleLapsed, which would settle
-        // other tests' channels in the shared Redis too), given the outbox as if it were an app channel's: the script
-        // itself writes nothing for a # channel.
+        // other tests' channels in the shared Redis too), given the outbox as if it were an app channel's: the store
+        // gives no event text for a # channel, and the script writes nothing without one.
         for channel in ["#server-to-user-\(user)", "#signed-in-\(user)"] {
             let bucket = RedisKeys.spreadBucket(of: channel)
             let settled = try await redis.run(Scripts.occupancySettle, keys: [
                 RedisKeys.pusherChannelSockets(channel), RedisKeys.webhookOutbox(bucket: bucket, target: hook.id),
                 RedisKeys.webhookOutboxBytes(bucket: bucket, target: hook.id),
-            ], arguments: [channel, String(settings.outboxMax), String(settings.outboxEntryBudget), String(settings.maxEventBytes), "ov"])
+            ], arguments: [RedisOccupancyStore.eventText(.channelVacated, channel: channel), String(settings.outboxMax), String(settings.outboxEntryBudget), String(settings.maxEventBytes), "ov"])
             #expect(settled.int == 1)
         }
         #expect(outbox.appendCommands(for: [

@@ -342,16 +342,23 @@ public struct ChatService: Sendable {
     func presenceEvents(room: Room, user: String, action: PresenceAction, roomChannels: Bool = true, userInfo: JSONValue? = nil) -> [BroadcastEvent] {
         var events: [BroadcastEvent] = []
         if roomChannels {
-            events.append(BroadcastEvent(
-                .presenceUpdate, channel: room.channel,
-                data: ["roomId": .string(room.id), "username": .string(user), "action": .string(action.rawValue), "userCount": .int(room.userCount)]
-            ))
+            events.append(Self.presenceUpdate(room: room.id, type: room.type, user: user, action: action, userCount: room.userCount))
         }
         events += room.listChannels.map { BroadcastEvent(.roomUpdated, channel: $0, data: ["room": room.json]) }
-        var member = Self.memberEvent(channel: "presence-room-\(room.id)", user: user, action: action, userInfo: userInfo)
+        var member = Self.memberEvent(channel: Room.presenceChannel(id: room.id), user: user, action: action, userInfo: userInfo)
         member.webhookOnly = !roomChannels
         events.append(member)
         return events
+    }
+
+    /// `presence-update` on the channel of room `id` (by its `type`): `user` entered or left it, `userCount` present
+    /// now. Built here only: a storage that announces a switch in the same step as the change
+    /// (``PresenceSwitch/announced``) takes its text from here, for either type, and puts the count in then.
+    public static func presenceUpdate(room id: String, type: Room.Kind, user: String, action: PresenceAction, userCount: Int) -> BroadcastEvent {
+        BroadcastEvent(
+            .presenceUpdate, channel: Room.channel(id: id, type: type),
+            data: ["roomId": .string(id), "username": .string(user), "action": .string(action.rawValue), "userCount": .int(userCount)]
+        )
     }
 
     /// `pusher_internal:member_added` / `member_removed` for a presence channel's subscribers; `user_info` is

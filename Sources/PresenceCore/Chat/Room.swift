@@ -47,7 +47,13 @@ public struct Room: Sendable, Equatable, Codable {
     }
 
     /// The client channel of the room's presence and message events.
-    public var channel: String { type == .public ? "room-\(id)" : "private-room-\(id)" }
+    public var channel: String { Self.channel(id: id, type: type) }
+
+    /// The client channel of the presence and message events of room `id` of type `type`.
+    public static func channel(id: String, type: Kind) -> String { type == .public ? "room-\(id)" : "private-room-\(id)" }
+
+    /// The presence channel of room `id` (`pusher_internal:member_added` / `member_removed`).
+    public static func presenceChannel(id: String) -> String { "presence-room-\(id)" }
 
     /// The client channels where `room-updated` and `room-deleted` go.
     public var listChannels: [String] {

@@ -28,18 +28,19 @@ public struct RedisPresenceStore: PresenceStorage {
 
     // MARK: - Script calls (for pipelining several rooms in one round trip)
 
-    /// `announce`: the script publishes a new member's chat events itself; `plannedCheck`: the sweeper's plan for the
-    /// room when it is not registered in the same pipeline; `publicOnly`: refuse a room that is not public;
-    /// `maxMembers`: refuse a new member when that many are present (``PresenceChannelFull``).
+    /// `announce`: the script publishes a new member's chat events itself (``announcement(room:user:action:)``);
+    /// `plannedCheck`: the sweeper's plan for the room when it is not registered in the same pipeline; `publicOnly`:
+    /// refuse a room that is not public; `maxMembers`: refuse a new member when that many are present
+    /// (``PresenceChannelFull``).
     func joinCall(
         room: String, user: String, ttl: Duration, state: JSONValue?, announce: Bool = false, plannedCheck: Int64? = nil,
         publicOnly: Bool = false, maxMembers: Int? = nil
     ) -> RedisScriptCall {
         var arguments = [user, String(ttl.milliseconds), state?.serialized ?? ""]
         if announce || plannedCheck != nil || publicOnly || maxMembers != nil {
-            arguments += [announce ? "1" : "", plannedCheck.map(String.init) ?? "", publicOnly ? "public" : ""]
+            arguments += [plannedCheck.map(String.init) ?? "", publicOnly ? "public" : "", maxMembers.map(String.init) ?? ""]
         }
-        if let maxMembers { arguments.append(String(maxMembers)) }
+        if announce { arguments += Self.announcement(room: room, user: user, action: .joined) }
         return RedisScriptCall(
             Scripts.presenceJoin,
             keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
@@ -48,14 +49,40 @@ public struct RedisPresenceStore: PresenceStorage {
         )
     }
 
-    /// `announce`: the script publishes the chat events of a departure itself.
+    /// `announce`: the script publishes the chat events of a departure itself (``announcement(room:user:action:)``).
     func leaveCall(room: String, user: String, announce: Bool = false) -> RedisScriptCall {
         RedisScriptCall(
             Scripts.presenceLeave,
             keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
                    RedisKeys.roomStates(room), RedisKeys.roomPresence(room, user)],
-            arguments: announce ? [user, "1"] : [user]
+            arguments: [user] + (announce ? Self.announcement(room: room, user: user, action: .left) : [])
         )
+    }
+
+    /// The events a room script publishes in the same step as the change (`lib/announce.lua`), as the worker builds
+    /// them (``ChatService/presenceUpdate(room:type:user:action:userCount:)``, ``ChatService/memberEvent(channel:user:action:userInfo:)``):
+    /// each one's Redis channel, then its text. `presence-update` comes twice, for a public and a private room (the
+    /// script knows the type), its count as `%d` for Lua's `string.format`, every other `%` doubled.
+    static func announcement(room: String, user: String, action: PresenceAction) -> [String] {
+        var arguments: [String] = []
+        for type in [Room.Kind.public, .private] {
+            let update = ChatService.presenceUpdate(room: room, type: type, user: user, action: action, userCount: countMark)
+            arguments += [RedisKeys.broadcastChannel(update.channel), countTemplate(update.payload)]
+        }
+        let member = ChatService.memberEvent(channel: Room.presenceChannel(id: room), user: user, action: action)
+        return arguments + [RedisKeys.broadcastChannel(member.channel), member.payload]
+    }
+
+    /// The count an event is built with before the script knows it, and found again by ``countTemplate(_:)``.
+    static let countMark = -1_000_000_007
+
+    /// `payload` as a `string.format` pattern: `%` doubled, and the count (``countMark``) as `%d`. `"userCount":`
+    /// unescaped can only be the key (a quote inside a JSON string is `\"`).
+    static func countTemplate(_ payload: String) -> String {
+        let marked = "\"userCount\":\(countMark)"
+        let escaped = payload.replacingOccurrences(of: "%", with: "%%")
+        precondition(escaped.components(separatedBy: marked).count == 2, "one count in \(payload)")
+        return escaped.replacingOccurrences(of: marked, with: "\"userCount\":%d")
     }
 
     /// `presence_refresh.lua`: pushes a present member's expiry (and their key's TTL) back; `state` replaces theirs.
@@ -237,8 +264,8 @@ public struct RedisPresenceStore: PresenceStorage {
         // With a limit: the limit and the user's own bookkeeping (present-rooms set, lastActive) in one script first
         // (their keys share the user's hash tag), then leave and join in one round trip. Without: leave, join and the
         // bookkeeping in one round trip. On one Redis the room scripts publish their own events (PUBLISH from a
-        // script), in the same step as the change; on a cluster a channel's SPUBLISH belongs to the channel's slot, so
-        // the caller publishes them.
+        // script, of the texts ChatService builds: announcement(room:user:action:)), in the same step as the change; on
+        // a cluster a channel's SPUBLISH belongs to the channel's slot, so the caller publishes the same events.
         if let limit {
             let reply = try await redis.run(
                 Scripts.userSwitchLimited,

@@ -35,6 +35,12 @@ public struct RedisOccupancyStore: OccupancyStorage {
         }
     }
 
+    /// The text of the webhook event `name` on `channel` the occupancy scripts write (``WebhookEvent/json``): the
+    /// scripts pick among the candidates, they build none. `""` for the service's internal channels, which send none.
+    static func eventText(_ name: WebhookEvent.Name, channel: String) -> String {
+        WebhookEvent.isInternal(channel) ? "" : WebhookEvent(name, channel: channel).json.serialized
+    }
+
     /// The outbox bounds (entries, bytes, largest event: see ``RedisWebhookOutbox``), then each receiver's flags.
     var webhookArguments: [String] {
         [String(webhooks.outboxMax), String(webhooks.outboxEntryBudget), String(webhooks.maxEventBytes)] + receivers.map(\.flags)
@@ -47,7 +53,9 @@ public struct RedisOccupancyStore: OccupancyStorage {
         var channels = Set<String>()
         for entry in subscriptions {
             calls.append(RedisScriptCall(
-                Scripts.occupancyTouch, keys: keys(entry.channel), arguments: [entry.socket, ms, entry.channel] + webhookArguments
+                Scripts.occupancyTouch, keys: keys(entry.channel),
+                arguments: [entry.socket, ms, Self.eventText(.channelOccupied, channel: entry.channel), Self.eventText(.channelVacated, channel: entry.channel)]
+                    + webhookArguments
             ))
             channels.insert(entry.channel)
         }
@@ -99,7 +107,9 @@ public struct RedisOccupancyStore: OccupancyStorage {
 
     public func remove(channel: String, socket: String) async throws -> Bool {
         // Read and removed in one script; `ZREM` alone could not say whether the channel is now empty.
-        try await redis.run(Scripts.occupancyRemove, keys: keys(channel), arguments: [socket, channel] + webhookArguments).int == 1
+        try await redis.run(
+            Scripts.occupancyRemove, keys: keys(channel), arguments: [socket, Self.eventText(.channelVacated, channel: channel)] + webhookArguments
+        ).int == 1
     }
 
     /// Reads the lapsed entries of every bucket of the live-channel index, settles each channel (`occupancy_settle.lua`:
@@ -121,7 +131,7 @@ public struct RedisOccupancyStore: OccupancyStorage {
         }
         guard !entries.isEmpty else { return [] }
         let settled = try await redis.run(entries.map {
-            RedisScriptCall(Scripts.occupancySettle, keys: keys($0.channel), arguments: [$0.channel] + webhookArguments)
+            RedisScriptCall(Scripts.occupancySettle, keys: keys($0.channel), arguments: [Self.eventText(.channelVacated, channel: $0.channel)] + webhookArguments)
         })
         if let message = settled.lazy.compactMap(\.errorMessage).first { throw RedisError.server(message) }
         var forget: [Int: [String]] = [:]

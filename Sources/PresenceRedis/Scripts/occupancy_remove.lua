@@ -2,22 +2,12 @@
 -- left, writing the webhook event to each receiver's outbox in the same step.
 -- KEYS[1] pusher:channel:{<bucket tag>}:<channel>:sockets   KEYS[2..] outbox stream and byte count per receiver
 -- (see occupancy_touch.lua)
--- ARGV[1] socket   ARGV[2] channel   ARGV[3] outbox bound (entries)   ARGV[4] outbox bound (bytes)
+-- ARGV[1] socket   ARGV[2] the webhook event channel_vacated ('' for an internal channel: see occupancy_touch.lua)
+-- ARGV[3] outbox bound (entries)   ARGV[4] outbox bound (bytes)
 -- ARGV[5] largest event (bytes)   ARGV[6..] per receiver: 'o' and/or 'v'
 -- Returns 1 when this call emptied the set (vacated), else 0.
 --#include clock
 --#include outbox
-local function announce(name, flag)
-  -- The service's internal channels (#signed-in, #server-to-user-<id>) send no webhooks (the caller passes no outbox
-  -- for them either).
-  if string.sub(ARGV[2], 1, 1) == '#' then return end
-  local event = cjson.encode({name = name, channel = ARGV[2]})
-  for r = 1, (#KEYS - 1) / 2 do
-    if string.find(ARGV[5 + r], flag, 1, true) then
-      outbox_add(KEYS[2 * r], KEYS[2 * r + 1], event, ARGV[3], ARGV[4], ARGV[5])
-    end
-  end
-end
 local now = redis_now()
 local total = redis.call('ZCARD', KEYS[1])
 if total == 0 then return 0 end
@@ -27,7 +17,7 @@ local live = total - lapsed
 if score and tonumber(score) > now then live = live - 1 end
 if live == 0 then
   redis.call('DEL', KEYS[1])
-  announce('channel_vacated', 'v')
+  outbox_announce(ARGV[2], 'v', 3)
   return 1
 end
 if score then redis.call('ZREM', KEYS[1], ARGV[1]) end

@@ -3,7 +3,8 @@
 -- the same step.
 -- KEYS[1] pusher:channel:{<bucket tag>}:<channel>:sockets   KEYS[2..] outbox stream and byte count per receiver
 -- (see occupancy_touch.lua)
--- ARGV[1] channel   ARGV[2] outbox bound (entries)   ARGV[3] outbox bound (bytes)   ARGV[4] largest event (bytes)
+-- ARGV[1] the webhook event channel_vacated ('' for an internal channel: see occupancy_touch.lua)
+-- ARGV[2] outbox bound (entries)   ARGV[3] outbox bound (bytes)   ARGV[4] largest event (bytes)
 -- ARGV[5..] per receiver: 'o' and/or 'v'
 -- Returns 1 when this call emptied the set (vacated), else 0.
 --#include clock
@@ -14,14 +15,7 @@ if total == 0 then return 0 end
 local lapsed = redis.call('ZCOUNT', KEYS[1], '-inf', now)
 if lapsed == total then
   redis.call('DEL', KEYS[1])
-  local event = cjson.encode({name = 'channel_vacated', channel = ARGV[1]})
-  -- No webhook for the service's internal channels (#signed-in, #server-to-user-<id>).
-  local internal = string.sub(ARGV[1], 1, 1) == '#'
-  for r = 1, internal and 0 or (#KEYS - 1) / 2 do
-    if string.find(ARGV[4 + r], 'v', 1, true) then
-      outbox_add(KEYS[2 * r], KEYS[2 * r + 1], event, ARGV[2], ARGV[3], ARGV[4])
-    end
-  end
+  outbox_announce(ARGV[1], 'v', 2)
   return 1
 end
 if lapsed > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now) end

@@ -7,17 +7,18 @@
 -- KEYS[5] room:{id}:presence:<user>  string '1' whose native TTL is the presence: it expires at expiresAt, the score
 --                                    written to KEYS[2] (SET PXAT, the absolute expiry PEXPIREAT sets, same TIME)
 -- ARGV[1] user   ARGV[2] ttl (ms)   ARGV[3] member state JSON ('' keeps the current one, '{}' when none)
--- Optional, for a chat switch:
--- ARGV[4] '1': announce a new member here, in the same step (PUBLISH of `presence-update` on the room's channel and
---         `pusher_internal:member_added` on `presence-room-<id>`, as the worker would); '' leaves it to the caller
---         (on a Redis Cluster a channel's SPUBLISH goes to the channel's own slot)
--- ARGV[5] '' when presence_register.lua ran just before in the same pipeline; else when the sweeper plans to check
+-- Optional (each '' when not wanted):
+-- ARGV[4] '' when presence_register.lua ran just before in the same pipeline; else when the sweeper plans to check
 --         the room next (ms, as that script last answered): the join goes ahead only while Redis's clock is more than
 --         a second short of it (the sweeper has not looked at the room since) and the plan is no later than the new
 --         expiry, else the error STALE (register again)
--- ARGV[6] 'public': the room must be public, else the error NOTPUBLIC (the caller skipped the access check)
--- ARGV[7] a member cap (an app's presence channel, PUSHER_MAX_PRESENCE_MEMBERS): a user not present yet is refused
+-- ARGV[5] 'public': the room must be public, else the error NOTPUBLIC (the caller skipped the access check)
+-- ARGV[6] a member cap (an app's presence channel, PUSHER_MAX_PRESENCE_MEMBERS): a user not present yet is refused
 --         with the error FULL when that many are present; one present already is refreshed as ever
+-- ARGV[7..12] for a chat switch on one Redis: the events that announce a new member here, in the same step
+--         (`presence-update` on the room's channel, for either type of room, and `pusher_internal:member_added` on
+--         `presence-room-<id>`: see lib/announce.lua); absent, the caller announces (on a Redis Cluster a
+--         channel's SPUBLISH goes to the channel's own slot, so the worker publishes the same events there)
 --
 -- Returns {joined (1 = was not present), userCount, joinedAt, expiresAt, now, state, {meta...}, previous state}
 -- or the error NOROOM when the room does not exist, CLOSED when it is a closed support room.
@@ -25,19 +26,20 @@
 -- redis-cli --eval presence_join.lua 'room:{general}:meta' 'room:{general}:members' \
 --   'room:{general}:joined' 'room:{general}:states' 'room:{general}:presence:alice' , alice 90000 ''
 --#include clock
+--#include announce
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return redis.error_reply('NOROOM room does not exist')
 end
 if redis.call('HGET', KEYS[1], 'closed') == '1' then
   return redis.error_reply('CLOSED room is closed')
 end
-if ARGV[6] == 'public' and redis.call('HGET', KEYS[1], 'type') ~= 'public' then
+if ARGV[5] == 'public' and redis.call('HGET', KEYS[1], 'type') ~= 'public' then
   return redis.error_reply('NOTPUBLIC room is not public')
 end
 local now = redis_now()
 local user, ttl = ARGV[1], tonumber(ARGV[2])
 local expiresAt = now + ttl
-if ARGV[5] and ARGV[5] ~= '' and (now >= tonumber(ARGV[5]) - 1000 or tonumber(ARGV[5]) > expiresAt) then
+if ARGV[4] and ARGV[4] ~= '' and (now >= tonumber(ARGV[4]) - 1000 or tonumber(ARGV[4]) > expiresAt) then
   return redis.error_reply('STALE the sweeper plan for the room does not cover this join: register it again')
 end
 
@@ -46,7 +48,7 @@ local joined = 0
 if (not score) or tonumber(score) <= now then
   joined = 1
 end
-if joined == 1 and ARGV[7] and ARGV[7] ~= '' and redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf') >= tonumber(ARGV[7]) then
+if joined == 1 and ARGV[6] and ARGV[6] ~= '' and redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf') >= tonumber(ARGV[6]) then
   return redis.error_reply('FULL the room has its cap of present members')
 end
 
@@ -69,15 +71,5 @@ if state == '{}' then redis.call('HDEL', KEYS[4], user) else redis.call('HSET', 
 
 local count = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
 local meta = redis.call('HGETALL', KEYS[1])
-if joined == 1 and ARGV[4] == '1' then
-  local m = {}
-  for i = 1, #meta, 2 do m[meta[i]] = meta[i + 1] end
-  if m.id and m.name and (m.type == 'public' or m.type == 'private') then
-    local channel = (m.type == 'public' and 'room-' or 'private-room-') .. m.id
-    redis.call('PUBLISH', 'ch:' .. channel, cjson.encode({event = 'presence-update', channel = channel,
-      data = {roomId = m.id, username = user, action = 'joined', userCount = count}}))
-    redis.call('PUBLISH', 'ch:presence-room-' .. m.id, cjson.encode({event = 'pusher_internal:member_added',
-      channel = 'presence-room-' .. m.id, data = {user_id = user, user_info = {username = user}}}))
-  end
-end
+if joined == 1 then announce(meta, 7, count) end
 return {joined, count, joinedAt, expiresAt, now, state, meta, old}

@@ -3,14 +3,16 @@
 -- KEYS[1] room:{id}:meta   KEYS[2] room:{id}:members   KEYS[3] room:{id}:joined   KEYS[4] room:{id}:states
 -- KEYS[5] room:{id}:presence:<user>   the member's native-TTL key: deleted (gone already when it expired by itself)
 -- ARGV[1] user
--- ARGV[2] optional, for a chat switch: '1' announces the departure here, in the same step (PUBLISH of
---         `presence-update` on the room's channel and `pusher_internal:member_removed` on `presence-room-<id>`)
+-- ARGV[2..7] optional, for a chat switch on one Redis: the events that announce the departure here, in the same step
+--         (`presence-update` on the room's channel and `pusher_internal:member_removed` on `presence-room-<id>`: see
+--         lib/announce.lua and presence_join.lua)
 --
 -- Returns {left (1 = this call removed a present member: announce it), userCount, state, meta...}.
 -- Whoever removes the member (this script or the sweeper) is the only one to announce its departure.
 -- Every read comes before the writes: a write may empty a key, and while the slot migrates Redis refuses a script's
 -- access to a key that is gone ("non local key"), after the writes before it were made.
 --#include clock
+--#include announce
 local now = redis_now()
 local user = ARGV[1]
 local state = redis.call('HGET', KEYS[4], user) or '{}'
@@ -22,15 +24,5 @@ local removed = redis.call('ZREM', KEYS[2], user)
 redis.call('ZREM', KEYS[3], user)
 redis.call('HDEL', KEYS[4], user)
 redis.call('DEL', KEYS[5])
-if removed == 1 and ARGV[2] == '1' then
-  local m = {}
-  for i = 1, #meta, 2 do m[meta[i]] = meta[i + 1] end
-  if m.id and m.name and (m.type == 'public' or m.type == 'private') then
-    local channel = (m.type == 'public' and 'room-' or 'private-room-') .. m.id
-    redis.call('PUBLISH', 'ch:' .. channel, cjson.encode({event = 'presence-update', channel = channel,
-      data = {roomId = m.id, username = user, action = 'left', userCount = count}}))
-    redis.call('PUBLISH', 'ch:presence-room-' .. m.id, cjson.encode({event = 'pusher_internal:member_removed',
-      channel = 'presence-room-' .. m.id, data = {user_id = user}}))
-  end
-end
+if removed == 1 then announce(meta, 2, count) end
 return {removed, count, state, meta}

@@ -34,3 +34,14 @@ local function outbox_add(stream, counter, event, maxlen, maxbytes, largest)
   end
   return 1
 end
+-- The occupancy scripts' webhook event `event` (its text as the worker wrote it; '' for none) appended to the outbox of
+-- each receiver in KEYS[2..] (stream, then byte count, per receiver) whose flags ARGV[bounds + 2 + r] hold `flag`
+-- ('o' occupied, 'v' vacated), within the bounds ARGV[bounds..bounds + 2] (entries, bytes, largest event).
+local function outbox_announce(event, flag, bounds)
+  if event == '' then return end
+  for r = 1, (#KEYS - 1) / 2 do
+    if string.find(ARGV[bounds + 2 + r], flag, 1, true) then
+      outbox_add(KEYS[2 * r], KEYS[2 * r + 1], event, ARGV[bounds], ARGV[bounds + 1], ARGV[bounds + 2])
+    end
+  end
+end
