@@ -6,12 +6,9 @@
 -- ARGV[3..] field, value, field, value ...
 -- Returns the new entry id, or the error NOROOM (no such room), CLOSED (closed support room) or FULL (at the cap,
 -- 'refuse').
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return redis.error_reply('NOROOM room does not exist')
-end
-if redis.call('HGET', KEYS[1], 'closed') == '1' then
-  return redis.error_reply('CLOSED room is closed')
-end
+--#include room
+local refusal = room_refusal(KEYS[1])
+if refusal then return refusal end
 local args
 if ARGV[2] == 'refuse' then
   if redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[1]) then

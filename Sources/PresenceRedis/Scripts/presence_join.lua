@@ -26,13 +26,10 @@
 -- redis-cli --eval presence_join.lua 'room:{general}:meta' 'room:{general}:members' \
 --   'room:{general}:joined' 'room:{general}:states' 'room:{general}:presence:alice' , alice 90000 ''
 --#include clock
+--#include room
 --#include announce
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return redis.error_reply('NOROOM room does not exist')
-end
-if redis.call('HGET', KEYS[1], 'closed') == '1' then
-  return redis.error_reply('CLOSED room is closed')
-end
+local refusal = room_refusal(KEYS[1])
+if refusal then return refusal end
 if ARGV[5] == 'public' and redis.call('HGET', KEYS[1], 'type') ~= 'public' then
   return redis.error_reply('NOTPUBLIC room is not public')
 end
