@@ -1,7 +1,7 @@
 import NIOCore
 
 /// What one HTTP connection may take of a worker: how long it may dawdle and how many connections a worker and one
-/// client address may hold. See README "Connections and limits".
+/// client address may hold. See docs/operations.md, "Connections and limits".
 public struct ConnectionSettings: Sendable {
     /// A request head must arrive within this, counted from its first byte (`HEADER_TIMEOUT`); a new connection
     /// must start its first request within it too. Past it: 408 and close.

@@ -1,7 +1,7 @@
 import Logging
 import PresenceCore
 
-/// What a logout does to realtime access (README "Security model"): the channel signatures `/pusher/auth` recorded
+/// What a logout does to realtime access (docs/security.md): the channel signatures `/pusher/auth` recorded
 /// for the user are forgotten, then every worker is told (`{"signout": <user>}` on ``RedisKeys/pusherControl``) and
 /// ends the user's governed subscriptions and signed-in connections (``RealtimeHub/signOut(_:)``). A logout of one
 /// session ends them on all the user's devices: a socket is not tied to the session that signed for it, so the other
