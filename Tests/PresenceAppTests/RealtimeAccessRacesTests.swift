@@ -244,7 +244,7 @@ struct RealtimeAccessRacesTests {
 struct RaceWorld {
     let services: AppServices
     let hub: RealtimeHub
-    let connection: PusherConnection
+    let connection: PusherEndpoint
     let signer: PusherSigner
     let presence: ChannelPresence
     let limits: GatedLimits
@@ -270,7 +270,7 @@ struct RaceWorld {
             settings: configuration.pusher, tokenCache: ExpiringCache(lifetime: .seconds(1)), logger: Logger(label: "test"),
             refreshBatch: 2
         )
-        connection = PusherConnection(
+        connection = PusherEndpoint(
             hub: hub, events: services.events, presence: presence, access: services.channelAccess,
             presenceLimiter: SlidingWindowLimiter(name: "presence-race", limit: 10_000, window: .seconds(60), storage: limits),
             settings: configuration.pusher, signer: signer, cache: RedisChannelCache(redis: redis),
@@ -304,7 +304,7 @@ final class RaceClient: Sendable {
     let id: String
     private let backlog = Mutex<[JSONValue]>([])
 
-    init(connection: PusherConnection, face: SocketFace, ticket: String?) async throws {
+    init(connection: PusherEndpoint, face: SocketFace, ticket: String?) async throws {
         channel = NIOAsyncTestingChannel()
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9))
         let channel = self.channel

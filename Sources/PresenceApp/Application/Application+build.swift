@@ -103,7 +103,7 @@ func makeApplication(configuration: AppConfiguration, logger: Logger?, runHubIns
     let app = Application(
         router: router,
         server: .guardedHTTP1PusherUpgrade(
-            webSocketRouter: router, http1: http1, connection: PusherConnection(services: services),
+            webSocketRouter: router, http1: http1, connection: PusherEndpoint(services: services),
             settings: limits, registry: services.registry
         ),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "presence-server"),

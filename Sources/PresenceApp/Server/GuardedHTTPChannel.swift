@@ -167,14 +167,14 @@ extension HTTPServerBuilder {
     static func guardedHTTP1PusherUpgrade<WSResponderBuilder: HTTPResponderBuilder>(
         webSocketRouter: WSResponderBuilder,
         http1: HTTP1Channel.Configuration,
-        connection: PusherConnection,
+        connection: PusherEndpoint,
         settings: ConnectionSettings,
         registry: ConnectionRegistry
     ) -> HTTPServerBuilder where WSResponderBuilder.Responder.Context == AppRequestContext {
         let webSocketResponder = webSocketRouter.buildResponder()
         let echoPath = connection.echoPath
         let webSocket = GuardedHTTPChannel.WebSocketUpgrade(
-            maxFrameSize: PusherConnection.maxMessageSize,
+            maxFrameSize: PusherEndpoint.maxMessageSize,
             accept: { head, channel, logger in
                 if let echoPath, head.path.map({ URI($0).path }) == echoPath { return true }
                 let request = Request(head: head, body: .init(buffer: .init()))
@@ -201,7 +201,7 @@ extension HTTPServerBuilder {
                 try operations.addHandler(WebSocketMaskCheck())
                 try operations.addHandler(NIOWebSocketFrameAggregator(
                     minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 64,
-                    maxAccumulatedFrameSize: PusherConnection.maxMessageSize
+                    maxAccumulatedFrameSize: PusherEndpoint.maxMessageSize
                 ))
                 try operations.addHandler(PusherChannelHandler(connection: connection, opening: opening))
             }

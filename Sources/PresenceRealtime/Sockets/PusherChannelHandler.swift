@@ -43,7 +43,7 @@ package final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannel
         package var ticket: String?
     }
 
-    private let connection: PusherConnection
+    private let connection: PusherEndpoint
     private let opening: Opening
     private var context: ChannelHandlerContext?
     private var socket: PusherSocket?
@@ -65,7 +65,7 @@ package final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannel
     private var readsHeld = false
     private var readWanted = false
 
-    package init(connection: PusherConnection, opening: Opening) {
+    package init(connection: PusherEndpoint, opening: Opening) {
         self.connection = connection
         self.opening = opening
         self.queued = OutboundBacklog(limit: connection.settings.maxQueuedMessages)
@@ -79,7 +79,7 @@ package final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannel
         if let refusal = opening.overQuota {
             ConnectionRegistry.countRefusal(refusal, kind: "websocket")
             if opening.face != .pusher {
-                close(.unknown(4004), "Over connection quota", grace: PusherConnection.closeGrace)
+                close(.unknown(4004), "Over connection quota", grace: PusherEndpoint.closeGrace)
                 return
             }
             refuse(PusherProtocol.error("Over connection quota", code: 4004), code: 4004, reason: "Over connection quota")
@@ -100,7 +100,7 @@ package final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannel
         }
         let outbound = PusherOutbound(handler: self, eventLoop: context.eventLoop)
         let socket = PusherSocket(
-            id: PusherSocket.makeID(), outbound: outbound, channel: context.channel, closeGrace: PusherConnection.closeGrace
+            id: PusherSocket.makeID(), outbound: outbound, channel: context.channel, closeGrace: PusherEndpoint.closeGrace
         )
         self.socket = socket
         let inbox = PusherInbox(connection: connection, socket: socket) {
@@ -120,7 +120,7 @@ package final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannel
     private func openRyOS(context: ChannelHandlerContext) {
         let outbound = PusherOutbound(handler: self, eventLoop: context.eventLoop)
         let socket = PusherSocket(
-            id: PusherSocket.makeID(), outbound: outbound, channel: context.channel, closeGrace: PusherConnection.closeGrace,
+            id: PusherSocket.makeID(), outbound: outbound, channel: context.channel, closeGrace: PusherEndpoint.closeGrace,
             face: .ryos
         )
         self.socket = socket
@@ -174,7 +174,7 @@ package final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannel
             guard !closing else { return }
             let bytes = frame.unmaskedData
             guard let text = String(validating: bytes.readableBytesView, as: UTF8.self) else {
-                close(.dataInconsistentWithMessage, "Invalid UTF-8", grace: PusherConnection.closeGrace)
+                close(.dataInconsistentWithMessage, "Invalid UTF-8", grace: PusherEndpoint.closeGrace)
                 return
             }
             if opening.face == .echo {
@@ -230,14 +230,14 @@ package final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannel
     package func errorCaught(context: ChannelHandlerContext, error: any Error) {
         switch error {
         case let refusal as WebSocketMaskCheck.Refusal:
-            close(refusal.code, refusal.reason, grace: PusherConnection.closeGrace)
+            close(refusal.code, refusal.reason, grace: PusherEndpoint.closeGrace)
         case NIOWebSocketFrameAggregator.Error.accumulatedFrameSizeIsTooLarge:
-            close(.messageTooLarge, "Message too large", grace: PusherConnection.closeGrace)
+            close(.messageTooLarge, "Message too large", grace: PusherEndpoint.closeGrace)
         case NIOWebSocketFrameAggregator.Error.tooManyFragments:
             // A limit (64 fragments), not a protocol error.
-            close(.messageTooLarge, "Too many fragments", grace: PusherConnection.closeGrace)
+            close(.messageTooLarge, "Too many fragments", grace: PusherEndpoint.closeGrace)
         case is NIOWebSocketFrameAggregator.Error:
-            close(.protocolError, "Protocol error", grace: PusherConnection.closeGrace)
+            close(.protocolError, "Protocol error", grace: PusherEndpoint.closeGrace)
         case is NIOWebSocketError:
             // WebSocketProtocolErrorHandler, before the aggregator, sent the close frame and closes the connection.
             closing = true
@@ -278,7 +278,7 @@ package final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannel
         case .queued:
             break
         case .overCapacity:
-            close(.unknown(4100), "Over capacity: client too slow", grace: PusherConnection.closeGrace)
+            close(.unknown(4100), "Over capacity: client too slow", grace: PusherEndpoint.closeGrace)
         }
     }
 
@@ -320,7 +320,7 @@ package final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannel
     private func refuse(_ text: String, code: UInt16, reason: String) {
         guard let context else { return }
         context.write(wrapOutboundOut(textFrame(text, context)), promise: nil)
-        close(.unknown(code), reason, grace: PusherConnection.closeGrace)
+        close(.unknown(code), reason, grace: PusherEndpoint.closeGrace)
     }
 
     /// The answer to a client's close frame (RFC 6455 §5.5.1, §7.4): its code echoed; none: 1000; a payload of one

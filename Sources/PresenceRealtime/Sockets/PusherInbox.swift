@@ -32,12 +32,12 @@ package final class PusherInbox: Sendable {
     }
 
     private let state = Mutex(State())
-    private let connection: PusherConnection
+    private let connection: PusherEndpoint
     private let socket: PusherSocket
     /// Called (from the drain task) when the backlog fell to ``resumeAt`` after reading stopped.
     private let resume: @Sendable () -> Void
 
-    init(connection: PusherConnection, socket: PusherSocket, resume: @escaping @Sendable () -> Void) {
+    init(connection: PusherEndpoint, socket: PusherSocket, resume: @escaping @Sendable () -> Void) {
         self.connection = connection
         self.socket = socket
         self.resume = resume

@@ -29,7 +29,7 @@ package struct SubscriptionRefusal: Error, Equatable {
 /// re-check, so the subscribe reads the hub's access epoch before its check and asks the hub after the registration
 /// whether a change that may concern it came in since (``confirmAccess(_:holder:since:socket:)``); if so it checks
 /// again. A change that arrives after the registration finds the subscription and re-checks it itself.
-extension PusherConnection {
+extension PusherEndpoint {
     /// Whether `socket` may subscribe now to governed `channel` with a valid signature (`user`: a presence channel's
     /// signed `user_id`): the user the subscription rides on, or the refusal.
     func admit(_ channel: String, user: String?, socket: PusherSocket) async -> Result<String, SubscriptionRefusal> {

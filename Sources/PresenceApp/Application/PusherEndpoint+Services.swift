@@ -4,7 +4,7 @@ import PresenceHTTP
 import PresenceRealtime
 import PresenceRedis
 
-extension PusherConnection {
+extension PusherEndpoint {
     /// The connection's parts from the worker's services.
     convenience init(services: AppServices) {
         self.init(

@@ -6,10 +6,11 @@ import NIOWebSocket
 import PresenceCore
 import Synchronization
 
-/// What the service does for the client WebSockets speaking the Pusher protocol: the socket's
-/// ``PusherChannelHandler`` reads and writes frames on the event loop, and hands what needs the hub or Redis here,
-/// through the socket's ``PusherInbox``. One per worker, shared by reference: every socket's handler and inbox hold it.
-package final class PusherConnection: Sendable {
+/// The worker's Pusher endpoint: what the service does for every client WebSocket speaking the Pusher protocol (or
+/// ryOS's `/ws` frames). The socket's ``PusherChannelHandler`` reads and writes frames on the event loop, and hands
+/// what needs the hub or Redis here, through the socket's ``PusherInbox``. One per worker, shared by reference: every
+/// socket's handler and inbox hold it.
+package final class PusherEndpoint: Sendable {
     /// The largest message (and frame) a client may send: larger closes the socket with 1009.
     package static let maxMessageSize = 64 * 1024
 

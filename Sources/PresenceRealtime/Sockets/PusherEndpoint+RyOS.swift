@@ -5,7 +5,7 @@ import Synchronization
 
 /// ryOS's `/ws` sockets (``SocketFace/ryos``, frames in ``RyOSRealtimeProtocol``): the same hub, fan-out, channel
 /// access, limits and liveness as Pusher sockets, with ryOS's frames and its channel rules.
-extension PusherConnection {
+extension PusherEndpoint {
     /// A ryOS socket is up: it joins the hub (or is closed with 4200 while the worker stops) and takes its ticket, if
     /// any, for its user. A bad, expired or used ticket leaves it anonymous (public channels only), as ryOS does.
     /// Nothing is sent: ryOS has no welcome frame.
