@@ -155,6 +155,19 @@ let package = Package(
             path: "bench/RedisBench",
             swiftSettings: swiftSettings
         ),
+        // bench's compiled WebSocket subscriber load generator (Pusher or nchan), with its publisher: not in the server.
+        .executableTarget(
+            name: "delivery-load",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "bench/DeliveryLoad",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "RedisTests",
             dependencies: [
