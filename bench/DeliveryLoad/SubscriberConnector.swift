@@ -67,11 +67,15 @@ struct SubscriberConnector: Sendable {
                                 channel.close(promise: nil)
                                 return channel.eventLoop.makeSucceededFuture(nil)
                             })
+                        // A server may send its first frame in the same read as the 101: forward those bytes.
+                        var pipeline = NIOUpgradableHTTPClientPipelineConfiguration(upgradeConfiguration: upgrade)
+                        pipeline.leftOverBytesStrategy = .forwardBytes
                         return try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(
-                            configuration: .init(upgradeConfiguration: upgrade))
+                            configuration: pipeline)
                     }
                 }
             guard let channel = try await upgraded.get() else {
+                established.fail(ChannelError.inputClosed)
                 loop.execute { box.value.report("\(channelName): the server refused the WebSocket upgrade") }
                 return false
             }
@@ -83,6 +87,7 @@ struct SubscriberConnector: Sendable {
             try await established.futureResult.get()
             return true
         } catch {
+            established.fail(error)
             loop.execute { box.value.report("socket \(index) (\(channelName)): \(error)") }
             return false
         }
