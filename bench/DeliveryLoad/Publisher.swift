@@ -65,16 +65,23 @@ final class Publisher {
                 }
                 .connect(host: endpoint.host, port: endpoint.port)
         }
-        return EventLoopFuture.andAllSucceed(opened, on: loop).flatMap {
+        EventLoopFuture.andAllSucceed(opened, on: loop).whenComplete { connected in
             let publisher = box.value
+            if case .failure(let error) = connected {
+                publisher.done.fail(error)
+                return
+            }
             publisher.started = ProcessClock.monotonicNanos()
             if publisher.total == 0 { publisher.finish() }
-            publisher.ticker = publisher.loop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(1)) { _ in
+            publisher.ticker = publisher.loop.scheduleRepeatedTask(initialDelay: .zero, delay: publisher.tickInterval) { _ in
                 box.value.tick()
             }
-            return publisher.done.futureResult
         }
+        return done.futureResult
     }
+
+    /// How often `tick` runs: each event's own time at low rates, every millisecond at high ones.
+    private var tickInterval: TimeAmount { .nanoseconds(max(1_000_000, Int64(1e9 / options.rate))) }
 
     /// Queues every event due by now, each on the connection with the shortest backlog.
     private func tick() {
