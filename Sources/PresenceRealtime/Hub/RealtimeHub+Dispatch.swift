@@ -72,30 +72,32 @@ extension RealtimeHub {
     }
 
     /// One event from a `ch:` message to this worker's sockets on `channel` (but its sender's, and on presence
-    /// channels, the member event's own user's). Each face's text is built once, when its first socket needs it; ryOS
-    /// sockets get no `pusher:` or `pusher_internal:` event.
+    /// channels, the member event's own user's). Each face's frame is serialized once, header and payload, and the
+    /// same bytes go to every socket of that face: one entry per event loop on its ``DeliveryLane`` (not a hop per
+    /// socket), flushed once per socket when the lane has written it. ryOS sockets get no `pusher:` or
+    /// `pusher_internal:` event.
     private func deliver(_ message: [String: JSONValue], channel: String) {
         guard let event = message["event"]?.string else { return }
         let exclude = message["socket_id"]?.string
         guard case .deliver(_, let targets)? = registry.deliver(on: channel, excluding: exclude).first else { return }
-        var pusherText: String?
-        var ryosText: String?
+        var pusher = DeliveryLane.Fanout()
+        var ryos = DeliveryLane.Fanout()
         let memberEventUser = event.hasPrefix("pusher_internal:member_") ? message["data"]?["user_id"]?.string : nil
         let ryosDeliverable = RyOSRealtimeProtocol.isDeliverable(event)
         for socket in targets {
             switch socket.face {
             case .pusher:
                 if let memberEventUser, socket.user(on: channel) == memberEventUser { continue }
-                if pusherText == nil { pusherText = Self.pusherText(message, event: event, channel: channel) }
-                socket.send(pusherText!)
+                pusher.add(socket.outbound, capacity: targets.count)
             case .ryos:
                 guard ryosDeliverable else { continue }
-                if ryosText == nil { ryosText = RyOSRealtimeProtocol.event(event, channel: channel, data: message["data"]) }
-                socket.send(ryosText!)
+                ryos.add(socket.outbound, capacity: targets.count)
             case .echo:
                 continue  // never in the hub
             }
         }
+        if !pusher.isEmpty { pusher.submit(OutboundFrame(text: Self.pusherText(message, event: event, channel: channel))) }
+        if !ryos.isEmpty { ryos.submit(OutboundFrame(text: RyOSRealtimeProtocol.event(event, channel: channel, data: message["data"]))) }
     }
 
     /// An event as Pusher clients receive it: `data` a string, `user_id` when the message names one.

@@ -48,12 +48,18 @@ package final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannel
     private var context: ChannelHandlerContext?
     private var socket: PusherSocket?
     private var inbox: PusherInbox?
-    /// What waits for the channel to become writable: text kept as the `String` (shared with every other socket the
-    /// hub fans the same message out to) until it is written; the echo face's messages as their frames.
+    /// What waits for the channel to become writable: text as its serialized frame (a broadcast's bytes shared with
+    /// every other socket the hub fans the same message out to); the echo face's messages as NIO's frames.
     private enum Outgoing {
-        case text(String)
+        case text(OutboundFrame)
         case frame(WebSocketFrame)
     }
+
+    /// NIO's frame encoder's context: serialized frames are written from there, past the encoder, as they are. `nil`
+    /// without the encoder (a test's in-process channel): they go through the pipeline as ``WebSocketFrame``s.
+    private var encoderContext: ChannelHandlerContext?
+    /// Frames were written by ``deliver(_:)`` and wait for the lane's flush (``flushDelivered()``).
+    private var deliveredUnflushed = false
 
     private var queued: OutboundBacklog<Outgoing>
     /// A close frame went out (or the connection is gone): nothing else does.
@@ -75,6 +81,7 @@ package final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannel
 
     package func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        encoderContext = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
         let settings = connection.settings
         if let refusal = opening.overQuota {
             ConnectionRegistry.countRefusal(refusal, kind: "websocket")
@@ -144,6 +151,7 @@ package final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannel
         socket = nil
         inbox = nil
         self.context = nil
+        encoderContext = nil
     }
 
     package func channelInactive(context: ChannelHandlerContext) {
@@ -265,20 +273,62 @@ package final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannel
     // MARK: - Outbound
 
     /// Writes a text frame now, or queues it while the channel is not writable.
-    func send(_ text: String) {
+    func send(_ text: OutboundFrame) {
         guard let context, !closing else { return }
         enqueue(.text(text), context)
+    }
+
+    /// A broadcast's frame, from the ``DeliveryLane``: written now without a flush, or queued while the channel is not
+    /// writable (past the limit: 4100). Returns `true` when this is the first write since the last flush: the lane
+    /// then calls ``flushDelivered()`` once it has written everything it holds.
+    func deliver(_ frame: OutboundFrame) -> Bool {
+        guard let context, !closing else { return false }
+        switch queued.offer(.text(frame), writable: context.channel.isWritable) {
+        case .write:
+            write(frame, context)
+            defer { deliveredUnflushed = true }
+            return !deliveredUnflushed
+        case .queued:
+            return false
+        case .overCapacity:
+            close(.unknown(4100), "Over capacity: client too slow", grace: PusherEndpoint.closeGrace)
+            return false
+        }
+    }
+
+    /// Flushes what ``deliver(_:)`` wrote (from past the encoder, like the writes: one handler fewer to go through).
+    func flushDelivered() {
+        guard deliveredUnflushed else { return }
+        deliveredUnflushed = false
+        (encoderContext ?? context)?.flush()
     }
 
     /// Writes `item` now, or queues it while the channel is not writable (a client too slow to take them: 4100).
     private func enqueue(_ item: Outgoing, _ context: ChannelHandlerContext) {
         switch queued.offer(item, writable: context.channel.isWritable) {
         case .write(let item):
-            context.writeAndFlush(wrapOutboundOut(frame(item, context)), promise: nil)
+            write(item, context)
+            context.flush()
         case .queued:
             break
         case .overCapacity:
             close(.unknown(4100), "Over capacity: client too slow", grace: PusherEndpoint.closeGrace)
+        }
+    }
+
+    /// Writes `item` without a flush: a serialized frame past NIO's encoder, as it is.
+    private func write(_ item: Outgoing, _ context: ChannelHandlerContext) {
+        switch item {
+        case .text(let frame): write(frame, context)
+        case .frame(let frame): context.write(wrapOutboundOut(frame), promise: nil)
+        }
+    }
+
+    private func write(_ frame: OutboundFrame, _ context: ChannelHandlerContext) {
+        if let encoderContext {
+            encoderContext.write(NIOAny(IOData.byteBuffer(frame.bytes)), promise: nil)
+        } else {
+            context.write(wrapOutboundOut(frame.frame), promise: nil)
         }
     }
 
@@ -294,7 +344,7 @@ package final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannel
     package func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable && !queued.isEmpty {
             while context.channel.isWritable, let item = queued.next() {
-                context.write(wrapOutboundOut(frame(item, context)), promise: nil)
+                write(item, context)
             }
             context.flush()
         }
@@ -319,7 +369,7 @@ package final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannel
     /// A refusal before the socket exists: a `pusher:error`, then the close.
     private func refuse(_ text: String, code: UInt16, reason: String) {
         guard let context else { return }
-        context.write(wrapOutboundOut(textFrame(text, context)), promise: nil)
+        write(OutboundFrame(text: text), context)
         close(.unknown(code), reason, grace: PusherEndpoint.closeGrace)
     }
 
@@ -345,16 +395,4 @@ package final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannel
         }
     }
 
-    private func frame(_ item: Outgoing, _ context: ChannelHandlerContext) -> WebSocketFrame {
-        switch item {
-        case .text(let text): textFrame(text, context)
-        case .frame(let frame): frame
-        }
-    }
-
-    private func textFrame(_ text: String, _ context: ChannelHandlerContext) -> WebSocketFrame {
-        var buffer = context.channel.allocator.buffer(capacity: text.utf8.count)
-        buffer.writeString(text)
-        return WebSocketFrame(fin: true, opcode: .text, data: buffer)
-    }
 }

@@ -48,7 +48,12 @@ package final class PusherSocket: Sendable {
     /// Queues a text frame; a queue past `PusherSettings.maxQueuedMessages` closes the socket (4100) instead of
     /// growing memory.
     func send(_ text: String) {
-        outbound.run { $0.send(text) }
+        send(OutboundFrame(text: text))
+    }
+
+    /// Queues a frame serialized already (a broadcast's is shared by every socket it goes to).
+    func send(_ frame: OutboundFrame) {
+        outbound.run { $0.send(frame) }
     }
 
     /// Sends a WebSocket ping control frame (the liveness check of a ryOS socket, whose protocol has no server ping).
