@@ -230,7 +230,7 @@ class Runner:
         return {"t": time.monotonic(), "server": sum(proc_cpu(p) for p in pids), "redis": proc_cpu(self.redis_pid),
                 "gen": proc_cpu(gen_pid), "rss": sum(proc_rss_kib(p) for p in server.rss_pids())}
 
-    def run(self, server, label, channels, per_channel, rate, events, idle=0.0, sources=None, drain=None,
+    def run(self, server, label, channels, per_channel, rate, events, idle=0.0, drain=None,
             connect_concurrency=None):
         """Runs the generator once against server; returns its JSON with the CPU and RSS windows added."""
         self.count += 1
@@ -241,8 +241,11 @@ class Runner:
                 "--drain-timeout", str(drain if drain is not None else self.args.drain_timeout)]
         if idle:
             argv += ["--idle-seconds", str(idle)]
-        if sources:
-            argv += ["--sources", ",".join(sources)]
+        # Fresh source addresses every run (127.0.<run>.2, .3, ...: one per 25,000 sockets, under the 28,000 ephemeral
+        # ports of the default range), so the TIME_WAIT ports of earlier runs never run a later one out of ports.
+        count = max(1, -(-channels * per_channel // 25000))
+        sources = [f"127.0.{self.count % 250 + 1}.{2 + i}" for i in range(count)]
+        argv += ["--sources", ",".join(sources)]
         if connect_concurrency:
             argv += ["--connect-concurrency", str(connect_concurrency)]
         errors = open(os.path.join(self.args.work, f"generator-{self.count}.err"), "w")
@@ -388,7 +391,6 @@ def main():
     # Each socket is a descriptor in the server and in the generator: keep 1,000 for everything else.
     idle_cap = max(0, nofile - 1000)
     idle_n = min(a.idle_sockets, idle_cap)
-    wide = a.idle_sockets > 20000 and 3 in shapes
     port_range = open("/proc/sys/net/ipv4/ip_local_port_range").read().split()
     per_address = max(idle_n, a.broadcast_size, a.rooms * a.room_size) + 1000
     ours_settings = {"MAX_CONNECTIONS": str(per_address + 1000), "MAX_CONNECTIONS_PER_ADDRESS": str(per_address)}
@@ -499,34 +501,26 @@ def main():
                    f"even root raise)" if capped else ""))
             entry = shape_out["idle"] = {"asked": a.idle_sockets, "sockets": idle_n, "idle_seconds": a.idle_seconds,
                                          "capped_by_rlimit_nofile": nofile if capped else None}
-            sources = [f"127.0.0.{i}" for i in range(2, 2 + max(1, -(-idle_n // 25000)))]
-            if wide and idle_n > 25000:
-                subprocess.run(["sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=1024 65000"], check=False)
-            try:
-                for name in which:
-                    if name == "nchan" and a.skip_idle_nchan:
-                        entry[name] = {"skipped": "--skip-idle-nchan"}
-                        continue
-                    server = start(name, ours={"ACTIVITY_TIMEOUT": "10", "PONG_TIMEOUT": "5"},
-                                   nchan={"connections": min(idle_n + 2000, nofile), "ping": 10})
-                    time.sleep(1)
-                    try:
-                        r = runner.run(server, f"idle/{name}", 1, idle_n, 1, 1, idle=a.idle_seconds, sources=sources,
-                                       drain=max(a.drain_timeout, 30))
-                    finally:
-                        server.stop()
-                    entry[name] = r
-                    log(f"  {name:5}: established {r.get('established', 0):,} subscribed {r.get('subscribed', 0):,} "
-                        f"in {r.get('connect_seconds', 0):.1f} s; RSS {r.get('rss_kib_per_socket', 0):.2f} KiB/socket "
-                        f"({r.get('rss_kib_per_socket_after_idle', 0):.2f} after the idle hold); broadcast: "
-                        f"{r.get('received', 0):,}/{r.get('due', 0):,}, lost {r.get('lost', 0)}, last delivery "
-                        f"{r.get('last_delivery_ms', 0):,.1f} ms, closed {r.get('closed', 0)}")
-                if len(which) == 2 and "deliveries_per_server_cpu_second" in entry.get("nchan", {}):
-                    entry["peer_ratio"] = ratio(entry["ours"], entry["nchan"])
-            finally:
-                if wide and idle_n > 25000:
-                    subprocess.run(["sysctl", "-q", "-w", f"net.ipv4.ip_local_port_range={' '.join(port_range)}"],
-                                   check=False)
+            for name in which:
+                if name == "nchan" and a.skip_idle_nchan:
+                    entry[name] = {"skipped": "--skip-idle-nchan"}
+                    continue
+                server = start(name, ours={"ACTIVITY_TIMEOUT": "10", "PONG_TIMEOUT": "5"},
+                               nchan={"connections": min(idle_n + 2000, nofile), "ping": 10})
+                time.sleep(1)
+                try:
+                    r = runner.run(server, f"idle/{name}", 1, idle_n, 1, 1, idle=a.idle_seconds,
+                                   drain=max(a.drain_timeout, 30))
+                finally:
+                    server.stop()
+                entry[name] = r
+                log(f"  {name:5}: established {r.get('established', 0):,} subscribed {r.get('subscribed', 0):,} "
+                    f"in {r.get('connect_seconds', 0):.1f} s; RSS {r.get('rss_kib_per_socket', 0):.2f} KiB/socket "
+                    f"({r.get('rss_kib_per_socket_after_idle', 0):.2f} after the idle hold); broadcast: "
+                    f"{r.get('received', 0):,}/{r.get('due', 0):,}, lost {r.get('lost', 0)}, last delivery "
+                    f"{r.get('last_delivery_ms', 0):,.1f} ms, closed {r.get('closed', 0)}")
+            if len(which) == 2 and "deliveries_per_server_cpu_second" in entry.get("nchan", {}):
+                entry["peer_ratio"] = ratio(entry["ours"], entry["nchan"])
     finally:
         for server in servers.values():
             server.stop()
