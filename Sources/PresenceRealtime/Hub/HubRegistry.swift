@@ -76,6 +76,9 @@ package struct HubRegistry<Socket: Sendable>: Sendable {
     /// Channels with at least one local subscriber.
     package private(set) var activeChannelCount = 0
     private var lastTicket: UInt64 = 0
+    /// Each channel's sockets as ``deliver(on:excluding:)`` answered them, kept until the channel's members change or a
+    /// socket is removed: an event costs no lookup per socket.
+    private var targets: [String: [Socket]] = [:]
 
     /// An empty registry, running.
     package init() {}
@@ -96,6 +99,8 @@ package struct HubRegistry<Socket: Sendable>: Sendable {
     package mutating func remove(_ id: String, channels left: [String: String?]) -> [HubAction<Socket>] {
         guard sockets.removeValue(forKey: id) != nil else { return [] }
         removing.insert(id)
+        // Channels it is still on but not in `left` keep its id until their leave: no answer may hold it meanwhile.
+        targets.removeAll(keepingCapacity: true)
         var actions: [HubAction<Socket>] = []
         for (channel, user) in left.sorted(by: { $0.key < $1.key }) {
             actions += leave(socket: id, channel: channel, user: user)
@@ -119,6 +124,7 @@ package struct HubRegistry<Socket: Sendable>: Sendable {
         var state = channels[channel] ?? ChannelState(feed: .unsubscribing(ticket: 0))
         let (inserted, _) = state.members.insert(id)
         if inserted {
+            targets[channel] = nil
             subscriptionCount += 1
             peakSubscriptions = max(peakSubscriptions, subscriptionCount)
             if state.members.count == 1 {
@@ -147,6 +153,7 @@ package struct HubRegistry<Socket: Sendable>: Sendable {
     package mutating func leave(socket id: String, channel: String, user: String?) -> [HubAction<Socket>] {
         var actions: [HubAction<Socket>] = []
         if var state = channels[channel], state.members.remove(id) != nil {
+            targets[channel] = nil
             subscriptionCount -= 1
             if state.members.isEmpty {
                 activeChannelCount -= 1
@@ -197,11 +204,16 @@ package struct HubRegistry<Socket: Sendable>: Sendable {
 
     // MARK: - Delivery
 
-    /// Where an event published on `channel` goes: the sockets on it here, but `excluding` (its sender).
-    package func deliver(on channel: String, excluding: String? = nil) -> [HubAction<Socket>] {
+    /// Where an event published on `channel` goes: the sockets on it here, but `excluding` (its sender). Without a
+    /// sender to leave out, the answer is kept for the next event on the channel (``targets``).
+    package mutating func deliver(on channel: String, excluding: String? = nil) -> [HubAction<Socket>] {
+        if excluding == nil, let cached = targets[channel] {
+            return cached.isEmpty ? [] : [.deliver(channel: channel, to: cached)]
+        }
         guard let members = channels[channel]?.members, !members.isEmpty else { return [] }
-        let targets = members.compactMap { $0 == excluding ? nil : sockets[$0] }
-        return targets.isEmpty ? [] : [.deliver(channel: channel, to: targets)]
+        let found = members.compactMap { $0 == excluding ? nil : sockets[$0] }
+        if excluding == nil { targets[channel] = found }
+        return found.isEmpty ? [] : [.deliver(channel: channel, to: found)]
     }
 
     // MARK: - Draining

@@ -251,4 +251,24 @@ struct HubRegistryTests {
         _ = registry.remove("c", channels: [:])
         #expect(registry.deliver(on: "room-y").isEmpty)
     }
+
+    /// A channel's targets are kept between events, and answered again when a socket joins, leaves or is removed.
+    @Test func keptTargetsFollowJoinsLeavesAndRemovals() {
+        var registry = Self.registry("a", "b", "c")
+        _ = registry.join(socket: "a", channel: "room-x", held: true)
+        #expect(registry.deliver(on: "room-x") == [.deliver(channel: "room-x", to: ["a"])])
+        #expect(registry.deliver(on: "room-x") == [.deliver(channel: "room-x", to: ["a"])])
+        _ = registry.join(socket: "b", channel: "room-x", held: true)
+        guard case .deliver(_, let both)? = registry.deliver(on: "room-x").first else {
+            Issue.record("nothing delivered")
+            return
+        }
+        #expect(Set(both) == ["a", "b"])
+        #expect(registry.deliver(on: "room-x", excluding: "b") == [.deliver(channel: "room-x", to: ["a"])])
+        _ = registry.leave(socket: "a", channel: "room-x", user: nil)
+        #expect(registry.deliver(on: "room-x") == [.deliver(channel: "room-x", to: ["b"])])
+        // Removed with room-x not yet left: gone from the kept targets at once.
+        _ = registry.remove("b", channels: [:])
+        #expect(registry.deliver(on: "room-x").isEmpty)
+    }
 }
