@@ -15,7 +15,9 @@ import NIOWebSocket
 /// 1002; a reason that is not UTF-8: 1007) and the connection closed; a client that shuts its side without a close
 /// frame is closed at once. docs/websocket-conformance.md has the cases.
 /// Outbound: frames are written while the channel is writable and queued otherwise; past
-/// `PusherSettings.maxQueuedMessages` queued the client is too slow and is closed with 4100. A close sends its frame
+/// `PusherSettings.maxQueuedMessages` queued the client is too slow and is closed with 4100. Text frames come serialized
+/// (``OutboundFrame``) and are written as they are, past NIO's frame encoder; a broadcast's, from the event loop's
+/// ``DeliveryLane``, are flushed once the lane has written everything it holds. A close sends its frame
 /// ahead of anything still queued and drops the connection if the client has not closed it within the grace.
 package final class PusherChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     package typealias InboundIn = WebSocketFrame
