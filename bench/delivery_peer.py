@@ -152,6 +152,10 @@ events {{
 }}
 http {{
     access_log off;
+    # The generator's publisher keeps its few connections open for the whole run (nginx closes one after 1,000
+    # requests by default).
+    keepalive_requests 10000000;
+    keepalive_timeout 600s;
 {temp}
     upstream nchan_redis {{
         nchan_redis_server redis://127.0.0.1:{self.redis_port};
@@ -337,7 +341,8 @@ def brief(r):
     return (f"received {r.get('received', 0):,}/{r.get('due', 0):,} lost {r.get('lost', 0)} dup {r.get('duplicates', 0)}"
             f" | {f('deliveries_per_second', '{:,.0f}')} deliveries/s | server {f('server_cpu_s_per_million', '{:.2f}')}"
             f" CPU-s/M, Redis {f('redis_cpu_s_per_million', '{:.2f}')} CPU-s/M | p50 {f('p50_ms')} p99 {f('p99_ms')}"
-            f" max {f('max_ms')} ms | generator {f('generator_us_per_frame', '{:.2f}')} us/frame")
+            f" max {f('max_ms')} ms | generator {f('generator_us_per_frame', '{:.2f}')} us/frame"
+            + (f" | {r['publish_failures']} publish failures" if r.get("publish_failures") else ""))
 
 
 def ratio(ours, nchan):
@@ -346,7 +351,7 @@ def ratio(ours, nchan):
 
 
 # What each rate step keeps in the JSON.
-STEP_FIELDS = ("rate", "clean", "events_published", "publish_seconds", "due", "received", "lost", "duplicates",
+STEP_FIELDS = ("rate", "clean", "events_published", "publish_failures", "publish_seconds", "due", "received", "lost", "duplicates",
                "errors", "p50_ms", "p99_ms", "max_ms", "last_delivery_ms", "deliveries_per_second",
                "server_cpu_s_per_million", "redis_cpu_s_per_million", "deliveries_per_server_cpu_second",
                "generator_us_per_frame", "generator_cpu_share_of_machine", "generator_cpu_share_of_used")
@@ -355,6 +360,7 @@ STEP_FIELDS = ("rate", "clean", "events_published", "publish_seconds", "due", "r
 def clean(r, rate, p99_limit):
     published_rate = r.get("events_published", 0) / r["publish_seconds"] if r.get("publish_seconds") else 0
     return (r.get("lost", 1) == 0 and r.get("duplicates", 1) == 0 and r.get("received") == r.get("due")
+            and r.get("publish_failures", 1) == 0
             and (r.get("p99_ms") or 1e9) <= p99_limit and published_rate >= 0.9 * rate)
 
 
