@@ -236,6 +236,35 @@ struct RealtimeAccessRacesTests {
         _ = try await store.remove(channel: other, socket: "s2")
         await redis.close()
     }
+
+    // MARK: - 5. The feed's requests in the registry's order
+
+    /// A socket on two channels closes; the unsubscribe of its first channel is slow to confirm. Meanwhile another
+    /// socket subscribes to the second channel. The removal's unsubscribe of that channel must reach the feed before
+    /// the new subscribe, or the worker would believe itself subscribed to a channel the feed has dropped (and its
+    /// sockets there would get nothing, as a cluster run through nginx once showed: a typing event never arrived).
+    @Test func aRemovalsUnsubscribesReachTheFeedBeforeASubscribeMadeDuringIt() async throws {
+        let world = try await RaceWorld()
+        let first = "room-one-\(UUID().uuidString.prefix(8).lowercased())", second = "room-two-\(UUID().uuidString.prefix(8).lowercased())"
+        let leaving = try await world.client()
+        #expect(try await leaving.subscribe(first)["event"] == "pusher_internal:subscription_succeeded")
+        #expect(try await leaving.subscribe(second)["event"] == "pusher_internal:subscription_succeeded")
+        #expect(world.feed.subscribedTopics.isSuperset(of: [.channel(first), .channel(second)]))
+        let staying = try await world.client()
+        world.feed.holdUnsubscribe(of: .channel(first))
+        await leaving.close()
+        try await world.waitUntil { world.feed.unsubscribeIsHeld }
+        // The hub waits for the first unsubscribe's confirmation; the new subscribe runs meanwhile.
+        #expect(try await staying.subscribe(second)["event"] == "pusher_internal:subscription_succeeded")
+        world.feed.releaseUnsubscribe()
+        // The removal has left every channel (its feed requests all made and confirmed).
+        try await world.waitUntil { await world.hub.socket(leaving.id) == nil }
+        try await world.waitUntil { await world.hub.removalsInFlight == 0 }
+        #expect(await world.hub.counts.channels == 1)
+        #expect(world.feed.subscribedTopics.contains(.channel(second)), "\(world.feed.subscribedTopics)")
+        #expect(!world.feed.subscribedTopics.contains(.channel(first)))
+        await staying.close()
+    }
 }
 
 // MARK: - Harness
@@ -250,6 +279,7 @@ struct RaceWorld {
     let limits: GatedLimits
     let occupancy: GatedOccupancy
     let sockets: GatedSockets
+    let feed = QuietFeed()
 
     init() async throws {
         var configuration = AppConfiguration()
@@ -266,7 +296,7 @@ struct RaceWorld {
         occupancy = GatedOccupancy(base: services.occupancy)
         signer = services.signer
         hub = RealtimeHub(
-            subscriber: QuietFeed(), occupancy: occupancy, presence: presence, access: services.channelAccess,
+            subscriber: feed, occupancy: occupancy, presence: presence, access: services.channelAccess,
             settings: configuration.pusher, tokenCache: ExpiringCache(lifetime: .seconds(1)), logger: Logger(label: "test"),
             refreshBatch: 2
         )
@@ -511,11 +541,14 @@ final class GatedSockets: SocketPresenceStorage {
     }
 }
 
-/// The worker's pub/sub, without Redis: subscriptions are confirmed at once, nothing arrives.
+/// The worker's pub/sub, without Redis: subscriptions are confirmed at once, nothing arrives. What it is subscribed to
+/// changes when a request is made, in request order, as Redis applies commands in the order they are sent; an
+/// unsubscribe can be held unconfirmed (``holdUnsubscribe(of:)``) to stop the hub mid-removal.
 final class QuietFeed: RealtimeFeed {
     let stream: AsyncStream<RealtimeFeedEvent>
     private let continuation: AsyncStream<RealtimeFeedEvent>.Continuation
     private let wanted = Mutex<Set<RealtimeTopic>>([])
+    private let held = Mutex<(topic: RealtimeTopic?, promise: EventLoopPromise<Void>?)>((nil, nil))
     private let loop = NIOAsyncTestingEventLoop()
 
     init() {
@@ -531,7 +564,29 @@ final class QuietFeed: RealtimeFeed {
 
     func requestUnsubscribe(_ topic: RealtimeTopic) -> EventLoopFuture<Void> {
         wanted.withLock { _ = $0.remove(topic) }
-        return loop.makeSucceededVoidFuture()
+        let promise: EventLoopPromise<Void>? = held.withLock { held in
+            guard held.topic == topic, held.promise == nil else { return nil }
+            let promise = loop.makePromise(of: Void.self)
+            held.promise = promise
+            return promise
+        }
+        return promise?.futureResult ?? loop.makeSucceededVoidFuture()
+    }
+
+    /// The next unsubscribe of `topic` is applied but not confirmed until ``releaseUnsubscribe()``.
+    func holdUnsubscribe(of topic: RealtimeTopic) {
+        held.withLock { $0 = (topic, nil) }
+    }
+
+    /// Whether the held unsubscribe has been requested.
+    var unsubscribeIsHeld: Bool { held.withLock { $0.promise != nil } }
+
+    func releaseUnsubscribe() {
+        let promise = held.withLock { held -> EventLoopPromise<Void>? in
+            defer { held = (nil, nil) }
+            return held.promise
+        }
+        promise?.succeed()
     }
 
     var subscribedTopics: Set<RealtimeTopic> { wanted.withLock { $0 } }

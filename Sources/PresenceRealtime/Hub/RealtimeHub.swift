@@ -87,6 +87,8 @@ package actor RealtimeHub: Service {
 
     /// Open sockets, and the client channels this worker is subscribed to in Redis for them.
     package var counts: (sockets: Int, channels: Int) { (registry.sockets.count, registry.activeChannelCount) }
+    /// Sockets gone whose channels are still being left (feed, occupancy, presence).
+    package var removalsInFlight: Int { registry.removing.count }
 
     /// Takes a new socket; `false` while the worker is stopping (the caller closes it with 4200).
     func add(_ socket: PusherSocket) async -> Bool {
@@ -134,19 +136,31 @@ package actor RealtimeHub: Service {
         await perform(actions)
     }
 
-    /// Carries out the registry's actions, in order.
+    /// Carries out the registry's actions, in order. Every feed request among them is queued first, before the first
+    /// await: a call the actor runs during one of these awaits (a join, a leave) queues its own requests after them, so
+    /// the feed gets every topic's subscribes and unsubscribes in the order the registry decided them. (Queued one by
+    /// one between awaits, a removal's unsubscribe of a second channel could reach the feed after a join's subscribe
+    /// of that channel made meanwhile, leaving the registry subscribed and the feed not.)
     func perform(_ actions: [HubAction<PusherSocket>]) async {
-        for action in actions {
+        var requests: [Int: EventLoopFuture<Void>] = [:]
+        for (index, action) in actions.enumerated() {
+            switch action {
+            case .subscribeFeed(let topic, _): requests[index] = subscriber.requestSubscribe(topic)
+            case .unsubscribeFeed(let topic, _): requests[index] = subscriber.requestUnsubscribe(topic)
+            default: break
+            }
+        }
+        for (index, action) in actions.enumerated() {
             switch action {
             case .subscribeFeed(let topic, let ticket):
                 do {
-                    try await subscriber.requestSubscribe(topic).get()
+                    try await requests[index]?.get()
                 } catch {
                     logger.warning("Subscribe failed; it will be retried on reconnect", metadata: ["topic": "\(topic)", "error": "\(error)"])
                 }
                 registry.feedSubscribed(topic, ticket: ticket)
             case .unsubscribeFeed(let topic, let ticket):
-                try? await subscriber.requestUnsubscribe(topic).get()
+                try? await requests[index]?.get()
                 registry.feedUnsubscribed(topic, ticket: ticket)
             case .touchOccupancy(let channel, let socket):
                 _ = try? await occupancy.touch([(channel, socket)], ttl: occupancyTTL)
