@@ -133,6 +133,8 @@ class Nchan:
             raise SystemExit("delivery-peer: no ngx_nchan_module.so (apt-get install libnginx-mod-nchan)")
 
     def config(self, directory, connections, ping):
+        """nginx.conf; connections: worker_connections (nginx warns when it passes the descriptor limit, and nchan
+        takes more connection slots than it has sockets: set it well above them, the descriptors are the limit)."""
         user = "user root;" if os.geteuid() == 0 else ""
         temp = "\n".join(f"    {kind}_temp_path {directory}/{kind};"
                          for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
@@ -179,7 +181,7 @@ http {{
 }}
 """
 
-    def start(self, connections=20000, ping=0):
+    def start(self, connections=40000, ping=0):
         self.index += 1
         self.port = free_port()
         self.dir = os.path.join(self.work, f"nginx-{self.index}")
@@ -242,7 +244,8 @@ class Runner:
         argv = [self.generator, *server.generator_args(), "--channel-prefix", prefix,
                 "--channel-count", str(channels), "--subscribers-per-channel", str(per_channel),
                 "--rate", str(rate), "--events-per-channel", str(events),
-                "--drain-timeout", str(drain if drain is not None else self.args.drain_timeout)]
+                "--drain-timeout", str(drain if drain is not None else self.args.drain_timeout),
+                "--publish-connections", str(self.args.publish_connections)]
         if idle:
             argv += ["--idle-seconds", str(idle)]
         # Fresh source addresses every run (127.0.<run>.2, .3, ...: one per 25,000 sockets, under the 28,000 ephemeral
@@ -380,10 +383,13 @@ def main():
     p.add_argument("--broadcast-events", type=int, default=100, help="shape 2: events")
     p.add_argument("--idle-sockets", type=int, default=100000, help="shape 3: idle subscribed sockets")
     p.add_argument("--idle-seconds", type=float, default=25, help="shape 3: held idle with pings running")
-    p.add_argument("--rates", default="1000,2000,4000,8000,16000", help="shape 4: rates tried, in order")
+    p.add_argument("--rates", default="250,500,750,1000,1500,2000,3000,4000,6000,8000",
+                   help="shape 4: rates tried, in order")
     p.add_argument("--step-seconds", type=float, default=5, help="shape 4: seconds of publishing per step")
     p.add_argument("--p99-limit-ms", type=float, default=500, help="shape 4: a step with a higher p99 is not clean")
     p.add_argument("--drain-timeout", type=float, default=15)
+    p.add_argument("--publish-connections", type=int, default=16,
+                   help="the publisher's keep-alive connections (one request in flight on each)")
     p.add_argument("--only", choices=["ours", "nchan"], help="one server only")
     p.add_argument("--shapes", default="1,2,3,4", help="which shapes, e.g. 1,2")
     p.add_argument("--skip-idle-nchan", action="store_true", help="shape 3 for ours only")
@@ -512,7 +518,7 @@ def main():
                     entry[name] = {"skipped": "--skip-idle-nchan"}
                     continue
                 server = start(name, ours={"ACTIVITY_TIMEOUT": "10", "PONG_TIMEOUT": "5"},
-                               nchan={"connections": min(idle_n + 2000, nofile), "ping": 10})
+                               nchan={"connections": 2 * idle_n + 2000, "ping": 10})
                 time.sleep(1)
                 try:
                     r = runner.run(server, f"idle/{name}", 1, idle_n, 1, 1, idle=a.idle_seconds,
@@ -533,7 +539,7 @@ def main():
 
     # The table: ours beside nchan per shape.
     log("")
-    log(f"{'shape':<30}{'server':<7}{'deliveries/s':>14}{'CPU-s/M':>10}{'Redis/M':>10}{'p50 ms':>9}{'p99 ms':>9}"
+    log(f"{'shape':<33}{'server':<7}{'deliveries/s':>14}{'CPU-s/M':>10}{'Redis/M':>10}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'max ms':>9}{'lost':>7}{'dup':>5}{'gen us/fr':>10}{'peer ratio':>12}")
     titles = {"rooms": "1: rooms", "broadcast": "2: one channel", "idle": "3: idle, then broadcast"}
     for key, title in titles.items():
@@ -548,7 +554,7 @@ def main():
             pr = entry.get("peer_ratio") if name == "ours" else None
             size = (f"{entry['sockets']:,}" if key == "idle"
                     else f"{entry['channels']}x{entry['subscribers_per_channel']:,}")
-            log(f"{title + ' ' + size:<30}"
+            log(f"{title + ' ' + size:<33}"
                 f"{name:<7}{g('deliveries_per_second', '{:,.0f}'):>14}{g('server_cpu_s_per_million', '{:.2f}'):>10}"
                 f"{g('redis_cpu_s_per_million', '{:.2f}'):>10}{g('p50_ms', '{:.1f}'):>9}{g('p99_ms', '{:.1f}'):>9}"
                 f"{g('max_ms', '{:.1f}'):>9}{r.get('lost', 0):>7}{r.get('duplicates', 0):>5}"
