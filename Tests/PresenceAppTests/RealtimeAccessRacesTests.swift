@@ -557,15 +557,15 @@ final class QuietFeed: RealtimeFeed {
 
     var events: any AsyncSequence<RealtimeFeedEvent, Never> { stream }
 
-    func requestSubscribe(_ topic: RealtimeTopic) -> EventLoopFuture<Void> {
-        wanted.withLock { _ = $0.insert(topic) }
+    func requestSubscribe(_ topics: [RealtimeTopic]) -> EventLoopFuture<Void> {
+        wanted.withLock { $0.formUnion(topics) }
         return loop.makeSucceededVoidFuture()
     }
 
-    func requestUnsubscribe(_ topic: RealtimeTopic) -> EventLoopFuture<Void> {
-        wanted.withLock { _ = $0.remove(topic) }
+    func requestUnsubscribe(_ topics: [RealtimeTopic]) -> EventLoopFuture<Void> {
+        wanted.withLock { $0.subtract(topics) }
         let promise: EventLoopPromise<Void>? = held.withLock { held in
-            guard held.topic == topic, held.promise == nil else { return nil }
+            guard let topic = held.topic, topics.contains(topic), held.promise == nil else { return nil }
             let promise = loop.makePromise(of: Void.self)
             held.promise = promise
             return promise

@@ -25,12 +25,12 @@ public final class RedisRealtimeFeed: RealtimeFeed {
         }
     }
 
-    public func requestSubscribe(_ topic: RealtimeTopic) -> EventLoopFuture<Void> {
-        pubsub.requestSubscribe([Self.redisChannel(of: topic)])
+    public func requestSubscribe(_ topics: [RealtimeTopic]) -> EventLoopFuture<Void> {
+        pubsub.requestSubscribe(topics.map(Self.redisChannel(of:)))
     }
 
-    public func requestUnsubscribe(_ topic: RealtimeTopic) -> EventLoopFuture<Void> {
-        pubsub.requestUnsubscribe([Self.redisChannel(of: topic)])
+    public func requestUnsubscribe(_ topics: [RealtimeTopic]) -> EventLoopFuture<Void> {
+        pubsub.requestUnsubscribe(topics.map(Self.redisChannel(of:)))
     }
 
     public func compact() { pubsub.compact() }

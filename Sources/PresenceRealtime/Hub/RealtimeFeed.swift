@@ -6,11 +6,11 @@ import NIOCore
 public protocol RealtimeFeed: AnyObject, Sendable {
     /// Messages and reconnect signals, in order. One consumer.
     var events: any AsyncSequence<RealtimeFeedEvent, Never> { get }
-    /// Queues a subscribe now, in call order with every other request (a synchronous call, so an actor's requests
-    /// go out in the order the actor made them); the future completes once the subscription is confirmed.
-    func requestSubscribe(_ topic: RealtimeTopic) -> EventLoopFuture<Void>
-    /// Queues an unsubscribe now, in call order with every other request.
-    func requestUnsubscribe(_ topic: RealtimeTopic) -> EventLoopFuture<Void>
+    /// Queues a subscribe of `topics` now, in call order with every other request (a synchronous call, so an actor's
+    /// requests go out in the order the actor made them); the future completes once every subscription is confirmed.
+    func requestSubscribe(_ topics: [RealtimeTopic]) -> EventLoopFuture<Void>
+    /// Queues an unsubscribe of `topics` now, in call order with every other request.
+    func requestUnsubscribe(_ topics: [RealtimeTopic]) -> EventLoopFuture<Void>
     /// Shrinks internal tables after many topics were unsubscribed.
     func compact()
     /// Closes the feed and finishes ``events``.

@@ -140,16 +140,32 @@ package actor RealtimeHub: Service {
     /// await: a call the actor runs during one of these awaits (a join, a leave) queues its own requests after them, so
     /// the feed gets every topic's subscribes and unsubscribes in the order the registry decided them. (Queued one by
     /// one between awaits, a removal's unsubscribe of a second channel could reach the feed after a join's subscribe
-    /// of that channel made meanwhile, leaving the registry subscribed and the feed not.)
+    /// of that channel made meanwhile, leaving the registry subscribed and the feed not.) Feed actions of one kind with
+    /// none of the other between them go as one request: a socket's removal from 100 channels is one UNSUBSCRIBE of
+    /// 100, not 100 requests in flight at once.
     func perform(_ actions: [HubAction<PusherSocket>]) async {
         var requests: [Int: EventLoopFuture<Void>] = [:]
+        var run: (subscribe: Bool, topics: [RealtimeTopic], members: [Int])?
+        func send(_ run: (subscribe: Bool, topics: [RealtimeTopic], members: [Int])) {
+            let future = run.subscribe ? subscriber.requestSubscribe(run.topics) : subscriber.requestUnsubscribe(run.topics)
+            for member in run.members { requests[member] = future }
+        }
         for (index, action) in actions.enumerated() {
+            let feed: (subscribe: Bool, topic: RealtimeTopic)
             switch action {
-            case .subscribeFeed(let topic, _): requests[index] = subscriber.requestSubscribe(topic)
-            case .unsubscribeFeed(let topic, _): requests[index] = subscriber.requestUnsubscribe(topic)
-            default: break
+            case .subscribeFeed(let topic, _): feed = (true, topic)
+            case .unsubscribeFeed(let topic, _): feed = (false, topic)
+            default: continue
+            }
+            if let current = run, current.subscribe == feed.subscribe {
+                run?.topics.append(feed.topic)
+                run?.members.append(index)
+            } else {
+                if let current = run { send(current) }
+                run = (feed.subscribe, [feed.topic], [index])
             }
         }
+        if let current = run { send(current) }
         for (index, action) in actions.enumerated() {
             switch action {
             case .subscribeFeed(let topic, let ticket):
@@ -229,7 +245,7 @@ package actor RealtimeHub: Service {
             // First the subscriber's own routing (sharded pub/sub), which a subscribe may wait for.
             group.addTask { await self.subscriber.run() }
             // Wanted for the worker's whole life; subscribed as soon as Redis answers.
-            _ = subscriber.requestSubscribe(.tokensRevoked)
+            _ = subscriber.requestSubscribe([.tokensRevoked])
             group.addTask { await self.consume() }
             let maintenance = self.maintenance
             group.addTask { await maintenance.run() }
