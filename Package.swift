@@ -203,7 +203,7 @@ let package = Package(
         .testTarget(
             name: "PresenceRealtimeTests",
             dependencies: [
-                "PresenceRealtime", "PresenceCore",
+                "PresenceRealtime", "PresenceCore", "AsyncTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -214,6 +214,7 @@ let package = Package(
             name: "PresenceAppTests",
             dependencies: [
                 "PresenceApp", "PresenceHTTP", "PresenceRealtime", "PresenceRedis", "PresenceCore", "Redis", "TestSupport",
+                "AsyncTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -222,6 +223,12 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // Test helper shared by test targets: a gate that holds a call in flight (no clocks, no Redis).
+        .target(
+            name: "AsyncTestSupport",
+            path: "Tests/AsyncTestSupport",
             swiftSettings: swiftSettings
         ),
         // Test harness: starts real redis-server processes on free ports.

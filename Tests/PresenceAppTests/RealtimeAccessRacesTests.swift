@@ -10,6 +10,7 @@ import NIOWebSocket
 @testable import PresenceRedis
 import Redis
 import Synchronization
+import AsyncTestSupport
 import Testing
 import TestSupport
 
@@ -413,59 +414,6 @@ final class RaceClient: Sendable {
             try await Task.sleep(for: .milliseconds(2))
         }
         return nil
-    }
-}
-
-/// A call that can be held once: ``arm()``, then the next call waits in it (``entered()`` returns) until ``release()``.
-final class Gate: Sendable {
-    private struct State {
-        var armed = false
-        var held: CheckedContinuation<Void, Never>?
-        var waiting: CheckedContinuation<Void, Never>?
-        var isIn = false
-        var released = false
-    }
-    private let state = Mutex(State())
-
-    func arm() { state.withLock { $0 = State(armed: true) } }
-
-    /// Called by the gated call.
-    func pass() async {
-        let hold = state.withLock { state -> Bool in
-            guard state.armed else { return false }
-            state.armed = false
-            return true
-        }
-        guard hold else { return }
-        await withCheckedContinuation { continuation in
-            let (waiting, releasedAlready) = state.withLock { state -> (CheckedContinuation<Void, Never>?, Bool) in
-                state.isIn = true
-                if state.released { return (state.waiting.take(), true) }
-                state.held = continuation
-                return (state.waiting.take(), false)
-            }
-            waiting?.resume()
-            if releasedAlready { continuation.resume() }
-        }
-    }
-
-    /// Returns once a call is held.
-    func entered() async {
-        await withCheckedContinuation { continuation in
-            let now = state.withLock { state -> Bool in
-                if state.isIn { return true }
-                state.waiting = continuation
-                return false
-            }
-            if now { continuation.resume() }
-        }
-    }
-
-    func release() {
-        state.withLock { state -> CheckedContinuation<Void, Never>? in
-            state.released = true
-            return state.held.take()
-        }?.resume()
     }
 }
 

@@ -1,3 +1,4 @@
+import AsyncTestSupport
 import Logging
 import PresenceCore
 @testable import PresenceRealtime

@@ -1,4 +1,5 @@
 @testable import PresenceRealtime
+import AsyncTestSupport
 import Testing
 
 /// ``HubMaintenance`` driven by a registry of its own (``FakeHubHost``), with in-memory occupancy and presence whose

@@ -1,3 +1,4 @@
+import AsyncTestSupport
 import PresenceCore
 import Synchronization
 

@@ -2,7 +2,7 @@ import Synchronization
 
 /// Holds the next call that passes it (once armed) until released, so a test can act while that call is in flight;
 /// `entered()` returns once a call is held. No timing: the test waits on the gate, not on a clock.
-final class Gate: Sendable {
+public final class Gate: Sendable {
     private struct State {
         var armed = false
         var held: CheckedContinuation<Void, Never>?
@@ -13,11 +13,13 @@ final class Gate: Sendable {
 
     private let state = Mutex(State())
 
+    public init() {}
+
     /// The next call to ``pass()`` is held.
-    func arm() { state.withLock { $0 = State(armed: true) } }
+    public func arm() { state.withLock { $0 = State(armed: true) } }
 
     /// Called by the gated call: held when armed.
-    func pass() async {
+    public func pass() async {
         let hold = state.withLock { state -> Bool in
             guard state.armed else { return false }
             state.armed = false
@@ -37,7 +39,7 @@ final class Gate: Sendable {
     }
 
     /// Returns once a call is held.
-    func entered() async {
+    public func entered() async {
         await withCheckedContinuation { continuation in
             let now = state.withLock { state -> Bool in
                 if state.isIn { return true }
@@ -49,7 +51,7 @@ final class Gate: Sendable {
     }
 
     /// Lets the held call go on.
-    func release() {
+    public func release() {
         state.withLock { state -> CheckedContinuation<Void, Never>? in
             state.released = true
             return state.held.take()
