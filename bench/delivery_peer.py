@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 
-from lib.benchlib import free_port, server_bin, start_ready_worker, stop
+from lib.benchlib import free_port, rss_kib, server_bin, start_ready_worker, stop
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 KEY, SECRET, APP_ID = "peer-key", "peer-secret", "peer"
@@ -51,17 +51,6 @@ def proc_children(pid):
         except OSError:
             pass
     return found
-
-
-def proc_rss_kib(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def hard_nofile():
@@ -234,7 +223,7 @@ class Runner:
     def snapshot(self, server, gen_pid):
         pids = server.pids()
         return {"t": time.monotonic(), "server": sum(proc_cpu(p) for p in pids), "redis": proc_cpu(self.redis_pid),
-                "gen": proc_cpu(gen_pid), "rss": sum(proc_rss_kib(p) for p in server.rss_pids())}
+                "gen": proc_cpu(gen_pid), "rss": sum(rss_kib(p) or 0 for p in server.rss_pids())}
 
     def run(self, server, label, channels, per_channel, rate, events, idle=0.0, drain=None,
             connect_concurrency=None):
@@ -256,7 +245,7 @@ class Runner:
         if connect_concurrency:
             argv += ["--connect-concurrency", str(connect_concurrency)]
         errors = open(os.path.join(self.args.work, f"generator-{self.count}.err"), "w")
-        before = {"t": time.monotonic(), "rss": sum(proc_rss_kib(p) for p in server.rss_pids())}
+        before = {"t": time.monotonic(), "rss": sum(rss_kib(p) or 0 for p in server.rss_pids())}
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, text=True,
                                 bufsize=1)
         limit = 120 + idle + channels * events / max(rate, 1) + (drain or self.args.drain_timeout) \

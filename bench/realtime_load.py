@@ -16,6 +16,8 @@ import time
 import requests
 import websockets
 
+from lib.benchlib import rss_kib
+
 
 def signed_url(base, app_id, key, secret, path, body):
     params = {"auth_key": key, "auth_timestamp": str(int(time.time())), "auth_version": "1.0",
@@ -105,23 +107,15 @@ async def latency(args):
     return out
 
 
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 async def memory(args):
     url = f"ws://127.0.0.1:{args.port_a}/app/{args.key}?protocol=7&client=bench&version=1"
     await asyncio.sleep(1)
-    before = rss_kb(args.pid_a)
+    before = (rss_kib(args.pid_a) or 0)
     sockets = []
     for i in range(0, args.idle, 250):
         sockets += await asyncio.gather(*[open_socket(url, "idle") for _ in range(min(250, args.idle - i))])
     await asyncio.sleep(3)
-    after = rss_kb(args.pid_a)
+    after = (rss_kib(args.pid_a) or 0)
     for ws in sockets:
         await ws.close()
     return before, after, len(sockets)

@@ -33,6 +33,8 @@ from collections import Counter, defaultdict
 import aiohttp
 import websockets
 
+from lib.benchlib import rss_kib
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Small helpers
 
@@ -75,17 +77,6 @@ class Hist:
         h = cls()
         h.counts, h.n, h.max = s["counts"], s["n"], s["max"]
         return h
-
-
-def rss_kib(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 def cpu_ticks(pid):

@@ -115,3 +115,15 @@ def composed_script(path, folder=None):
     with open(path, encoding="utf-8") as f:
         source = f.read()
     return lua_scripts.compose(source, folder or os.path.dirname(path))
+
+
+def rss_kib(pid):
+    """A process's resident set (VmRSS) in KiB, or None when it cannot be read (the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
