@@ -33,12 +33,12 @@ def log(text=""):
 
 # ---------------------------------------------------------------- /proc
 
-def proc_cpu(pid):
-    """utime + stime of pid in seconds (0 when it is gone)."""
+def proc_cpu(pid, kernel_only=False):
+    """utime + stime of pid in seconds (only stime with kernel_only; 0 when it is gone)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return (int(fields[12]) + (0 if kernel_only else int(fields[11]))) / CLK_TCK
     except (OSError, IndexError, ValueError):
         return 0.0
 
@@ -222,7 +222,8 @@ class Runner:
 
     def snapshot(self, server, gen_pid):
         pids = server.pids()
-        return {"t": time.monotonic(), "server": sum(proc_cpu(p) for p in pids), "redis": proc_cpu(self.redis_pid),
+        return {"t": time.monotonic(), "server": sum(proc_cpu(p) for p in pids),
+                "server_kernel": sum(proc_cpu(p, kernel_only=True) for p in pids), "redis": proc_cpu(self.redis_pid),
                 "gen": proc_cpu(gen_pid), "rss": sum(rss_kib(p) or 0 for p in server.rss_pids())}
 
     def run(self, server, label, channels, per_channel, rate, events, idle=0.0, drain=None,
@@ -312,6 +313,10 @@ class Runner:
                 "redis_cpu_s_per_million": round(redis_cpu / received * 1e6, 2) if received else None,
                 "deliveries_per_server_cpu_second": round(received / server_cpu) if server_cpu > 0 else None,
                 "server_us_per_frame": round(server_cpu / received * 1e6, 3) if received else None,
+                # The part of it spent in the kernel (stime): the writes, and on loopback the receiving side's TCP
+                # work, which the sending process is charged for.
+                "server_kernel_us_per_frame": round((end["server_kernel"] - start["server_kernel"]) / received * 1e6, 3)
+                if received else None,
                 "generator_cpu_share_of_machine": round(gen_cpu / (span * os.cpu_count()), 3) if span > 0 else None,
                 "generator_cpu_share_of_used": round(gen_cpu / (gen_cpu + server_cpu + redis_cpu), 3)
                 if gen_cpu + server_cpu + redis_cpu > 0 else None,
