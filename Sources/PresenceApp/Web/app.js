@@ -19,19 +19,14 @@ const el = {
 
 let session = null;
 const me = () => session?.username ?? "";
-let wasConnected = false;
 
+// Back after a drop, each channel's subscribe answer says whether the events missed meanwhile are replayed (connection
+// recovery) or must be reloaded: the room list, the room view and the ticket view each reload only then.
 const pusher = new PusherClient({
   key: config.pusherKey,
   version: config.version,
   onStateChange(state, reason) {
     showConnectionState(el.status, state, reason, el.reason);
-    // Back after a drop: refresh what events may have been missed meanwhile.
-    if (state === "connected" && wasConnected) {
-      rooms.load();
-      chat.resync();
-    }
-    if (state === "connected") wasConnected = true;
   },
 });
 
@@ -89,7 +84,6 @@ function showAuth(message = "") {
 /** Tears the signed-in state down (no requests). */
 function teardown() {
   pusher.disconnect();
-  wasConnected = false;
   chat.reset();
   support.reset();
   rooms.reset();

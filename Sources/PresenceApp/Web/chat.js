@@ -76,9 +76,13 @@ export function createChat({ pusher, config, rooms, me, showMain, beforeEnter })
 
   // Live events ------------------------------------------------------------------------------------------------
   function roomListener(target) {
-    return (event, data) => {
+    return (event, data, message, subscription) => {
       if (room?.id !== target.id) return;
-      if (event === "room-message" && data?.roomId === target.id) {
+      if (event === "pusher_internal:subscription_succeeded") {
+        // Back after a reconnect: what was missed is replayed right after this answer when the server recovered
+        // the channel; otherwise (or on a channel without recovery) it comes from the history.
+        if (subscription?.reload) loadMessages(target, "resync");
+      } else if (event === "room-message" && data?.roomId === target.id) {
         list.add([data.message]);
       } else if (event === "presence-update" && data?.roomId === target.id) {
         setMember(data.username, data.action === "joined");
@@ -288,11 +292,6 @@ export function createChat({ pusher, config, rooms, me, showMain, beforeEnter })
       stopRoom(room);
       closeView();
       setError(el.error, "This room was deleted.");
-    },
-
-    /** After a reconnect: fetch what was missed (the presence channel resends the member list by itself). */
-    resync() {
-      if (room) loadMessages(room, "resync");
     },
 
     /** The tab is going away: leave the room with a request that outlives the page. */

@@ -1,5 +1,8 @@
 // A small Pusher protocol 7 client: connection state, reconnects with backoff, channel (re)subscription with
-// /pusher/auth for private-* and presence-*, ping/pong, client events.
+// /pusher/auth for private-* and presence-*, ping/pong, client events, and the service's connection recovery extension
+// (docs: issue #31): on a recoverable channel every event carries an `offset` and an `epoch`; after a reconnect the
+// channel is subscribed again with `recover: {epoch, offset}` of the last event seen, and the server either replays
+// what was missed (`recovery.recovered: true` in the subscribe answer) or says the app must reload by HTTP.
 
 import { post } from "./api.js";
 
@@ -24,6 +27,20 @@ export function parseData(data) {
   }
 }
 
+/** The `{epoch, offset}` of an event frame on a recoverable channel (top-level fields), else null. */
+export function framePosition(message) {
+  const { epoch, offset } = message ?? {};
+  if (typeof epoch !== "string" || !epoch || !Number.isSafeInteger(offset) || offset < 0) return null;
+  return { epoch, offset };
+}
+
+/** The `recovery` of a subscribe answer (`{recovered, epoch, offset}`), else null (the channel is not recoverable). */
+export function answerRecovery(data) {
+  const recovery = data && typeof data === "object" ? data.recovery : null;
+  const position = framePosition(recovery);
+  return position ? { ...position, recovered: recovery.recovered === true } : null;
+}
+
 /** Signs a private or presence subscription: {ok, auth, channel_data} or {ok: false, error, status}. */
 export async function authorizeChannel(socketId, channelName) {
   const result = await post("/pusher/auth", { socket_id: socketId, channel_name: channelName });
@@ -46,7 +63,11 @@ export class PusherClient {
     this.version = version;
     this.onStateChange = onStateChange;
     this.authorize = authorize;
-    /** name → {listener, subscribed, failed} for every channel wanted. */
+    /**
+     * name → {listener, subscribed, failed, position, asked, established} for every channel wanted: `position` is the
+     * `{epoch, offset}` of the last event seen (or of the subscribe answer), `asked` the position the subscribe under
+     * way asked to recover from, `established` whether a subscription of this channel ever succeeded.
+     */
     this.channels = new Map();
     this.socket = null;
     this.socketId = null;
@@ -206,12 +227,46 @@ export class PusherClient {
   dispatch(message, data) {
     const channel = message.channel !== undefined ? this.channels.get(message.channel) : undefined;
     if (!channel) return;
-    if (message.event === "pusher_internal:subscription_succeeded") channel.subscribed = true;
+    if (message.event === "pusher_internal:subscription_succeeded") {
+      channel.subscribed = true;
+      channel.listener(message.event, data, message, this.settle(channel, data));
+      return;
+    }
     if (message.event === "pusher:subscription_error") {
       channel.subscribed = false;
       channel.failed = true;
+      channel.asked = null;
+    }
+    const position = framePosition(message);
+    if (position) {
+      const last = channel.position;
+      // Seen already (a replay overlapping what arrived live, or a duplicate): once is enough.
+      if (last && last.epoch === position.epoch && position.offset <= last.offset) return;
+      channel.position = position;
     }
     channel.listener(message.event, data, message);
+  }
+
+  /**
+   * Takes a subscribe answer's `recovery` into the channel's position and says what the subscription is, for the
+   * listener (4th argument of `pusher_internal:subscription_succeeded`):
+   * - `resubscribed`: an earlier subscription of this channel succeeded (this one follows a reconnect);
+   * - `recoverable`: the answer carries `recovery`;
+   * - `recovered`: the server replays every event missed since the position asked for, right after this answer;
+   * - `reload`: events may have been missed (resubscribed and not recovered): reload by HTTP what the channel feeds.
+   */
+  settle(channel, data) {
+    const recovery = answerRecovery(data);
+    const asked = channel.asked;
+    channel.asked = null;
+    const resubscribed = channel.established;
+    channel.established = true;
+    const recovered = recovery !== null && recovery.recovered && asked !== null && recovery.epoch === asked.epoch;
+    if (!recovery) channel.position = null; // no offsets here: nothing to recover from next time
+    // Recovered: the replay (offsets after `asked`) comes next and moves the position on. Otherwise live events go on
+    // from the answer's latest offset.
+    else if (!recovered) channel.position = { epoch: recovery.epoch, offset: recovery.offset };
+    return { resubscribed, recoverable: recovery !== null, recovered, reload: resubscribed && !recovered };
   }
 
   send(message) {
@@ -220,9 +275,13 @@ export class PusherClient {
     return true;
   }
 
-  /** Wants `name` from now on (resubscribed after every reconnect); `listener(event, data, message)`. */
+  /**
+   * Wants `name` from now on (resubscribed after every reconnect, recovering what was missed where it can);
+   * `listener(event, data, message, subscription)`, `subscription` only with `pusher_internal:subscription_succeeded`
+   * (see `settle`).
+   */
   subscribe(name, listener) {
-    const channel = { listener, subscribed: false, failed: false };
+    const channel = { listener, subscribed: false, failed: false, position: null, asked: null, established: false };
     this.channels.set(name, channel);
     if (this.state === "connected") this.sendSubscribe(name);
   }
@@ -245,7 +304,9 @@ export class PusherClient {
       data.auth = signed.auth;
       if (signed.channel_data !== undefined) data.channel_data = signed.channel_data;
     }
-    this.send({ event: "pusher:subscribe", data });
+    const position = channel.position;
+    if (position) data.recover = { epoch: position.epoch, offset: position.offset };
+    if (this.send({ event: "pusher:subscribe", data })) channel.asked = position ? { ...position } : null;
   }
 
   unsubscribe(name) {

@@ -57,8 +57,11 @@ export function createRoomList({ list, error, pusher, onEnter, onRoomGone }) {
     entry.li.remove();
   }
 
-  function onEvent(event, data) {
-    if (event === "room-updated" && data?.room) {
+  function onEvent(event, data, message, subscription) {
+    if (event === "pusher_internal:subscription_succeeded") {
+      // Back after a reconnect without the missed events replayed: the list may be stale.
+      if (subscription?.reload) api.load();
+    } else if (event === "room-updated" && data?.room) {
       upsert(data.room);
     } else if (event === "room-deleted" && typeof data?.roomId === "string") {
       remove(data.roomId);
@@ -70,7 +73,7 @@ export function createRoomList({ list, error, pusher, onEnter, onRoomGone }) {
     }
   }
 
-  return {
+  const api = {
     /** Loads the list (replacing it); also the check that a stored session is still valid. */
     async load() {
       const result = await get("/api/rooms");
@@ -119,4 +122,5 @@ export function createRoomList({ list, error, pusher, onEnter, onRoomGone }) {
       }
     },
   };
+  return api;
 }

@@ -97,8 +97,10 @@ export function createSupport({ pusher, config, me, showMain, beforeJoin }) {
     renderMembers();
   }
 
-  async function loadMembers(id) {
+  /** replace: members not listed any more (they left while we were away) are dropped once every page is read. */
+  async function loadMembers(id, { replace = false } = {}) {
     let cursor = "";
+    const listed = new Set();
     for (let page = 0; page < MAX_PAGES; page += 1) {
       const query = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
       const result = await get(`${ticketPath(id)}/members?limit=${PAGE}${query}`);
@@ -107,10 +109,15 @@ export function createSupport({ pusher, config, me, showMain, beforeJoin }) {
         if (!handleGone(result)) showError(result);
         return;
       }
-      for (const member of result.data?.members ?? []) upsertMember(member);
+      for (const member of result.data?.members ?? []) {
+        upsertMember(member);
+        if (typeof member?.username === "string") listed.add(member.username);
+      }
       cursor = result.data?.nextCursor;
-      if (!cursor) return;
+      if (!cursor) break;
     }
+    if (cursor || !replace) return;
+    for (const name of [...members.keys()]) if (!listed.has(name)) removeMember(name);
   }
 
   async function loadTranscript(id) {
@@ -212,9 +219,17 @@ export function createSupport({ pusher, config, me, showMain, beforeJoin }) {
     }
   }
 
-  function onEvent(event, data) {
+  function onEvent(event, data, message, subscription) {
     if (!ticket) return;
     switch (event) {
+      case "pusher_internal:subscription_succeeded":
+        // Back after a reconnect without the missed events replayed: catch up by HTTP (the transcript from the
+        // newest message shown; the members afresh). When recovered, the missed events follow this answer.
+        if (subscription?.reload) {
+          loadTranscript(ticket.id);
+          if (!ticket.closed) loadMembers(ticket.id, { replace: true });
+        }
+        break;
       case "member-joined":
       case "member-updated":
         upsertMember(data?.member);
