@@ -110,7 +110,7 @@ def seed_rooms(client):
 def publish_vs_spublish(url):
     ports = [int(s.rsplit(":", 1)[1]) for s in url.split("//", 1)[1].split(",")]
     client = RedisCluster(host="127.0.0.1", port=ports[0], decode_responses=True)
-    channels = [f"ch:bench-{i}" for i in range(100)]
+    channels = [f"ch:{{bench-{i}}}" for i in range(100)]
     payload = "x" * 200
     results = {}
     for mode in ("PUBLISH", "SPUBLISH"):

@@ -131,7 +131,7 @@ async def main():
         r = redis.Redis(port=redis_port)
         message = json.dumps({"event": "tick", "channel": "bench-busy", "data": "x" * 4000})
         while not stop.is_set():
-            await loop.run_in_executor(None, lambda: r.publish("ch:bench-busy", message))
+            await loop.run_in_executor(None, lambda: r.publish("ch:{bench-busy}", message))
             await asyncio.sleep(0.01)
 
     publisher = asyncio.create_task(publish())

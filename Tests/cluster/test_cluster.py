@@ -77,7 +77,7 @@ def test_sigkill_of_a_worker_during_traffic(cluster):
     token = requests.post(direct + "/pusher/auth", headers=auth, data={"socket_id": sid, "channel_name": "presence-room-random"}, timeout=10).json()
     ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": "presence-room-random", "auth": token["auth"], "channel_data": token["channel_data"]}}))
     assert json.loads(ws.recv())["event"] == "pusher_internal:subscription_succeeded"
-    pubsub = cluster.listen("ch:room-random")
+    pubsub = cluster.listen("ch:{room-random}")
 
     stop = threading.Event()
     gets, posts = [], []

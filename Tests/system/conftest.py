@@ -416,7 +416,7 @@ def cluster(make_cluster):
 
 
 class Subscription:
-    """A Redis pub/sub subscription to the service's broadcast channels (ch:<client channel>): classic SUBSCRIBE on one
+    """A Redis pub/sub subscription to the service's broadcast channels (ch:{<client channel>}): classic SUBSCRIBE on one
     Redis, sharded SSUBSCRIBE on a Redis Cluster (where the workers publish with SPUBLISH)."""
 
     def __init__(self, r, channels):
@@ -424,7 +424,7 @@ class Subscription:
         self.client = r  # keep the client alive: collecting it closes the pub/sub connection
         self.sharded = isinstance(r, RedisCluster)
         self.pubsub = r.pubsub()
-        names = [f"ch:{c}" for c in channels]
+        names = [f"ch:{{{c}}}" for c in channels]
         if self.sharded:
             self.pubsub.ssubscribe(*names)
         else:

@@ -545,14 +545,14 @@ def test_slow_consumer_is_closed_with_4100(rt):
     from conftest import RedisClusterProcesses
     command = "PUBLISH"
     if isinstance(rt.redis_proc, RedisClusterProcesses):
-        owner = rt.redis_proc.client().get_node_from_key("ch:firehose")
+        owner = rt.redis_proc.client().get_node_from_key("ch:{firehose}")
         r, command = redis_py.Redis(host=owner.host, port=owner.port), "SPUBLISH"
     else:
         r = redis_py.Redis(port=rt.redis_proc.port)
     payload = json.dumps({"event": "blob", "channel": "firehose", "data": chunk})
     pipe = r.pipeline(transaction=False)
     for _ in range(4000):
-        pipe.execute_command(command, "ch:firehose", payload)
+        pipe.execute_command(command, "ch:{firehose}", payload)
     pipe.execute()
     # The server gave up on this client: draining now ends in a 4100 close, well before all messages.
     slow.settimeout(10)

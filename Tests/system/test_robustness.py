@@ -96,7 +96,7 @@ def fill_socket_buffers(c, channel="firehose", messages=600):
     payload = json.dumps({"event": "blob", "channel": channel, "data": "x" * 9000})
     pipe = c.redis().pipeline(transaction=False)
     for _ in range(messages):
-        pipe.publish(f"ch:{channel}", payload)
+        pipe.publish(f"ch:{{{channel}}}", payload)
     pipe.execute()
 
 

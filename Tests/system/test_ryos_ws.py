@@ -258,14 +258,14 @@ def test_a_ryos_socket_that_stops_reading_is_closed(cluster):
     # into Redis as the workers publish (SPUBLISH on the channel's primary on a cluster).
     command = "PUBLISH"
     if isinstance(cluster.redis_proc, RedisClusterProcesses):
-        owner = cluster.redis_proc.client().get_node_from_key("ch:firehose")
+        owner = cluster.redis_proc.client().get_node_from_key("ch:{firehose}")
         r, command = redis_py.Redis(host=owner.host, port=owner.port), "SPUBLISH"
     else:
         r = redis_py.Redis(port=cluster.redis_proc.port)
     payload = json.dumps({"event": "blob", "channel": "firehose", "data": "x" * 9000})
     pipe = r.pipeline(transaction=False)
     for _ in range(4000):
-        pipe.execute_command(command, "ch:firehose", payload)
+        pipe.execute_command(command, "ch:{firehose}", payload)
     pipe.execute()
     slow.ws.settimeout(10)
     received, code = 0, None

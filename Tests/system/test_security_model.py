@@ -126,9 +126,9 @@ def flush(sock, r, timeout=10.0):
     marker = uuid.uuid4().hex
     payload = json.dumps({"event": "sentinel", "channel": "sentinel", "data": marker})
     if isinstance(r, RedisCluster):
-        r.spublish("ch:sentinel", payload)
+        r.spublish("ch:{sentinel}", payload)
     else:
-        r.publish("ch:sentinel", payload)
+        r.publish("ch:{sentinel}", payload)
     sock.wait_for(lambda m: m["event"] == "sentinel" and m.get("data") == marker, timeout)
     got = [m for m in sock.take_all() if m["event"] != "sentinel"]
     if isinstance(r, RedisCluster):

@@ -40,6 +40,8 @@ public struct AppServices: Sendable {
     /// Where events for clients go, and where channel occupancy is counted.
     public let events: any EventPublisher
     public let occupancy: any OccupancyStorage
+    /// Recoverable channels' positions and logs (`nil`: `RECOVERY_ENABLED=false`).
+    public let recovery: RedisChannelRecovery?
     /// The webhook outbox, when `WEBHOOK_URLS` names a receiver.
     public let webhooks: RedisWebhookOutbox?
     /// What the operator console reads (and each worker's announcement of itself).
@@ -51,7 +53,9 @@ public struct AppServices: Sendable {
         self.configuration = configuration
         self.redis = redis
         // Every store the domain uses, over the one Redis client, built once here.
-        let presence = RedisPresenceStore(redis: redis, logger: logger)
+        // On recoverable channels every event is published by the recovery script (it gives the event its offset), so
+        // the room scripts do not publish their chat events themselves then.
+        let presence = RedisPresenceStore(redis: redis, logger: logger, announcesInScript: !configuration.recovery.enabled)
         let roomStore = RedisRoomStore(redis: redis)
         let supportStore = RedisSupportStore(redis: redis)
         self.migrations = [
@@ -61,7 +65,9 @@ public struct AppServices: Sendable {
         ]
         let webhooks = configuration.webhooks.enabled ? RedisWebhookOutbox(redis: redis, settings: configuration.webhooks) : nil
         self.webhooks = webhooks
-        let events = RedisEventPublisher(redis: redis, logger: logger, webhooks: webhooks)
+        let recovery = configuration.recovery.enabled ? RedisChannelRecovery(redis: redis, policy: configuration.recovery) : nil
+        self.recovery = recovery
+        let events = RedisEventPublisher(redis: redis, logger: logger, webhooks: webhooks, recovery: recovery)
         self.events = events
         let occupancy = RedisOccupancyStore(redis: redis, webhooks: configuration.webhooks)
         self.operations = RedisOperationsStore(redis: redis)

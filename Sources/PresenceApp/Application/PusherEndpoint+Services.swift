@@ -11,7 +11,7 @@ extension PusherEndpoint {
             hub: services.hub, events: services.events, presence: services.channelPresence, access: services.channelAccess,
             presenceLimiter: services.chat.presenceLimiter, settings: services.configuration.pusher,
             signer: services.signer, cache: RedisChannelCache(redis: services.redis), tickets: services.realtimeTickets,
-            echoPath: services.configuration.websocketEchoPath, logger: Logger(label: "pusher")
+            recovery: services.recovery, recoveryPolicy: services.configuration.recovery, echoPath: services.configuration.websocketEchoPath, logger: Logger(label: "pusher")
         )
     }
 }

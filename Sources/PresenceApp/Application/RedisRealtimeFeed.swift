@@ -4,7 +4,7 @@ import PresenceRedis
 import PresenceRealtime
 import Redis
 
-/// The composition root's adapter: ``RealtimeFeed`` on Redis pub/sub: a client channel `c` is the Redis channel `ch:c` (``RedisKeys/broadcastChannel(_:)``),
+/// The composition root's adapter: ``RealtimeFeed`` on Redis pub/sub: a client channel `c` is the Redis channel `ch:{c}` (``RedisKeys/broadcastChannel(_:)``),
 /// the control topic ``RedisKeys/pusherControl``, revocations ``RedisKeys/tokensRevoked``. Works over a
 /// ``RedisSubscriber`` or, on a cluster, a ``RedisShardedSubscriber``.
 public final class RedisRealtimeFeed: RealtimeFeed {
@@ -47,7 +47,7 @@ public final class RedisRealtimeFeed: RealtimeFeed {
     }
 
     static func topic(ofRedisChannel channel: String) -> RealtimeTopic? {
-        if channel.hasPrefix("ch:") { return .channel(String(channel.dropFirst(3))) }
+        if let client = RedisKeys.clientChannel(ofBroadcast: channel) { return .channel(client) }
         if channel == RedisKeys.pusherControl { return .control }
         if channel == RedisKeys.tokensRevoked { return .tokensRevoked }
         return nil

@@ -300,6 +300,28 @@ extension AppConfiguration {
                  "Members of an app's presence channel (Pusher's 100; a new one beyond gets pusher:subscription_error 4100); room-backed presence-room-<id> channels take everyone and list at most this many on subscribing, with the true count"),
         .integer("PUSHER_MAX_USER_INFO_BYTES", 1024, in: 1...60_000, \.pusher.maxUserInfoBytes,
                  "Bytes of a presence member's user_info (Pusher's 1 KB): a subscribe beyond gets pusher:subscription_error 4301"),
+        Setting(name: "RECOVERY_ENABLED", defaultValue: "true",
+                help: "Connection recovery (true/false): events on recoverable channels carry an offset and an epoch and are kept for RECOVERY_WINDOW, and a pusher:subscribe with recover gets what it missed; false: no channel is recoverable") {
+            config, value throws(ConfigurationError) in
+            switch value.lowercased() {
+            case "true", "1", "yes", "on": config.recovery.enabled = true
+            case "false", "0", "no", "off": config.recovery.enabled = false
+            default: throw ConfigurationError(setting: "RECOVERY_ENABLED", message: "must be true or false, got '\(value)'")
+            }
+        },
+        Setting(name: "RECOVERY_CHANNELS", defaultValue: nil, defaultNote: "only the default channels",
+                help: "Comma-separated glob patterns (* for any characters) of channels recoverable beside the defaults (\(RecoveryPolicy.defaultPatterns.joined(separator: ", ")))") {
+            config, value throws(ConfigurationError) in
+            let patterns = list(value)
+            guard patterns.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 200 && !$0.contains("{") && !$0.contains("}") }) else {
+                throw ConfigurationError(setting: "RECOVERY_CHANNELS", message: "must be comma-separated channel patterns, got '\(value)'")
+            }
+            config.recovery.extraPatterns = patterns
+        },
+        .seconds("RECOVERY_WINDOW", 300, in: 1...86_400, \.recovery.window,
+                 "Seconds an event on a recoverable channel stays recoverable"),
+        .integer("RECOVERY_MAX_EVENTS", 1000, in: 1...100_000, \.recovery.maxEvents,
+                 "Events a recoverable channel keeps (the oldest go first); a client that missed more reloads"),
         Setting(name: "WEBSOCKET_ECHO_PATH", defaultValue: nil, defaultNote: "no echo socket",
                 help: "Test-only: a path (/echo) whose WebSocket sends every text and binary message back; for the conformance tests, never in production") {
             config, value throws(ConfigurationError) in

@@ -34,6 +34,8 @@ public struct AppConfiguration: Sendable {
     public var support = SupportSettings()
     /// `WEBHOOK_*`: Pusher-format webhooks (off unless `WEBHOOK_URLS` names a receiver).
     public var webhooks = WebhookSettings()
+    /// Recoverable channels (`RECOVERY_*`).
+    public var recovery = RecoveryPolicy()
     /// Origin patterns allowed to call the API (`ALLOWED_ORIGINS`); `*` in a pattern matches anything.
     public var allowedOrigins: [String]
     /// Session token lifetime, extended on each use (`TOKEN_TTL`, seconds).

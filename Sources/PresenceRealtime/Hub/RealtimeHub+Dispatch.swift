@@ -84,10 +84,20 @@ extension RealtimeHub {
         var ryos = DeliveryLane.Fanout()
         let memberEventUser = event.hasPrefix("pusher_internal:member_") ? message["data"]?["user_id"]?.string : nil
         let ryosDeliverable = RyOSRealtimeProtocol.isDeliverable(event)
+        // A recoverable subscription being caught up holds its live events (``RecoveryGates``).
+        let gated = gates.isGated(channel)
+        var pusherFrame: OutboundFrame?
         for socket in targets {
             switch socket.face {
             case .pusher:
                 if let memberEventUser, socket.user(on: channel) == memberEventUser { continue }
+                if gated {
+                    let frame = pusherFrame ?? OutboundFrame(text: Self.pusherText(message, event: event, channel: channel))
+                    pusherFrame = frame
+                    if !gates.admit(frame, offset: message["offset"]?.int, epoch: message["epoch"]?.string, socket: socket.id, channel: channel) {
+                        continue
+                    }
+                }
                 pusher.add(socket.outbound, capacity: targets.count)
             case .ryos:
                 guard ryosDeliverable else { continue }
@@ -96,12 +106,13 @@ extension RealtimeHub {
                 continue  // never in the hub
             }
         }
-        if !pusher.isEmpty { pusher.submit(OutboundFrame(text: Self.pusherText(message, event: event, channel: channel))) }
+        if !pusher.isEmpty { pusher.submit(pusherFrame ?? OutboundFrame(text: Self.pusherText(message, event: event, channel: channel))) }
         if !ryos.isEmpty { ryos.submit(OutboundFrame(text: RyOSRealtimeProtocol.event(event, channel: channel, data: message["data"]))) }
     }
 
-    /// An event as Pusher clients receive it: `data` a string, `user_id` when the message names one.
-    private static func pusherText(_ message: [String: JSONValue], event: String, channel: String) -> String {
+    /// An event as Pusher clients receive it: `data` a string, `user_id` when the message names one, and on a
+    /// recoverable channel its `offset` and `epoch`.
+    static func pusherText(_ message: [String: JSONValue], event: String, channel: String) -> String {
         let data: String
         switch message["data"] {
         case .string(let text)?: data = text
@@ -110,6 +121,10 @@ extension RealtimeHub {
         }
         var out: [String: JSONValue] = ["event": .string(event), "channel": .string(channel), "data": .string(data)]
         if let user = message["user_id"]?.string { out["user_id"] = .string(user) }
+        if let offset = message["offset"]?.int, let epoch = message["epoch"]?.string {
+            out["offset"] = .int(offset)
+            out["epoch"] = .string(epoch)
+        }
         return JSONValue.object(out).serialized
     }
 }

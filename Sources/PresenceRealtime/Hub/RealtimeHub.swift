@@ -44,6 +44,10 @@ package actor RealtimeHub: Service {
     /// The access changes (and sign-outs) this worker has heard of, numbered: a subscribe whose access check ran
     /// while one came in checks again (``accessChanged(since:channel:holder:)``).
     var accessChanges = AccessChangeLog()
+    /// Recoverable subscriptions being caught up: their live events held, then a floor (``RecoveryGates``).
+    var gates = RecoveryGates<OutboundFrame>()
+    /// Subscribes waiting for a channel's feed subscription to be confirmed (``feedReady(_:)``).
+    var feedWaiters: [String: [CheckedContinuation<Void, Never>]] = [:]
     /// Opened when the last socket is gone while draining.
     private let emptied = Latch()
     private let socketsGauge = Gauge(label: "websocket_connections")
@@ -101,7 +105,9 @@ package actor RealtimeHub: Service {
     /// Forgets a socket and leaves every channel it was on (presence removed and announced).
     func remove(_ socket: PusherSocket) async {
         guard registry.sockets[socket.id] != nil else { return }
-        let actions = registry.remove(socket.id, channels: socket.takeChannels())
+        let channels = socket.takeChannels()
+        gates.remove(socket: socket.id, channels: channels.keys)
+        let actions = registry.remove(socket.id, channels: channels)
         socketsGauge.record(registry.sockets.count)
         subscriptionsGauge.record(registry.activeChannelCount)
         await perform(actions)
@@ -114,11 +120,16 @@ package actor RealtimeHub: Service {
 
     /// Adds `socket` to `channel` locally (subscribing in Redis if it is the first) and records it in Redis. The
     /// socket must hold the channel already (``PusherSocket/State/channels``), else ``SubscriptionEnded``.
-    func join(_ socket: PusherSocket, channel: String) async throws {
+    ///
+    /// `hold`: a recoverable subscription; its live events on `channel` are held from now until
+    /// ``release(_:channel:at:)`` (``RecoveryGates``), and the join returns once the channel's feed subscription is
+    /// confirmed, so that everything published after the caller's next read of the channel's position arrives live.
+    func join(_ socket: PusherSocket, channel: String, hold: Bool = false) async throws {
         // A revocation or the socket's close may have run between the caller's registration and here: joining then
         // would leave the socket in the channel with nothing to take it out.
         let held = socket.state.withLock { $0.channels[channel] != nil }
         guard case .joined(let actions) = registry.join(socket: socket.id, channel: channel, held: held) else { throw SubscriptionEnded() }
+        if hold { gates.hold(socket: socket.id, channel: channel) }
         subscriptionsGauge.record(registry.activeChannelCount)
         // The feed's subscribe is queued before the first await, on the actor: subscribes and unsubscribes of a
         // channel reach Redis in the order the registry decided them. A first subscriber's channel_occupied webhook is
@@ -126,11 +137,13 @@ package actor RealtimeHub: Service {
         await perform(actions)
         // Left while the touch was on its way: the leave's removal may have reached Redis first.
         await perform(registry.joinSettled(socket: socket.id, channel: channel))
+        if hold { await feedReady(channel) }
     }
 
     /// Takes `socket` off `channel` (it has forgotten the channel already): the feed unsubscribed if it was the last
     /// here, its occupancy removed, its presence as `user` removed and announced.
     func leave(_ socket: PusherSocket, channel: String, user: String?) async {
+        gates.remove(socket: socket.id, channel: channel)
         let actions = registry.leave(socket: socket.id, channel: channel, user: user)
         subscriptionsGauge.record(registry.activeChannelCount)
         await perform(actions)
@@ -175,9 +188,11 @@ package actor RealtimeHub: Service {
                     logger.warning("Subscribe failed; it will be retried on reconnect", metadata: ["topic": "\(topic)", "error": "\(error)"])
                 }
                 registry.feedSubscribed(topic, ticket: ticket)
+                resumeFeedWaiters(topic)
             case .unsubscribeFeed(let topic, let ticket):
                 try? await requests[index]?.get()
                 registry.feedUnsubscribed(topic, ticket: ticket)
+                resumeFeedWaiters(topic)
             case .touchOccupancy(let channel, let socket):
                 _ = try? await occupancy.touch([(channel, socket)], ttl: occupancyTTL)
             case .removeOccupancy(let channel, let socket):

@@ -24,21 +24,28 @@ package enum PusherProtocol {
                 data: ["type": .string(type), "error": .string(error), "status": .int(status)])
     }
 
-    static func subscriptionSucceeded(channel: String) -> String {
-        message("pusher_internal:subscription_succeeded", channel: channel, data: "{}")
+    /// `pusher_internal:subscription_succeeded`; on a recoverable channel its `data` holds
+    /// `{"recovery": {"recovered", "epoch", "offset"}}` (the channel's latest position, and whether the subscriber's
+    /// `recover` position was recovered).
+    static func subscriptionSucceeded(channel: String, recovery: ChannelRecovery? = nil) -> String {
+        guard let recovery else { return message("pusher_internal:subscription_succeeded", channel: channel, data: "{}") }
+        let data: JSONValue = ["recovery": recovery.json]
+        return message("pusher_internal:subscription_succeeded", channel: channel, data: .string(data.serialized))
     }
 
     /// A presence channel's `pusher_internal:subscription_succeeded`: `ids` and `hash` (each member's `user_info`) of
     /// the members listed, and `count`, the channel's true member count (more than the listed on a room-backed
     /// channel larger than `PUSHER_MAX_PRESENCE_MEMBERS`).
-    static func subscriptionSucceeded(channel: String, presence snapshot: ChannelPresence.Snapshot) -> String {
+    /// On a recoverable channel `data` holds `recovery` beside `presence` (``subscriptionSucceeded(channel:recovery:)``).
+    static func subscriptionSucceeded(channel: String, presence snapshot: ChannelPresence.Snapshot, recovery: ChannelRecovery? = nil) -> String {
         var hash: [String: JSONValue] = [:]
         for member in snapshot.members { hash[member.id] = member.info }
-        let presence: JSONValue = [
+        var presence: JSONValue = [
             "presence": [
                 "ids": .array(snapshot.members.map { .string($0.id) }), "hash": .object(hash), "count": .int(snapshot.count),
             ],
         ]
+        if let recovery { presence = .object(presence.object!.merging(["recovery": recovery.json]) { $1 }) }
         return message("pusher_internal:subscription_succeeded", channel: channel, data: .string(presence.serialized))
     }
 

@@ -31,6 +31,10 @@ package final class PusherEndpoint: Sendable {
     let cache: any ChannelCache
     /// The tickets ryOS sockets (`/ws`) open with.
     let tickets: RealtimeTickets
+    /// Recoverable channels' positions and retained events (`nil`: recovery is off).
+    let recovery: (any ChannelRecoveryStorage)?
+    /// Which channels are recoverable.
+    let recoveryPolicy: RecoveryPolicy
     /// The test-only echo socket's path (`WEBSOCKET_ECHO_PATH`, ``SocketFace/echo``); `nil`, the default: none.
     package let echoPath: String?
     let logger: Logger
@@ -38,9 +42,12 @@ package final class PusherEndpoint: Sendable {
     package init(
         hub: RealtimeHub, events: any EventPublisher, presence: ChannelPresence, access: ChannelAccess,
         presenceLimiter: SlidingWindowLimiter, settings: PusherSettings, signer: PusherSigner, cache: any ChannelCache,
-        tickets: RealtimeTickets, echoPath: String? = nil, logger: Logger
+        tickets: RealtimeTickets, recovery: (any ChannelRecoveryStorage)? = nil, recoveryPolicy: RecoveryPolicy = RecoveryPolicy(enabled: false),
+        echoPath: String? = nil, logger: Logger
     ) {
         self.hub = hub
+        self.recovery = recoveryPolicy.enabled ? recovery : nil
+        self.recoveryPolicy = recoveryPolicy
         self.echoPath = echoPath
         self.tickets = tickets
         self.cache = cache
@@ -182,19 +189,26 @@ package final class PusherEndpoint: Sendable {
             return true
         }
         guard fresh else { return }
+        // A recoverable channel: its live events are held from the join until the answer and the catch-up are out.
+        let recoverable = recovery != nil && recoveryPolicy.isRecoverable(channel)
         do {
-            try await hub.join(socket, channel: channel)
+            try await hub.join(socket, channel: channel, hold: recoverable)
             if let accessEpoch, let holder, !(await confirmAccess(channel, holder: holder, since: accessEpoch, socket: socket)) { return }
+            let recovered = recoverable ? await recover(channel, asked: data["recover"], socket: socket) : nil
             if let user {
                 let (_, snapshot) = try await presence.subscribe(
                     channel: channel, user: user, socket: socket.id, userInfo: userInfo, maxMembers: settings.maxPresenceMembers
                 )
                 // Revoked or closed while attaching: the presence goes too (the client was told, if still there).
                 if socket.user(on: channel) != user { try? await presence.detach(channel: channel, user: user, socket: socket.id); return }
-                socket.send(PusherProtocol.subscriptionSucceeded(channel: channel, presence: snapshot))
+                socket.send(PusherProtocol.subscriptionSucceeded(channel: channel, presence: snapshot, recovery: recovered))
             } else {
-                socket.send(PusherProtocol.subscriptionSucceeded(channel: channel))
+                socket.send(PusherProtocol.subscriptionSucceeded(channel: channel, recovery: recovered))
             }
+            if let recovered, recovered.recovered {
+                for frame in hub.catchUp(recovered.events, channel: channel, for: socket) { socket.send(frame) }
+            }
+            if recoverable { await hub.release(socket, channel: channel, at: recovered?.position) }
             if CacheChannels.isCache(channel) { await sendCached(channel, to: socket) }
         } catch {
             if error is RealtimeHub.SubscriptionEnded { return }  // revoked or closed meanwhile: the client was told
@@ -209,6 +223,29 @@ package final class PusherEndpoint: Sendable {
                 channel: channel, type: notFound ? "NotFound" : "ServerError",
                 error: notFound ? "Room not found" : "Subscription failed", status: notFound ? 404 : 500
             ))
+        }
+    }
+
+    /// A recoverable subscribe's answer: the channel's position and, when the client's `recover` position (`asked`) is
+    /// of the current epoch and in the window, what came after it. A socket recovers at most
+    /// `PUSHER_MAX_CHANNELS_PER_SOCKET` times (a reconnecting client opens a new socket): beyond, only the position is
+    /// read, so no client makes the service replay a channel's log over and over. `nil` when Redis cannot answer: the
+    /// answer then has no `recovery`, and the client reloads as after a `recovered: false`.
+    private func recover(_ channel: String, asked: JSONValue?, socket: PusherSocket) async -> ChannelRecovery? {
+        guard let recovery else { return nil }
+        var position = ChannelPosition(json: asked)
+        if position != nil {
+            let allowed = socket.state.withLock { state -> Bool in
+                state.recoveries += 1
+                return state.recoveries <= settings.maxChannelsPerSocket
+            }
+            if !allowed { position = nil }
+        }
+        do {
+            return try await recovery.recover(channel: channel, from: position)
+        } catch {
+            logger.warning("Recovery read failed; the subscriber reloads", metadata: ["channel": "\(channel)", "error": "\(error)"])
+            return nil
         }
     }
 

@@ -20,6 +20,8 @@ package final class PusherSocket: Sendable {
         var watchlist: Set<String> = []
         /// A ryOS socket's user, from the ticket it opened with (``SocketFace/ryos``); `nil`: anonymous.
         var ryosUser: String?
+        /// Recoveries asked for on this connection (``PusherEndpoint``'s recover: at most one per channel it may hold).
+        var recoveries = 0
         var closed = false
     }
 

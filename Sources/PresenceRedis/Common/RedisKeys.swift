@@ -127,6 +127,17 @@ public enum RedisKeys {
     public static let workersAlive = "workers:{ops}:alive"
     /// Each live worker's last announcement (hash of worker id → JSON), beside ``workersAlive``.
     public static let workersInfo = "workers:{ops}:info"
-    /// The pub/sub channel carrying events for one client channel (`chats-public`, `room-general`, ...).
-    public static func broadcastChannel(_ clientChannel: String) -> String { "ch:\(clientChannel)" }
+    /// The pub/sub channel carrying events for one client channel (`chats-public`, `room-general`, ...):
+    /// `ch:{<channel>}`, hash-tagged (client channel names have no braces), so it shares its slot with the channel's
+    /// recovery keys and a script there may publish on it on a cluster too.
+    public static func broadcastChannel(_ clientChannel: String) -> String { "ch:{\(clientChannel)}" }
+    /// The client channel of a ``broadcastChannel(_:)`` name; `nil` for another name.
+    public static func clientChannel(ofBroadcast name: String) -> String? {
+        guard name.hasPrefix("ch:{"), name.hasSuffix("}"), name.utf8.count > 5 else { return nil }
+        return String(name.dropFirst(4).dropLast())
+    }
+    /// A recoverable channel's position: hash {epoch, offset} (``RedisChannelRecovery``).
+    public static func recoveryPosition(_ channel: String) -> String { "rec:{\(channel)}" }
+    /// A recoverable channel's retained events: stream, entry `<offset>-0` {m: the event, t: ms}.
+    public static func recoveryLog(_ channel: String) -> String { "rec:{\(channel)}:log" }
 }

@@ -57,6 +57,8 @@ public enum Scripts: String, CaseIterable, Sendable {
     case webhookAck = "webhook_ack"
     case webhookBacklog = "webhook_backlog"
     case webhookAppend = "webhook_append"
+    case recoveryPublish = "recovery_publish"
+    case recoveryRead = "recovery_read"
 
     /// The loaded script.
     public var script: RedisScript { Self.loaded[self]! }

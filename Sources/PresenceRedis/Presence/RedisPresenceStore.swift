@@ -19,11 +19,16 @@ public struct RedisPresenceStore: PresenceStorage {
     let logger: Logger
     /// When the sweeper plans to check each room, so that a switch need not register its room every time.
     let plans: SweeperPlans
+    /// On one Redis, a chat switch's events are published by the room scripts themselves, in the same step as the
+    /// change; `false` (recoverable chat channels: their events go through the recovery script) and on a cluster, the
+    /// caller publishes them.
+    let announcesInScript: Bool
 
-    public init(redis: RedisClient, logger: Logger = Logger(label: "presence"), plans: SweeperPlans = SweeperPlans()) {
+    public init(redis: RedisClient, logger: Logger = Logger(label: "presence"), plans: SweeperPlans = SweeperPlans(), announcesInScript: Bool = true) {
         self.redis = redis
         self.logger = logger
         self.plans = plans
+        self.announcesInScript = announcesInScript
     }
 
     // MARK: - Script calls (for pipelining several rooms in one round trip)
@@ -276,7 +281,7 @@ public struct RedisPresenceStore: PresenceStorage {
             let decision = limit.fusedDecision(allowed: state.allowed, remaining: state.remaining, resetMilliseconds: state.resetMilliseconds)
             guard decision.allowed else { throw DomainError.rateLimited(decision) }
         }
-        let announce = !redis.isCluster
+        let announce = announcesInScript && !redis.isCluster
         let planned = next.flatMap { plans.plannedCheck(room: $0, ttl: ttl) }
         var calls: [RedisScriptCall] = []
         if let previous { calls.append(leaveCall(room: previous, user: user, announce: announce)) }

@@ -1,0 +1,22 @@
+/// Where a client is in a recoverable channel's history: the channel's epoch (a string that changes when its history
+/// is lost) and the offset of the last event it has (offsets grow by one per event on the channel).
+public struct ChannelPosition: Sendable, Equatable {
+    public var epoch: String
+    public var offset: Int
+
+    public init(epoch: String, offset: Int) {
+        self.epoch = epoch
+        self.offset = offset
+    }
+
+    /// Reads a subscribe's `recover` object, `{"epoch": "E", "offset": N}`; `nil` when it is not one (an epoch of at
+    /// most 64 characters, a whole offset from 0).
+    public init?(json: JSONValue?) {
+        guard let epoch = json?["epoch"]?.string, !epoch.isEmpty, epoch.utf8.count <= 64,
+              let offset = json?["offset"]?.int, offset >= 0 else { return nil }
+        self.init(epoch: epoch, offset: offset)
+    }
+
+    /// `{"epoch": ..., "offset": ...}`.
+    public var json: JSONValue { .object(["epoch": .string(epoch), "offset": .int(offset)]) }
+}
