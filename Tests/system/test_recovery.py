@@ -212,7 +212,7 @@ def test_concurrent_publishers_on_two_workers_give_strictly_increasing_gapless_o
     subscriber.close()
 
 
-def test_redis_losing_its_data_starts_a_new_epoch_and_a_stale_position_is_not_recovered(make_cluster, redis_process):
+def test_losing_the_redis_data_starts_a_new_epoch_and_a_stale_position_is_not_recovered(make_cluster, redis_process):
     c = make_cluster(1)
     a = c.a
     alice = register(a, "alice")
