@@ -116,7 +116,7 @@ public struct AppServices: Sendable {
         self.realtimeTicketLimiter = SlidingWindowLimiter(name: "realtime-ticket", limit: 30, window: .seconds(60), storage: limits)
         self.hub = RealtimeHub(
             subscriber: RedisRealtimeFeed(pubsub: redis.makeSubscriber()), occupancy: occupancy, presence: channelPresence, access: channelAccess, settings: configuration.pusher,
-            tokenCache: tokens.cache, webhooks: webhooks, logger: logger
+            tokenCache: tokens.cache, webhooks: webhooks, recovery: recovery, logger: logger
         )
         self.signer = PusherSigner(key: configuration.pusher.key, secret: configuration.pusher.secret)
         self.registry = ConnectionRegistry(

@@ -78,6 +78,9 @@ extension RealtimeHub {
     /// `pusher_internal:` event.
     private func deliver(_ message: [String: JSONValue], channel: String) {
         guard let event = message["event"]?.string else { return }
+        if recovery != nil, let offset = message["offset"]?.int, let epoch = message["epoch"]?.string {
+            lastSeen[channel] = ChannelPosition(epoch: epoch, offset: offset)
+        }
         let exclude = message["socket_id"]?.string
         guard case .deliver(_, let targets)? = registry.deliver(on: channel, excluding: exclude).first else { return }
         var pusher = DeliveryLane.Fanout()

@@ -1,3 +1,5 @@
+import Logging
+import NIOWebSocket
 import NIOCore
 import PresenceCore
 
@@ -22,6 +24,43 @@ extension RealtimeHub {
     /// events kept meanwhile that come after it are written now, after whatever the caller sent before.
     func release(_ socket: PusherSocket, channel: String, at position: ChannelPosition?) {
         for frame in gates.release(socket: socket.id, channel: channel, at: position) { socket.send(frame) }
+    }
+
+    /// After the feed was lost and is back (every topic subscribed again): what was published on the recoverable
+    /// channels meanwhile is read from their logs, from the last event the feed brought (``lastSeen``), and sent to
+    /// the local sockets there before the live events that came since, as a reconnecting client's catch-up is (the
+    /// sockets are held meanwhile). Where the gap cannot be filled (another epoch: Redis lost the data; or past the
+    /// window) the sockets on that channel are closed with 4200, so their clients reconnect and reload.
+    func fillFeedGap() async {
+        guard let recovery else { return }
+        var held: [(channel: String, from: ChannelPosition, sockets: [PusherSocket])] = []
+        for (channel, position) in lastSeen {
+            let sockets = registry.members(of: channel).compactMap { registry.sockets[$0] }
+                .filter { $0.face == .pusher && !gates.isGated(socket: $0.id, channel: channel) }
+            guard !sockets.isEmpty else { continue }
+            for socket in sockets { gates.hold(socket: socket.id, channel: channel) }
+            held.append((channel, position, sockets))
+        }
+        for (channel, position, sockets) in held {
+            let answer: ChannelRecovery
+            do {
+                answer = try await recovery.recover(channel: channel, from: position)
+            } catch {
+                logger.warning("Could not read what the feed missed; live events go on", metadata: ["channel": "\(channel)", "error": "\(error)"])
+                for socket in sockets { release(socket, channel: channel, at: nil) }
+                continue
+            }
+            for socket in sockets {
+                if answer.recovered {
+                    for frame in catchUp(answer.events, channel: channel, for: socket) { socket.send(frame) }
+                    release(socket, channel: channel, at: answer.position)
+                } else {
+                    release(socket, channel: channel, at: nil)
+                    socket.close(.unknown(4200), "Reconnect: events were missed")
+                }
+            }
+            if answer.recovered, (lastSeen[channel]?.offset ?? 0) < answer.position.offset { lastSeen[channel] = answer.position }
+        }
     }
 
     /// The frames of a catch-up (``ChannelRecovery/events``, pub/sub texts) as `socket` gets them on `channel`: as

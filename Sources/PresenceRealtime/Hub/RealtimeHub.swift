@@ -31,6 +31,8 @@ package actor RealtimeHub: Service {
     let logger: Logger
     /// Where webhook events go (`nil`: webhooks are off).
     let webhooks: (any WebhookOutboxStorage)?
+    /// Recoverable channels' logs, read to fill what the feed missed while it was reconnecting (`nil`: recovery off).
+    let recovery: (any ChannelRecoveryStorage)?
     /// How long a socket's subscription counts in Redis without a refresh (`OCCUPANCY_TTL`).
     let occupancyTTL: Duration
     /// The most Redis calls the periodic refreshes send in one batch: a worker with many sockets refreshes in many
@@ -46,6 +48,9 @@ package actor RealtimeHub: Service {
     var accessChanges = AccessChangeLog()
     /// Recoverable subscriptions being caught up: their live events held, then a floor (``RecoveryGates``).
     var gates = RecoveryGates<OutboundFrame>()
+    /// The position of the last event the feed brought on each recoverable channel this worker holds: where a
+    /// reconnected feed's gap starts (``fillFeedGap()``).
+    var lastSeen: [String: ChannelPosition] = [:]
     /// Subscribes waiting for a channel's feed subscription to be confirmed (``feedReady(_:)``).
     var feedWaiters: [String: [CheckedContinuation<Void, Never>]] = [:]
     /// Opened when the last socket is gone while draining.
@@ -55,9 +60,10 @@ package actor RealtimeHub: Service {
 
     package init(
         subscriber: any RealtimeFeed, occupancy: any OccupancyStorage, presence: ChannelPresence, access: ChannelAccess,
-        settings: PusherSettings, tokenCache: ExpiringCache<String>, webhooks: (any WebhookOutboxStorage)? = nil, logger: Logger,
-        refreshBatch: Int = RealtimeHub.refreshBatchSize
+        settings: PusherSettings, tokenCache: ExpiringCache<String>, webhooks: (any WebhookOutboxStorage)? = nil,
+        recovery: (any ChannelRecoveryStorage)? = nil, logger: Logger, refreshBatch: Int = RealtimeHub.refreshBatchSize
     ) {
+        self.recovery = recovery
         self.refreshBatch = max(2, refreshBatch)
         self.webhooks = webhooks
         self.occupancyTTL = .seconds(settings.occupancyTTL)
@@ -193,6 +199,7 @@ package actor RealtimeHub: Service {
                 try? await requests[index]?.get()
                 registry.feedUnsubscribed(topic, ticket: ticket)
                 resumeFeedWaiters(topic)
+                if case .channel(let channel) = topic, registry.channels[channel] == nil { lastSeen[channel] = nil }
             case .touchOccupancy(let channel, let socket):
                 _ = try? await occupancy.touch([(channel, socket)], ttl: occupancyTTL)
             case .removeOccupancy(let channel, let socket):
@@ -283,6 +290,7 @@ package actor RealtimeHub: Service {
                 // Access changes published while the subscriber was away were missed: check every subscription.
                 Task { await self.recheck(AccessChange(user: nil, prefix: "")) }
                 await resendPresence()
+                await fillFeedGap()
             }
         }
     }

@@ -26,6 +26,9 @@ package struct RecoveryGates<Frame> {
     /// Whether any socket on `channel` has a gate (the hub checks per socket only then).
     package func isGated(_ channel: String) -> Bool { gates[channel] != nil }
 
+    /// Whether `socket` has a gate on `channel`.
+    package func isGated(socket: String, channel: String) -> Bool { gates[channel]?[socket] != nil }
+
     /// The number of gates (for tests and metrics).
     package var count: Int { gates.values.reduce(0) { $0 + $1.count } }
 
