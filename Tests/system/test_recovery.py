@@ -92,7 +92,8 @@ def test_a_client_that_reconnects_to_another_worker_gets_exactly_the_events_it_m
     alice = register(a, "alice")
     steady = Raw(b)  # never disconnects: what the reconnecting client must end up with
     start = steady.subscribe("room-general")["recovery"]
-    assert start["recovered"] is False and isinstance(start["epoch"], str) and start["epoch"]
+    # No event on the channel yet: no history, nothing written to Redis by the subscribe.
+    assert start == {"recovered": False, "epoch": "none", "offset": 0}
 
     client = Raw(a)
     answer = client.subscribe("room-general")
@@ -103,7 +104,7 @@ def test_a_client_that_reconnects_to_another_worker_gets_exactly_the_events_it_m
     assert texts(before) == ["before 0", "before 1", "before 2"]
     assert_consecutive(before, answer["recovery"]["offset"] + 1)
     last = before[-1]
-    assert last["epoch"] == start["epoch"]
+    assert {f["epoch"] for f in before} == {last["epoch"]} and last["epoch"] != "none"
     client.close()
 
     for i in range(20):
@@ -143,7 +144,7 @@ def test_a_position_out_of_the_window_or_of_another_epoch_is_not_recovered(make_
     frames = client.events("room-general", 7)
     latest = frames[-1]["offset"]
     assert latest == position["offset"] + 7
-    epoch = position["epoch"]
+    epoch = frames[-1]["epoch"]
 
     def recover(offset, epoch=epoch):
         raw = Raw(a)
@@ -152,7 +153,8 @@ def test_a_position_out_of_the_window_or_of_another_epoch_is_not_recovered(make_
         finally:
             raw.close()
 
-    # 7 events since: the log keeps 5.
+    # 7 events since: the log keeps 5 (a position from before the first event, too).
+    assert recover(0, epoch="none")[0]["recovery"] == {"recovered": False, "epoch": epoch, "offset": latest}
     answer, extra = recover(position["offset"])
     assert answer["recovery"] == {"recovered": False, "epoch": epoch, "offset": latest}
     assert extra == []
@@ -217,7 +219,7 @@ def test_losing_the_redis_data_starts_a_new_epoch_and_a_stale_position_is_not_re
     a = c.a
     alice = register(a, "alice")
     client = Raw(a)
-    old = client.subscribe("room-general")["recovery"]
+    client.subscribe("room-general")
     post(a, alice, "general", "before")
     last = client.events("room-general", 1)[0]
     client.close()
@@ -243,4 +245,51 @@ def test_losing_the_redis_data_starts_a_new_epoch_and_a_stale_position_is_not_re
     recovery = wait_until(answer, 30, 0.5)
     assert recovery, "no recovery answer after Redis came back"
     assert recovery["recovered"] is False
-    assert recovery["epoch"] != old["epoch"]
+    assert recovery["epoch"] != last["epoch"]
+
+
+def trigger(worker, channel, event, data):
+    server = pusher.Pusher(app_id=APP, key=KEY, secret=SECRET, host="127.0.0.1", port=int(worker.base.rsplit(":", 1)[1]),
+                           ssl=False)
+    server.trigger(channel, event, data)
+
+
+def test_a_channel_without_history_creates_no_key_and_its_first_events_are_recovered(make_cluster):
+    c = make_cluster(1, RECOVERY_CHANNELS="fresh-*", PUSHER_APP_ID=APP)
+    a = c.a
+    raw = Raw(a)
+    assert raw.subscribe("fresh-1")["recovery"] == {"recovered": False, "epoch": "none", "offset": 0}
+    raw.close()
+    # A subscribe (anyone may subscribe to a public channel) writes nothing to Redis.
+    assert [k for k in c.redis().keys("rec:*") if "fresh-1" in k] == []
+    for n in range(3):
+        trigger(a, "fresh-1", "e", {"n": n})
+    again = Raw(a)
+    answer = again.subscribe("fresh-1", recover={"epoch": "none", "offset": 0})["recovery"]
+    assert answer["recovered"] is True and answer["epoch"] != "none" and answer["offset"] == 3
+    frames = again.events("fresh-1", 3)
+    assert [json.loads(f["data"])["n"] for f in frames] == [0, 1, 2]
+    assert_consecutive(frames, 1)
+    again.close()
+
+
+def test_a_worker_that_sees_offsets_skip_fills_the_gap_from_the_log_before_the_event_that_showed_it(make_cluster):
+    c = make_cluster(1, RECOVERY_CHANNELS="gap-*", PUSHER_APP_ID=APP)
+    a = c.a
+    sub = Raw(a)
+    sub.subscribe("gap-1")
+    trigger(a, "gap-1", "e", {"n": 1})
+    first = sub.events("gap-1", 1)[0]
+    # An event in the log whose publish never reached this worker (as when its pub/sub connection is re-established).
+    r = c.redis()
+    lost = first["offset"] + 1
+    item = json.dumps({"event": "e", "channel": "gap-1", "data": json.dumps({"n": 2}), "offset": lost,
+                       "epoch": first["epoch"]})
+    r.hset("rec:{gap-1}", "offset", lost)
+    r.xadd("rec:{gap-1}:log", {"m": item, "t": int(time.time() * 1000)}, id=f"{lost}-0")
+    trigger(a, "gap-1", "e", {"n": 3})
+    frames = sub.events("gap-1", 2)
+    assert [json.loads(f["data"])["n"] for f in frames] == [2, 3]
+    assert_consecutive(frames, lost)
+    assert sub.quiet(0.5) == []
+    sub.close()

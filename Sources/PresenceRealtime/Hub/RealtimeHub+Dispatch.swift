@@ -79,7 +79,10 @@ extension RealtimeHub {
     private func deliver(_ message: [String: JSONValue], channel: String) {
         guard let event = message["event"]?.string else { return }
         if recovery != nil, let offset = message["offset"]?.int, let epoch = message["epoch"]?.string {
+            let previous = lastSeen[channel]
             lastSeen[channel] = ChannelPosition(epoch: epoch, offset: offset)
+            // Offsets skipped: the feed lost events on the way; they come from the log, this one after them.
+            if let previous, previous.epoch == epoch, offset > previous.offset + 1 { gapDetected(channel, from: previous) }
         }
         let exclude = message["socket_id"]?.string
         guard case .deliver(_, let targets)? = registry.deliver(on: channel, excluding: exclude).first else { return }

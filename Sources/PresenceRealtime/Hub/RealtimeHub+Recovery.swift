@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import NIOWebSocket
 import NIOCore
 import PresenceCore
@@ -28,38 +29,52 @@ extension RealtimeHub {
 
     /// After the feed was lost and is back (every topic subscribed again): what was published on the recoverable
     /// channels meanwhile is read from their logs, from the last event the feed brought (``lastSeen``), and sent to
-    /// the local sockets there before the live events that came since, as a reconnecting client's catch-up is (the
-    /// sockets are held meanwhile). Where the gap cannot be filled (another epoch: Redis lost the data; or past the
-    /// window) the sockets on that channel are closed with 4200, so their clients reconnect and reload.
+    /// the local sockets there before the live events that came since (``fillGap(_:from:)``).
     func fillFeedGap() async {
+        let gaps = lastSeen.map { (channel: $0.key, from: $0.value, sockets: holdForGap($0.key)) }
+        for gap in gaps where !gap.sockets.isEmpty { await fillGap(gap.channel, from: gap.from, sockets: gap.sockets) }
+    }
+
+    /// An event whose offset skips some (``dispatch(_:payload:)`` saw offset > the last + 1 in the same epoch): the
+    /// feed lost events on the way (a reconnect it has not reported yet, a failover). The channel's local sockets are
+    /// held now, before that event is written, and the missing ones read from the log.
+    func gapDetected(_ channel: String, from position: ChannelPosition) {
+        let sockets = holdForGap(channel)
+        guard !sockets.isEmpty else { return }
+        Task { await self.fillGap(channel, from: position, sockets: sockets) }
+    }
+
+    /// Holds the live events of `channel`'s local Pusher sockets not held already; returns them.
+    private func holdForGap(_ channel: String) -> [PusherSocket] {
+        guard recovery != nil else { return [] }
+        let sockets = registry.members(of: channel).compactMap { registry.sockets[$0] }
+            .filter { $0.face == .pusher && !gates.isGated(socket: $0.id, channel: channel) }
+        for socket in sockets { gates.hold(socket: socket.id, channel: channel) }
+        return sockets
+    }
+
+    /// Sends `sockets` (held on `channel`) what the log has after `position`, then releases them. Where the gap cannot
+    /// be filled (another epoch: Redis lost the data; past the window) they are closed with 4200, so their clients
+    /// reconnect and reload; where the log cannot be read, live events go on.
+    private func fillGap(_ channel: String, from position: ChannelPosition, sockets: [PusherSocket]) async {
         guard let recovery else { return }
-        var held: [(channel: String, from: ChannelPosition, sockets: [PusherSocket])] = []
-        for (channel, position) in lastSeen {
-            let sockets = registry.members(of: channel).compactMap { registry.sockets[$0] }
-                .filter { $0.face == .pusher && !gates.isGated(socket: $0.id, channel: channel) }
-            guard !sockets.isEmpty else { continue }
-            for socket in sockets { gates.hold(socket: socket.id, channel: channel) }
-            held.append((channel, position, sockets))
+        Counter(label: "recovery_feed_gaps_total").increment()
+        let answer: ChannelRecovery
+        do {
+            answer = try await recovery.recover(channel: channel, from: position)
+        } catch {
+            logger.warning("Could not read what the feed missed; live events go on", metadata: ["channel": "\(channel)", "error": "\(error)"])
+            for socket in sockets { release(socket, channel: channel, at: nil) }
+            return
         }
-        for (channel, position, sockets) in held {
-            let answer: ChannelRecovery
-            do {
-                answer = try await recovery.recover(channel: channel, from: position)
-            } catch {
-                logger.warning("Could not read what the feed missed; live events go on", metadata: ["channel": "\(channel)", "error": "\(error)"])
-                for socket in sockets { release(socket, channel: channel, at: nil) }
-                continue
+        for socket in sockets {
+            if answer.recovered {
+                for frame in catchUp(answer.events, channel: channel, for: socket) { socket.send(frame) }
+                release(socket, channel: channel, at: answer.position)
+            } else {
+                release(socket, channel: channel, at: nil)
+                socket.close(.unknown(4200), "Reconnect: events were missed")
             }
-            for socket in sockets {
-                if answer.recovered {
-                    for frame in catchUp(answer.events, channel: channel, for: socket) { socket.send(frame) }
-                    release(socket, channel: channel, at: answer.position)
-                } else {
-                    release(socket, channel: channel, at: nil)
-                    socket.close(.unknown(4200), "Reconnect: events were missed")
-                }
-            }
-            if answer.recovered, (lastSeen[channel]?.offset ?? 0) < answer.position.offset { lastSeen[channel] = answer.position }
         }
     }
 

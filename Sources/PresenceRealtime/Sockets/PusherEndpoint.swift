@@ -227,8 +227,8 @@ package final class PusherEndpoint: Sendable {
     }
 
     /// A recoverable subscribe's answer: the channel's position and, when the client's `recover` position (`asked`) is
-    /// of the current epoch and in the window, what came after it. A socket recovers at most
-    /// `PUSHER_MAX_CHANNELS_PER_SOCKET` times (a reconnecting client opens a new socket): beyond, only the position is
+    /// of the current epoch and in the window, what came after it. A socket recovers at most as many times as it may
+    /// hold channels (``PusherSettings/maxChannelsPerSocket``, 100; a reconnecting client opens a new socket): beyond, only the position is
     /// read, so no client makes the service replay a channel's log over and over. `nil` when Redis cannot answer: the
     /// answer then has no `recovery`, and the client reloads as after a `recovered: false`.
     private func recover(_ channel: String, asked: JSONValue?, socket: PusherSocket) async -> ChannelRecovery? {

@@ -41,8 +41,7 @@ public struct RedisChannelRecovery: ChannelRecoveryStorage {
             Scripts.recoveryRead,
             keys: [RedisKeys.recoveryPosition(channel), RedisKeys.recoveryLog(channel)],
             arguments: [
-                Self.freshEpoch(), String(RecoveryPolicy.positionTTL.components.seconds), String(policy.window.milliseconds),
-                position?.epoch ?? "", String(position?.offset ?? 0),
+                String(policy.window.milliseconds), position == nil ? "0" : "1", position?.epoch ?? "", String(position?.offset ?? 0),
             ]
         )
         guard case .array(let items) = reply, items.count >= 3, let epoch = items[0].string,

@@ -1,4 +1,4 @@
--- A recoverable channel's position, included (`--#include recovery`) by recovery_publish.lua and recovery_read.lua.
+-- A recoverable channel's position, included (`--#include recovery`) by recovery_publish.lua.
 -- KEYS[1] rec:{<channel>} is a hash {epoch, offset}: the channel's epoch and its latest offset; KEYS[2]
 -- rec:{<channel>}:log is the stream of its retained events, entry id `<offset>-0`, fields m (the event's pub/sub text,
 -- offset and epoch in it) and t (Redis's time, ms). A channel without an epoch (never used, its hash expired, or
