@@ -52,9 +52,9 @@ export function createChat({ pusher, config, rooms, me, showMain, beforeEnter })
   let room = null;
   let heartbeat = 0;
   let busy = false;
-  const sender = new TypingSender((isTyping) => {
-    if (room) pusher.trigger(presenceChannel(room), "client-typing", { typing: isTyping });
-  });
+  // false (not sent) until the presence channel is subscribed; its subscribe answer retries.
+  const sender = new TypingSender((isTyping) =>
+    room ? pusher.trigger(presenceChannel(room), "client-typing", { typing: isTyping }) : false);
 
   // Members ----------------------------------------------------------------------------------------------------
   function renderMembers() {
@@ -102,6 +102,7 @@ export function createChat({ pusher, config, rooms, me, showMain, beforeEnter })
           for (const id of ids) if (typeof id === "string") members.add(id);
           members.add(me());
           renderMembers();
+          sender.retry();
           break;
         }
         case "pusher_internal:member_added":

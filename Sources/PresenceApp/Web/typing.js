@@ -49,7 +49,8 @@ export class TypingIndicator {
 
 /**
  * Sends "I am typing" at most every 2 s while the user types, and "stopped" after 3 s idle or on send.
- * `send(typing)` does the sending (a client event, or a POST).
+ * `send(typing)` does the sending (a client event, or a POST); it returns false when nothing could go out (the channel
+ * is not subscribed yet): the next keystroke, or `retry()` once it is, sends it then.
  */
 export class TypingSender {
   constructor(send, { every = 2000, idle = 3000 } = {}) {
@@ -64,13 +65,20 @@ export class TypingSender {
   /** Call on each input. */
   typed() {
     const now = Date.now();
-    if (now - this.lastSent >= this.every) {
-      this.lastSent = now;
-      this.active = true;
-      this.sendFn(true);
-    }
+    if (now - this.lastSent >= this.every) this.sendTyping(now);
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => this.stop(), this.idle);
+  }
+
+  sendTyping(now) {
+    if (this.sendFn(true) === false) return;
+    this.lastSent = now;
+    this.active = true;
+  }
+
+  /** The way to send is there now (subscribed): "I am typing" if the user is typing and it did not go out. */
+  retry() {
+    if (this.idleTimer && !this.active) this.sendTyping(Date.now());
   }
 
   /** Call on send (and when leaving): one `false` if a `true` went out. */
