@@ -398,9 +398,14 @@ def test_protocol_details(rt):
     assert err["event"] == "pusher:subscription_error"
     err_data = err["data"] if isinstance(err["data"], dict) else json.loads(err["data"])
     assert err_data["type"] == "AuthError" and err_data["status"] == 401
-    ws.send(json.dumps({"event": "pusher:subscribe", "data": json.dumps({"channel": "room-general"})}))  # data as a string
+    ws.send(json.dumps({"event": "pusher:subscribe", "data": json.dumps({"channel": "lobby-news"})}))  # data as a string
     ok = json.loads(ws.recv())
-    assert ok == {"event": "pusher_internal:subscription_succeeded", "channel": "room-general", "data": "{}"}
+    assert ok == {"event": "pusher_internal:subscription_succeeded", "channel": "lobby-news", "data": "{}"}
+    # A recoverable channel's answer carries its position (test_recovery.py has the rest).
+    ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": "room-general"}}))
+    ok = json.loads(ws.recv())
+    assert ok["event"] == "pusher_internal:subscription_succeeded" and ok["channel"] == "room-general"
+    assert set(json.loads(ok["data"])) == {"recovery"}
     ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": "bad channel!"}}))
     assert json.loads(ws.recv())["event"] == "pusher:subscription_error"
     ws.close()
