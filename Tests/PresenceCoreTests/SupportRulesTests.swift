@@ -70,4 +70,61 @@ struct SupportRulesTests {
         let transcript = try await f.support.messages(ticket: "T1", user: "agent1", limit: 10, after: nil)
         #expect(transcript.count == 5 && transcript.first?.content == "agent note" && transcript.first?.role == "agent")
     }
+
+    @Test func attendanceListsEveryIntervalAndOnlyAgentsReadIt() async throws {
+        let f = Fixture()
+        try await f.register("cust", "agent1", "agent2", "outsider")
+        try await f.support.addAgent("agent1", by: "boss")
+        try await f.support.addAgent("agent2", by: "boss")
+        let t0 = f.world.now
+        _ = try await f.support.join(ticket: "T1", user: "cust", role: .customer)
+        f.world.advance(.seconds(10))
+        _ = try await f.support.join(ticket: "T1", user: "agent1", role: .agent)
+        f.world.advance(.seconds(5))
+        try await f.support.leave(ticket: "T1", user: "agent1")
+        _ = try await f.support.join(ticket: "T1", user: "agent2", role: .observer)
+        _ = try await f.support.heartbeat(ticket: "T1", user: "cust")
+        f.world.advance(.seconds(30))
+        _ = try await f.support.heartbeat(ticket: "T1", user: "cust")
+        // agent2's presence runs out (45 s) and the sweeper claims it: it ends at its deadline, not at the claim.
+        f.world.advance(.seconds(20))
+        _ = try await f.presence.claimExpired(rooms: ["ticket_T1"])
+        _ = try await f.support.join(ticket: "T1", user: "agent1", role: .agent)
+        // The open intervals come after the ended ones.
+        let open = try await f.support.attendance(ticket: "T1", user: "agent2")
+        #expect(open.map(\.user) == ["agent1", "agent2", "cust", "agent1"])
+        #expect(open.suffix(2).allSatisfy(\.isOpen) && open.suffix(2).map(\.from) == [t0, t0 + 65_000])
+        f.world.advance(.seconds(1))
+        _ = try await f.support.close(ticket: "T1", user: "agent1", deleteHistory: false, deleteSnapshot: false)
+        _ = try await f.support.reopen(ticket: "T1", user: "agent1")
+        _ = try await f.support.join(ticket: "T1", user: "cust", role: .customer)
+        f.world.advance(.seconds(2))
+        try await f.support.leave(ticket: "T1", user: "cust")
+
+        let attendance = try await f.support.attendance(ticket: "T1", user: "boss")
+        let expected: [(String, String, Int64, Int64, LeaveReason)] = [
+            ("cust", "customer", 0, 66_000, .closed),
+            ("agent1", "agent", 10_000, 15_000, .left),
+            ("agent2", "observer", 15_000, 60_000, .expired),
+            ("agent1", "agent", 65_000, 66_000, .closed),
+            ("cust", "customer", 66_000, 68_000, .left),
+        ]
+        #expect(attendance == expected.map {
+            AttendanceInterval(user: $0.0, role: $0.1, from: t0 + $0.2, to: t0 + $0.3, reason: $0.4)
+        })
+        let snapshot = try await f.support.snapshot(ticket: "T1", user: "agent1")
+        #expect(snapshot["firstAgentAfterMs"]?.int == 10_000 && snapshot["agentPresentMs"]?.int == 6_000)
+
+        // Agents and admins only; the customer too gets 403, and so does anyone on a ticket that does not exist.
+        for user in ["cust", "outsider"] {
+            #expect(await domainError { _ = try await f.support.attendance(ticket: "T1", user: user) } == .forbidden("Forbidden"))
+        }
+        #expect(await domainError { _ = try await f.support.attendance(ticket: "T404", user: "outsider") } == .forbidden("Forbidden"))
+        #expect(await domainError { _ = try await f.support.attendance(ticket: "T404", user: "agent1") } == .roomNotFound)
+        #expect(await domainError { _ = try await f.support.attendance(ticket: "bad id", user: "agent1") }
+            == .invalid("Invalid ticket ID format"))
+        // The attendance goes with the history.
+        _ = try await f.support.close(ticket: "T1", user: "agent1", deleteHistory: true, deleteSnapshot: false)
+        #expect(try await f.support.attendance(ticket: "T1", user: "agent1").isEmpty)
+    }
 }

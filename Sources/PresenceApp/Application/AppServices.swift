@@ -55,9 +55,12 @@ public struct AppServices: Sendable {
         // Every store the domain uses, over the one Redis client, built once here.
         // On recoverable channels every event is published by the recovery script (it gives the event its offset), so
         // the room scripts do not publish their chat events themselves then.
-        let presence = RedisPresenceStore(redis: redis, logger: logger, announcesInScript: !configuration.recovery.enabled)
+        let attendanceLimit = configuration.support.attendanceLimit
+        let presence = RedisPresenceStore(
+            redis: redis, logger: logger, announcesInScript: !configuration.recovery.enabled, attendanceLimit: attendanceLimit
+        )
         let roomStore = RedisRoomStore(redis: redis)
-        let supportStore = RedisSupportStore(redis: redis)
+        let supportStore = RedisSupportStore(redis: redis, attendanceLimit: attendanceLimit)
         self.migrations = [
             ("sweeper work list", { try await RedisExpiryStore(redis: redis).migrateLegacyIndex() }),
             ("public room list", { try await roomStore.migrateLegacyPublicRooms() }),
@@ -129,7 +132,8 @@ public struct AppServices: Sendable {
             loginUser: SlidingWindowLimiter(name: "login-user", limit: configuration.loginUserRateLimit, window: .seconds(60), storage: limits),
             loginAddress: SlidingWindowLimiter(name: "login-address", limit: configuration.loginAddressRateLimit, window: .seconds(60), storage: limits)
         )
-        self.sweeper = PresenceSweeper(storage: RedisExpiryStore(redis: redis), interval: configuration.sweepInterval, logger: logger) { expired in
+        let expiry = RedisExpiryStore(redis: redis, attendanceLimit: attendanceLimit)
+        self.sweeper = PresenceSweeper(storage: expiry, interval: configuration.sweepInterval, logger: logger) { expired in
             if expired.meta["type"] == "support" {
                 await support.announceExpired(room: expired.room, users: expired.users, meta: expired.meta)
             } else if expired.meta["type"] == "channel", let channel = expired.meta["channel"] {

@@ -180,6 +180,8 @@ extension AppConfiguration {
         .integer("SUPPORT_MESSAGE_RATE_LIMIT", 30, in: 1...1_000_000, \.support.messageLimit, "Support messages per user per 60 s"),
         .integer("SUPPORT_TRANSCRIPT_LIMIT", 10000, in: 1...10_000_000, \.support.transcriptLimit,
                  "Messages a support transcript holds; new ones are refused (409) past it, never trimmed"),
+        .integer("SUPPORT_ATTENDANCE_LIMIT", 10000, in: 1...100_000, \.support.attendanceLimit,
+                 "Attendance intervals a support ticket keeps (joins to leaves, with role and reason); the oldest are trimmed past it"),
         .integer("LOGIN_ADDRESS_RATE_LIMIT", 100, in: 1...1_000_000, \.loginAddressRateLimit,
                  "Login attempts per client address per 60 s"),
         Setting(name: "TRUSTED_PROXIES", defaultValue: "127.0.0.0/8,::1",

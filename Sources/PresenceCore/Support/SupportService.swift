@@ -286,6 +286,34 @@ public struct SupportService: Sendable {
         return Self.normalize(snapshot: text)
     }
 
+    /// The ticket's attendance (agents and admins only: anyone else gets 403, the ticket's customer too, whether or
+    /// not the ticket exists): every presence that ended, as an interval with its role and reason (`left`, `expired`,
+    /// `closed`), in the order of their joins, then the members present now as open intervals, in the same order.
+    /// Readable after close, as the transcript; 404 for a ticket that never existed.
+    public func attendance(ticket: String, user: String) async throws -> [AttendanceInterval] {
+        let room = try Self.roomID(ticket: ticket)
+        let (meta, listedAgent) = try await tickets.ticket(room, user: user)
+        guard isAdmin(user) || listedAgent else { throw DomainError.forbidden("Forbidden") }
+        guard meta["type"] == "support" else { throw DomainError.roomNotFound }
+        return Self.ordered(attendance: try await tickets.attendance(room: room))
+    }
+
+    /// Ended intervals by join time (then end, then user, then as recorded: the list is in the order the presences
+    /// ended, which the sweeper's delay may change), then the open ones by join time.
+    static func ordered(attendance intervals: [AttendanceInterval]) -> [AttendanceInterval] {
+        let indexed = intervals.enumerated().map { (index: $0.offset, interval: $0.element) }
+        let sorted = indexed.sorted { a, b in
+            let x = a.interval, y = b.interval
+            if x.isOpen != y.isOpen { return !x.isOpen }
+            if x.from != y.from { return x.from < y.from }
+            let xTo = x.to ?? .max, yTo = y.to ?? .max
+            if xTo != yTo { return xTo < yTo }
+            if x.user != y.user { return x.user < y.user }
+            return a.index < b.index
+        }
+        return sorted.map(\.interval)
+    }
+
     /// Announces members of a support room whose presence expired (from the sweeper).
     public func announceExpired(room: String, users: [String], meta: [String: String]) async {
         let ticketRoom = SupportRoom(meta: meta)

@@ -5,6 +5,8 @@ public struct SupportSettings: Sendable {
     /// Messages a ticket's transcript holds (`SUPPORT_TRANSCRIPT_LIMIT`); past it new messages are refused, never
     /// trimmed.
     public var transcriptLimit: Int = 10_000
+    /// Intervals a ticket's attendance keeps, the newest (`SUPPORT_ATTENDANCE_LIMIT`); older ones are trimmed.
+    public var attendanceLimit: Int = 10_000
     /// Support messages per user per 60 s (`SUPPORT_MESSAGE_RATE_LIMIT`).
     public var messageLimit: Int = 30
     /// Usernames with admin rights (`ADMIN_USERS`); admins count as agents.

@@ -1,6 +1,7 @@
 /// Support tickets' own state: who the agents are, each ticket room's metadata (customer, assignment, status,
-/// closed), and the snapshot written when it closes. Presence and transcripts live in the shared
-/// ``PresenceStorage`` and ``HistoryStorage``.
+/// closed), the snapshot written when it closes, and its attendance. Presence and transcripts live in the shared
+/// ``PresenceStorage`` and ``HistoryStorage``; whatever ends a member's presence in a ticket (a leave, an expiry, the
+/// close) also records its ``AttendanceInterval`` in the same step.
 public protocol SupportStorage: Sendable {
     func isAgent(_ user: String) async throws -> Bool
     func addAgent(_ user: String) async throws
@@ -26,4 +27,8 @@ public protocol SupportStorage: Sendable {
     func reopen(room: String) async throws -> (wasClosed: Bool, room: SupportRoom)?
     /// The snapshot written at close, if any.
     func snapshot(room: String) async throws -> String?
+    /// The ticket's attendance in one read: the intervals kept (presences that ended, in the order they were
+    /// recorded; the newest `SUPPORT_ATTENDANCE_LIMIT`; none once the history was deleted at close), then the members
+    /// present now as open intervals. Empty for a room that does not exist.
+    func attendance(room: String) async throws -> [AttendanceInterval]
 }

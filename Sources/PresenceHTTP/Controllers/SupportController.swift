@@ -94,6 +94,12 @@ package struct SupportController {
         get("/support/:ticketId/snapshot", router) { _, _, user, ticket in
             JSONResponse.make(["snapshot": try await support.snapshot(ticket: ticket, user: user)] as JSONValue)
         }
+        get("/support/:ticketId/attendance", router) { _, _, user, ticket in
+            let intervals = try await support.attendance(ticket: ticket, user: user)
+            return JSONResponse.make([
+                "ticketId": .string(ticket), "intervals": .array(intervals.map(\.json)),
+            ] as JSONValue)
+        }
 
         router.get("/api/admin/agents") { request, _ in
             let user = try await authenticator.authenticate(request)

@@ -38,6 +38,7 @@ public enum Scripts: String, CaseIterable, Sendable {
     case supportMetadata = "support_metadata"
     case supportClose = "support_close"
     case supportReopen = "support_reopen"
+    case supportAttendance = "support_attendance"
     case expiringTouch = "expiring_touch"
     case expiringMembers = "expiring_members"
     case socketDetach = "socket_detach"

@@ -3,16 +3,21 @@ import Redis
 
 /// ``ExpiryStorage`` in Redis: the rooms to check in `presence:rooms:{…}` (``RedisKeys/spreadBuckets`` sorted sets,
 /// leased with `presence_due.lua`, settled with `presence_settle.lua`); claims with `presence_sweep.lua` (ZREM of
-/// expired members, so only one worker gets each; it deletes their presence keys, built from the room's prefix). Each step is one pipelined round trip for every bucket or room.
+/// expired members, so only one worker gets each; it deletes their presence keys, built from the room's prefix, and in
+/// a support room appends each claimed member's interval to its attendance). Each step is one pipelined round trip for
+/// every bucket or room.
 public struct RedisExpiryStore: ExpiryStorage {
     let redis: RedisClient
     /// An empty room is dropped from the work list when no join registered it for this long: far longer than a join
     /// can take between its registration and its script.
     let keepEmpty: Duration
+    /// The intervals a support room's attendance keeps, newest (`SUPPORT_ATTENDANCE_LIMIT`).
+    let attendanceLimit: Int
 
-    public init(redis: RedisClient, keepEmpty: Duration = .seconds(60)) {
+    public init(redis: RedisClient, keepEmpty: Duration = .seconds(60), attendanceLimit: Int = SupportSettings().attendanceLimit) {
         self.redis = redis
         self.keepEmpty = keepEmpty
+        self.attendanceLimit = attendanceLimit
     }
 
     public var bucketCount: Int { RedisKeys.spreadBuckets }
@@ -55,8 +60,8 @@ public struct RedisExpiryStore: ExpiryStorage {
             RedisScriptCall(
                 Scripts.presenceSweep,
                 keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room), RedisKeys.roomStates(room),
-                       RedisKeys.roomPresencePrefix(room)],
-                arguments: []
+                       RedisKeys.roomPresencePrefix(room), RedisKeys.roomAttendance(room)],
+                arguments: [String(attendanceLimit)]
             )
         })
         return replies.map { reply in

@@ -27,8 +27,9 @@ extension RedisPresenceStore: SocketPresenceStorage {
         let reply = try await redis.run(
             Scripts.socketDetach,
             keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
-                   RedisKeys.roomStates(room), RedisKeys.roomSockets(room, user), RedisKeys.roomPresence(room, user)],
-            arguments: [user, socket]
+                   RedisKeys.roomStates(room), RedisKeys.roomSockets(room, user), RedisKeys.roomPresence(room, user),
+                   RedisKeys.roomAttendance(room)],
+            arguments: [user, socket, String(attendanceLimit)]
         )
         guard let v = reply.array, v.count == 3, let left = v[0].int, let count = v[1].int else {
             throw RedisError.protocolError("unexpected socket_detach reply \(reply)")

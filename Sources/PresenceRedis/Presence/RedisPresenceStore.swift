@@ -14,6 +14,8 @@ import Redis
 /// scripts), so `redis-cli TTL` shows the time left and an abandoned presence expires on its own.
 /// Every change is one Lua script over the room's hash tag, on Redis's clock. A join first registers its room with
 /// ``PresenceSweeper``'s work list (`presence:rooms:{…}`), which announces members whose presence expired.
+/// In a support room, the script that ends a member's presence also appends its interval to the ticket's attendance
+/// (`room:{id}:attendance`, `lib/attendance.lua`), capped at ``attendanceLimit``.
 public struct RedisPresenceStore: PresenceStorage {
     let redis: RedisClient
     let logger: Logger
@@ -23,12 +25,18 @@ public struct RedisPresenceStore: PresenceStorage {
     /// change; `false` (recoverable chat channels: their events go through the recovery script) and on a cluster, the
     /// caller publishes them.
     let announcesInScript: Bool
+    /// The intervals a support room's attendance keeps, newest (`SUPPORT_ATTENDANCE_LIMIT`).
+    let attendanceLimit: Int
 
-    public init(redis: RedisClient, logger: Logger = Logger(label: "presence"), plans: SweeperPlans = SweeperPlans(), announcesInScript: Bool = true) {
+    public init(
+        redis: RedisClient, logger: Logger = Logger(label: "presence"), plans: SweeperPlans = SweeperPlans(),
+        announcesInScript: Bool = true, attendanceLimit: Int = SupportSettings().attendanceLimit
+    ) {
         self.redis = redis
         self.logger = logger
         self.plans = plans
         self.announcesInScript = announcesInScript
+        self.attendanceLimit = attendanceLimit
     }
 
     // MARK: - Script calls (for pipelining several rooms in one round trip)
@@ -42,14 +50,15 @@ public struct RedisPresenceStore: PresenceStorage {
         publicOnly: Bool = false, maxMembers: Int? = nil
     ) -> RedisScriptCall {
         var arguments = [user, String(ttl.milliseconds), state?.serialized ?? ""]
-        if announce || plannedCheck != nil || publicOnly || maxMembers != nil {
-            arguments += [plannedCheck.map(String.init) ?? "", publicOnly ? "public" : "", maxMembers.map(String.init) ?? ""]
-        }
+        arguments += [
+            plannedCheck.map(String.init) ?? "", publicOnly ? "public" : "", maxMembers.map(String.init) ?? "",
+            String(attendanceLimit),
+        ]
         if announce { arguments += Self.announcement(room: room, user: user, action: .joined) }
         return RedisScriptCall(
             Scripts.presenceJoin,
             keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
-                   RedisKeys.roomStates(room), RedisKeys.roomPresence(room, user)],
+                   RedisKeys.roomStates(room), RedisKeys.roomPresence(room, user), RedisKeys.roomAttendance(room)],
             arguments: arguments
         )
     }
@@ -59,8 +68,8 @@ public struct RedisPresenceStore: PresenceStorage {
         RedisScriptCall(
             Scripts.presenceLeave,
             keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
-                   RedisKeys.roomStates(room), RedisKeys.roomPresence(room, user)],
-            arguments: [user] + (announce ? Self.announcement(room: room, user: user, action: .left) : [])
+                   RedisKeys.roomStates(room), RedisKeys.roomPresence(room, user), RedisKeys.roomAttendance(room)],
+            arguments: [user, String(attendanceLimit)] + (announce ? Self.announcement(room: room, user: user, action: .left) : [])
         )
     }
 

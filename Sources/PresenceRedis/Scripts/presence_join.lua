@@ -6,6 +6,9 @@
 -- KEYS[4] room:{id}:states           hash: user -> the member's state (JSON), only while it is not '{}'
 -- KEYS[5] room:{id}:presence:<user>  string '1' whose native TTL is the presence: it expires at expiresAt, the score
 --                                    written to KEYS[2] (SET PXAT, the absolute expiry PEXPIREAT sets, same TIME)
+-- KEYS[6] room:{id}:attendance       optional: a support room's attendance (lib/attendance.lua). A join over the
+--                                    user's expired entry, which the sweeper has not claimed yet, ends that presence
+--                                    here: its interval is appended, reason `expired`, ending at its expiry
 -- ARGV[1] user   ARGV[2] ttl (ms)   ARGV[3] member state JSON ('' keeps the current one, '{}' when none)
 -- Optional (each '' when not wanted):
 -- ARGV[4] '' when presence_register.lua ran just before in the same pipeline; else when the sweeper plans to check
@@ -15,7 +18,8 @@
 -- ARGV[5] 'public': the room must be public, else the error NOTPUBLIC (the caller skipped the access check)
 -- ARGV[6] a member cap (an app's presence channel, PUSHER_MAX_PRESENCE_MEMBERS): a user not present yet is refused
 --         with the error FULL when that many are present; one present already is refreshed as ever
--- ARGV[7..12] for a chat switch on one Redis: the events that announce a new member here, in the same step
+-- ARGV[7] the attendance list's cap (SUPPORT_ATTENDANCE_LIMIT; '' with no KEYS[6])
+-- ARGV[8..13] for a chat switch on one Redis: the events that announce a new member here, in the same step
 --         (`presence-update` on the room's channel, for either type of room, and `pusher_internal:member_added` on
 --         `presence-room-<id>`: see lib/announce.lua); absent, the caller announces (on a Redis Cluster a
 --         channel's SPUBLISH goes to the channel's own slot, so the worker publishes the same events there)
@@ -28,6 +32,7 @@
 --#include clock
 --#include room
 --#include announce
+--#include attendance
 local refusal = room_refusal(KEYS[1])
 if refusal then return refusal end
 if ARGV[5] == 'public' and redis.call('HGET', KEYS[1], 'type') ~= 'public' then
@@ -49,6 +54,12 @@ if joined == 1 and ARGV[6] and ARGV[6] ~= '' and redis.call('ZCOUNT', KEYS[2], '
   return redis.error_reply('FULL the room has its cap of present members')
 end
 
+-- An expired entry the sweeper has not claimed: in a support room its presence ends here (read before any write).
+local lapsed = nil
+if score and joined == 1 and KEYS[6] and tonumber(ARGV[7]) and redis.call('HGET', KEYS[1], 'type') == 'support' then
+  lapsed = {redis.call('ZSCORE', KEYS[3], user), tonumber(score), redis.call('HGET', KEYS[4], user)}
+end
+
 local joinedAt
 if joined == 1 then
   joinedAt = now
@@ -68,5 +79,6 @@ if state == '{}' then redis.call('HDEL', KEYS[4], user) else redis.call('HSET', 
 
 local count = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
 local meta = redis.call('HGETALL', KEYS[1])
-if joined == 1 then announce(meta, 7, count) end
+if lapsed then attendance_record(KEYS[6], ARGV[7], user, lapsed[3], lapsed[1], lapsed[2], 'expired') end
+if joined == 1 then announce(meta, 8, count) end
 return {joined, count, joinedAt, expiresAt, now, state, meta, old}

@@ -3,12 +3,16 @@ import Redis
 
 /// ``SupportStorage`` in Redis: an agent flag per user (`user:{<name>}:agent`, in the user's slot, read by every access
 /// check) and the admin listing `support:agents`; ticket metadata in `room:{ticket_<id>}:meta`, snapshots in
-/// `room:{ticket_<id>}:snapshot`; every change to a ticket is one Lua script over its hash tag.
+/// `room:{ticket_<id>}:snapshot`, attendance in `room:{ticket_<id>}:attendance` (appended by the presence scripts and
+/// `support_close.lua`, `lib/attendance.lua`); every change to a ticket is one Lua script over its hash tag.
 public struct RedisSupportStore: SupportStorage {
     let redis: RedisClient
+    /// The intervals a ticket's attendance keeps, newest (`SUPPORT_ATTENDANCE_LIMIT`): the close appends one per member.
+    let attendanceLimit: Int
 
-    public init(redis: RedisClient) {
+    public init(redis: RedisClient, attendanceLimit: Int = SupportSettings().attendanceLimit) {
         self.redis = redis
+        self.attendanceLimit = attendanceLimit
     }
 
     public func isAgent(_ user: String) async throws -> Bool {
@@ -81,8 +85,8 @@ public struct RedisSupportStore: SupportStorage {
             Scripts.supportClose,
             keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
                    RedisKeys.roomHistory(room), RedisKeys.roomSnapshot(room), RedisKeys.roomStates(room),
-                   RedisKeys.roomPresencePrefix(room)],
-            arguments: [user, deleteHistory ? "1" : "0", deleteSnapshot ? "1" : "0"]
+                   RedisKeys.roomPresencePrefix(room), RedisKeys.roomAttendance(room)],
+            arguments: [user, deleteHistory ? "1" : "0", deleteSnapshot ? "1" : "0", String(attendanceLimit)]
         )
         if reply.isNull { throw DomainError.roomNotFound }
         if reply.string == "ALREADY" { throw DomainError.roomClosed }
@@ -100,5 +104,30 @@ public struct RedisSupportStore: SupportStorage {
 
     public func snapshot(room: String) async throws -> String? {
         try await redis.send(RedisCommand("GET", RedisKeys.roomSnapshot(room))).string
+    }
+
+    /// `support_attendance.lua`: the list and the members present now, on Redis's clock, in one step.
+    public func attendance(room: String) async throws -> [AttendanceInterval] {
+        let reply = try await redis.run(
+            Scripts.supportAttendance,
+            keys: [RedisKeys.roomAttendance(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
+                   RedisKeys.roomStates(room)]
+        )
+        if let message = reply.errorMessage { throw RedisError.server(message) }
+        guard let v = reply.array, v.count == 2, let ended = v[0].array, let present = v[1].array, present.count % 3 == 0 else {
+            throw RedisError.protocolError("unexpected support_attendance reply \(reply)")
+        }
+        var intervals = ended.compactMap { entry in
+            entry.string.flatMap { JSONValue.parse(Array($0.utf8)) }.flatMap(AttendanceInterval.init(json:))
+        }
+        for index in stride(from: 0, to: present.count, by: 3) {
+            guard let user = present[index].string else { continue }
+            let state = present[index + 2].string.flatMap { JSONValue.parse(Array($0.utf8)) } ?? [:]
+            intervals.append(AttendanceInterval(
+                user: user, role: state["role"]?.string ?? SupportMember.Role.customer.rawValue,
+                from: present[index + 1].string.flatMap { Int64($0) } ?? present[index + 1].int64 ?? 0, to: nil, reason: nil
+            ))
+        }
+        return intervals
     }
 }

@@ -10,6 +10,9 @@ struct InMemoryPresenceStore: PresenceStorage, ExpiryStorage {
             if meta["closed"] == "1" { throw DomainError.roomClosed }
             let present = World.present(state, room: room)
             let previous = present[user]
+            if previous == nil, let lapsed = state.presence[room]?[user] {
+                World.endPresence(&state, room: room, user: user, lapsed, reason: .expired)
+            }
             let member = World.Presence(
                 joinedAt: previous?.joinedAt ?? state.now, expiresAt: state.now + ttl.milliseconds,
                 state: newState ?? previous?.state ?? [:]
@@ -28,6 +31,7 @@ struct InMemoryPresenceStore: PresenceStorage, ExpiryStorage {
         world.withState { state in
             let wasPresent = World.present(state, room: room)[user] != nil
             let removed = state.presence[room]?.removeValue(forKey: user)
+            if let removed { World.endPresence(&state, room: room, user: user, removed, reason: .left) }
             return PresenceLeave(
                 wasPresent: wasPresent, userCount: World.present(state, room: room).count,
                 state: removed?.state ?? [:], meta: state.meta[room] ?? [:]
@@ -128,8 +132,13 @@ struct InMemoryPresenceStore: PresenceStorage, ExpiryStorage {
     func claimExpired(rooms: [String]) async throws -> [ExpiredClaim?] {
         world.withState { state in
             rooms.map { room in
-                let expired = (state.presence[room] ?? [:]).filter { $0.value.expiresAt <= state.now }.keys.sorted()
-                for user in expired { state.presence[room]?[user] = nil }
+                let expired = (state.presence[room] ?? [:]).filter { $0.value.expiresAt <= state.now }
+                    .sorted { ($0.value.expiresAt, $0.key) < ($1.value.expiresAt, $1.key) }.map(\.key)
+                for user in expired {
+                    if let lapsed = state.presence[room]?.removeValue(forKey: user) {
+                        World.endPresence(&state, room: room, user: user, lapsed, reason: .expired)
+                    }
+                }
                 let present = World.present(state, room: room)
                 return ExpiredClaim(
                     users: expired, userCount: present.count, meta: state.meta[room] ?? [:],

@@ -1,6 +1,7 @@
 @testable import PresenceCore
 
-/// ``SupportStorage`` in memory: the same seat and closing rules as `support_open.lua` and `support_close.lua`.
+/// ``SupportStorage`` in memory: the same seat, closing and attendance rules as `support_open.lua`,
+/// `support_close.lua` and `support_attendance.lua`.
 struct InMemorySupportStore: SupportStorage {
     let world: World
 
@@ -51,12 +52,21 @@ struct InMemorySupportStore: SupportStorage {
             guard var meta = state.meta[room] else { throw DomainError.roomNotFound }
             if meta["closed"] == "1" { throw DomainError.roomClosed }
             let present = World.present(state, room: room).keys.sorted()
+            for (member, presence) in (state.presence[room] ?? [:]).sorted(by: { $0.key < $1.key }) {
+                World.endPresence(&state, room: room, user: member, presence, reason: .closed)
+            }
             state.presence[room] = nil
             meta["closed"] = "1"
             state.meta[room] = meta
             let members = present.map { "{\"username\":\"\($0)\"}" }.joined(separator: ",")
-            let snapshot = "{\"roomId\":\"\(room)\",\"closedBy\":\"\(user)\",\"messageCount\":\(state.history[room]?.count ?? 0),\"members\":[\(members)]}"
-            if deleteHistory { state.history[room] = nil }
+            let (first, agentTime) = Self.agentTimes(state.attendance[room] ?? [])
+            let firstAfter = first.map { String(max(0, $0 - (Int64(meta["createdAt"] ?? "") ?? 0))) } ?? "null"
+            let snapshot = "{\"roomId\":\"\(room)\",\"closedBy\":\"\(user)\",\"messageCount\":\(state.history[room]?.count ?? 0),\"members\":[\(members)],"
+                + "\"firstAgentAfterMs\":\(firstAfter),\"agentPresentMs\":\(agentTime)}"
+            if deleteHistory {
+                state.history[room] = nil
+                state.attendance[room] = nil
+            }
             if !deleteSnapshot { state.snapshots[room] = snapshot }
             return (snapshot, present)
         }
@@ -73,4 +83,29 @@ struct InMemorySupportStore: SupportStorage {
     }
 
     func snapshot(room: String) async throws -> String? { world.withState { $0.snapshots[room] } }
+
+    func attendance(room: String) async throws -> [AttendanceInterval] {
+        world.withState { state in
+            let open = World.present(state, room: room).sorted { ($0.value.joinedAt, $0.key) < ($1.value.joinedAt, $1.key) }.map {
+                AttendanceInterval(user: $0.key, role: $0.value.state["role"]?.string ?? "customer", from: $0.value.joinedAt, to: nil, reason: nil)
+            }
+            return (state.attendance[room] ?? []) + open
+        }
+    }
+
+    /// The first agent's start and the length of the union of the agent intervals, as `lib/attendance.lua` computes them.
+    static func agentTimes(_ intervals: [AttendanceInterval]) -> (first: Int64?, total: Int64) {
+        let spans = intervals.filter { $0.role == "agent" }.compactMap { interval in interval.to.map { (interval.from, $0) } }.sorted { $0.0 < $1.0 }
+        guard var current = spans.first else { return (nil, 0) }
+        var total: Int64 = 0
+        for span in spans.dropFirst() {
+            if span.0 > current.1 {
+                total += current.1 - current.0
+                current = span
+            } else {
+                current.1 = max(current.1, span.1)
+            }
+        }
+        return (spans[0].0, total + current.1 - current.0)
+    }
 }

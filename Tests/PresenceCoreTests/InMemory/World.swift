@@ -24,6 +24,8 @@ final class World: Sendable {
         var history: [String: [ChatMessage]] = [:]
         var lastMessageID: Int64 = 0
         var snapshots: [String: String] = [:]
+        /// Support rooms' ended presences, in the order they ended (`room:{id}:attendance`).
+        var attendance: [String: [AttendanceInterval]] = [:]
         var agents: Set<String> = []
         var users: [String: (hash: String, lastActive: Int64)] = [:]
         var addresses: [String: Set<String>] = [:]
@@ -50,5 +52,16 @@ final class World: Sendable {
     /// Members whose presence has not expired.
     static func present(_ state: State, room: String) -> [String: Presence] {
         (state.presence[room] ?? [:]).filter { $0.value.expiresAt > state.now }
+    }
+
+    /// Records the end of `user`'s presence in a support room, as `lib/attendance.lua` does: `left` and `closed` end
+    /// now, and a presence that had run out ends `expired` at its deadline whatever the caller says.
+    static func endPresence(_ state: inout State, room: String, user: String, _ presence: Presence, reason: LeaveReason) {
+        guard state.meta[room]?["type"] == "support" else { return }
+        let expired = presence.expiresAt <= state.now
+        state.attendance[room, default: []].append(AttendanceInterval(
+            user: user, role: presence.state["role"]?.string ?? "customer", from: presence.joinedAt,
+            to: expired ? presence.expiresAt : state.now, reason: expired ? .expired : reason
+        ))
     }
 }
