@@ -32,7 +32,7 @@ public struct RedisChannelRecovery: ChannelRecoveryStorage {
                 redis.isCluster ? "SPUBLISH" : "PUBLISH", RedisKeys.broadcastChannel(channel), Self.freshEpoch(),
                 String(RecoveryPolicy.positionTTL.components.seconds), String(policy.window.milliseconds),
                 String(policy.maxEvents),
-            ] + payloads.map { String($0.dropLast()) }  // the closing brace: the script appends offset and epoch
+            ] + payloads.map { String($0.utf8.dropLast()) ?? $0 }  // the closing brace: the script appends offset and epoch
         )
     }
 

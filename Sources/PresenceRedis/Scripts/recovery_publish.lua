@@ -27,11 +27,12 @@ for i = 7, #ARGV do
   items[#items + 1] = item
 end
 redis.call('HSET', KEYS[1], 'offset', offset)
--- Past the window: the oldest few go with every append (a read checks the time of what it returns as well).
-local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 4)
-for _, entry in ipairs(oldest) do
-  if tonumber(entry[2][4]) >= now - window then break end
-  redis.call('XDEL', KEYS[2], entry[1])
+-- Past the window: up to two of the oldest go with every append, one looked at at a time (a read checks the time of
+-- what it returns as well).
+for _ = 1, 2 do
+  local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+  if not oldest or tonumber(oldest[2][4]) >= now - window then break end
+  redis.call('XDEL', KEYS[2], oldest[1])
 end
 redis.call('PEXPIRE', KEYS[2], window)
 if #items == 1 then
