@@ -568,7 +568,8 @@ def test_every_key_a_full_scenario_creates_is_documented(make_cluster):
     for must in ["room:{lobby}:meta", "room:{lobby}:history", "user:{alice}", "users:prefix:al",
                  spread_key("rooms:public", "lobby"), "user:{bobby}:agent", f"room:{{{dm['id']}}}:access",
                  "user:{alice}:present", "ratelimit:messages:{alice}", "room:{ticket_T-1}:meta",
-                 "room:{ticket_T-1}:snapshot", "room:{ticket_T-1}:history", "support:agents"]:
+                 "room:{ticket_T-1}:snapshot", "room:{ticket_T-1}:history", "room:{ticket_T-1}:attendance",
+                 "support:agents"]:
         assert must in keys, must
     assert any(k.startswith("token:{") for k in keys)
     assert "room:{lobby}:members" in keys and "room:{lobby}:joined" in keys
