@@ -170,9 +170,13 @@ struct RedisAttendanceTests {
 
     @Test func chatRoomsKeepNoAttendanceAndTheListIsCappedAndGoesWithTheHistory() async throws {
         let redis = RedisClient(configuration: try RedisConfiguration(url: SharedRedis.url()))
-        // A chat room: the same scripts, nothing recorded.
+        // A chat room: the same scripts, nothing recorded, and no attendance key among the calls' keys (nor for a
+        // presence channel's room).
         let chat = "at-" + UUID().uuidString.prefix(8).lowercased()
         let presence = RedisPresenceStore(redis: redis, attendanceLimit: 3)
+        #expect(presence.leaveCall(room: chat, user: "alice").keys.count == 5)
+        #expect(presence.joinCall(room: "pch:presence-x", user: "alice", ttl: Self.ttl, state: nil).keys.count == 5)
+        #expect(presence.leaveCall(room: "ticket_T-1", user: "alice").keys.last == "room:{ticket_T-1}:attendance")
         _ = try await RedisRoomStore(redis: redis).create(id: chat, name: chat, type: .public, createdBy: "alice", members: [])
         _ = try await presence.join(room: chat, user: "alice", ttl: Self.ttl, state: Self.agent)
         _ = try await presence.leave(room: chat, user: "alice")

@@ -86,8 +86,8 @@ public enum RedisKeys {
     /// String (JSON): the snapshot written when a support room closes.
     public static func roomSnapshot(_ room: String) -> String { "room:{\(room)}:snapshot" }
     /// List (JSON each): a support room's attendance, one interval per presence that ended, oldest first
-    /// (`lib/attendance.lua`); kept after close like the transcript. Passed to every script that removes members, for
-    /// every kind of room; only support rooms write it.
+    /// (`lib/attendance.lua`); kept after close like the transcript. Passed, for support rooms, to every script that
+    /// removes members (``RedisPresenceStore/attendance(room:limit:)``).
     public static func roomAttendance(_ room: String) -> String { "room:{\(room)}:attendance" }
     /// Set: usernames of support agents (admins count as agents without being listed), for the admin listing only.
     public static let supportAgents = "support:agents"

@@ -57,11 +57,12 @@ public struct RedisExpiryStore: ExpiryStorage {
     public func claimExpired(rooms: [String]) async throws -> [ExpiredClaim?] {
         guard !rooms.isEmpty else { return [] }
         let replies = try await redis.run(rooms.map { room in
-            RedisScriptCall(
+            let attendance = RedisPresenceStore.attendance(room: room, limit: attendanceLimit)
+            return RedisScriptCall(
                 Scripts.presenceSweep,
                 keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room), RedisKeys.roomStates(room),
-                       RedisKeys.roomPresencePrefix(room), RedisKeys.roomAttendance(room)],
-                arguments: [String(attendanceLimit)]
+                       RedisKeys.roomPresencePrefix(room)] + attendance.keys,
+                arguments: [attendance.limit]
             )
         })
         return replies.map { reply in

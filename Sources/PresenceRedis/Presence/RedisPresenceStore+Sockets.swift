@@ -24,12 +24,13 @@ extension RedisPresenceStore: SocketPresenceStorage {
     }
 
     public func detachSocket(_ socket: String, user: String, room: String) async throws -> PresenceLeave? {
+        let attendance = Self.attendance(room: room, limit: attendanceLimit)
         let reply = try await redis.run(
             Scripts.socketDetach,
             keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
-                   RedisKeys.roomStates(room), RedisKeys.roomSockets(room, user), RedisKeys.roomPresence(room, user),
-                   RedisKeys.roomAttendance(room)],
-            arguments: [user, socket, String(attendanceLimit)]
+                   RedisKeys.roomStates(room), RedisKeys.roomSockets(room, user), RedisKeys.roomPresence(room, user)]
+                + attendance.keys,
+            arguments: [user, socket, attendance.limit]
         )
         guard let v = reply.array, v.count == 3, let left = v[0].int, let count = v[1].int else {
             throw RedisError.protocolError("unexpected socket_detach reply \(reply)")

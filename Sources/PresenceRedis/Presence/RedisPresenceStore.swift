@@ -15,7 +15,7 @@ import Redis
 /// Every change is one Lua script over the room's hash tag, on Redis's clock. A join first registers its room with
 /// ``PresenceSweeper``'s work list (`presence:rooms:{…}`), which announces members whose presence expired.
 /// In a support room, the script that ends a member's presence also appends its interval to the ticket's attendance
-/// (`room:{id}:attendance`, `lib/attendance.lua`), capped at ``attendanceLimit``.
+/// (`room:{id}:attendance`, `lib/attendance.lua`), capped at ``attendanceLimit`` (``attendance(room:limit:)``).
 public struct RedisPresenceStore: PresenceStorage {
     let redis: RedisClient
     let logger: Logger
@@ -41,6 +41,13 @@ public struct RedisPresenceStore: PresenceStorage {
 
     // MARK: - Script calls (for pipelining several rooms in one round trip)
 
+    /// What the scripts that end a presence get for a support room's attendance (`lib/attendance.lua`): the list's key
+    /// (one more `KEYS[]` entry, the room's hash tag) and its cap. Other rooms keep none and get neither, so their calls
+    /// name no key that never exists (a chat leave then runs on the source node of a migrating slot, as before).
+    static func attendance(room: String, limit: Int) -> (keys: [String], limit: String) {
+        Validation.isSupportRoomID(room) ? ([RedisKeys.roomAttendance(room)], String(limit)) : ([], "")
+    }
+
     /// `announce`: the script publishes a new member's chat events itself (``announcement(room:user:action:)``);
     /// `plannedCheck`: the sweeper's plan for the room when it is not registered in the same pipeline; `publicOnly`:
     /// refuse a room that is not public; `maxMembers`: refuse a new member when that many are present
@@ -49,27 +56,31 @@ public struct RedisPresenceStore: PresenceStorage {
         room: String, user: String, ttl: Duration, state: JSONValue?, announce: Bool = false, plannedCheck: Int64? = nil,
         publicOnly: Bool = false, maxMembers: Int? = nil
     ) -> RedisScriptCall {
+        let attendance = Self.attendance(room: room, limit: attendanceLimit)
         var arguments = [user, String(ttl.milliseconds), state?.serialized ?? ""]
-        arguments += [
-            plannedCheck.map(String.init) ?? "", publicOnly ? "public" : "", maxMembers.map(String.init) ?? "",
-            String(attendanceLimit),
-        ]
+        if announce || plannedCheck != nil || publicOnly || maxMembers != nil || !attendance.keys.isEmpty {
+            arguments += [
+                plannedCheck.map(String.init) ?? "", publicOnly ? "public" : "", maxMembers.map(String.init) ?? "",
+                attendance.limit,
+            ]
+        }
         if announce { arguments += Self.announcement(room: room, user: user, action: .joined) }
         return RedisScriptCall(
             Scripts.presenceJoin,
             keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
-                   RedisKeys.roomStates(room), RedisKeys.roomPresence(room, user), RedisKeys.roomAttendance(room)],
+                   RedisKeys.roomStates(room), RedisKeys.roomPresence(room, user)] + attendance.keys,
             arguments: arguments
         )
     }
 
     /// `announce`: the script publishes the chat events of a departure itself (``announcement(room:user:action:)``).
     func leaveCall(room: String, user: String, announce: Bool = false) -> RedisScriptCall {
-        RedisScriptCall(
+        let attendance = Self.attendance(room: room, limit: attendanceLimit)
+        return RedisScriptCall(
             Scripts.presenceLeave,
             keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
-                   RedisKeys.roomStates(room), RedisKeys.roomPresence(room, user), RedisKeys.roomAttendance(room)],
-            arguments: [user, String(attendanceLimit)] + (announce ? Self.announcement(room: room, user: user, action: .left) : [])
+                   RedisKeys.roomStates(room), RedisKeys.roomPresence(room, user)] + attendance.keys,
+            arguments: [user, attendance.limit] + (announce ? Self.announcement(room: room, user: user, action: .left) : [])
         )
     }
 

@@ -7,7 +7,7 @@
 --         unchanged on a cluster) and deleted; a key that already expired by itself is gone, and deleting it is harmless
 -- KEYS[6] room:{id}:attendance   optional: a support room's attendance (lib/attendance.lua): each claimed member's
 --         interval is appended, reason `expired`, ending at their expiry
--- ARGV[1] the attendance list's cap (SUPPORT_ATTENDANCE_LIMIT; absent with no KEYS[6])
+-- ARGV[1] the attendance list's cap (SUPPORT_ATTENDANCE_LIMIT; '' or absent with no KEYS[6])
 --
 -- Returns {userCount, {claimed users...}, {meta...}, now, next expiry ('' when no member is left)}.
 -- Every read comes before the writes (see presence_leave.lua: a migrating slot refuses access to a key a write emptied);

@@ -5,7 +5,7 @@
 -- KEYS[5] room:{id}:sockets:<user>   KEYS[6] room:{id}:presence:<user> (the native-TTL key, deleted with the member)
 -- KEYS[7] room:{id}:attendance   optional: a support room's attendance (lib/attendance.lua), as presence_leave.lua
 --         (support rooms are not presence channels today: `presence-room-ticket_…` is refused, so this is a guard)
--- ARGV[1] user   ARGV[2] socket id   ARGV[3] the attendance list's cap (SUPPORT_ATTENDANCE_LIMIT; absent with no KEYS[7])
+-- ARGV[1] user   ARGV[2] socket id   ARGV[3] the attendance list's cap (SUPPORT_ATTENDANCE_LIMIT; '' with no KEYS[7])
 -- Returns {left (1 = this call removed the user: announce it), userCount, {meta...}}.
 -- Every read comes before the writes (see presence_leave.lua: a migrating slot refuses access to a key a write emptied).
 --#include clock

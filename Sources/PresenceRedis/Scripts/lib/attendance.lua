@@ -8,8 +8,9 @@
 -- and for `expired` the member's expiry (its score in `:members`, when the presence really ended, not when the sweeper
 -- got to it). `role` is the member's role in `room:{<id>}:states` when the interval ends (`customer` when none).
 -- Only support rooms (meta `type` = `support`) keep attendance: the scripts are shared with chat rooms and presence
--- channels, which record nothing. The list keeps the newest `limit` intervals (SUPPORT_ATTENDANCE_LIMIT, `LTRIM`).
--- A caller that passes no attendance key (or no limit) records nothing.
+-- channels, which record nothing (the workers pass the key only for support rooms; the type is checked here too). The
+-- list keeps the newest `limit` intervals (SUPPORT_ATTENDANCE_LIMIT, `LTRIM`). A caller that passes no attendance key
+-- (or no limit) records nothing.
 
 -- The role in a member's state JSON (`room:{<id>}:states`), 'customer' when there is none.
 local function attendance_role(state)
