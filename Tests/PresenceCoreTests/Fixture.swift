@@ -26,7 +26,8 @@ struct Fixture {
         support = SupportService(
             tickets: InMemorySupportStore(world: world), presence: presence,
             history: InMemoryHistory(world: world, limit: supportSettings.transcriptLimit, overflow: .refuseNew), users: users,
-            events: events, limits: limits, settings: supportSettings, logger: logger, presenceLimiter: chat.presenceLimiter
+            events: events, limits: limits, settings: supportSettings, logger: logger, presenceLimiter: chat.presenceLimiter,
+            waiting: InMemorySupportWaitingStore(world: world)
         )
     }
 

@@ -24,6 +24,8 @@ public struct AppServices: Sendable {
     /// Opened when a stop reaches its deadline: long waits give up.
     public let stopDeadline = Latch()
     public let sweeper: PresenceSweeper
+    /// Sends each unattended support ticket's notice once per episode (every worker runs one, as the sweeper).
+    public let unattendedWatcher: UnattendedWatcher
     /// Data moved from an earlier version's layout at start-up (each safe to repeat): name, and the work, which
     /// returns how many entries it moved.
     let migrations: [(name: String, run: @Sendable () async throws -> Int)]
@@ -92,13 +94,14 @@ public struct AppServices: Sendable {
         )
         self.chat = chat
         var supportSettings = configuration.support
+        let waitingStore = RedisSupportWaitingStore(redis: redis)
         supportSettings.admins = configuration.chat.admins
         supportSettings.roster = roster
         let support = SupportService(
             tickets: supportStore, presence: presence,
             history: RedisMessageHistory(redis: redis, limit: supportSettings.transcriptLimit, overflow: .refuseNew),
             users: users, events: events, limits: limits, settings: supportSettings, logger: logger,
-            presenceLimiter: chat.presenceLimiter
+            presenceLimiter: chat.presenceLimiter, waiting: waitingStore
         )
         self.support = support
         let provider: any AIProvider = configuration.ai.baseURL.map {
@@ -131,6 +134,10 @@ public struct AppServices: Sendable {
             loginPair: SlidingWindowLimiter(name: "login", limit: configuration.loginRateLimit, window: .seconds(60), storage: limits),
             loginUser: SlidingWindowLimiter(name: "login-user", limit: configuration.loginUserRateLimit, window: .seconds(60), storage: limits),
             loginAddress: SlidingWindowLimiter(name: "login-address", limit: configuration.loginAddressRateLimit, window: .seconds(60), storage: limits)
+        )
+        self.unattendedWatcher = UnattendedWatcher(
+            support: support, storage: waitingStore, webhooks: webhooks,
+            interval: min(configuration.sweepInterval, .seconds(1)), logger: logger
         )
         let expiry = RedisExpiryStore(redis: redis, attendanceLimit: attendanceLimit)
         self.sweeper = PresenceSweeper(storage: expiry, interval: configuration.sweepInterval, logger: logger) { expired in

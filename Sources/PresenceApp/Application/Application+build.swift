@@ -72,7 +72,7 @@ func makeApplication(configuration: AppConfiguration, logger: Logger?, runHubIns
         stats: services.workerStats, hub: services.hub, redis: redis, startedAt: Date(), interval: .seconds(5),
         logger: logger
     )
-    var appServices: [any Service] = [redis, services.sweeper, startup, announcer]
+    var appServices: [any Service] = [redis, services.sweeper, services.unattendedWatcher, startup, announcer]
     if let outbox = services.webhooks {
         // After Redis: stopped before it, so the leases are handed back while Redis is there.
         appServices.append(WebhookDispatcher(

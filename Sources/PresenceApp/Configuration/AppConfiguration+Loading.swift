@@ -180,6 +180,8 @@ extension AppConfiguration {
         .integer("SUPPORT_MESSAGE_RATE_LIMIT", 30, in: 1...1_000_000, \.support.messageLimit, "Support messages per user per 60 s"),
         .integer("SUPPORT_TRANSCRIPT_LIMIT", 10000, in: 1...10_000_000, \.support.transcriptLimit,
                  "Messages a support transcript holds; new ones are refused (409) past it, never trimmed"),
+        .seconds("SUPPORT_UNATTENDED_AFTER", 60, in: 1...86400, \.support.unattendedAfter,
+                 "Seconds a ticket's customer waits with no agent present before ticket-unattended and the ticket_unattended webhook go out"),
         .integer("SUPPORT_ATTENDANCE_LIMIT", 10000, in: 1...100_000, \.support.attendanceLimit,
                  "Attendance intervals a support ticket keeps (joins to leaves, with role and reason); the oldest are trimmed past it"),
         .integer("LOGIN_ADDRESS_RATE_LIMIT", 100, in: 1...1_000_000, \.loginAddressRateLimit,
@@ -270,7 +272,7 @@ extension AppConfiguration {
             config.metricsPort = port
         },
         Setting(name: "WEBHOOK_URLS", defaultValue: nil, defaultNote: "no webhooks",
-                help: "Comma-separated webhook receivers, each URL or URL|event+event (channel_occupied, channel_vacated, member_added, member_removed, client_event, cache_miss)") {
+                help: "Comma-separated webhook receivers, each URL or URL|event+event (channel_occupied, channel_vacated, member_added, member_removed, client_event, cache_miss, ticket_unattended)") {
             config, value throws(ConfigurationError) in
             do throws(WebhookConfigurationError) {
                 config.webhooks.targets = try WebhookTarget.parse(value)

@@ -17,6 +17,11 @@ public enum ServiceEvent: String, Sendable, CaseIterable {
     case memberJoined = "member-joined"
     case memberUpdated = "member-updated"
     case memberLeft = "member-left"
+    /// A support ticket's customer has waited `SUPPORT_UNATTENDED_AFTER` with no agent present (once per episode), on
+    /// the ticket's channel and `private-support-queue`.
+    case ticketUnattended = "ticket-unattended"
+    /// An agent is present again in a ticket whose customer was waiting: the episode's wait, on the same channels.
+    case ticketAttended = "ticket-attended"
     /// A support ticket's assignment metadata changed.
     case metadataUpdated = "metadata-updated"
     /// Someone is typing in a chat room (ryOS: `{username, isTyping}`).

@@ -54,6 +54,7 @@ public struct ChannelAccess: Sendable {
     /// private and presence channels are the business of whoever holds the app secret and signs them.
     public static func isGoverned(_ channel: String) -> Bool {
         channel.hasPrefix("private-chats-") || channel.hasPrefix("private-room-") || channel.hasPrefix("presence-room-")
+            || channel == SupportService.queueChannel
     }
 
     /// Whether `user` may hold `channel` now. Channels this service does not govern are refused (it signs none).
@@ -63,6 +64,8 @@ public struct ChannelAccess: Sendable {
         if channel.hasPrefix("private-chats-") {
             return channel == "private-chats-\(user)"
         }
+        // Unattended tickets' notices: agents and admins.
+        if channel == SupportService.queueChannel { return try await support.isAgent(user) }
         if channel.hasPrefix("private-room-ticket_") {
             return try await support.canAccess(ticket: String(channel.dropFirst("private-room-ticket_".count)), user: user)
         }

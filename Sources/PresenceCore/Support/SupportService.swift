@@ -14,6 +14,8 @@ public struct SupportService: Sendable {
     public let messageLimiter: SlidingWindowLimiter
     /// Presence changes per user, shared with chat (`PRESENCE_RATE_LIMIT`): joins and leaves count.
     public let presenceLimiter: SlidingWindowLimiter?
+    /// Waiting episodes (unattended tickets); `nil`: none are kept and the queue is empty.
+    public var waiting: (any SupportWaitingStorage)?
     let logger: Logger
 
     /// `history` must refuse new messages at its cap rather than trim (``HistoryOverflow/refuseNew``): a transcript
@@ -21,8 +23,9 @@ public struct SupportService: Sendable {
     public init(
         tickets: any SupportStorage, presence: any PresenceStorage, history: any HistoryStorage, users: UserDirectory,
         events: any EventPublisher, limits: any RateLimitStorage, settings: SupportSettings, logger: Logger,
-        presenceLimiter: SlidingWindowLimiter? = nil
+        presenceLimiter: SlidingWindowLimiter? = nil, waiting: (any SupportWaitingStorage)? = nil
     ) {
+        self.waiting = waiting
         self.settings = settings
         self.tickets = tickets
         self.presence = presence
@@ -130,6 +133,7 @@ public struct SupportService: Sendable {
         } else if result.previousState != result.member.state {
             await broadcaster.publish([event(.memberUpdated, ticketRoom, ["member": member.json])])
         }
+        await syncWaiting(room: room)
         return member
     }
 
@@ -167,6 +171,7 @@ public struct SupportService: Sendable {
         let left = try await presence.leave(room: room, user: user)
         if left.wasPresent {
             await broadcaster.publish([event(.memberLeft, ticketRoom, ["username": .string(user), "reason": .string(LeaveReason.left.rawValue)])])
+            await syncWaiting(room: room)
         }
     }
 
@@ -261,6 +266,7 @@ public struct SupportService: Sendable {
         }
         events.append(event(.roomClosed, ticketRoom, ["roomId": .string(room), "snapshot": snapshot]))
         await broadcaster.publish(events)
+        await syncWaiting(room: room)
         // Whoever may no longer hold the ticket's channel once it is closed loses it on every worker.
         await broadcaster.publish(AccessChange(user: nil, channels: [ticketRoom.channel]))
         return snapshot
@@ -320,6 +326,7 @@ public struct SupportService: Sendable {
         await broadcaster.publish(users.map {
             event(.memberLeft, ticketRoom, ["username": .string($0), "reason": .string(LeaveReason.expired.rawValue)])
         })
+        await syncWaiting(room: room)
     }
 
     private func limitPresence(_ user: String) async throws {

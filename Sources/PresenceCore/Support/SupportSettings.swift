@@ -7,6 +7,9 @@ public struct SupportSettings: Sendable {
     public var transcriptLimit: Int = 10_000
     /// Intervals a ticket's attendance keeps, the newest (`SUPPORT_ATTENDANCE_LIMIT`); older ones are trimmed.
     public var attendanceLimit: Int = 10_000
+    /// How long a ticket's customer waits with no agent present before the ticket is reported unattended
+    /// (`SUPPORT_UNATTENDED_AFTER`): `ticket-unattended` and the `ticket_unattended` webhook, once per episode.
+    public var unattendedAfter: Duration = .seconds(60)
     /// Support messages per user per 60 s (`SUPPORT_MESSAGE_RATE_LIMIT`).
     public var messageLimit: Int = 30
     /// Usernames with admin rights (`ADMIN_USERS`); admins count as agents.

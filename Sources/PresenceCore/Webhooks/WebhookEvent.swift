@@ -10,6 +10,9 @@ public struct WebhookEvent: Sendable, Equatable {
         case memberRemoved = "member_removed"
         case clientEvent = "client_event"
         case cacheMiss = "cache_miss"
+        /// Not Pusher's: a support ticket's customer waited `SUPPORT_UNATTENDED_AFTER` with no agent present (once per
+        /// episode), on the ticket's channel with `ticketId`, `customer`, `waitingSinceMs`, `waitMs`, `assignedAgentId`.
+        case ticketUnattended = "ticket_unattended"
     }
 
     public var name: Name

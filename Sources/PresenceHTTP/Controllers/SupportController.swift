@@ -3,7 +3,8 @@ import Hummingbird
 import Logging
 import PresenceCore
 
-/// `/support/{ticketId}/...` (ticket rooms) and `/api/admin/agents` (who the agents are).
+/// `/support/{ticketId}/...` (ticket rooms), `/api/support/queue` (tickets with a customer waiting) and
+/// `/api/admin/agents` (who the agents are).
 package struct SupportController {
     package init(support: SupportService, authenticator: Authenticator) {
         self.support = support
@@ -101,6 +102,12 @@ package struct SupportController {
             ] as JSONValue)
         }
 
+        // Open tickets with a customer waiting and no agent present, longest wait first (agents and admins).
+        router.get("/api/support/queue") { request, _ in
+            let user = try await authenticator.authenticate(request)
+            let tickets = try await support.queue(user: user)
+            return JSONResponse.make(["tickets": JSONValue.array(tickets.map(\.json))])
+        }
         router.get("/api/admin/agents") { request, _ in
             let user = try await authenticator.authenticate(request)
             let agents = try await support.agents(by: user)

@@ -89,6 +89,15 @@ public enum RedisKeys {
     /// (`lib/attendance.lua`); kept after close like the transcript. Passed, for support rooms, to every script that
     /// removes members (``RedisPresenceStore/attendance(room:limit:)``).
     public static func roomAttendance(_ room: String) -> String { "room:{\(room)}:attendance" }
+    /// Hash {since, notified}: a support ticket's current waiting episode (a customer present, no agent), kept by
+    /// `support_waiting.lua`; gone when no customer waits.
+    public static func roomWaiting(_ room: String) -> String { "room:{\(room)}:waiting" }
+    /// Sorted set: ticket room id → when the watcher looks at it next (epoch ms; `+inf` once its notice went out), the
+    /// tickets that may have a customer waiting, spread over ``spreadBuckets`` keys by room id. Entries are hints,
+    /// checked against ``roomWaiting(_:)``: the watcher drops the stale ones.
+    public static func supportWaiting(bucket: Int) -> String { "support:waiting:{\(spreadTags[bucket])}" }
+    /// The waiting index's bucket key of ticket room `room`.
+    public static func supportWaiting(of room: String) -> String { supportWaiting(bucket: spreadBucket(of: room)) }
     /// Set: usernames of support agents (admins count as agents without being listed), for the admin listing only.
     public static let supportAgents = "support:agents"
     /// String `1` while `name` is a support agent, in the user's slot: what access checks read.

@@ -39,6 +39,8 @@ public enum Scripts: String, CaseIterable, Sendable {
     case supportClose = "support_close"
     case supportReopen = "support_reopen"
     case supportAttendance = "support_attendance"
+    case supportWaiting = "support_waiting"
+    case supportWaitingIndex = "support_waiting_index"
     case expiringTouch = "expiring_touch"
     case expiringMembers = "expiring_members"
     case socketDetach = "socket_detach"

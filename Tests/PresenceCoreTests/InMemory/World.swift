@@ -27,6 +27,10 @@ final class World: Sendable {
         /// Support rooms' ended presences, in the order they ended (`room:{id}:attendance`).
         var attendance: [String: [AttendanceInterval]] = [:]
         var agents: Set<String> = []
+        /// Support tickets' waiting episodes (`room:{id}:waiting`) and the watcher's index (room → next look; `.max`
+        /// once notified).
+        var waiting: [String: (since: Int64, notified: Bool)] = [:]
+        var waitingIndex: [String: Int64] = [:]
         var users: [String: (hash: String, lastActive: Int64)] = [:]
         var addresses: [String: Set<String>] = [:]
         var currentRooms: [String: String] = [:]
