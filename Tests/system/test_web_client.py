@@ -155,7 +155,9 @@ def test_the_console_refuses_non_admins_and_shows_admins_the_live_state(cluster,
     r = cluster.a.call("GET", "/api/console/overview", user=user)
     assert r.status_code == 403 and r.json() == {"error": "Forbidden"}
     assert cluster.a.call("GET", "/api/console/overview").status_code == 401
-    # The admin sees both workers, the occupied room, Redis, and the plots.
+    # A customer waits in a support ticket with no agent: the console's support queue shows it.
+    assert cluster.b.call("POST", "/support/WQ-1/join", user=user, json={}).status_code == 200
+    # The admin sees both workers, the occupied room, the support queue, Redis, and the plots.
     boss = admin(cluster.a)
     overview = cluster.a.call("GET", "/api/console/overview", user=boss).json()
     assert {w["port"] for w in overview["workers"]} == {cluster.a.proc.port, cluster.b.proc.port}
@@ -164,6 +166,8 @@ def test_the_console_refuses_non_admins_and_shows_admins_the_live_state(cluster,
     expect(console.locator("#workers tr[data-worker-id]")).to_have_count(2, timeout=10_000)
     expect(console.locator("#rooms-table")).to_contain_text("general", timeout=10_000)
     expect(console.locator("#redis-nodes")).to_contain_text("standalone")
+    expect(console.locator("#queue-table tr[data-ticket-id='WQ-1']")).to_contain_text(name, timeout=10_000)
+    expect(console.locator("#queue-empty")).to_be_hidden()
     for canvas in ("#plot-rps", "#plot-p99"):
         painted = console.evaluate(f"""() => {{
             const c = document.querySelector('{canvas}'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;

@@ -1,5 +1,5 @@
-// The operator console: polls /api/console/overview every 2 s (admins only), shows totals, workers, rooms and Redis
-// nodes, plots requests/s and p99 per worker, and tails a channel's live events.
+// The operator console: polls /api/console/overview every 2 s (admins only), shows totals, workers, rooms, the support
+// queue (/api/support/queue) and Redis nodes, plots requests/s and p99 per worker, and tails a channel's live events.
 
 import { h, byId, setError } from "./dom.js";
 import { get, post, describeError, onUnauthorized } from "./api.js";
@@ -18,7 +18,8 @@ const el = {
   denied: byId("console-denied"), error: byId("console-error"), dashboard: byId("dashboard"),
   account: byId("console-account"), whoami: byId("console-whoami"), signout: byId("console-signout"),
   totals: byId("totals"), updated: byId("console-updated"), workers: byId("workers").tBodies[0],
-  rooms: byId("rooms-table").tBodies[0], roomsEmpty: byId("rooms-empty"), nodes: byId("redis-nodes").tBodies[0],
+  rooms: byId("rooms-table").tBodies[0], roomsEmpty: byId("rooms-empty"),
+  queue: byId("queue-table").tBodies[0], queueEmpty: byId("queue-empty"), nodes: byId("redis-nodes").tBodies[0],
   legend: byId("plot-legend"), rps: byId("plot-rps"), p99: byId("plot-p99"),
   status: byId("connection-status"), tailForm: byId("tail-form"), tailChannel: byId("tail-channel"),
   tailStart: byId("tail-start"), tailStop: byId("tail-stop"), tailError: byId("tail-error"),
@@ -87,6 +88,16 @@ function renderRooms(data) {
   el.roomsEmpty.hidden = rooms.length > 0;
 }
 
+// GET /api/support/queue: open tickets with a customer waiting and no agent present, longest wait first.
+function renderQueue(tickets) {
+  const list = Array.isArray(tickets) ? tickets : [];
+  el.queue.replaceChildren(...list.map((t) => row({ dataset: { ticketId: String(t.ticketId) } }, [
+    String(t.ticketId), t.customer ?? "—", duration(Number(t.waitMs) / 1000), t.assignedAgentId ?? "—",
+    t.unattended ? "yes" : "no",
+  ])));
+  el.queueEmpty.hidden = list.length > 0;
+}
+
 function renderNodes(data) {
   const nodes = Array.isArray(data.redis?.nodes) ? data.redis.nodes : [];
   el.nodes.replaceChildren(...nodes.map((n) => row({ dataset: { address: n.address } }, [
@@ -142,6 +153,9 @@ async function poll(current) {
   if (result.ok && result.data) {
     setError(el.error, "");
     render(result.data);
+    const queue = await get("/api/support/queue");
+    if (current !== generation) return;
+    if (queue.ok && queue.data) renderQueue(queue.data.tickets);
   } else {
     setError(el.error, `${describeError(result)} · trying again`);
   }
