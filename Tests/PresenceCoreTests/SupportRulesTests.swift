@@ -48,7 +48,10 @@ struct SupportRulesTests {
         #expect(try await f.support.isAgent("boss"))
         try await f.support.addAgent("agent1", by: "boss")
         #expect(try await f.support.removeAgent("agent1", by: "boss"))
-        #expect(f.events.accessChanges == [AccessChange(user: "agent1", prefix: "private-room-ticket_")])
+        #expect(f.events.accessChanges == [
+            AccessChange(user: "agent1", prefix: "private-room-ticket_"),
+            AccessChange(user: "agent1", channels: ["private-support-queue"]),
+        ])
     }
 
     @Test func transcriptsRefuseRatherThanTrimAndMessagesAreLimited() async throws {

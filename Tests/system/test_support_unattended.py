@@ -183,3 +183,27 @@ def test_queue_longest_first_and_who_may_see_it(make_cluster):
         else:
             assert r.status_code == 403, r.text
     assert a.call("POST", "/pusher/auth", data={"socket_id": "1.1", "channel_name": "private-support-queue"}).status_code == 401
+
+
+def test_the_queue_channel_over_a_socket_and_its_end_when_the_agent_is_removed(make_cluster):
+    """An agent's socket on worker b, signed through worker a, gets ticket-unattended on private-support-queue; once an
+    admin removes the agent, the subscription ends (AccessRevoked) on every worker, and a fresh signature is refused."""
+    from test_security_model import PUSHER, REVOKED, SUB_ERROR, Socket, channel_auth, data_of, join_channel
+    c = make_cluster(2, **PUSHER, SUPPORT_UNATTENDED_AFTER=1, SWEEP_INTERVAL_MS=200)
+    a, b = c.a, c.b
+    boss, agent, cust, _ = setup_people(c)
+    queue_channel = "private-support-queue"
+    agent_ws, cust_ws = Socket(b), Socket(b)
+    join_channel(a, agent, agent_ws, queue_channel)
+    # The customer's own socket cannot hold it.
+    assert channel_auth(a, cust, cust_ws, queue_channel).status_code == 403
+    join(a, "SQ-1", cust)
+    notice = agent_ws.wait_for(lambda m: m["event"] == "ticket-unattended" and m.get("channel") == queue_channel, 10)
+    assert data_of(notice)["ticketId"] == "SQ-1" and data_of(notice)["customer"] == "cust1"
+    assert a.call("DELETE", "/api/admin/agents/agent1", user=boss).json() == {"success": True}
+    err = agent_ws.wait_for(lambda m: m["event"] == SUB_ERROR and m.get("channel") == queue_channel, 5)
+    assert data_of(err) == REVOKED, err
+    for w in (a, b):
+        assert channel_auth(w, agent, agent_ws, queue_channel).status_code == 403
+    agent_ws.close()
+    cust_ws.close()

@@ -73,7 +73,11 @@ public struct SupportService: Sendable {
         guard isAdmin(user) else { throw DomainError.forbidden("Forbidden") }
         let removed = try await tickets.removeAgent(name)
         // Their live ticket subscriptions end, on every worker, except on tickets where they are the customer.
-        if removed { await broadcaster.publish(AccessChange(user: name, prefix: "private-room-ticket_")) }
+        // So do their subscriptions to the queue's channel.
+        if removed {
+            await broadcaster.publish(AccessChange(user: name, prefix: "private-room-ticket_"))
+            await broadcaster.publish(AccessChange(user: name, channels: [Self.queueChannel]))
+        }
         return removed
     }
 
