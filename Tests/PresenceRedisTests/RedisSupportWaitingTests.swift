@@ -7,8 +7,9 @@ import TestSupport
 
 /// Unattended tickets' episodes and index (`support_waiting.lua`, `support_waiting_index.lua`) against a real
 /// `redis-server`: the rule decided from the ticket's state, the notice flipped exactly once however many callers race,
-/// `attended` with the wait, and the index's settle losing to a sync made during the lease.
-@Suite("Support waiting episodes in Redis")
+/// `attended` with the wait, and the index's settle losing to a sync made during the lease. Serialized: each test leases
+/// every due entry of the shared index, which would take the other's ticket.
+@Suite("Support waiting episodes in Redis", .serialized)
 struct RedisSupportWaitingTests {
     static let ttl = Duration.seconds(60)
     static let customer: JSONValue = ["role": "customer", "typing": false]
