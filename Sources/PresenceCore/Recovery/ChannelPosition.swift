@@ -1,12 +1,10 @@
 /// Where a client is in a recoverable channel's history: the channel's epoch (a string that changes when its history
 /// is lost) and the offset of the last event it has (offsets grow by one per event on the channel). A channel without
-/// history yet is at epoch ``none``, offset 0: a client there has missed nothing of the epoch that its first event
+/// history yet is at epoch `none`, offset 0 (`recovery_read.lua`): a client there has missed nothing of the epoch that its first event
 /// starts.
 public struct ChannelPosition: Sendable, Equatable {
     public var epoch: String
     public var offset: Int
-    /// The epoch of a channel that has no history (no event yet, or its data was lost).
-    public static let none = "none"
 
     public init(epoch: String, offset: Int) {
         self.epoch = epoch
@@ -20,7 +18,4 @@ public struct ChannelPosition: Sendable, Equatable {
               let offset = json?["offset"]?.int, offset >= 0 else { return nil }
         self.init(epoch: epoch, offset: offset)
     }
-
-    /// `{"epoch": ..., "offset": ...}`.
-    public var json: JSONValue { .object(["epoch": .string(epoch), "offset": .int(offset)]) }
 }
