@@ -175,7 +175,7 @@ struct RedisAttendanceTests {
         let chat = "at-" + UUID().uuidString.prefix(8).lowercased()
         let presence = RedisPresenceStore(redis: redis, attendanceLimit: 3)
         #expect(presence.leaveCall(room: chat, user: "alice").keys.count == 5)
-        #expect(presence.joinCall(room: "pch:presence-x", user: "alice", ttl: Self.ttl, state: nil).keys.count == 5)
+        #expect(presence.joinCall(room: "pch:presence-x", user: "alice", ttl: Self.ttl, state: nil).keys.count == 6)
         #expect(presence.leaveCall(room: "ticket_T-1", user: "alice").keys.last == "room:{ticket_T-1}:attendance")
         _ = try await RedisRoomStore(redis: redis).create(id: chat, name: chat, type: .public, createdBy: "alice", members: [])
         _ = try await presence.join(room: chat, user: "alice", ttl: Self.ttl, state: Self.agent)

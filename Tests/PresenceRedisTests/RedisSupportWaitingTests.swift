@@ -5,7 +5,7 @@ import Redis
 import Testing
 import TestSupport
 
-/// Unattended tickets' episodes and index (`support_waiting.lua`, `support_waiting_index.lua`) against a real
+/// Unattended tickets' episodes and index (`support_waiting.lua`, `lease_index.lua`) against a real
 /// `redis-server`: the rule decided from the ticket's state, the notice flipped exactly once however many callers race,
 /// `attended` with the wait, and the index's settle losing to a sync made during the lease. Serialized: each test leases
 /// every due entry of the shared index, which would take the other's ticket.

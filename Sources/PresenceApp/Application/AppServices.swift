@@ -26,6 +26,8 @@ public struct AppServices: Sendable {
     public let sweeper: PresenceSweeper
     /// Sends each unattended support ticket's notice once per episode (every worker runs one, as the sweeper).
     public let unattendedWatcher: UnattendedWatcher
+    /// Sends `message_unseen` notices once their grace ran out (`nil`: no receiver wants them).
+    public let unseenWatcher: UnseenWatcher?
     /// Data moved from an earlier version's layout at start-up (each safe to repeat): name, and the work, which
     /// returns how many entries it moved.
     let migrations: [(name: String, run: @Sendable () async throws -> Int)]
@@ -87,22 +89,32 @@ public struct AppServices: Sendable {
         self.admins = roster
         var chatSettings = configuration.chat
         chatSettings.roster = roster
-        let chat = ChatService(
+        // Pending `message_unseen` notices, kept only when some receiver wants them.
+        let unseen = configuration.webhooks.wantsUnseen ? UnseenMessages(
+            storage: RedisUnseenStore(redis: redis, webhooks: configuration.webhooks), grace: configuration.webhooks.unseenGrace,
+            logger: logger
+        ) : nil
+        self.unseenWatcher = unseen.map { UnseenWatcher(unseen: $0, logger: logger) }
+        var chatService = ChatService(
             rooms: roomStore, presence: presence,
             history: RedisMessageHistory(redis: redis, limit: configuration.chat.historyLimit), users: users,
             events: events, limits: limits, settings: chatSettings, logger: logger
         )
+        chatService.unseen = unseen
+        let chat = chatService
         self.chat = chat
         var supportSettings = configuration.support
         let waitingStore = RedisSupportWaitingStore(redis: redis)
         supportSettings.admins = configuration.chat.admins
         supportSettings.roster = roster
-        let support = SupportService(
+        var supportService = SupportService(
             tickets: supportStore, presence: presence,
             history: RedisMessageHistory(redis: redis, limit: supportSettings.transcriptLimit, overflow: .refuseNew),
             users: users, events: events, limits: limits, settings: supportSettings, logger: logger,
             presenceLimiter: chat.presenceLimiter, waiting: waitingStore
         )
+        supportService.unseen = unseen
+        let support = supportService
         self.support = support
         let provider: any AIProvider = configuration.ai.baseURL.map {
             OpenAICompatibleProvider(
@@ -122,7 +134,7 @@ public struct AppServices: Sendable {
         self.realtimeTicketLimiter = SlidingWindowLimiter(name: "realtime-ticket", limit: 30, window: .seconds(60), storage: limits)
         self.hub = RealtimeHub(
             subscriber: RedisRealtimeFeed(pubsub: redis.makeSubscriber()), occupancy: occupancy, presence: channelPresence, access: channelAccess, settings: configuration.pusher,
-            tokenCache: tokens.cache, webhooks: webhooks, recovery: recovery, logger: logger
+            tokenCache: tokens.cache, webhooks: webhooks, recovery: recovery, unseen: unseen, logger: logger
         )
         self.signer = PusherSigner(key: configuration.pusher.key, secret: configuration.pusher.secret)
         self.registry = ConnectionRegistry(

@@ -73,6 +73,7 @@ func makeApplication(configuration: AppConfiguration, logger: Logger?, runHubIns
         logger: logger
     )
     var appServices: [any Service] = [redis, services.sweeper, services.unattendedWatcher, startup, announcer]
+    if let unseenWatcher = services.unseenWatcher { appServices.append(unseenWatcher) }
     if let outbox = services.webhooks {
         // After Redis: stopped before it, so the leases are handed back while Redis is there.
         appServices.append(WebhookDispatcher(

@@ -272,7 +272,7 @@ extension AppConfiguration {
             config.metricsPort = port
         },
         Setting(name: "WEBHOOK_URLS", defaultValue: nil, defaultNote: "no webhooks",
-                help: "Comma-separated webhook receivers, each URL or URL|event+event (channel_occupied, channel_vacated, member_added, member_removed, client_event, cache_miss, ticket_unattended)") {
+                help: "Comma-separated webhook receivers, each URL or URL|event+event (channel_occupied, channel_vacated, member_added, member_removed, client_event, cache_miss, ticket_unattended, message_unseen)") {
             config, value throws(ConfigurationError) in
             do throws(WebhookConfigurationError) {
                 config.webhooks.targets = try WebhookTarget.parse(value)
@@ -280,6 +280,8 @@ extension AppConfiguration {
                 throw ConfigurationError(setting: "WEBHOOK_URLS", message: error.message)
             }
         },
+        .milliseconds("UNSEEN_GRACE_MS", 30000, in: 100...86_400_000, \.webhooks.unseenGrace,
+                      "Milliseconds a member of a private room or support ticket has to see a message (be present, or subscribed to its channel on any worker) before the message_unseen webhook goes out for them"),
         .milliseconds("WEBHOOK_TIMEOUT_MS", 5000, in: 100...120_000, \.webhooks.timeout,
                       "Milliseconds one webhook POST may take before it is retried; must fit the lease: WEBHOOK_TIMEOUT_MS + min(WEBHOOK_LEASE_MS / 4, 2000) + 250 <= WEBHOOK_LEASE_MS"),
         .milliseconds("WEBHOOK_MAX_BACKOFF_MS", 30000, in: 250...3_600_000, \.webhooks.maxBackoff,

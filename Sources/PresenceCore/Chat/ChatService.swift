@@ -23,6 +23,8 @@ public struct ChatService: Sendable {
     /// Ids of rooms seen to be public in the last 5 s: a switch into one skips the separate access check.
     let publicRooms = ExpiringCache<Bool>(lifetime: .seconds(5), capacity: 10_000)
     let logger: Logger
+    /// `message_unseen` notices for private rooms' members (`nil`: no receiver wants them).
+    public var unseen: UnseenMessages?
 
     public init(
         rooms: any RoomStorage, presence: any PresenceStorage, history: any HistoryStorage, users: UserDirectory,
@@ -384,7 +386,14 @@ public struct ChatService: Sendable {
         let message = try await history.append(room: id, username: user, content: HTMLText.escape(content))
         try? await users.touch(user)
         await broadcaster.publish(messageEvents(room: room, message: message))
+        await noteUnseen(room: room, message: message)
         return message
+    }
+
+    /// A private room's members who do not see `message` get a `message_unseen` notice after the grace.
+    public func noteUnseen(room: Room, message: ChatMessage) async {
+        guard let unseen, room.type == .private, let members = room.members else { return }
+        await unseen.posted(room: room.id, message: message, members: members)
     }
 
     /// The `room-message` events for a message: the room's channel, and for private rooms each member's channel.

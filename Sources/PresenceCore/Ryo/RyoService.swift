@@ -42,6 +42,7 @@ public struct RyoService: Sendable {
         guard !content.isEmpty else { throw AIProviderError.malformed("empty reply") }
         let message = try await chat.history.append(room: roomId, username: Self.username, content: HTMLText.escape(content), role: nil, isAI: true)
         await chat.broadcaster.publish(chat.messageEvents(room: room, message: message))
+        await chat.noteUnseen(room: room, message: message)
         return message
     }
 

@@ -16,6 +16,8 @@ public struct SupportService: Sendable {
     public let presenceLimiter: SlidingWindowLimiter?
     /// Waiting episodes (unattended tickets); `nil`: none are kept and the queue is empty.
     public var waiting: (any SupportWaitingStorage)?
+    /// `message_unseen` notices for the ticket's customer and assigned agent (`nil`: no receiver wants them).
+    public var unseen: UnseenMessages?
     let logger: Logger
 
     /// `history` must refuse new messages at its cap rather than trim (``HistoryOverflow/refuseNew``): a transcript
@@ -248,6 +250,9 @@ public struct SupportService: Sendable {
         let role = state["role"]?.string ?? (agent && ticketRoom.customer != user ? "agent" : "customer")
         let message = try await history.append(room: room, username: user, content: content, role: role, isAI: false)
         await broadcaster.publish([event(.roomMessage, ticketRoom, ["roomId": .string(room), "message": message.json])])
+        if let unseen {
+            await unseen.posted(room: room, message: message, members: [ticketRoom.customer, ticketRoom.assignedAgentId].compactMap { $0 })
+        }
         return message
     }
 

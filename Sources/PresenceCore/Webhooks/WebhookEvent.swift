@@ -13,6 +13,10 @@ public struct WebhookEvent: Sendable, Equatable {
         /// Not Pusher's: a support ticket's customer waited `SUPPORT_UNATTENDED_AFTER` with no agent present (once per
         /// episode), on the ticket's channel with `ticketId`, `customer`, `waitingSinceMs`, `waitMs`, `assignedAgentId`.
         case ticketUnattended = "ticket_unattended"
+        /// Not Pusher's: messages a member of a private room or a support ticket had not seen `UNSEEN_GRACE_MS` after
+        /// the first was posted (neither present nor subscribed), on the room's channel with `room`, `user_id`,
+        /// `message_id`, `message_time`, `from`, `count`, `last_message_id`, `last_message_time` (and `ticketId`).
+        case messageUnseen = "message_unseen"
     }
 
     public var name: Name

@@ -21,7 +21,14 @@ public struct WebhookSettings: Sendable {
     /// How often an idle worker looks for new events.
     public var pollInterval: Duration = .milliseconds(200)
 
+    /// How long a member of a private room or a ticket has to see a message before its `message_unseen` notice goes
+    /// out (`UNSEEN_GRACE_MS`).
+    public var unseenGrace: Duration = .milliseconds(30_000)
+
     public init() {}
+
+    /// Whether some receiver wants `message_unseen`: only then are unseen notices kept (``UnseenMessages``).
+    public var wantsUnseen: Bool { !targets(for: .messageUnseen).isEmpty }
 
     /// Whether any receiver is configured.
     public var enabled: Bool { !targets.isEmpty }

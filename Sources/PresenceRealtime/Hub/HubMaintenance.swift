@@ -66,6 +66,8 @@ package struct HubMaintenance: Sendable {
     let tick: Duration
     /// Whether lapsed channels are settled (webhooks on).
     let settlesLapsed: Bool
+    /// Refreshes the room watches (``RoomWatch``) with the occupancy (`nil`: `message_unseen` is off).
+    let refreshWatches: (@Sendable ([RoomWatch]) async throws -> Void)?
     let logger: Logger
 
     /// Maintenance of `host`, refreshing in batches of at most `batchSize` Redis calls.
@@ -76,8 +78,10 @@ package struct HubMaintenance: Sendable {
     package init(
         host: any HubMaintenanceHost, occupancy: any OccupancyStorage, occupancyTTL: Duration, presenceTTL: Duration,
         pongTimeout: Int, batchSize: Int, settlesLapsed: Bool, logger: Logger,
-        refreshPresence: @escaping @Sendable ([HubPresenceEntry]) async throws -> [HubPresenceEntry]
+        refreshPresence: @escaping @Sendable ([HubPresenceEntry]) async throws -> [HubPresenceEntry],
+        refreshWatches: (@Sendable ([RoomWatch]) async throws -> Void)? = nil
     ) {
+        self.refreshWatches = refreshWatches
         self.host = host
         self.occupancy = occupancy
         self.occupancyTTL = occupancyTTL
@@ -105,6 +109,7 @@ package struct HubMaintenance: Sendable {
             if now - lastOccupancy >= occupancyTTL / 3 {
                 lastOccupancy = now
                 await refreshOccupancy()
+                await refreshRoomWatches()
             }
             if settlesLapsed, now - lastSettle >= settleEvery {
                 lastSettle = now
@@ -150,6 +155,19 @@ package struct HubMaintenance: Sendable {
                 for index in lapsed where batch.indices.contains(index) { await restoreOccupancy(batch[index]) }
             } catch {
                 logger.debug("Occupancy refresh failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Refreshes this worker's room watches in Redis, in bounded batches, with the occupancy's TTL.
+    package func refreshRoomWatches() async {
+        guard let refreshWatches else { return }
+        let watches = await host.roomWatches()
+        for start in stride(from: 0, to: watches.count, by: batchSize) {
+            do {
+                try await refreshWatches(Array(watches[start..<min(start + batchSize, watches.count)]))
+            } catch {
+                logger.debug("Room watch refresh failed", metadata: ["error": "\(error)"])
             }
         }
     }

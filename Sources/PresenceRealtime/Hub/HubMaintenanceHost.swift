@@ -1,3 +1,5 @@
+import PresenceCore
+
 /// A presence this worker holds in Redis: a socket on a presence channel as a user.
 package typealias HubPresenceEntry = (channel: String, user: String, socket: String)
 
@@ -25,4 +27,11 @@ package protocol HubMaintenanceHost: Sendable {
     func load() async -> (subscriptions: Int, peak: Int, sockets: Int)
     /// Shrinks the hub's tables (and the feed's) to their contents; the peak becomes the current count.
     func compact() async
+    /// Every subscription to a private room's or ticket's channel held now, with its user (`message_unseen`).
+    func roomWatches() async -> [RoomWatch]
+}
+
+extension HubMaintenanceHost {
+    /// None: a host that keeps no room watches.
+    package func roomWatches() async -> [RoomWatch] { [] }
 }

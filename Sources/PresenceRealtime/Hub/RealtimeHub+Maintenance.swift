@@ -27,6 +27,11 @@ extension RealtimeHub: HubMaintenanceHost {
         batch.filter { holds($0) }
     }
 
+    /// Every subscription to a private room's or ticket's channel this worker records for `message_unseen`.
+    package func roomWatches() -> [RoomWatch] {
+        watching.values.flatMap(\.values)
+    }
+
     /// Every (channel, socket) subscription in the registry now.
     package func subscriptionEntries() -> [HubSubscriptionEntry] {
         registry.subscriptions

@@ -51,6 +51,11 @@ package actor RealtimeHub: Service {
     /// The position of the last event the feed brought on each recoverable channel this worker holds: where a
     /// reconnected feed's gap starts (``fillFeedGap()``).
     var lastSeen: [String: ChannelPosition] = [:]
+    /// `message_unseen`'s notices (`nil`: off): told which sockets watch which private room or ticket.
+    let unseen: UnseenMessages?
+    /// This worker's subscriptions to private rooms' and tickets' channels, with their users, by socket and channel:
+    /// recorded in Redis (``UnseenMessages/watch(_:ttl:)``) while they last.
+    var watching: [String: [String: RoomWatch]] = [:]
     /// Subscribes waiting for a channel's feed subscription to be confirmed (``feedReady(_:)``).
     var feedWaiters: [String: [CheckedContinuation<Void, Never>]] = [:]
     /// Opened when the last socket is gone while draining.
@@ -61,8 +66,10 @@ package actor RealtimeHub: Service {
     package init(
         subscriber: any RealtimeFeed, occupancy: any OccupancyStorage, presence: ChannelPresence, access: ChannelAccess,
         settings: PusherSettings, tokenCache: ExpiringCache<String>, webhooks: (any WebhookOutboxStorage)? = nil,
-        recovery: (any ChannelRecoveryStorage)? = nil, logger: Logger, refreshBatch: Int = RealtimeHub.refreshBatchSize
+        recovery: (any ChannelRecoveryStorage)? = nil, unseen: UnseenMessages? = nil, logger: Logger,
+        refreshBatch: Int = RealtimeHub.refreshBatchSize
     ) {
+        self.unseen = unseen
         self.recovery = recovery
         self.refreshBatch = max(2, refreshBatch)
         self.webhooks = webhooks
@@ -79,10 +86,16 @@ package actor RealtimeHub: Service {
     /// The hub's periodic work, driven by its registry.
     nonisolated var maintenance: HubMaintenance {
         let presence = self.presence
+        let ttl = occupancyTTL
+        var refreshWatches: (@Sendable ([RoomWatch]) async throws -> Void)?
+        if let unseen {
+            refreshWatches = { watches in try await unseen.refresh(watches, ttl: ttl) }
+        }
         return HubMaintenance(
             host: self, occupancy: occupancy, occupancyTTL: occupancyTTL, presenceTTL: presence.ttl,
             pongTimeout: settings.pongTimeout, batchSize: refreshBatch, settlesLapsed: webhooks != nil, logger: logger,
-            refreshPresence: { try await presence.refresh($0) }
+            refreshPresence: { try await presence.refresh($0) },
+            refreshWatches: refreshWatches
         )
     }
 
@@ -116,7 +129,9 @@ package actor RealtimeHub: Service {
         let actions = registry.remove(socket.id, channels: channels)
         socketsGauge.record(registry.sockets.count)
         subscriptionsGauge.record(registry.activeChannelCount)
+        let watches = watching.removeValue(forKey: socket.id).map { Array($0.values) } ?? []
         await perform(actions)
+        await unseen?.unwatch(watches)
         await perform(registry.removalFinished(socket.id))
     }
 
@@ -143,7 +158,18 @@ package actor RealtimeHub: Service {
         await perform(actions)
         // Left while the touch was on its way: the leave's removal may have reached Redis first.
         await perform(registry.joinSettled(socket: socket.id, channel: channel))
+        await watch(socket, channel: channel)
         if hold { await feedReady(channel) }
+    }
+
+    /// A subscription to a private room's or ticket's channel, riding on a user's access: that user sees the room's
+    /// messages while it lasts (`message_unseen`). Recorded in Redis; taken back if the socket left meanwhile.
+    func watch(_ socket: PusherSocket, channel: String) async {
+        guard let unseen, let room = RoomWatch.room(ofChannel: channel), let user = socket.holder(on: channel) else { return }
+        let entry = RoomWatch(room: room, user: user, socket: socket.id)
+        watching[socket.id, default: [:]][channel] = entry
+        await unseen.watch([entry], ttl: occupancyTTL)
+        if watching[socket.id]?[channel] != entry { await unseen.unwatch([entry]) }
     }
 
     /// Takes `socket` off `channel` (it has forgotten the channel already): the feed unsubscribed if it was the last
@@ -152,7 +178,10 @@ package actor RealtimeHub: Service {
         gates.remove(socket: socket.id, channel: channel)
         let actions = registry.leave(socket: socket.id, channel: channel, user: user)
         subscriptionsGauge.record(registry.activeChannelCount)
+        let watch = watching[socket.id]?.removeValue(forKey: channel)
+        if watching[socket.id]?.isEmpty == true { watching[socket.id] = nil }
         await perform(actions)
+        if let watch { await unseen?.unwatch([watch]) }
     }
 
     /// Carries out the registry's actions, in order. Every feed request among them is queued first, before the first

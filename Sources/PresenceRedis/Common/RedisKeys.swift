@@ -98,6 +98,22 @@ public enum RedisKeys {
     public static func supportWaiting(bucket: Int) -> String { "support:waiting:{\(spreadTags[bucket])}" }
     /// The waiting index's bucket key of ticket room `room`.
     public static func supportWaiting(of room: String) -> String { supportWaiting(bucket: spreadBucket(of: room)) }
+    /// Hash: member → their pending `message_unseen` notice in a private room or ticket (JSON {id, at, from, lastId,
+    /// lastAt, count, due}), written by `unseen_post.lua`; dropped when the member is present or subscribes.
+    public static func roomUnseen(_ room: String) -> String { "room:{\(room)}:unseen" }
+    /// Hash: member → a notice the unseen watcher claimed and is sending (the same JSON plus `lease`).
+    public static func roomUnseenSending(_ room: String) -> String { "room:{\(room)}:unseen:sending" }
+    /// Sorted set: `<user>\n<socket>` → expiry (ms): who is subscribed to a private room's or ticket's channel
+    /// (`private-room-<id>`, `presence-room-<id>`) on any worker (`unseen_watch.lua`).
+    public static func roomWatchers(_ room: String) -> String { "room:{\(room)}:watchers" }
+    /// Sorted set: room id → when the unseen watcher looks at the room next (ms), rooms that may hold pending notices,
+    /// spread over ``spreadBuckets`` keys by room id (`lease_index.lua`). Entries are hints.
+    public static func unseenDue(bucket: Int) -> String { "unseen:due:{\(spreadTags[bucket])}" }
+    /// The unseen index's bucket key of room `room`.
+    public static func unseenDue(of room: String) -> String { unseenDue(bucket: spreadBucket(of: room)) }
+    /// Sorted set: marker `<room>\n<member>\n<first message id>` → when its `message_unseen` was written to the
+    /// outbox (kept a day), in the slot of the room channel's outbox bucket (`unseen_send.lua`).
+    public static func unseenSent(channel: String) -> String { "unseen:sent:{\(spreadTags[spreadBucket(of: channel)])}" }
     /// Set: usernames of support agents (admins count as agents without being listed), for the admin listing only.
     public static let supportAgents = "support:agents"
     /// String `1` while `name` is a support agent, in the user's slot: what access checks read.

@@ -68,7 +68,7 @@ public struct RedisPresenceStore: PresenceStorage {
         return RedisScriptCall(
             Scripts.presenceJoin,
             keys: [RedisKeys.roomMeta(room), RedisKeys.roomMembers(room), RedisKeys.roomJoined(room),
-                   RedisKeys.roomStates(room), RedisKeys.roomPresence(room, user)] + attendance.keys,
+                   RedisKeys.roomStates(room), RedisKeys.roomPresence(room, user), RedisKeys.roomUnseen(room)] + attendance.keys,
             arguments: arguments
         )
     }
@@ -160,10 +160,12 @@ public struct RedisPresenceStore: PresenceStorage {
             if message.hasPrefix("FULL") { throw PresenceChannelFull() }
             throw RedisError.server(message)
         }
-        guard let v = reply.array, v.count == 8, let isNew = v[0].int, let count = v[1].int,
+        guard let v = reply.array, v.count == 9, let isNew = v[0].int, let count = v[1].int,
               let joinedAt = v[2].int, let expiresAt = v[3].int, let state = v[5].string, let old = v[7].string else {
             throw RedisError.protocolError("unexpected join reply \(reply)")
         }
+        // A member present in a room has seen it: their pending `message_unseen` notice was dropped (unseen_post.lua).
+        if v[8].int == 1 { Counter(label: UnseenMessages.suppressedCounter).increment() }
         let member = PresenceMember(
             username: user, joinedAt: Int64(joinedAt), expiresAt: Int64(expiresAt),
             lastSeen: Int64(expiresAt) - ttl.milliseconds, state: JSONValue.parse(Array(state.utf8)) ?? [:]

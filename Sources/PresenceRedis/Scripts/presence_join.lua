@@ -6,7 +6,9 @@
 -- KEYS[4] room:{id}:states           hash: user -> the member's state (JSON), only while it is not '{}'
 -- KEYS[5] room:{id}:presence:<user>  string '1' whose native TTL is the presence: it expires at expiresAt, the score
 --                                    written to KEYS[2] (SET PXAT, the absolute expiry PEXPIREAT sets, same TIME)
--- KEYS[6] room:{id}:attendance       optional: a support room's attendance (lib/attendance.lua). A join over the
+-- KEYS[6] room:{id}:unseen           hash: the members' pending `message_unseen` notices (unseen_post.lua): a member
+--                                    who is present has seen the room, so theirs is dropped here (suppressed)
+-- KEYS[7] room:{id}:attendance       optional: a support room's attendance (lib/attendance.lua). A join over the
 --                                    user's expired entry, which the sweeper has not claimed yet, ends that presence
 --                                    here: its interval is appended, reason `expired`, ending at its expiry
 -- ARGV[1] user   ARGV[2] ttl (ms)   ARGV[3] member state JSON ('' keeps the current one, '{}' when none)
@@ -18,17 +20,19 @@
 -- ARGV[5] 'public': the room must be public, else the error NOTPUBLIC (the caller skipped the access check)
 -- ARGV[6] a member cap (an app's presence channel, PUSHER_MAX_PRESENCE_MEMBERS): a user not present yet is refused
 --         with the error FULL when that many are present; one present already is refreshed as ever
--- ARGV[7] the attendance list's cap (SUPPORT_ATTENDANCE_LIMIT; '' with no KEYS[6])
+-- ARGV[7] the attendance list's cap (SUPPORT_ATTENDANCE_LIMIT; '' with no KEYS[7])
 -- ARGV[8..13] for a chat switch on one Redis: the events that announce a new member here, in the same step
 --         (`presence-update` on the room's channel, for either type of room, and `pusher_internal:member_added` on
 --         `presence-room-<id>`: see lib/announce.lua); absent, the caller announces (on a Redis Cluster a
 --         channel's SPUBLISH goes to the channel's own slot, so the worker publishes the same events there)
 --
--- Returns {joined (1 = was not present), userCount, joinedAt, expiresAt, now, state, {meta...}, previous state}
+-- Returns {joined (1 = was not present), userCount, joinedAt, expiresAt, now, state, {meta...}, previous state,
+-- unseen notices dropped (0 or 1)}
 -- or the error NOROOM when the room does not exist, CLOSED when it is a closed support room.
 --
 -- redis-cli --eval presence_join.lua 'room:{general}:meta' 'room:{general}:members' \
---   'room:{general}:joined' 'room:{general}:states' 'room:{general}:presence:alice' , alice 90000 ''
+--   'room:{general}:joined' 'room:{general}:states' 'room:{general}:presence:alice' 'room:{general}:unseen' , \
+--   alice 90000 ''
 --#include clock
 --#include room
 --#include announce
@@ -56,7 +60,7 @@ end
 
 -- An expired entry the sweeper has not claimed: in a support room its presence ends here (read before any write).
 local lapsed = nil
-if score and joined == 1 and KEYS[6] and tonumber(ARGV[7]) and redis.call('HGET', KEYS[1], 'type') == 'support' then
+if score and joined == 1 and KEYS[7] and tonumber(ARGV[7]) and redis.call('HGET', KEYS[1], 'type') == 'support' then
   lapsed = {redis.call('ZSCORE', KEYS[3], user), tonumber(score), redis.call('HGET', KEYS[4], user)}
 end
 
@@ -79,6 +83,7 @@ if state == '{}' then redis.call('HDEL', KEYS[4], user) else redis.call('HSET', 
 
 local count = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
 local meta = redis.call('HGETALL', KEYS[1])
-if lapsed then attendance_record(KEYS[6], ARGV[7], user, lapsed[3], lapsed[1], lapsed[2], 'expired') end
+if lapsed then attendance_record(KEYS[7], ARGV[7], user, lapsed[3], lapsed[1], lapsed[2], 'expired') end
 if joined == 1 then announce(meta, 8, count) end
-return {joined, count, joinedAt, expiresAt, now, state, meta, old}
+local seen = redis.call('HDEL', KEYS[6], user)
+return {joined, count, joinedAt, expiresAt, now, state, meta, old, seen}

@@ -3,7 +3,7 @@ import Redis
 
 /// ``SupportWaitingStorage`` in Redis: each ticket's episode in `room:{ticket_<id>}:waiting` (`support_waiting.lua`,
 /// on the ticket's slot, reading its meta, members and states), and the index `support:waiting:{<tag>}` over
-/// ``RedisKeys/spreadBuckets`` buckets (`support_waiting_index.lua`), on other slots than the tickets: so a ticket is
+/// ``RedisKeys/spreadBuckets`` buckets (`lease_index.lua`), on other slots than the tickets: so a ticket is
 /// registered there before each step, and the index is only a list of hints the watcher checks and prunes.
 public struct RedisSupportWaitingStore: SupportWaitingStorage {
     let redis: RedisClient
@@ -35,7 +35,7 @@ public struct RedisSupportWaitingStore: SupportWaitingStorage {
 
     public func sync(room: String, after: Duration) async throws -> WaitingAnswer {
         let index = RedisKeys.supportWaiting(of: room)
-        try await redis.run(Scripts.supportWaitingIndex, keys: [index], arguments: ["register", room, String(after.milliseconds)])
+        try await redis.run(Scripts.leaseIndex, keys: [index], arguments: ["register", room, String(after.milliseconds)])
         let answer = try Self.answer(try await redis.run([step(room: room, mode: "sync", after: after)])[0])
         if answer.status == .started {
             // The exact time (register put one no earlier); an entry with no episode is dropped by the watcher.
@@ -46,13 +46,13 @@ public struct RedisSupportWaitingStore: SupportWaitingStorage {
 
     public func due(limit: Int, lease: Duration) async throws -> [DueWaiting] {
         let replies = try await redis.run((0..<RedisKeys.spreadBuckets).map { bucket in
-            RedisScriptCall(Scripts.supportWaitingIndex, keys: [RedisKeys.supportWaiting(bucket: bucket)],
+            RedisScriptCall(Scripts.leaseIndex, keys: [RedisKeys.supportWaiting(bucket: bucket)],
                             arguments: ["due", String(limit), String(lease.milliseconds)])
         })
         var due: [DueWaiting] = []
         for reply in replies {
             if let message = reply.errorMessage { throw RedisError.server(message) }
-            guard let pairs = reply.array else { throw RedisError.protocolError("unexpected support_waiting_index reply \(reply)") }
+            guard let pairs = reply.array else { throw RedisError.protocolError("unexpected lease_index reply \(reply)") }
             var index = 0
             while index + 1 < pairs.count {
                 if let room = pairs[index].string, let until = pairs[index + 1].int64 {
@@ -73,7 +73,7 @@ public struct RedisSupportWaitingStore: SupportWaitingStorage {
         case .started, .waiting: next = answer.notified ? "inf" : String(answer.since + after.milliseconds)
         }
         try await redis.run(
-            Scripts.supportWaitingIndex, keys: [RedisKeys.supportWaiting(of: due.room)],
+            Scripts.leaseIndex, keys: [RedisKeys.supportWaiting(of: due.room)],
             arguments: ["settle", due.room, String(due.leasedUntil), next]
         )
         return answer

@@ -1,6 +1,6 @@
 @testable import PresenceCore
 
-/// ``SupportWaitingStorage`` in memory: the rule of `support_waiting.lua` and the index of `support_waiting_index.lua`
+/// ``SupportWaitingStorage`` in memory: the rule of `support_waiting.lua` and the index of `lease_index.lua`
 /// on the world's clock.
 struct InMemorySupportWaitingStore: SupportWaitingStorage {
     let world: World
