@@ -14,34 +14,18 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
 
-from lib.benchlib import free_port, rss_kib, server_bin, start_ready_worker, stop
+from lib.benchlib import free_port, log, port_open, proc_cpu, rss_kib, start_ready_worker, stop, wait_for
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 KEY, SECRET, APP_ID = "peer-key", "peer-secret", "peer"
 NCHAN_MODULE_PATHS = ["/usr/lib/nginx/modules/ngx_nchan_module.so", "/usr/share/nginx/modules/ngx_nchan_module.so"]
 
 
-def log(text=""):
-    print(text, flush=True)
-
-
 # ---------------------------------------------------------------- /proc
-
-def proc_cpu(pid, kernel_only=False):
-    """utime + stime of pid in seconds (only stime with kernel_only; 0 when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[12]) + (0 if kernel_only else int(fields[11]))) / CLK_TCK
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
 
 def proc_children(pid):
     found = []
@@ -62,16 +46,8 @@ def hard_nofile():
 
 
 def wait_port(port, proc, timeout=10.0, what="server"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"delivery-peer: the {what} on port {port} did not start")
+    if not wait_for(lambda: port_open(port), proc, timeout):
+        raise SystemExit(f"delivery-peer: the {what} on port {port} did not start")
 
 
 # ---------------------------------------------------------------- the two servers
@@ -191,13 +167,7 @@ http {{
         time.sleep(0.5)  # nchan connects to Redis from the worker
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop(self.proc, timeout=15)
         self.proc = None
 
     def pids(self):

@@ -44,7 +44,8 @@ import time
 import redis
 import requests
 
-from lib.benchlib import composed_script, free_port, start_ready_worker, start_redis, start_worker, stop, wait_ready
+from lib.benchlib import (composed_script, free_port, log, proc_cpu, start_ready_worker, start_redis, start_worker,
+                          stop, wait_ready)
 from presence_bench import lua_script, seed_users, wrk
 from realtime_load import signed_url
 from switch_instructions import dumped_instructions
@@ -56,11 +57,6 @@ MODES = ("off", "on")
 BACKGROUND = {"presence_due", "presence_sweep", "worker_announce", "worker_list", "expiring_members", "presence_settle",
               "PING", "HELLO", "SLOWLOG", "INFO", "CONFIG", "CLIENT", "SELECT", "MEMORY", "XLEN", "XRANGE", "SUBSCRIBE",
               "SSUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "SUNSUBSCRIBE", "COMMAND", "SCAN", "DBSIZE"}
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def log(text=""):
-    print(text, flush=True)
 
 
 def worker_settings(mode, redis_port):
@@ -76,13 +72,6 @@ def script_names(directory):
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ops"))
     import lua_scripts
     return {sha: name[:-4] for name, sha in lua_scripts.composed_shas(directory).items()}
-
-
-def proc_cpu(pid):
-    """utime + stime of pid in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def redis_cpu(r):
@@ -155,25 +144,10 @@ class Client:
 # ---------------------------------------------------------------- part 1: callgrind
 
 def start_callgrind_redis(port, directory):
-    os.makedirs(directory, exist_ok=True)
-    proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no",
-                             f"--callgrind-out-file={directory}/callgrind.out.%p",
-                             "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", directory,
-                             "--daemonize", "no", "--save", "", "--appendonly", "no", "--loglevel", "warning",
-                             "--logfile", os.path.join(directory, "redis.log")],
-                            stdin=subprocess.DEVNULL, stdout=open(os.path.join(directory, "valgrind.log"), "w"),
-                            stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        try:
-            if redis.Redis(port=port, socket_timeout=2).ping():
-                return proc
-        except redis.RedisError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit(f"recovery-cost: redis-server under callgrind on port {port} did not start")
+    return start_redis(port, directory, wrapper=["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                                                 f"--callgrind-out-file={directory}/callgrind.out.%p"],
+                       output=os.path.join(directory, "valgrind.log"), timeout=120,
+                       what="recovery-cost: redis-server under callgrind")
 
 
 def callgrind(*argv):

@@ -1,5 +1,6 @@
 """Fixtures for system tests: real redis-server and presence-server processes on free loopback ports."""
 import os
+import re
 import shutil
 import signal
 import socket
@@ -413,6 +414,75 @@ def make_cluster(redis_process, start_server):
 @pytest.fixture
 def cluster(make_cluster):
     return make_cluster()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# nginx in front of the workers (the browser tests: test_recovery_browser.py, test_ryos_ui.py)
+
+
+def render_nginx(template: str, listen: str, prefix: str, upstreams, pid=None, **placeholders) -> str:
+    """The nginx config template at `template` (one of ops/nginx*.conf.template) with its placeholders filled in:
+    __LISTEN__, __PREFIX__, __PID__ (<prefix>/nginx.pid unless given), __USER__ (root when the tests run as root),
+    __UPSTREAMS__ (a `server` line per upstream address) and __NAME__ for each NAME=value given."""
+    text = open(template).read()
+    user = "user root;" if os.geteuid() == 0 else ""
+    lines = "\n".join(f"        server {u} max_fails=0;" for u in upstreams)
+    for key, value in [("__LISTEN__", listen), ("__PREFIX__", prefix), ("__PID__", pid or os.path.join(prefix, "nginx.pid")),
+                       ("__USER__", user), ("__UPSTREAMS__", lines),
+                       *((f"__{name}__", value) for name, value in placeholders.items())]:
+        text = text.replace(key, value)
+    assert not re.search(r"__[A-Z_]+__", text), "a placeholder left unrendered"
+    return text
+
+
+class Nginx:
+    """nginx (daemon off) in a temporary prefix directory of its own, on 127.0.0.1:`port` (a free port unless given),
+    with the config `render(listen, prefix)` returns; started when this returns (GET `ready_path` answers 200).
+    stop() ends it and removes the directory."""
+
+    def __init__(self, render, port=None, ready_path="/health", dir_prefix="presence-test-nginx-"):
+        self.dir = tempfile.mkdtemp(prefix=dir_prefix)
+        self.port = port or free_port()
+        self.origin = f"http://127.0.0.1:{self.port}"
+        self.ready_url = self.origin + ready_path
+        self.conf = os.path.join(self.dir, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(render(f"127.0.0.1:{self.port}", self.dir))
+        test = subprocess.run(["nginx", "-t", "-p", self.dir, "-c", self.conf], capture_output=True, text=True)
+        assert test.returncode == 0, test.stderr
+        self.log = open(os.path.join(self.dir, "nginx.out"), "w")
+        self.proc = subprocess.Popen(["nginx", "-p", self.dir, "-c", self.conf, "-g", "daemon off;"],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        if not wait_until(self._up, 20, 0.1):
+            out = self.output()
+            self.stop()
+            raise AssertionError(f"nginx did not start:\n{out}")
+
+    def _up(self):
+        try:
+            return requests.get(self.ready_url, timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def output(self):
+        out = ""
+        for name in ("nginx.out", "error.log"):
+            try:
+                out += open(os.path.join(self.dir, name)).read()
+            except OSError:
+                pass
+        return out
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Subscription:

@@ -12,10 +12,7 @@ WebSocket and 502 errors a killed worker causes.
 import json
 import os
 import re
-import shutil
 import signal
-import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -24,12 +21,13 @@ from urllib.parse import urlparse
 import pytest
 import requests
 
-from conftest import ROOT, free_port, register, wait_until
+from conftest import ROOT, Nginx, register, render_nginx, wait_until
 from web_client import ChatPage, ErrorLog, launch, sync_playwright
 
 ROOM = "general"
 CHANNEL = f"room-{ROOM}"
 HISTORY_PATH = f"/api/rooms/{ROOM}/messages"
+TEMPLATE = os.path.join(ROOT, "ops", "nginx.conf.template")
 # Generous: a busy 2-core machine runs chromium, nginx, two workers and Redis at once.
 WAIT = 30
 
@@ -38,71 +36,14 @@ def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# nginx in front of the workers, with the config ops/cluster renders (ops/nginx.conf.template)
-
-
-def render_nginx(listen: str, prefix: str, upstreams) -> str:
-    text = open(os.path.join(ROOT, "ops", "nginx.conf.template")).read()
-    user = "user root;" if os.geteuid() == 0 else ""
-    lines = "\n".join(f"        server {u} max_fails=0;" for u in upstreams)
-    for key, value in [("__LISTEN__", listen), ("__PREFIX__", prefix), ("__PID__", os.path.join(prefix, "nginx.pid")),
-                       ("__USER__", user), ("__UPSTREAMS__", lines)]:
-        text = text.replace(key, value)
-    assert not re.search(r"__[A-Z_]+__", text), "a placeholder left unrendered"
-    return text
-
-
-class Nginx:
-    def __init__(self, upstreams):
-        self.dir = tempfile.mkdtemp(prefix="presence-test-nginx-recovery-")
-        self.port = free_port()
-        self.origin = f"http://127.0.0.1:{self.port}"
-        self.conf = os.path.join(self.dir, "nginx.conf")
-        with open(self.conf, "w") as f:
-            f.write(render_nginx(f"127.0.0.1:{self.port}", self.dir, upstreams))
-        test = subprocess.run(["nginx", "-t", "-p", self.dir, "-c", self.conf], capture_output=True, text=True)
-        assert test.returncode == 0, test.stderr
-        self.log = open(os.path.join(self.dir, "nginx.out"), "w")
-        self.proc = subprocess.Popen(["nginx", "-p", self.dir, "-c", self.conf, "-g", "daemon off;"],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        if not wait_until(self._up, 20, 0.1):
-            out = self.output()
-            self.stop()
-            raise AssertionError(f"nginx did not start:\n{out}")
-
-    def _up(self):
-        try:
-            return requests.get(self.origin + "/health", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def output(self):
-        out = ""
-        for name in ("nginx.out", "error.log"):
-            try:
-                out += open(os.path.join(self.dir, name)).read()
-            except OSError:
-                pass
-        return out
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 @pytest.fixture
 def site(make_cluster):
     """Two workers on the test's Redis (message rate limit lifted: one user posts a stream), nginx in front."""
     cluster = make_cluster(2, MESSAGE_RATE_LIMIT=100000)
-    nginx = Nginx([w.base.split("//", 1)[1] for w in cluster.workers])
+    upstreams = [w.base.split("//", 1)[1] for w in cluster.workers]
+    # The config ops/cluster renders (ops/nginx.conf.template).
+    nginx = Nginx(lambda listen, prefix: render_nginx(TEMPLATE, listen, prefix, upstreams),
+                  dir_prefix="presence-test-nginx-recovery-")
     yield cluster, nginx
     nginx.stop()
 

@@ -8,7 +8,6 @@ import os
 import queue
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -22,7 +21,7 @@ import pytest
 import requests
 import websocket
 
-from conftest import ROOT, User, free_port, wait_until
+from conftest import ROOT, Nginx, User, free_port, render_nginx, wait_until
 
 KEY, SECRET, APP = "ryos-key", "ryos-secret-123", "2727"
 RYO_PASSWORD = "ryo-admin-password-1"
@@ -39,69 +38,31 @@ COOKIE_RE = re.compile(r"^([a-z0-9_-]+):([0-9a-f]{64})$")
 def render_ryos_nginx(listen, prefix, upstreams, dist, upstream_header=False, pid=None):
     """ops/nginx-ryos.conf.template with its placeholders filled in. upstream_header: every proxied answer names the
     worker that gave it (X-Upstream), so a test can tell where each request landed."""
-    text = open(TEMPLATE).read()
-    user = "user root;" if os.geteuid() == 0 else ""
-    lines = "\n".join(f"        server {u} max_fails=0;" for u in upstreams)
-    for key, value in [("__USER__", user), ("__PID__", pid or os.path.join(prefix, "nginx.pid")), ("__PREFIX__", prefix),
-                       ("__LISTEN__", listen), ("__UPSTREAMS__", lines), ("__RYOS_DIST__", dist)]:
-        text = text.replace(key, value)
-    assert not re.search(r"__[A-Z_]+__", text), "a placeholder left unrendered"
+    text = render_nginx(TEMPLATE, listen, prefix, upstreams, pid=pid, RYOS_DIST=dist)
     if upstream_header:
         text = text.replace("proxy_pass http://presence;",
                             "proxy_pass http://presence;\n            add_header X-Upstream $upstream_addr always;")
     return text
 
 
-class Nginx:
-    def __init__(self, port, upstreams, upstream_header=True):
-        self.dir = tempfile.mkdtemp(prefix="presence-test-nginx-ryos-")
-        self.dist = os.path.join(self.dir, "dist")
-        os.makedirs(os.path.join(self.dist, "assets"))
-        with open(os.path.join(self.dist, "index.html"), "w") as f:
-            f.write('<!doctype html><html><head><script src="/app-config.js"></script>'
-                    '<script type="module" src="/assets/index-abc123.js"></script></head>'
-                    '<body><div id="root">ryOS</div></body></html>\n')
-        with open(os.path.join(self.dist, "assets", "index-abc123.js"), "w") as f:
-            f.write("console.log('ryOS');\n")
-        self.port = port
-        self.conf = os.path.join(self.dir, "nginx.conf")
-        with open(self.conf, "w") as f:
-            f.write(render_ryos_nginx(f"127.0.0.1:{self.port}", self.dir, upstreams, self.dist, upstream_header))
-        test = subprocess.run(["nginx", "-t", "-p", self.dir, "-c", self.conf], capture_output=True, text=True)
-        assert test.returncode == 0, test.stderr
-        self.log = open(os.path.join(self.dir, "nginx.out"), "w")
-        self.proc = subprocess.Popen(["nginx", "-p", self.dir, "-c", self.conf, "-g", "daemon off;"],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        if not wait_until(self._up, 20, 0.1):
-            out = self.output()
-            self.stop()
-            raise AssertionError(f"nginx did not start:\n{out}")
+def write_dist(prefix):
+    """A stand-in ryOS build (index.html and one hashed asset) in <prefix>/dist; returns its path."""
+    dist = os.path.join(prefix, "dist")
+    os.makedirs(os.path.join(dist, "assets"))
+    with open(os.path.join(dist, "index.html"), "w") as f:
+        f.write('<!doctype html><html><head><script src="/app-config.js"></script>'
+                '<script type="module" src="/assets/index-abc123.js"></script></head>'
+                '<body><div id="root">ryOS</div></body></html>\n')
+    with open(os.path.join(dist, "assets", "index-abc123.js"), "w") as f:
+        f.write("console.log('ryOS');\n")
+    return dist
 
-    def _up(self):
-        try:
-            return requests.get(f"http://127.0.0.1:{self.port}/index.html", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
 
-    def output(self):
-        out = ""
-        for name in ("nginx.out", "error.log"):
-            try:
-                out += open(os.path.join(self.dir, name)).read()
-            except OSError:
-                pass
-        return out
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+def ryos_nginx(port, upstreams, upstream_header=True):
+    """nginx with the ryOS config on `port` in front of `upstreams`, serving the stand-in build (write_dist)."""
+    def render(listen, prefix):
+        return render_ryos_nginx(listen, prefix, upstreams, write_dist(prefix), upstream_header)
+    return Nginx(render, port, ready_path="/index.html", dir_prefix="presence-test-nginx-ryos-")
 
 
 class Site:
@@ -134,7 +95,7 @@ def make_site(make_cluster):
                         SWEEP_INTERVAL_MS=250)
         settings.update(env)
         c = make_cluster(2, **settings)
-        site = Site(c, Nginx(port, [w.base.split("//", 1)[1] for w in c.workers]))
+        site = Site(c, ryos_nginx(port, [w.base.split("//", 1)[1] for w in c.workers]))
         started.append(site)
         return site
 

@@ -12,6 +12,12 @@ import urllib.error
 import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(text=""):
+    """A line of the driver's report, flushed at once (bench/run shows it as it comes)."""
+    print(text, flush=True)
 
 
 def server_bin():
@@ -28,20 +34,46 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_redis(port, directory, *extra):
-    """A throwaway redis-server child on 127.0.0.1:port (no persistence), answering PING when this returns."""
+def wait_for(check, proc=None, timeout=10.0, interval=0.05):
+    """Calls check() every interval seconds until it returns true (then True), timeout passes or proc (when given)
+    exits (then False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        if check():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def port_open(port):
+    """Whether something accepts a TCP connection on 127.0.0.1:port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def start_redis(port, directory, *extra, wrapper=(), output=None, timeout=10.0, what="redis-server"):
+    """A throwaway redis-server child on 127.0.0.1:port (no persistence), answering PING when this returns.
+    wrapper: the command that runs it (valgrind ...); output: a file for what it prints (else discarded); what: its
+    name in the error when it does not start within timeout."""
     os.makedirs(directory, exist_ok=True)
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", directory,
+    out = open(output, "w") if output else subprocess.DEVNULL
+    proc = subprocess.Popen([*wrapper, "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", directory,
                              "--daemonize", "no", "--save", "", "--appendonly", "no", "--loglevel", "warning",
                              "--logfile", os.path.join(directory, "redis.log"), *extra],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).returncode == 0:
-            return proc
-        time.sleep(0.05)
+                            stdin=subprocess.DEVNULL, stdout=out,
+                            stderr=subprocess.STDOUT if output else subprocess.DEVNULL)
+    if output:
+        out.close()  # the child has its own copy
+    if wait_for(lambda: subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).returncode == 0,
+                proc, timeout):
+        return proc
     proc.kill()
-    raise SystemExit(f"redis-server on port {port} did not start")
+    raise SystemExit(f"{what} on port {port} did not start")
 
 
 def start_worker(port, log, binary=None, command=None, **settings):
@@ -56,17 +88,15 @@ def start_worker(port, log, binary=None, command=None, **settings):
 def wait_ready(port, proc=None, timeout=10.0, what=None):
     """Waits until GET /ready on 127.0.0.1:port answers 200; raises SystemExit when it does not within timeout or
     when proc exits first (the process is killed then)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            break
+    def ready():
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1) as response:
-                if response.status == 200:
-                    return proc
+                return response.status == 200
         except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
+            return False
+
+    if wait_for(ready, proc, timeout, interval=0.1):
+        return proc
     if proc is not None and proc.poll() is None:
         proc.kill()
         proc.wait()
@@ -115,6 +145,16 @@ def composed_script(path, folder=None):
     with open(path, encoding="utf-8") as f:
         source = f.read()
     return lua_scripts.compose(source, folder or os.path.dirname(path))
+
+
+def proc_cpu(pid, kernel_only=False):
+    """utime + stime of pid in seconds (only stime with kernel_only; 0 when it is gone), from /proc/<pid>/stat."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[12]) + (0 if kernel_only else int(fields[11]))) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def rss_kib(pid):
