@@ -35,8 +35,7 @@ GRACE_MS = 1500
 GRACE = GRACE_MS / 1000
 EVENT = "message_unseen"
 
-# The shared receiver checks event names against the ones it knows; message_unseen is one of the service's now.
-test_webhooks.EVENT_NAMES.add(EVENT)
+assert EVENT in test_webhooks.EVENT_NAMES  # the shared receiver refuses event names it does not know
 
 
 class TimedReceiver(Receiver):

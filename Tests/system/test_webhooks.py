@@ -52,7 +52,7 @@ from conftest import free_port, register, wait_until
 KEY, SECRET, APP = "hook-key", "hook-secret-1", "5150"
 PUSHER_ENV = {"PUSHER_KEY": KEY, "PUSHER_SECRET": SECRET, "PUSHER_APP_ID": APP}
 EVENT_NAMES = {"channel_occupied", "channel_vacated", "member_added", "member_removed", "client_event", "cache_miss",
-               "ticket_unattended"}
+               "ticket_unattended", "message_unseen"}
 # Signs channel subscriptions locally (no request is made with it).
 SIGNER = pusher.Pusher(app_id=APP, key=KEY, secret=SECRET, host="127.0.0.1", port=1, ssl=False)
 
