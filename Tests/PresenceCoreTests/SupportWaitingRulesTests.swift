@@ -71,6 +71,31 @@ struct SupportWaitingRulesTests {
         #expect(f.world.withState { $0.waitingIndex.isEmpty && $0.waiting.isEmpty })
     }
 
+    @Test func aWorkerThatDiesBetweenTheJoinAndItsStepLeavesTheNoticeLateNotLost() async throws {
+        var settings = SupportSettings()
+        settings.unattendedAfter = .seconds(60)
+        settings.presenceTTL = .seconds(600)
+        let f = Fixture(supportSettings: settings)
+        try await f.register("cust")
+        let w = watcher(f)
+        _ = try await f.support.tickets.open(room: "ticket_T9", ticket: "T9", user: "cust", asCustomer: true, isAgent: false)
+        // What `join` does up to the presence change; the worker dies before its waiting step.
+        await f.support.registerWaiting(room: "ticket_T9")
+        _ = try await f.support.presence.join(
+            room: "ticket_T9", user: "cust", ttl: settings.presenceTTL, state: SupportMember.state(role: .customer, typing: false)
+        )
+        #expect(f.world.withState { $0.waiting.isEmpty })
+        // The watcher's look at the registered time starts the episode from the ticket's state; its notice follows
+        // a full wait later, once.
+        f.world.advance(.seconds(60))
+        try await w.watchOnce()
+        #expect(named(f, .ticketUnattended).isEmpty && f.world.withState { $0.waiting["ticket_T9"] != nil })
+        f.world.advance(.seconds(60))
+        try await w.watchOnce()
+        try await w.watchOnce()
+        #expect(named(f, .ticketUnattended).map(\.channel) == ["private-room-ticket_T9", "private-support-queue"])
+    }
+
     @Test func observersDoNotCountAdminsDoAndTheQueueIsLongestFirst() async throws {
         let f = Fixture()
         try await f.register("cust", "cust2", "agent1")

@@ -130,6 +130,7 @@ public struct SupportService: Sendable {
         guard ticketRoom.id == room else { throw DomainError.roomNotFound }
         guard agent || ticketRoom.customer == user else { throw DomainError.forbidden("Forbidden") }
         if ticketRoom.closed { throw DomainError.roomClosed }
+        await registerWaiting(room: room)
         let result = try await presence.join(
             room: room, user: user, ttl: settings.presenceTTL, state: SupportMember.state(role: role, typing: false)
         )
@@ -174,6 +175,7 @@ public struct SupportService: Sendable {
         let room = try Self.roomID(ticket: ticket)
         let (ticketRoom, _) = try await access(room, user: user, live: true)
         try await limitPresence(user)
+        await registerWaiting(room: room)
         let left = try await presence.leave(room: room, user: user)
         if left.wasPresent {
             await broadcaster.publish([event(.memberLeft, ticketRoom, ["username": .string(user), "reason": .string(LeaveReason.left.rawValue)])])
@@ -268,6 +270,7 @@ public struct SupportService: Sendable {
         let room = try Self.roomID(ticket: ticket)
         let (ticketRoom, agent) = try await access(room, user: user, live: false)
         guard agent else { throw DomainError.forbidden("Forbidden") }
+        await registerWaiting(room: room)
         let closed = try await tickets.close(room: room, by: user, deleteHistory: deleteHistory, deleteSnapshot: deleteSnapshot)
         let snapshot = Self.normalize(snapshot: closed.snapshot)
         var events = closed.present.map {

@@ -63,6 +63,10 @@ public protocol SupportWaitingStorage: Sendable {
     /// that dies after it leaves an entry the watcher checks), decides the episode (starts or ends it) and keeps the
     /// index's time for it.
     func sync(room: String, after: Duration) async throws -> WaitingAnswer
+    /// Before a presence change of ticket room `room`: the ticket is in the index at now + `after` at the latest, so a
+    /// worker that dies between the change and its ``sync(room:after:)`` leaves an entry the watcher looks at (its step
+    /// starts or ends the episode from the ticket's state then: the notice comes late, it is not lost).
+    func register(room: String, after: Duration) async throws
     /// Tickets whose time in the index has come, at most `limit` per bucket, each leased for `lease`.
     func due(limit: Int, lease: Duration) async throws -> [DueWaiting]
     /// The watcher's step for one due ticket: decides the episode and marks it notified when its time has come (the
@@ -146,6 +150,17 @@ extension SupportService {
             await announce(waiting: answer, room: room)
         } catch {
             logger.warning("Waiting step failed", metadata: ["room": "\(room)", "error": "\(error)"])
+        }
+    }
+
+    /// Before a presence change in ticket room `room` (``SupportWaitingStorage/register(room:after:)``). A failure is
+    /// logged: the change goes ahead, and its own step registers the ticket too.
+    func registerWaiting(room: String) async {
+        guard let waiting else { return }
+        do {
+            try await waiting.register(room: room, after: settings.unattendedAfter)
+        } catch {
+            logger.warning("Waiting registration failed", metadata: ["room": "\(room)", "error": "\(error)"])
         }
     }
 

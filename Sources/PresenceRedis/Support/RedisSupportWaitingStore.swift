@@ -44,6 +44,10 @@ public struct RedisSupportWaitingStore: SupportWaitingStorage {
         return answer
     }
 
+    public func register(room: String, after: Duration) async throws {
+        try await redis.run(Scripts.leaseIndex, keys: [RedisKeys.supportWaiting(of: room)], arguments: ["register", room, String(after.milliseconds)])
+    }
+
     public func due(limit: Int, lease: Duration) async throws -> [DueWaiting] {
         let replies = try await redis.run((0..<RedisKeys.spreadBuckets).map { bucket in
             RedisScriptCall(Scripts.leaseIndex, keys: [RedisKeys.supportWaiting(bucket: bucket)],

@@ -55,6 +55,12 @@ struct InMemorySupportWaitingStore: SupportWaitingStorage {
         }
     }
 
+    func register(room: String, after: Duration) async throws {
+        world.withState { state in
+            state.waitingIndex[room] = min(state.waitingIndex[room] ?? .max, state.now + after.milliseconds)
+        }
+    }
+
     func due(limit: Int, lease: Duration) async throws -> [DueWaiting] {
         world.withState { state in
             let now = state.now
