@@ -266,6 +266,55 @@ struct RealtimeAccessRacesTests {
         #expect(!world.feed.subscribedTopics.contains(.channel(first)))
         await staying.close()
     }
+
+    // MARK: - 7. Room watches (message_unseen)
+
+    /// A governed subscription to a private room's channel is recorded in the room's slot with the user it rides on
+    /// (`room:{<id>}:watchers`), drops that user's pending notice, and goes with an unsubscribe, a revocation and the
+    /// socket's close; a public room's presence channel records nothing.
+    @Test func aRoomWatchLastsAsLongAsItsSubscription() async throws {
+        let world = try await RaceWorld(unseen: true)
+        let redis = world.services.redis
+        let (alice, bob) = (try await world.user("alice"), try await world.user("bob"))
+        let room = try await world.services.chat.createRoom(name: "watched", type: .private, members: [bob], by: alice)
+        let channel = "private-room-\(room.id)"
+        func watchers() async throws -> [String] {
+            try await redis.send(RedisCommand("ZRANGE", RedisKeys.roomWatchers(room.id), "0", "-1")).array?.compactMap(\.string) ?? []
+        }
+        func subscribed(_ client: RaceClient) async throws {
+            try await world.services.channelAccess.recordGrant(socket: client.id, channel: channel, user: bob)
+            let reply = try await client.subscribe(channel, auth: world.signer.channelAuth(socketID: client.id, channel: channel))
+            #expect(reply["event"] == "pusher_internal:subscription_succeeded", "\(reply)")
+        }
+
+        // alice posts while bob is away: a pending notice; bob's subscription drops it and is recorded.
+        _ = try await world.services.chat.postMessage(room: room.id, user: alice, content: "are you there?")
+        #expect(try await redis.send(RedisCommand("HEXISTS", RedisKeys.roomUnseen(room.id), bob)).int == 1)
+        let first = try await world.client()
+        try await subscribed(first)
+        try await world.waitUntil { try await watchers() == ["\(bob)\n\(first.id)"] }
+        #expect(try await redis.send(RedisCommand("HEXISTS", RedisKeys.roomUnseen(room.id), bob)).int == 0)
+        // Unsubscribed: gone.
+        try await first.send(["event": "pusher:unsubscribe", "data": ["channel": .string(channel)]])
+        try await world.waitUntil { try await watchers().isEmpty }
+        // Revoked (bob leaves the room): gone.
+        try await subscribed(first)
+        try await world.waitUntil { try await watchers().count == 1 }
+        try await world.services.chat.deleteRoom(room.id, by: bob)
+        await world.hub.control(try #require(JSONValue.parse(Array(AccessChange(user: bob, channels: [channel]).payload.utf8))?.object))
+        try await world.waitUntil { try await watchers().isEmpty }
+        // The socket closes: gone.
+        let room2 = try await world.services.chat.createRoom(name: "watched2", type: .private, members: [bob], by: alice)
+        let second = try await world.client()
+        let channel2 = "private-room-\(room2.id)"
+        try await world.services.channelAccess.recordGrant(socket: second.id, channel: channel2, user: bob)
+        #expect(try await second.subscribe(channel2, auth: world.signer.channelAuth(socketID: second.id, channel: channel2))["event"]
+            == "pusher_internal:subscription_succeeded")
+        try await world.waitUntil { try await redis.send(RedisCommand("ZCARD", RedisKeys.roomWatchers(room2.id))).int == 1 }
+        await second.close()
+        try await world.waitUntil { try await redis.send(RedisCommand("ZCARD", RedisKeys.roomWatchers(room2.id))).int == 0 }
+        await first.close()
+    }
 }
 
 // MARK: - Harness
@@ -282,8 +331,10 @@ struct RaceWorld {
     let sockets: GatedSockets
     let feed = QuietFeed()
 
-    init() async throws {
+    /// `unseen`: a receiver wants `message_unseen`, and the hub records room watches.
+    init(unseen: Bool = false) async throws {
         var configuration = AppConfiguration()
+        if unseen { configuration.webhooks.targets = [WebhookTarget(url: "http://127.0.0.1:9/unseen", events: [.messageUnseen])] }
         configuration.redis = try RedisConfiguration(url: SharedRedis.url())
         configuration.redis.commandTimeout = .seconds(5)
         configuration.bcryptCost = 4
@@ -298,8 +349,11 @@ struct RaceWorld {
         signer = services.signer
         hub = RealtimeHub(
             subscriber: feed, occupancy: occupancy, presence: presence, access: services.channelAccess,
-            settings: configuration.pusher, tokenCache: ExpiringCache(lifetime: .seconds(1)), logger: Logger(label: "test"),
-            refreshBatch: 2
+            settings: configuration.pusher, tokenCache: ExpiringCache(lifetime: .seconds(1)),
+            unseen: unseen ? UnseenMessages(
+                storage: RedisUnseenStore(redis: redis, webhooks: configuration.webhooks), grace: .seconds(30), logger: Logger(label: "test")
+            ) : nil,
+            logger: Logger(label: "test"), refreshBatch: 2
         )
         connection = PusherEndpoint(
             hub: hub, events: services.events, presence: presence, access: services.channelAccess,
