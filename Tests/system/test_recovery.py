@@ -293,3 +293,59 @@ def test_a_worker_that_sees_offsets_skip_fills_the_gap_from_the_log_before_the_e
     assert_consecutive(frames, lost)
     assert sub.quiet(0.5) == []
     sub.close()
+
+
+def inject_lost(r, channel, epoch, offset, n):
+    """An event in the channel's log whose publish never reached the worker (as when its pub/sub connection drops)."""
+    item = json.dumps({"event": "e", "channel": channel, "data": json.dumps({"n": n}), "offset": offset, "epoch": epoch})
+    r.hset(f"rec:{{{channel}}}", mapping={"epoch": epoch, "offset": offset})
+    r.xadd(f"rec:{{{channel}}}:log", {"m": item, "t": int(time.time() * 1000)}, id=f"{offset}-0")
+
+
+def test_a_gap_before_the_first_event_a_worker_sees_is_filled_from_where_its_first_subscriber_started(make_cluster):
+    c = make_cluster(1, RECOVERY_CHANNELS="gap-*", PUSHER_APP_ID=APP)
+    a, r = c.a, c.redis()
+    # History from before any socket here: this worker's feed never carried it.
+    trigger(a, "gap-2", "e", {"n": 1})
+    sub = Raw(a)
+    answer = sub.subscribe("gap-2")
+    epoch = r.hget("rec:{gap-2}", "epoch")
+    assert answer["recovery"] == {"recovered": False, "epoch": epoch, "offset": 1}, answer
+    # The next event is lost on the way to this worker; the one after shows the skip from the subscription's position.
+    inject_lost(r, "gap-2", epoch, 2, 2)
+    trigger(a, "gap-2", "e", {"n": 3})
+    frames = sub.events("gap-2", 2)
+    assert [json.loads(f["data"])["n"] for f in frames] == [2, 3]
+    assert_consecutive(frames, 2)
+
+    # A channel with no history at all (epoch none): its first events, lost on the way, are filled too.
+    other = Raw(a)
+    assert other.subscribe("gap-3")["recovery"] == {"recovered": False, "epoch": "none", "offset": 0}
+    inject_lost(r, "gap-3", "0123456789abcdef", 1, 1)
+    trigger(a, "gap-3", "e", {"n": 2})
+    frames = other.events("gap-3", 2)
+    assert [json.loads(f["data"])["n"] for f in frames] == [1, 2]
+    assert {f["epoch"] for f in frames} == {"0123456789abcdef"}
+    assert sub.quiet(0.5) == [] and other.quiet(0.2) == []
+    sub.close()
+    other.close()
+
+
+def test_a_gap_fill_gives_a_socket_that_subscribed_after_the_gap_began_only_what_came_after_its_position(make_cluster):
+    c = make_cluster(1, RECOVERY_CHANNELS="gap-*", PUSHER_APP_ID=APP)
+    a, r = c.a, c.redis()
+    early = Raw(a)
+    early.subscribe("gap-4")
+    trigger(a, "gap-4", "e", {"n": 1})
+    epoch = early.events("gap-4", 1)[0]["epoch"]
+    # 2 and 3 never reach this worker's feed; a socket subscribes after them (its position: 3).
+    inject_lost(r, "gap-4", epoch, 2, 2)
+    inject_lost(r, "gap-4", epoch, 3, 3)
+    late = Raw(a)
+    assert late.subscribe("gap-4")["recovery"] == {"recovered": False, "epoch": epoch, "offset": 3}
+    trigger(a, "gap-4", "e", {"n": 4})
+    assert [json.loads(f["data"])["n"] for f in early.events("gap-4", 3)] == [2, 3, 4]
+    assert [json.loads(f["data"])["n"] for f in late.events("gap-4", 1)] == [4]
+    assert early.quiet(0.5) == [] and late.quiet(0.2) == []
+    early.close()
+    late.close()

@@ -11,6 +11,14 @@ public struct ChannelPosition: Sendable, Equatable {
         self.offset = offset
     }
 
+    /// Whether an event at `offset` of `epoch`, arriving after this position, shows that events were skipped: a later
+    /// offset than the next in the same epoch, or, from a channel that had no history (`none`, 0), any first event
+    /// after offset 1 (its epoch started with events this position never saw).
+    public func skips(to offset: Int, epoch: String) -> Bool {
+        if self.epoch == epoch { return offset > self.offset + 1 }
+        return self.epoch == "none" && self.offset == 0 && offset > 1
+    }
+
     /// Reads a subscribe's `recover` object, `{"epoch": "E", "offset": N}`; `nil` when it is not one (an epoch of at
     /// most 64 characters, a whole offset from 0).
     public init?(json: JSONValue?) {

@@ -82,7 +82,7 @@ extension RealtimeHub {
             let previous = lastSeen[channel]
             lastSeen[channel] = ChannelPosition(epoch: epoch, offset: offset)
             // Offsets skipped: the feed lost events on the way; they come from the log, this one after them.
-            if let previous, previous.epoch == epoch, offset > previous.offset + 1 { gapDetected(channel, from: previous) }
+            if let previous, previous.skips(to: offset, epoch: epoch) { gapDetected(channel, from: previous) }
         }
         let exclude = message["socket_id"]?.string
         guard case .deliver(_, let targets)? = registry.deliver(on: channel, excluding: exclude).first else { return }

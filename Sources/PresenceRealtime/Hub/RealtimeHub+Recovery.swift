@@ -25,6 +25,9 @@ extension RealtimeHub {
     /// events kept meanwhile that come after it are written now, after whatever the caller sent before.
     func release(_ socket: PusherSocket, channel: String, at position: ChannelPosition?) {
         for frame in gates.release(socket: socket.id, channel: channel, at: position) { socket.send(frame) }
+        // The channel's first subscription here: its position is where a feed gap would start, before any event has
+        // come (``fillFeedGap()``, and an offset skip in ``deliver(_:channel:)``).
+        if let position, lastSeen[channel] == nil, registry.channels[channel] != nil { lastSeen[channel] = position }
     }
 
     /// After the feed was lost and is back (every topic subscribed again): what was published on the recoverable
@@ -44,19 +47,19 @@ extension RealtimeHub {
         Task { await self.fillGap(channel, from: position, sockets: sockets) }
     }
 
-    /// Holds the live events of `channel`'s local Pusher sockets not held already; returns them.
-    private func holdForGap(_ channel: String) -> [PusherSocket] {
+    /// Holds the live events of `channel`'s local Pusher sockets not held already; returns them, each with the floor
+    /// it had (``RecoveryGates/holdForGap(socket:channel:)``).
+    private func holdForGap(_ channel: String) -> [(socket: PusherSocket, floor: ChannelPosition?)] {
         guard recovery != nil else { return [] }
-        let sockets = registry.members(of: channel).compactMap { registry.sockets[$0] }
-            .filter { $0.face == .pusher && !gates.isGated(socket: $0.id, channel: channel) }
-        for socket in sockets { gates.hold(socket: socket.id, channel: channel) }
-        return sockets
+        var held: [(socket: PusherSocket, floor: ChannelPosition?)] = []
+        for socket in registry.members(of: channel).compactMap({ registry.sockets[$0] }) where socket.face == .pusher {
+            let gate = gates.holdForGap(socket: socket.id, channel: channel)
+            if gate.held { held.append((socket, gate.floor)) }
+        }
+        return held
     }
 
-    /// Sends `sockets` (held on `channel`) what the log has after `position`, then releases them. Where the gap cannot
-    /// be filled (another epoch: Redis lost the data; past the window) they are closed with 4200, so their clients
-    /// reconnect and reload; where the log cannot be read, live events go on.
-    private func fillGap(_ channel: String, from position: ChannelPosition, sockets: [PusherSocket]) async {
+    private func fillGap(_ channel: String, from position: ChannelPosition, sockets: [(socket: PusherSocket, floor: ChannelPosition?)]) async {
         guard let recovery else { return }
         Counter(label: "recovery_feed_gaps_total").increment()
         let answer: ChannelRecovery
@@ -64,12 +67,12 @@ extension RealtimeHub {
             answer = try await recovery.recover(channel: channel, from: position)
         } catch {
             logger.warning("Could not read what the feed missed; live events go on", metadata: ["channel": "\(channel)", "error": "\(error)"])
-            for socket in sockets { release(socket, channel: channel, at: nil) }
+            for (socket, floor) in sockets { release(socket, channel: channel, at: floor) }
             return
         }
-        for socket in sockets {
+        for (socket, floor) in sockets {
             if answer.recovered {
-                for frame in catchUp(answer.events, channel: channel, for: socket) { socket.send(frame) }
+                for frame in catchUp(answer.events, channel: channel, for: socket, after: floor) { socket.send(frame) }
                 release(socket, channel: channel, at: answer.position)
             } else {
                 release(socket, channel: channel, at: nil)
@@ -79,11 +82,13 @@ extension RealtimeHub {
     }
 
     /// The frames of a catch-up (``ChannelRecovery/events``, pub/sub texts) as `socket` gets them on `channel`: as
-    /// live, a presence channel's member events of the socket's own user left out.
-    nonisolated func catchUp(_ events: [String], channel: String, for socket: PusherSocket) -> [String] {
+    /// live, a presence channel's member events of the socket's own user left out, and (`after`: a socket's floor, for
+    /// a gap fill) the events of that epoch at or before it, which the socket has or never asked for.
+    nonisolated func catchUp(_ events: [String], channel: String, for socket: PusherSocket, after floor: ChannelPosition? = nil) -> [String] {
         let own = socket.user(on: channel)
         return events.compactMap { text in
             guard let message = JSONValue.parse(Array(text.utf8))?.object, let event = message["event"]?.string else { return nil }
+            if let floor, message["epoch"]?.string == floor.epoch, let offset = message["offset"]?.int, offset <= floor.offset { return nil }
             if let own, event.hasPrefix("pusher_internal:member_"), message["data"]?["user_id"]?.string == own { return nil }
             return Self.pusherText(message, event: event, channel: channel)
         }

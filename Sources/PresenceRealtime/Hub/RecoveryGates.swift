@@ -37,6 +37,23 @@ package struct RecoveryGates<Frame> {
         gates[channel, default: [:]][socket] = .holding([])
     }
 
+    /// For a gap the feed left: holds `socket`'s live events on `channel` unless they are held already (`false` then).
+    /// A socket released lately still has its floor: it is answered, so that what is filled in skips what the socket
+    /// has (its subscribe's catch-up) or never asked for (before its position); the release after the fill sets the
+    /// floor again.
+    package mutating func holdForGap(socket: String, channel: String) -> (held: Bool, floor: ChannelPosition?) {
+        switch gates[channel]?[socket] {
+        case .holding?:
+            return (false, nil)
+        case .floor(let floor)?:
+            gates[channel]?[socket] = .holding([])
+            return (true, floor)
+        case nil:
+            gates[channel, default: [:]][socket] = .holding([])
+            return (true, nil)
+        }
+    }
+
     /// A live event for `socket` on `channel`: `true` when it is to be written now. Kept while held; dropped at or
     /// below a floor; beyond a floor (or of another epoch) it is written and the gate is gone.
     package mutating func admit(_ frame: Frame, offset: Int?, epoch: String?, socket: String, channel: String) -> Bool {

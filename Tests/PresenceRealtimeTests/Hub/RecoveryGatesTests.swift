@@ -94,4 +94,32 @@ struct RecoveryGatesTests {
         let r17 = gates.release(socket: "s1", channel: "room-x", at: ChannelPosition(epoch: e, offset: 1))
         #expect(r17.isEmpty)
     }
+
+    @Test func aGapHoldsEverySocketNotHeldYetAndAnswersTheFloorOfOneReleasedLately() {
+        var gates = RecoveryGates<String>()
+        // s1 subscribed lately: released at 8, its floor still there. s2 is being caught up. s3 has no gate.
+        gates.hold(socket: "s1", channel: "room-x")
+        _ = gates.release(socket: "s1", channel: "room-x", at: ChannelPosition(epoch: e, offset: 8))
+        gates.hold(socket: "s2", channel: "room-x")
+        let first = gates.holdForGap(socket: "s1", channel: "room-x")
+        #expect(first.held && first.floor == ChannelPosition(epoch: e, offset: 8))
+        let second = gates.holdForGap(socket: "s2", channel: "room-x")
+        #expect(!second.held && second.floor == nil)
+        let third = gates.holdForGap(socket: "s3", channel: "room-x")
+        #expect(third.held && third.floor == nil)
+        // s1 is held now: the event that showed the gap waits for the fill, which releases it past the gap.
+        let kept = gates.admit("f11", offset: 11, epoch: e, socket: "s1", channel: "room-x")
+        #expect(!kept)
+        #expect(gates.release(socket: "s1", channel: "room-x", at: ChannelPosition(epoch: e, offset: 11)).isEmpty)
+        let late = gates.admit("f11", offset: 11, epoch: e, socket: "s1", channel: "room-x")
+        #expect(!late)
+    }
+
+    @Test func aPositionSeesSkippedOffsetsInItsEpochAndAfterNoHistory() {
+        let at5 = ChannelPosition(epoch: e, offset: 5)
+        #expect(!at5.skips(to: 6, epoch: e) && at5.skips(to: 7, epoch: e))
+        #expect(!at5.skips(to: 9, epoch: "epoch-2"), "another epoch goes through (its history was lost)")
+        let none = ChannelPosition(epoch: "none", offset: 0)
+        #expect(!none.skips(to: 1, epoch: e) && none.skips(to: 3, epoch: e))
+    }
 }
