@@ -230,8 +230,10 @@ struct RealtimeAccessRacesTests {
         let bucket = RedisKeys.spreadBucket(of: lapsing)
         var other = ""
         repeat { other = "other-\(UUID().uuidString.prefix(8))" } while RedisKeys.spreadBucket(of: other) != bucket
-        _ = try await store.touch([(lapsing, "s1")], ttl: .milliseconds(300))
-        try await Task.sleep(for: .milliseconds(400))
+        _ = try await store.touch([(lapsing, "s1")], ttl: .seconds(30))
+        // Its worker stopped refreshing it: the entry lapsed (its score in the past; set directly rather than waiting out
+        // a short TTL, which a busy machine can stretch past the key's own expiry).
+        _ = try await redis.send(RedisCommand("ZADD", RedisKeys.pusherChannels(bucket: bucket), "XX", "1", lapsing))
         _ = try await store.touch([(other, "s2")], ttl: .seconds(30))
         #expect(try await redis.send(RedisCommand("ZSCORE", RedisKeys.pusherChannels(bucket: bucket), lapsing)).string != nil)
         _ = try await store.remove(channel: other, socket: "s2")
@@ -294,7 +296,27 @@ struct RealtimeAccessRacesTests {
         try await subscribed(first)
         try await world.waitUntil { try await watchers() == ["\(bob)\n\(first.id)"] }
         #expect(try await redis.send(RedisCommand("HEXISTS", RedisKeys.roomUnseen(room.id), bob)).int == 0)
-        // Unsubscribed: gone.
+        // Also on the room's presence channel: one watch; leaving one of the two channels keeps it.
+        let presenceChannel = "presence-room-\(room.id)"
+        let data = PusherProtocol.channelData(user: bob)
+        try await world.services.channelAccess.recordGrant(socket: first.id, channel: presenceChannel, user: bob)
+        #expect(try await first.subscribe(
+            presenceChannel, auth: world.signer.channelAuth(socketID: first.id, channel: presenceChannel, channelData: data), channelData: data
+        )["event"] == "pusher_internal:subscription_succeeded")
+        let held = await world.hub.roomWatches()
+        #expect(held == [RoomWatch(room: room.id, user: bob, socket: first.id)], "\(held)")
+        try await first.send(["event": "pusher:unsubscribe", "data": ["channel": .string(presenceChannel)]])
+        try await world.waitUntil { await world.hub.watching[first.id]?[presenceChannel] == nil }
+        // The worker's refresh pushes the watch's expiry on (and keeps the one watch).
+        func expiry() async throws -> Double? {
+            try await redis.send(RedisCommand("ZSCORE", RedisKeys.roomWatchers(room.id), "\(bob)\n\(first.id)")).string.flatMap(Double.init)
+        }
+        let before = try #require(try await expiry())
+        try await Task.sleep(for: .milliseconds(20))
+        await world.hub.maintenance.refreshRoomWatches()
+        #expect(try await watchers() == ["\(bob)\n\(first.id)"])
+        #expect(try #require(try await expiry()) > before)
+        // Unsubscribed from both: gone.
         try await first.send(["event": "pusher:unsubscribe", "data": ["channel": .string(channel)]])
         try await world.waitUntil { try await watchers().isEmpty }
         // Revoked (bob leaves the room): gone.

@@ -66,8 +66,8 @@ package struct HubMaintenance: Sendable {
     let tick: Duration
     /// Whether lapsed channels are settled (webhooks on).
     let settlesLapsed: Bool
-    /// Refreshes the room watches (``RoomWatch``) with the occupancy (`nil`: `message_unseen` is off).
-    let refreshWatches: (@Sendable ([RoomWatch]) async throws -> Void)?
+    /// Where the room watches (``RoomWatch``) are refreshed with the occupancy (`nil`: `message_unseen` is off).
+    let unseen: UnseenMessages?
     let logger: Logger
 
     /// Maintenance of `host`, refreshing in batches of at most `batchSize` Redis calls.
@@ -79,9 +79,9 @@ package struct HubMaintenance: Sendable {
         host: any HubMaintenanceHost, occupancy: any OccupancyStorage, occupancyTTL: Duration, presenceTTL: Duration,
         pongTimeout: Int, batchSize: Int, settlesLapsed: Bool, logger: Logger,
         refreshPresence: @escaping @Sendable ([HubPresenceEntry]) async throws -> [HubPresenceEntry],
-        refreshWatches: (@Sendable ([RoomWatch]) async throws -> Void)? = nil
+        unseen: UnseenMessages? = nil
     ) {
-        self.refreshWatches = refreshWatches
+        self.unseen = unseen
         self.host = host
         self.occupancy = occupancy
         self.occupancyTTL = occupancyTTL
@@ -159,16 +159,22 @@ package struct HubMaintenance: Sendable {
         }
     }
 
-    /// Refreshes this worker's room watches in Redis, in bounded batches, with the occupancy's TTL.
+    /// Refreshes this worker's room watches in Redis, in bounded batches, with the occupancy's TTL, each batch checked
+    /// against the hub as it goes out and again once it is back: a watch that ended while its refresh was on the way
+    /// (whose removal may have reached Redis first) is taken back, as ``restoreOccupancy(_:)`` does for occupancy.
     package func refreshRoomWatches() async {
-        guard let refreshWatches else { return }
+        guard let unseen else { return }
         let watches = await host.roomWatches()
         for start in stride(from: 0, to: watches.count, by: batchSize) {
+            let batch = await host.stillWatching(Array(watches[start..<min(start + batchSize, watches.count)]))
+            guard !batch.isEmpty else { continue }
             do {
-                try await refreshWatches(Array(watches[start..<min(start + batchSize, watches.count)]))
+                try await unseen.refresh(batch, ttl: occupancyTTL)
             } catch {
                 logger.debug("Room watch refresh failed", metadata: ["error": "\(error)"])
             }
+            let kept = Set(await host.stillWatching(batch))
+            await unseen.unwatch(batch.filter { !kept.contains($0) })
         }
     }
 

@@ -29,9 +29,6 @@ package protocol HubMaintenanceHost: Sendable {
     func compact() async
     /// Every subscription to a private room's or ticket's channel held now, with its user (`message_unseen`).
     func roomWatches() async -> [RoomWatch]
-}
-
-extension HubMaintenanceHost {
-    /// None: a host that keeps no room watches.
-    package func roomWatches() async -> [RoomWatch] { [] }
+    /// Those of `batch` still held now.
+    func stillWatching(_ batch: [RoomWatch]) async -> [RoomWatch]
 }

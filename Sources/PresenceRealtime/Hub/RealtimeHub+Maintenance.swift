@@ -29,7 +29,17 @@ extension RealtimeHub: HubMaintenanceHost {
 
     /// Every subscription to a private room's or ticket's channel this worker records for `message_unseen`.
     package func roomWatches() -> [RoomWatch] {
-        watching.values.flatMap(\.values)
+        Array(Set(watching.values.flatMap(\.values)))
+    }
+
+    /// Those of `batch` a socket here still holds (on either of the room's channels).
+    package func stillWatching(_ batch: [RoomWatch]) -> [RoomWatch] {
+        batch.filter { watches($0) }
+    }
+
+    /// Whether `watch`'s socket still holds a channel of its room as its user.
+    func watches(_ watch: RoomWatch) -> Bool {
+        watching[watch.socket]?.values.contains(watch) == true
     }
 
     /// Every (channel, socket) subscription in the registry now.

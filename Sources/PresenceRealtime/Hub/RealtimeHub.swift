@@ -86,16 +86,11 @@ package actor RealtimeHub: Service {
     /// The hub's periodic work, driven by its registry.
     nonisolated var maintenance: HubMaintenance {
         let presence = self.presence
-        let ttl = occupancyTTL
-        var refreshWatches: (@Sendable ([RoomWatch]) async throws -> Void)?
-        if let unseen {
-            refreshWatches = { watches in try await unseen.refresh(watches, ttl: ttl) }
-        }
         return HubMaintenance(
             host: self, occupancy: occupancy, occupancyTTL: occupancyTTL, presenceTTL: presence.ttl,
             pongTimeout: settings.pongTimeout, batchSize: refreshBatch, settlesLapsed: webhooks != nil, logger: logger,
             refreshPresence: { try await presence.refresh($0) },
-            refreshWatches: refreshWatches
+            unseen: unseen
         )
     }
 
@@ -129,7 +124,7 @@ package actor RealtimeHub: Service {
         let actions = registry.remove(socket.id, channels: channels)
         socketsGauge.record(registry.sockets.count)
         subscriptionsGauge.record(registry.activeChannelCount)
-        let watches = watching.removeValue(forKey: socket.id).map { Array($0.values) } ?? []
+        let watches = watching.removeValue(forKey: socket.id).map { Array(Set($0.values)) } ?? []
         await perform(actions)
         await unseen?.unwatch(watches)
         await perform(registry.removalFinished(socket.id))
@@ -169,7 +164,9 @@ package actor RealtimeHub: Service {
         let entry = RoomWatch(room: room, user: user, socket: socket.id)
         watching[socket.id, default: [:]][channel] = entry
         await unseen.watch([entry], ttl: occupancyTTL)
-        if watching[socket.id]?[channel] != entry { await unseen.unwatch([entry]) }
+        // Left meanwhile (its removal may have reached Redis first): taken back, unless another channel of the room
+        // on this socket still holds it.
+        if !watches(entry) { await unseen.unwatch([entry]) }
     }
 
     /// Takes `socket` off `channel` (it has forgotten the channel already): the feed unsubscribed if it was the last
@@ -181,7 +178,8 @@ package actor RealtimeHub: Service {
         let watch = watching[socket.id]?.removeValue(forKey: channel)
         if watching[socket.id]?.isEmpty == true { watching[socket.id] = nil }
         await perform(actions)
-        if let watch { await unseen?.unwatch([watch]) }
+        // A socket on both of a room's channels (`private-room-`, `presence-room-`) keeps its watch until it leaves both.
+        if let watch, !watches(watch) { await unseen?.unwatch([watch]) }
     }
 
     /// Carries out the registry's actions, in order. Every feed request among them is queued first, before the first

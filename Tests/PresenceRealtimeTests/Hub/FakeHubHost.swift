@@ -74,6 +74,10 @@ actor FakeHubHost: HubMaintenanceHost {
 
     // MARK: - HubMaintenanceHost
 
+    /// No room watches here (`message_unseen` is the realtime hub's).
+    func roomWatches() -> [RoomWatch] { [] }
+    func stillWatching(_ batch: [RoomWatch]) -> [RoomWatch] { [] }
+
     func presenceEntries() -> [HubPresenceEntry] {
         users.sorted { $0.key < $1.key }.flatMap { socket, channels in
             channels.sorted { $0.key < $1.key }.map { (channel: $0.key, user: $0.value, socket: socket) }
