@@ -281,7 +281,7 @@ extension AppConfiguration {
             }
         },
         .milliseconds("UNSEEN_GRACE_MS", 30000, in: 100...86_400_000, \.webhooks.unseenGrace,
-                      "Milliseconds a member of a private room or support ticket has to see a message (be present, or subscribed to its channel on any worker) before the message_unseen webhook goes out for them"),
+                      "Milliseconds a member of a private room or support ticket has to see a message (be present, or subscribed to its channel on any worker) before the message_unseen webhook goes out for them; no effect unless a WEBHOOK_URLS receiver wants message_unseen (an unfiltered one does)"),
         .milliseconds("WEBHOOK_TIMEOUT_MS", 5000, in: 100...120_000, \.webhooks.timeout,
                       "Milliseconds one webhook POST may take before it is retried; must fit the lease: WEBHOOK_TIMEOUT_MS + min(WEBHOOK_LEASE_MS / 4, 2000) + 250 <= WEBHOOK_LEASE_MS"),
         .milliseconds("WEBHOOK_MAX_BACKOFF_MS", 30000, in: 250...3_600_000, \.webhooks.maxBackoff,

@@ -4,7 +4,8 @@
 -- live socket subscribed to its channel on any worker (a `room:{<id>}:watchers` entry `<user>\n<socket>` scored above
 -- it; the realtime hub writes them, see unseen_watch.lua).
 
--- The users with a live subscription to the room's channel (a set: user -> true); lapsed entries are pruned.
+-- The users with a live subscription to the room's channel (a set: user -> true); lapsed entries are skipped (the
+-- watch script prunes them).
 local function unseen_watching(watchers, now)
   local users = {}
   for _, entry in ipairs(redis.call('ZRANGEBYSCORE', watchers, '(' .. now, '+inf')) do
