@@ -24,6 +24,7 @@ class Raw:
                                               timeout=10)
         hello = json.loads(self.ws.recv())
         assert hello["event"] == "pusher:connection_established", hello
+        self.socket_id = json.loads(hello["data"])["socket_id"]
         self.frames = []
 
     def next(self, timeout=10.0):
@@ -32,9 +33,11 @@ class Raw:
         self.frames.append(frame)
         return frame
 
-    def subscribe(self, channel, recover=None, timeout=10.0):
+    def subscribe(self, channel, recover=None, timeout=10.0, auth=None):
         """Subscribes; returns the answer's data (parsed). Frames before the answer are kept in `frames`."""
         data = {"channel": channel}
+        if auth is not None:
+            data["auth"] = auth
         if recover is not None:
             data["recover"] = recover
         self.ws.send(json.dumps({"event": "pusher:subscribe", "data": data}))
@@ -349,3 +352,34 @@ def test_a_gap_fill_gives_a_socket_that_subscribed_after_the_gap_began_only_what
     assert early.quiet(0.5) == [] and late.quiet(0.2) == []
     early.close()
     late.close()
+
+
+def signed(sock, channel):
+    import hashlib
+    import hmac
+    digest = hmac.new(SECRET.encode(), f"{sock.socket_id}:{channel}".encode(), hashlib.sha256).hexdigest()
+    return f"{KEY}:{digest}"
+
+
+def test_a_sockets_own_client_event_right_after_it_subscribed_is_not_sent_back_nor_taken_for_a_gap(make_cluster):
+    c = make_cluster(1, RECOVERY_CHANNELS="private-gap-*", PUSHER_APP_ID=APP)
+    a = c.a
+    channel = "private-gap-5"
+    typer, other = Raw(a), Raw(a)
+    for sock in (other, typer):
+        assert "recovery" in sock.subscribe(channel, auth=signed(sock, channel))
+    # Right after its subscribe (its gate at the floor of its position), the typer sends a client event: it takes the
+    # next offset and is not sent back to it.
+    typer.ws.send(json.dumps({"event": "client-typing", "channel": channel, "data": {"n": 1}}))
+    mine = other.events(channel, 1)[0]
+    assert mine["event"] == "client-typing" and "offset" in mine
+    trigger(a, channel, "e", {"n": 2})
+    frames = typer.events(channel, 1)
+    assert frames[0]["event"] == "e" and frames[0]["offset"] == mine["offset"] + 1
+    assert typer.quiet(0.5) == []
+    # No gap was taken for it (a fill would have read the log for nothing).
+    import re
+    gaps = re.search(r"^recovery_feed_gaps_total(?:{[^}]*})? ([0-9.]+)$", a.metrics(), re.M)
+    assert gaps is None or float(gaps.group(1)) == 0, gaps.group(0)
+    typer.close()
+    other.close()

@@ -85,6 +85,10 @@ extension RealtimeHub {
             if let previous, previous.skips(to: offset, epoch: epoch) { gapDetected(channel, from: previous) }
         }
         let exclude = message["socket_id"]?.string
+        // The sender's own client event is not sent back to it, yet it takes an offset: the sender's gate counts it.
+        if let exclude, gates.isGated(channel), let offset = message["offset"]?.int, let epoch = message["epoch"]?.string {
+            gates.ownEvent(socket: exclude, channel: channel, offset: offset, epoch: epoch)
+        }
         guard case .deliver(_, let targets)? = registry.deliver(on: channel, excluding: exclude).first else { return }
         var pusher = DeliveryLane.Fanout()
         var ryos = DeliveryLane.Fanout()
@@ -114,6 +118,8 @@ extension RealtimeHub {
         }
         if !pusher.isEmpty { pusher.submit(pusherFrame ?? OutboundFrame(text: Self.pusherText(message, event: event, channel: channel))) }
         if !ryos.isEmpty { ryos.submit(OutboundFrame(text: RyOSRealtimeProtocol.event(event, channel: channel, data: message["data"]))) }
+        // A socket whose first event past its floor skipped some: filled from its own position (the event is held).
+        if gated { fillSocketGaps() }
     }
 
     /// An event as Pusher clients receive it: `data` a string, `user_id` when the message names one, and on a

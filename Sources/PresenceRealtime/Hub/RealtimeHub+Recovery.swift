@@ -23,8 +23,9 @@ extension RealtimeHub {
 
     /// Ends `socket`'s hold on `channel` at `position` (the one its subscribe answer named; `nil`: unknown): the live
     /// events kept meanwhile that come after it are written now, after whatever the caller sent before.
-    func release(_ socket: PusherSocket, channel: String, at position: ChannelPosition?) {
-        for frame in gates.release(socket: socket.id, channel: channel, at: position) { socket.send(frame) }
+    func release(_ socket: PusherSocket, channel: String, at position: ChannelPosition?, checkingGaps: Bool = true) {
+        for frame in gates.release(socket: socket.id, channel: channel, at: position, checkingGaps: checkingGaps) { socket.send(frame) }
+        fillSocketGaps()
         // The channel's first subscription here: its position is where a feed gap would start, before any event has
         // come (``fillFeedGap()``, and an offset skip in ``deliver(_:channel:)``).
         if let position, lastSeen[channel] == nil, registry.channels[channel] != nil { lastSeen[channel] = position }
@@ -47,6 +48,15 @@ extension RealtimeHub {
         Task { await self.fillGap(channel, from: position, sockets: sockets) }
     }
 
+    /// Fills the gaps single sockets' gates showed (``RecoveryGates/takeGaps()``): each from its own position.
+    func fillSocketGaps() {
+        guard gates.hasGaps else { return }
+        for gap in gates.takeGaps() {
+            guard let socket = registry.sockets[gap.socket] else { continue }
+            Task { await self.fillGap(gap.channel, from: gap.from, sockets: [(socket, gap.from)]) }
+        }
+    }
+
     /// Holds the live events of `channel`'s local Pusher sockets not held already; returns them, each with the floor
     /// it had (``RecoveryGates/holdForGap(socket:channel:)``).
     private func holdForGap(_ channel: String) -> [(socket: PusherSocket, floor: ChannelPosition?)] {
@@ -67,7 +77,8 @@ extension RealtimeHub {
             answer = try await recovery.recover(channel: channel, from: position)
         } catch {
             logger.warning("Could not read what the feed missed; live events go on", metadata: ["channel": "\(channel)", "error": "\(error)"])
-            for (socket, floor) in sockets { release(socket, channel: channel, at: floor) }
+            // Redis did not answer: live events go on (not checked for gaps again, which would ask Redis in a loop).
+            for (socket, floor) in sockets { release(socket, channel: channel, at: floor, checkingGaps: false) }
             return
         }
         for (socket, floor) in sockets {
@@ -90,6 +101,8 @@ extension RealtimeHub {
             guard let message = JSONValue.parse(Array(text.utf8))?.object, let event = message["event"]?.string else { return nil }
             if let floor, message["epoch"]?.string == floor.epoch, let offset = message["offset"]?.int, offset <= floor.offset { return nil }
             if let own, event.hasPrefix("pusher_internal:member_"), message["data"]?["user_id"]?.string == own { return nil }
+            // The socket's own client events (a gap fill reads them from the log too): never sent back, as live.
+            if message["socket_id"]?.string == socket.id { return nil }
             return Self.pusherText(message, event: event, channel: channel)
         }
     }

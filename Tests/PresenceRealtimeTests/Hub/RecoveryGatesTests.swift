@@ -122,4 +122,63 @@ struct RecoveryGatesTests {
         let none = ChannelPosition(epoch: "none", offset: 0)
         #expect(!none.skips(to: 1, epoch: e) && none.skips(to: 3, epoch: e))
     }
+
+    @Test func aSkipRightAfterAFloorHoldsTheSocketAndRecordsItsGap() {
+        var gates = RecoveryGates<String>()
+        gates.hold(socket: "s1", channel: "room-x")
+        _ = gates.release(socket: "s1", channel: "room-x", at: ChannelPosition(epoch: e, offset: 5))
+        // 6 never came (the feed lost it while the subscribe was caught up): 7 is held, the gap recorded from 5.
+        let skipped = gates.admit("f7", offset: 7, epoch: e, socket: "s1", channel: "room-x")
+        #expect(!skipped)
+        let held = gates.admit("f8", offset: 8, epoch: e, socket: "s1", channel: "room-x")
+        #expect(!held)
+        let gaps = gates.takeGaps()
+        #expect(gaps.count == 1 && gaps.first?.socket == "s1" && gaps.first?.from == ChannelPosition(epoch: e, offset: 5))
+        #expect(gates.takeGaps().isEmpty && !gates.hasGaps)
+        // The fill read up to 7: 8 goes out after it.
+        #expect(gates.release(socket: "s1", channel: "room-x", at: ChannelPosition(epoch: e, offset: 7)) == ["f8"])
+        #expect(!gates.hasGaps)
+        // After no history, any first event past offset 1 is a skip; offset 1 is not.
+        gates.hold(socket: "s2", channel: "room-y")
+        _ = gates.release(socket: "s2", channel: "room-y", at: ChannelPosition(epoch: "none", offset: 0))
+        let first = gates.admit("g1", offset: 1, epoch: e, socket: "s2", channel: "room-y")
+        #expect(first)
+        gates.hold(socket: "s3", channel: "room-y")
+        _ = gates.release(socket: "s3", channel: "room-y", at: ChannelPosition(epoch: "none", offset: 0))
+        let later = gates.admit("g2", offset: 2, epoch: e, socket: "s3", channel: "room-y")
+        #expect(!later && gates.takeGaps().map(\.socket) == ["s3"])
+    }
+
+    @Test func aReleaseWhoseFirstKeptEventIsNotTheNextOneKeepsHoldingAndRecordsTheGap() {
+        var gates = RecoveryGates<String>()
+        gates.hold(socket: "s1", channel: "room-x")
+        for (frame, offset) in [("f4", 4), ("f7", 7)] { _ = gates.admit(frame, offset: offset, epoch: e, socket: "s1", channel: "room-x") }
+        // Read at 5; 6 was lost on the way: nothing goes out yet.
+        #expect(gates.release(socket: "s1", channel: "room-x", at: ChannelPosition(epoch: e, offset: 5)).isEmpty)
+        #expect(gates.takeGaps().map(\.from) == [ChannelPosition(epoch: e, offset: 5)])
+        #expect(gates.isGated(socket: "s1", channel: "room-x"))
+        // Filled up to 7: nothing kept is beyond it.
+        #expect(gates.release(socket: "s1", channel: "room-x", at: ChannelPosition(epoch: e, offset: 7)).isEmpty)
+        // Not checking (Redis did not answer the fill): what is kept goes out as it is.
+        gates.hold(socket: "s2", channel: "room-x")
+        _ = gates.admit("f9", offset: 9, epoch: e, socket: "s2", channel: "room-x")
+        #expect(gates.release(socket: "s2", channel: "room-x", at: ChannelPosition(epoch: e, offset: 7), checkingGaps: false) == ["f9"])
+        #expect(!gates.hasGaps)
+    }
+
+    @Test func theSocketsOwnClientEventsCountAsSeenNotAsAGap() {
+        var gates = RecoveryGates<String>()
+        // Released at 5; its own client event takes 6 (not sent back to it); 7 from someone else goes out.
+        gates.hold(socket: "s1", channel: "presence-room-x")
+        _ = gates.release(socket: "s1", channel: "presence-room-x", at: ChannelPosition(epoch: e, offset: 5))
+        gates.ownEvent(socket: "s1", channel: "presence-room-x", offset: 6, epoch: e)
+        let next = gates.admit("f7", offset: 7, epoch: e, socket: "s1", channel: "presence-room-x")
+        #expect(next && !gates.hasGaps)
+        // While held: its own event is kept without a frame, so the release sees 6 then 7, no gap, and sends only 7.
+        gates.hold(socket: "s2", channel: "presence-room-x")
+        gates.ownEvent(socket: "s2", channel: "presence-room-x", offset: 6, epoch: e)
+        _ = gates.admit("f7", offset: 7, epoch: e, socket: "s2", channel: "presence-room-x")
+        #expect(gates.release(socket: "s2", channel: "presence-room-x", at: ChannelPosition(epoch: e, offset: 5)) == ["f7"])
+        #expect(!gates.hasGaps)
+    }
 }
