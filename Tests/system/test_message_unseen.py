@@ -29,7 +29,7 @@ import pytest
 import test_webhooks
 from conftest import register, wait_until
 from test_support_api import setup_people
-from test_webhooks import PUSHER_ENV, Receiver, Sock
+from test_webhooks import PUSHER_ENV, Receiver, connect  # noqa: F401 (connect: the shared fixture of open sockets)
 
 GRACE_MS = 1500
 GRACE = GRACE_MS / 1000
@@ -75,18 +75,6 @@ def receivers():
         rx.stop()
 
 
-@pytest.fixture
-def sockets():
-    opened = []
-
-    def make(worker):
-        s = Sock(worker)
-        opened.append(s)
-        return s
-
-    yield make
-    for s in opened:
-        s.close()
 
 
 # --- Helpers -----------------------------------------------------------------------------------------------------
@@ -241,7 +229,7 @@ def test_an_offline_member_gets_one_event_per_message_after_the_grace(make_clust
     rx.assert_clean()
 
 
-def test_a_member_who_looks_within_the_grace_gets_none(make_cluster, receivers, sockets):
+def test_a_member_who_looks_within_the_grace_gets_none(make_cluster, receivers, connect):
     grace_ms = 5000  # room for four members' actions within it on a busy machine
     rx = receivers()
     c = start(make_cluster, rx.url, UNSEEN_GRACE_MS=grace_ms)
@@ -249,7 +237,7 @@ def test_a_member_who_looks_within_the_grace_gets_none(make_cluster, receivers, 
     alice, bob, carol, dave, erin = (register(a, n) for n in ("alice", "bobby", "carol", "daveo", "erinn"))
     room = private_room(a, alice, ["bobby", "carol", "daveo", "erinn"])
     priv, pres = f"private-room-{room}", f"presence-room-{room}"
-    bob_ws, erin_ws = sockets(b), sockets(a)  # connected, not subscribed yet
+    bob_ws, erin_ws = connect(b), connect(a)  # connected, not subscribed yet
     sent0 = counter(c.workers, "message_unseen_sent_total")
     suppressed0 = counter(c.workers, "message_unseen_suppressed_total")
 
@@ -290,14 +278,14 @@ def test_a_member_who_looks_within_the_grace_gets_none(make_cluster, receivers, 
     rx.assert_clean()
 
 
-def test_a_member_who_closes_the_socket_gets_the_next_message_only(make_cluster, receivers, sockets):
+def test_a_member_who_closes_the_socket_gets_the_next_message_only(make_cluster, receivers, connect):
     rx = receivers()
     c = start(make_cluster, rx.url)
     a, b = c.a, c.b
     alice, bob = register(a, "alice"), register(a, "bobby")
     room = private_room(a, alice, ["bobby"])
     priv = f"private-room-{room}"
-    bob_ws = sockets(b)
+    bob_ws = connect(b)
     subscribe(a, bob, bob_ws, priv)
 
     # Subscribed at the first message: it reaches his socket, and no webhook.

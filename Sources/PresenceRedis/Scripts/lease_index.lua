@@ -15,16 +15,9 @@
 --
 -- redis-cli ZRANGE 'support:waiting:{s0.0}' 0 -1 WITHSCORES
 --#include clock
+--#include lease
 if ARGV[1] == 'due' then
-  local now = redis_now()
-  local rooms = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
-  local until_ = now + tonumber(ARGV[3])
-  local out = {}
-  for _, room in ipairs(rooms) do
-    redis.call('ZADD', KEYS[1], until_, room)
-    out[#out + 1] = room
-    out[#out + 1] = until_
-  end
+  local _, out = lease_due(KEYS[1], ARGV[2], ARGV[3])
   return out
 end
 if ARGV[1] == 'register' then

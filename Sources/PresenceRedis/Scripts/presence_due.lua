@@ -7,13 +7,6 @@
 --
 -- Returns {now, {room, leasedUntil, room, leasedUntil, ...}}.
 --#include clock
-local now = redis_now()
-local rooms = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
-local until_ = now + tonumber(ARGV[2])
-local out = {}
-for _, room in ipairs(rooms) do
-  redis.call('ZADD', KEYS[1], until_, room)
-  out[#out + 1] = room
-  out[#out + 1] = until_
-end
+--#include lease
+local now, out = lease_due(KEYS[1], ARGV[1], ARGV[2])
 return {now, out}
