@@ -46,15 +46,7 @@ public struct WaitingAnswer: Sendable, Equatable {
 }
 
 /// A ticket taken from the waiting index by the watcher, leased until `leasedUntil` (ms).
-public struct DueWaiting: Sendable, Equatable {
-    public var room: String
-    public var leasedUntil: Int64
-
-    public init(room: String, leasedUntil: Int64) {
-        self.room = room
-        self.leasedUntil = leasedUntil
-    }
-}
+public typealias DueWaiting = LeasedRoom
 
 /// Waiting episodes and their index. In Redis: `room:{ticket_<id>}:waiting` in the ticket's slot and the index
 /// `support:waiting:{<tag>}` spread over 16 buckets (ticket → when to look at it next).

@@ -1,4 +1,5 @@
-/// A room taken from a lease index by a watcher (the unseen index), leased until `leasedUntil` (ms, Redis's clock):
+/// A room taken from a lease index by a watcher (the unseen index; the unattended tickets' `DueWaiting`), leased until
+/// `leasedUntil` (ms, Redis's clock):
 /// another worker's watcher does not take it meanwhile.
 public struct LeasedRoom: Sendable, Equatable {
     public var room: String
