@@ -130,6 +130,9 @@ struct Client {
         let replica = try await replicaOf(owner, in: cluster)
         try await cluster.cli(["-p", String(replica.port), "cluster", "failover"])
         try await waitUntil { (try? await cluster.cli(["-p", String(replica.port), "role"]))?.hasPrefix("master") == true }
+        // A manual failover pauses only writes on the old owner, and it keeps serving reads until it hears of the new
+        // configuration, so the read below would get its answer without a MOVED: wait until it has stepped down.
+        try await waitUntil { (try? await cluster.cli(["-p", String(owner.port), "role"]))?.hasPrefix("slave") == true }
         try await cluster.waitUntilOK()
         #expect(try await client.getString(key) == "before")
         #expect(try await client.topology().primary(forSlot: slot) == replica, "MOVED taught the map the new owner")
