@@ -155,6 +155,10 @@ struct WebAndConsoleTests {
         // No timing assumed: the short announcement must go within a generous bound, the long one stay throughout.
         try await store.announce(worker: "long-\(suffix)", info: #"{"a":1}"#, ttl: .seconds(60))
         try await store.announce(worker: "short-\(suffix)", info: "{}", ttl: .milliseconds(500))
+        // The short announcement does not shorten the keys' life, which would take the long-lived worker with them.
+        for key in [RedisKeys.workersAlive, RedisKeys.workersInfo] {
+            #expect(try await redis.send(RedisCommand("PTTL", key)).int ?? 0 > 60_000, "\(key)")
+        }
         let start = ContinuousClock.now
         var ids = try await store.liveWorkers().map(\.id)
         while ids.contains("short-\(suffix)") && ContinuousClock.now - start < .seconds(20) {

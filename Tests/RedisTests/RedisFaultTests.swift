@@ -56,7 +56,7 @@ struct RedisFaultTests {
         server.kill9()
         let start = ContinuousClock.now
         await #expect(throws: RedisError.self) { try await client.ping() }
-        #expect(ContinuousClock.now - start < .milliseconds(1200))
+        #expect(ContinuousClock.now - start < .seconds(3))  // bounded (500 ms wait), with room for a busy machine
         try server.launch()
         // Back without restarting the client, within the capped backoff.
         #expect(try await recovers(client))

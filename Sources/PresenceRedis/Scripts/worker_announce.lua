@@ -10,9 +10,11 @@ local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 if ttl > 0 then
   redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-  -- The keys themselves go once no worker has announced for a while.
-  redis.call('PEXPIRE', KEYS[1], ttl * 4)
-  redis.call('PEXPIRE', KEYS[2], ttl * 4)
+  -- The keys themselves go once no worker has announced for a while: four times the longest ttl announced, never
+  -- shortened by a worker with a shorter one (that would drop the longer-lived workers' entries with the keys).
+  local keep = ttl * 4
+  if redis.call('PTTL', KEYS[1]) < keep then redis.call('PEXPIRE', KEYS[1], keep) end
+  if redis.call('PTTL', KEYS[2]) < keep then redis.call('PEXPIRE', KEYS[2], keep) end
 else
   redis.call('ZREM', KEYS[1], ARGV[1])
   redis.call('HDEL', KEYS[2], ARGV[1])
