@@ -357,7 +357,7 @@ struct RaceWorld {
     init(unseen: Bool = false) async throws {
         var configuration = AppConfiguration()
         if unseen { configuration.webhooks.targets = [WebhookTarget(url: "http://127.0.0.1:9/unseen", events: [.messageUnseen])] }
-        configuration.redis = try RedisConfiguration(url: SharedRedis.url())
+        configuration.redis = try SharedRedis.configuration()
         configuration.redis.commandTimeout = .seconds(5)
         configuration.bcryptCost = 4
         let redis = RedisClient(configuration: configuration.redis)

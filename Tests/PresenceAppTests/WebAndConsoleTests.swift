@@ -26,7 +26,7 @@ struct WebAndConsoleTests {
 
     func services(admins: Set<String> = []) throws -> (AppServices, RedisClient) {
         var configuration = AppConfiguration()
-        configuration.redis = try RedisConfiguration(url: SharedRedis.url())
+        configuration.redis = try SharedRedis.configuration()
         configuration.redis.commandTimeout = .seconds(3)
         configuration.bcryptCost = 4
         configuration.chat.admins = admins

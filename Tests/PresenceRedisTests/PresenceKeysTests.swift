@@ -13,7 +13,7 @@ import TestSupport
 @Suite("Presence keys with native TTL")
 struct PresenceKeysTests {
     func client() throws -> RedisClient {
-        RedisClient(configuration: try RedisConfiguration(url: SharedRedis.url()))
+        RedisClient(configuration: try SharedRedis.configuration())
     }
 
     func room(_ redis: RedisClient, _ type: Room.Kind = .public, members: [String] = []) async throws -> String {

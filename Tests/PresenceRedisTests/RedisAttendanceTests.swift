@@ -43,7 +43,7 @@ struct RedisAttendanceTests {
     }
 
     @Test func everyWayAPresenceEndsIsRecordedOnceWithItsReason() async throws {
-        let redis = RedisClient(configuration: try RedisConfiguration(url: SharedRedis.url()))
+        let redis = RedisClient(configuration: try SharedRedis.configuration())
         let presence = RedisPresenceStore(redis: redis)
         let support = RedisSupportStore(redis: redis)
         let room = try await ticket(support)
@@ -126,7 +126,7 @@ struct RedisAttendanceTests {
     }
 
     @Test func theSnapshotTellsTheFirstAgentAndTheAgentTime() async throws {
-        let redis = RedisClient(configuration: try RedisConfiguration(url: SharedRedis.url()))
+        let redis = RedisClient(configuration: try SharedRedis.configuration())
         let presence = RedisPresenceStore(redis: redis)
         let support = RedisSupportStore(redis: redis)
 
@@ -169,7 +169,7 @@ struct RedisAttendanceTests {
     }
 
     @Test func chatRoomsKeepNoAttendanceAndTheListIsCappedAndGoesWithTheHistory() async throws {
-        let redis = RedisClient(configuration: try RedisConfiguration(url: SharedRedis.url()))
+        let redis = RedisClient(configuration: try SharedRedis.configuration())
         // A chat room: the same scripts, nothing recorded, and no attendance key among the calls' keys (nor for a
         // presence channel's room).
         let chat = "at-" + UUID().uuidString.prefix(8).lowercased()

@@ -19,7 +19,7 @@ struct RedisRoomStatesTests {
     }
 
     @Test func aStateIsKeptOnlyWhileItIsNotEmptyAndGoesWithTheMember() async throws {
-        let redis = RedisClient(configuration: try RedisConfiguration(url: SharedRedis.url()))
+        let redis = RedisClient(configuration: try SharedRedis.configuration())
         let presence = RedisPresenceStore(redis: redis)
         let room = "st-" + UUID().uuidString.prefix(8).lowercased()
         _ = try await RedisRoomStore(redis: redis).create(id: room, name: room, type: .public, createdBy: "alice", members: [])
@@ -46,7 +46,7 @@ struct RedisRoomStatesTests {
     }
 
     @Test func anExpiredMembersStateIsNotCarriedIntoANewPresenceAndTheSweeperRemovesIt() async throws {
-        let redis = RedisClient(configuration: try RedisConfiguration(url: SharedRedis.url()))
+        let redis = RedisClient(configuration: try SharedRedis.configuration())
         let presence = RedisPresenceStore(redis: redis)
         let room = "st-" + UUID().uuidString.prefix(8).lowercased()
         _ = try await RedisRoomStore(redis: redis).create(id: room, name: room, type: .public, createdBy: "alice", members: [])
@@ -67,7 +67,7 @@ struct RedisRoomStatesTests {
     }
 
     @Test func aRoomsDeletionLeaveAndCloseRemoveTheStates() async throws {
-        let redis = RedisClient(configuration: try RedisConfiguration(url: SharedRedis.url()))
+        let redis = RedisClient(configuration: try SharedRedis.configuration())
         let presence = RedisPresenceStore(redis: redis)
         let rooms = RedisRoomStore(redis: redis)
         let id = "st-" + UUID().uuidString.prefix(8).lowercased()

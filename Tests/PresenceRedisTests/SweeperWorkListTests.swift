@@ -11,7 +11,7 @@ import TestSupport
 @Suite("Sweeper work list in Redis", .serialized)
 struct SweeperWorkListTests {
     func client() throws -> RedisClient {
-        var configuration = try RedisConfiguration(url: SharedRedis.url())
+        var configuration = try SharedRedis.configuration()
         configuration.connectionCount = 1
         return RedisClient(configuration: configuration)
     }

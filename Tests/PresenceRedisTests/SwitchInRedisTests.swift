@@ -12,7 +12,7 @@ import TestSupport
 @Suite("Presence switch in Redis")
 struct SwitchInRedisTests {
     func client() throws -> RedisClient {
-        var configuration = try RedisConfiguration(url: SharedRedis.url())
+        var configuration = try SharedRedis.configuration()
         configuration.connectionCount = 1
         return RedisClient(configuration: configuration)
     }

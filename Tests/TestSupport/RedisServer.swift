@@ -143,9 +143,9 @@ public enum SharedRedis {
         return try server!.get().url
     }
 
-    /// A configuration for the shared server.
+    /// A configuration for the shared server, with a test's waits (``RedisConfiguration/forTests(url:)``).
     public static func configuration() throws -> RedisConfiguration {
-        try RedisConfiguration(url: url())
+        try RedisConfiguration.forTests(url: url())
     }
 }
 
