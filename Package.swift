@@ -234,7 +234,7 @@ let package = Package(
         // Test harness: starts real redis-server processes on free ports.
         .target(
             name: "TestSupport",
-            dependencies: ["Redis"],
+            dependencies: ["Redis", .product(name: "NIOCore", package: "swift-nio")],
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),
