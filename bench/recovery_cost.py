@@ -37,15 +37,14 @@ import secrets
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
 import redis
 import requests
 
-from lib.benchlib import (composed_script, free_port, log, proc_cpu, start_ready_worker, start_redis, start_worker,
-                          stop, wait_ready)
+from lib.benchlib import (composed_script, free_port, log, proc_cpu, ratio, script_names, slowlog_census,
+                          start_ready_worker, start_redis, start_worker, stop, wait_ready)
 from presence_bench import lua_script, seed_users, wrk
 from realtime_load import signed_url
 from switch_instructions import dumped_instructions
@@ -67,13 +66,6 @@ def worker_settings(mode, redis_port):
                 BCRYPT_COST="4", SWEEP_INTERVAL_MS="60000", MAX_CONNECTIONS_PER_ADDRESS="10000")
 
 
-def script_names(directory):
-    """SHA-1 (as the server loads each script, includes composed) -> script name."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ops"))
-    import lua_scripts
-    return {sha: name[:-4] for name, sha in lua_scripts.composed_shas(directory).items()}
-
-
 def redis_cpu(r):
     info = r.info("cpu")
     return info["used_cpu_user"] + info["used_cpu_sys"]
@@ -82,10 +74,6 @@ def redis_cpu(r):
 def children_cpu():
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def ratio(on, off, digits=3):
-    return round(on / off, digits) if on is not None and off else None
 
 
 def prefill(r, scripts, channels, max_events, window):
@@ -261,33 +249,6 @@ class Native:
         stop(self.redis_proc)
 
 
-def census(entries, names):
-    """What the requests made Redis run, from a slowlog (entries oldest first; a script's nested commands, client
-    ?:0, are logged just before it): per top-level label (a script by its name) [calls, nested commands], and per
-    command name (as INFO commandstats names it) [top-level calls, nested calls]. Background commands are left out,
-    with what they ran."""
-    labels = collections.defaultdict(lambda: [0, 0])
-    commands = collections.defaultdict(lambda: [0, 0])
-    pending = collections.Counter()
-    for e in entries:
-        parts = e["command"].split(b" ", 2)
-        name = parts[0].decode(errors="replace").lower()
-        if (e.get("client_address") or b"").startswith(b"?"):
-            pending[name] += 1
-            continue
-        label = name.upper()
-        if name == "evalsha" and len(parts) > 1:
-            label = names.get(parts[1].decode(errors="replace").lower(), "EVALSHA ?")
-        if label not in BACKGROUND:
-            labels[label][0] += 1
-            labels[label][1] += sum(pending.values())
-            commands[name][0] += 1
-            for nested, count in pending.items():
-                commands[nested][1] += count
-        pending.clear()
-    return labels, commands
-
-
 def commandstats(r):
     """{command: (calls, usec)} from INFO commandstats."""
     return {k: (v["calls"], v["usec"]) for k, v in r.info("commandstats").items()}
@@ -318,7 +279,7 @@ def part_redis_us(a, natives, names):
             counter[(route, n.mode)] += k
             time.sleep(0.05)
             entries = sorted(n.raw.slowlog_get(1000000), key=lambda e: e["id"])
-            found[(route, n.mode)] = (k, *census(entries, names))
+            found[(route, n.mode)] = (k, *slowlog_census(entries, names, BACKGROUND)[:2])
         n.r.config_set("slowlog-log-slower-than", 10000)
         n.r.slowlog_reset()
     sums = {key: collections.Counter() for key in found}

@@ -14,13 +14,10 @@ INFO deltas; in the MONITOR pass its scripts are recognised by name and left out
 import argparse
 import warnings
 import collections
-import glob
-import hashlib
 import json
 import os
 import resource
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -29,7 +26,7 @@ import redis
 import requests
 import websockets.sync.client
 
-from lib.benchlib import scripts_dir
+from lib.benchlib import composed_script, script_names, scripts_dir
 from presence_bench import lua_script, seed_users, wrk
 
 # The worker's periodic work, not caused by the requests measured.
@@ -47,13 +44,6 @@ def children_cpu_seconds():
     """CPU time of this process's finished children (wrk runs as one)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-def script_names(directory):
-    """SHA-1 (as the server loads each script, includes composed) -> script name."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ops"))
-    import lua_scripts
-    return {sha: name[:-4] for name, sha in lua_scripts.composed_shas(directory).items()}
-
 
 def command_label(parts, names):
     name = parts[0].upper()
@@ -266,7 +256,7 @@ def main():
         if name != "limiter (429 path)":
             assert bad == 0, f"{name}: {bad} requests failed"
         rows.append((name, rps, lat))
-    sha = r.script_load(open(os.path.join(scripts_dir(), "ratelimit_sliding.lua")).read())
+    sha = r.script_load(composed_script(os.path.join(scripts_dir(), "ratelimit_sliding.lua")))
     n = max(100_000, int(rows[-1][1] * a.seconds))
     out = subprocess.run(["redis-benchmark", "-p", str(a.redis_port), "-c", "50", "-n", str(n), "-r", "1000000", "--csv",
                           "EVALSHA", sha, "1", "ratelimit:ai:{raw}", "5", "60000", "__rand_int__", "check"],

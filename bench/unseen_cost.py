@@ -39,14 +39,14 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import threading
 import time
 
 import redis
 import requests
 
-from lib.benchlib import free_port, log, proc_cpu, start_ready_worker, start_redis, stop
+from lib.benchlib import (free_port, log, proc_cpu, ratio, script_names, slowlog_census, start_ready_worker,
+                          start_redis, stop)
 from presence_bench import seed_users, wrk
 
 MODES = ("off", "on")
@@ -57,17 +57,6 @@ BACKGROUND = {"presence_due", "presence_sweep", "worker_announce", "worker_list"
               "webhook_lease", "webhook_backlog", "webhook_ack", "webhook_release", "support_waiting",
               "PING", "HELLO", "SLOWLOG", "INFO", "CONFIG", "CLIENT", "SELECT", "MEMORY", "SUBSCRIBE", "SSUBSCRIBE",
               "PSUBSCRIBE", "UNSUBSCRIBE", "SUNSUBSCRIBE", "COMMAND", "SCAN", "DBSIZE", "XREADGROUP", "XAUTOCLAIM"}
-
-
-def ratio(on, off, digits=3):
-    return round(on / off, digits) if on is not None and off else None
-
-
-def script_names(directory):
-    """SHA-1 (as the server loads each script, includes composed) -> script name."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ops"))
-    import lua_scripts
-    return {sha: name[:-4] for name, sha in lua_scripts.composed_shas(directory).items()}
 
 
 # ---------------------------------------------------------------- the receiver
@@ -207,36 +196,12 @@ def delta(before, after):
 
 # ---------------------------------------------------------------- part 1: Redis per post
 
-def census(entries, names, background=BACKGROUND):
-    """What the posts made Redis run, from a slowlog (entries oldest first; a script's nested commands, client ?:0, are
-    logged just before it): per top-level label (a script by its name; lease_index with its mode) [calls, nested
-    commands], and per command name (as INFO commandstats names it) [top-level calls, nested calls]. Background
-    commands are left out, with what they ran."""
-    labels = collections.defaultdict(lambda: [0, 0])
-    commands = collections.defaultdict(lambda: [0, 0])
-    examples = {}
-    pending = collections.Counter()
-    for e in entries:
-        parts = e["command"].split(b" ")
-        name = parts[0].decode(errors="replace").lower()
-        if (e.get("client_address") or b"").startswith(b"?"):
-            pending[name] += 1
-            continue
-        label = name.upper()
-        if name == "evalsha" and len(parts) > 1:
-            label = names.get(parts[1].decode(errors="replace").lower(), "EVALSHA ?")
-            if label == "lease_index" and len(parts) > 2:
-                at = 3 + int(parts[2])
-                label += " " + (parts[at].decode(errors="replace") if at < len(parts) else "?")
-        if label not in background:
-            examples.setdefault(label, parts)
-            labels[label][0] += 1
-            labels[label][1] += sum(pending.values())
-            commands[name][0] += 1
-            for nested, count in pending.items():
-                commands[nested][1] += count
-        pending.clear()
-    return labels, commands, examples
+def lease_mode(label, parts):
+    """lease_index's calls told apart by their mode (register, due, ...)."""
+    if label == "lease_index" and len(parts) > 2:
+        at = 3 + int(parts[2])
+        label += " " + (parts[at].decode(errors="replace") if at < len(parts) else "?")
+    return label
 
 
 def alone(m, labels, examples, count):
@@ -285,7 +250,7 @@ def part_redis(a, modes, names, what="post", blocks=None, block_size=None):
             getattr(m, what)()
         time.sleep(0.05)
         entries = sorted(m.raw.slowlog_get(1000000), key=lambda e: e["id"])
-        labels, commands, examples[m.mode] = census(entries, names, background)
+        labels, commands, examples[m.mode] = slowlog_census(entries, names, background, lease_mode)
         found[m.mode] = (k, labels, commands)
         m.r.config_set("slowlog-log-slower-than", 10000)
         m.r.slowlog_reset()

@@ -4,6 +4,7 @@ bench/run builds the release binaries once and passes them in PRESENCE_SERVER_BI
 that starts workers itself takes the binary from there (or from its --binary), never builds one.
 A driver in bench/ imports it as `from lib.benchlib import ...` (bench/ is on sys.path as the script's directory).
 """
+import collections
 import os
 import socket
 import subprocess
@@ -145,6 +146,51 @@ def composed_script(path, folder=None):
     with open(path, encoding="utf-8") as f:
         source = f.read()
     return lua_scripts.compose(source, folder or os.path.dirname(path))
+
+
+def script_names(directory):
+    """SHA-1 (as the server loads each script in `directory`, includes composed) -> script name."""
+    import sys
+    sys.path.insert(0, os.path.join(ROOT, "ops"))
+    import lua_scripts
+    return {sha: name[:-4] for name, sha in lua_scripts.composed_shas(directory).items()}
+
+
+def ratio(on, off, digits=3):
+    """on / off, rounded; None when either is missing or off is 0."""
+    return round(on / off, digits) if on is not None and off else None
+
+
+def slowlog_census(entries, names, background, label=None):
+    """What requests made Redis run, from a slowlog taken at threshold 0 (entries oldest first; a script's nested
+    commands, client ?:0, are logged just before it). Per top-level label (a script by its name, from `names`, else
+    the command's name upper-cased; label(name, parts) may refine it) [calls, nested commands]; per command name (as
+    INFO commandstats names it) [top-level calls, nested calls]; and one example of each label's call (its parts).
+    Labels in `background` are left out, with what they ran."""
+    labels = collections.defaultdict(lambda: [0, 0])
+    commands = collections.defaultdict(lambda: [0, 0])
+    examples = {}
+    pending = collections.Counter()
+    for e in entries:
+        parts = e["command"].split(b" ")
+        name = parts[0].decode(errors="replace").lower()
+        if (e.get("client_address") or b"").startswith(b"?"):
+            pending[name] += 1
+            continue
+        top = name.upper()
+        if name == "evalsha" and len(parts) > 1:
+            top = names.get(parts[1].decode(errors="replace").lower(), "EVALSHA ?")
+        if label:
+            top = label(top, parts)
+        if top not in background:
+            examples.setdefault(top, parts)
+            labels[top][0] += 1
+            labels[top][1] += sum(pending.values())
+            commands[name][0] += 1
+            for nested, count in pending.items():
+                commands[nested][1] += count
+        pending.clear()
+    return labels, commands, examples
 
 
 def proc_cpu(pid, kernel_only=False):
